@@ -1,0 +1,1 @@
+"""@triton.jit bodies (private). Public entry points live in lmkernels.ops."""

@@ -1,0 +1,48 @@
+"""Gated activations [..., 2d] -> [..., d]: silu_and_mul and Step-3.5's swiglustep_and_mul.
+
+One body, ACT a constexpr. The gate is the first half of each row, the up projection the second.
+"""
+import triton
+import triton.language as tl
+from triton.language.extra import libdevice
+
+from .access import load_tile, store_tile, tile_view
+
+SILU_MUL: tl.constexpr = tl.constexpr(0)
+SWIGLUSTEP: tl.constexpr = tl.constexpr(1)
+
+
+@triton.jit
+def _silu(g, PRECISE: tl.constexpr):
+    """g / (1 + exp(-g)) with IEEE division, as PyTorch's CUDA silu computes it in fp32.
+
+    PRECISE uses libdevice's expf (what nvcc's expf is) rather than ex2.approx, so that the result
+    is PyTorch's to the bit; the interpreter has no libdevice and takes tl.exp.
+    """
+    if PRECISE:
+        e = libdevice.exp(-g)
+    else:
+        e = tl.exp(-g)
+    return tl.math.div_rn(g, 1.0 + e)
+
+
+@triton.jit
+def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
+                      ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+                      PRECISE: tl.constexpr, ACCESS: tl.constexpr):
+    """Program (i, j) computes rows [i*BLOCK_T, +BLOCK_T) x columns [j*BLOCK_D, +BLOCK_D) of y [n_rows, d]."""
+    row0 = tl.program_id(0) * BLOCK_T
+    col0 = tl.program_id(1) * BLOCK_D
+    g_view = tile_view(x_ptr, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
+    u_view = tile_view(x_ptr + d, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
+    g = load_tile(g_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+    u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+    s = _silu(g, PRECISE)
+    if ACT == SILU_MUL:
+        # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
+        y = s.to(y_ptr.dtype.element_ty).to(tl.float32) * u
+    else:
+        y = (tl.minimum(s, limit, propagate_nan=tl.PropagateNan.ALL)
+             * tl.clamp(u, -limit, limit, propagate_nan=tl.PropagateNan.ALL))
+    y_view = tile_view(y_ptr, n_rows, d, stride_y, BLOCK_T, BLOCK_D, ACCESS)
+    store_tile(y_view, y.to(y_ptr.dtype.element_ty), n_rows, d, stride_y, row0, col0, BLOCK_T, BLOCK_D, ACCESS)

@@ -1,0 +1,5 @@
+"""Public ops: validate -> pick config -> launch."""
+from .activation import silu_and_mul, swiglustep_and_mul
+from .norm import fused_add_rms_norm, rms_norm
+
+__all__ = ["rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul"]

@@ -1,0 +1,88 @@
+"""Checks and small helpers shared by every op family: one place for the messages users see."""
+from __future__ import annotations
+
+import torch
+
+from ..runtime import access as _access
+from ..runtime.device import is_interpreter, num_sms
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def use_dispatcher(x) -> bool:
+    """True when a call must go through torch.ops.lmkernels (torch.compile tracing, fake or subclass
+    tensors); plain eager calls skip the dispatcher and launch directly, paying its cost zero times."""
+    return type(x) is not torch.Tensor or torch.compiler.is_compiling()
+
+
+def check_float(t, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}.dtype={t.dtype} is not supported; expected float16, bfloat16 or float32")
+
+
+def check_like(t, name: str, ref, ref_name: str, shape=None) -> None:
+    """t must be a tensor with ref's dtype and device, and `shape` (default ref's shape)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != ref.dtype:
+        raise TypeError(f"{name}.dtype={t.dtype} must equal {ref_name}.dtype={ref.dtype}")
+    if t.device != ref.device:
+        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
+    want = ref.shape if shape is None else shape
+    if t.shape != want:
+        raise ValueError(f"{name}.shape={tuple(t.shape)} must be {tuple(want)}")
+
+
+def check_runnable(x, name: str) -> None:
+    """Kernels run on a GPU, or on the CPU only under Triton's interpreter."""
+    if x.device.type == "cpu" and not is_interpreter():
+        raise ValueError(f"{name} is on the CPU; lmkernels runs its kernels on a GPU, or on the CPU "
+                         f"with TRITON_INTERPRET=1 set before triton is imported")
+
+
+def as_rows(t, name: str):
+    """(t as [rows, last], row stride): the leading dims must collapse to one stride; last dim contiguous."""
+    if t.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a 0-d tensor")
+    if t.stride(-1) != 1 and t.shape[-1] > 1:
+        raise ValueError(f"{name}.stride(-1)={t.stride(-1)}: the last dim must be contiguous "
+                         f"(shape {tuple(t.shape)}, strides {t.stride()})")
+    if t.dim() == 2:
+        return t, t.stride(0)
+    n = t.shape[-1]
+    try:
+        t2 = t.view(-1, n)
+    except RuntimeError:
+        raise ValueError(f"{name} has shape {tuple(t.shape)} and strides {t.stride()}: its rows cannot be "
+                         f"addressed with one stride; pass a tensor whose leading dims collapse") from None
+    return t2, t2.stride(0) if t2.shape[0] > 1 else n
+
+
+def access_mode(access, operands, elem_bytes: int) -> int:
+    """The ACCESS constexpr for a launch. operands() lists the (name, tensor, row stride) triples the
+    kernel tiles; it is called only when a mode other than the default pointer must be checked."""
+    if access is None and _access.default_mode() == _access.POINTER:
+        return _access.POINTER
+    return _access.resolve(access, operands(), elem_bytes)
+
+
+def ensure_descriptor_allocator() -> None:
+    """Tensor descriptors made inside a kernel need 128 bytes of global scratch per program, which
+    Triton asks its allocator for at launch. Install a torch-backed one unless the user has set one."""
+    import triton
+    from triton.runtime import _allocation
+    if is_interpreter() or not isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
+        return
+
+    def alloc(size: int, alignment: int, stream):
+        return torch.empty(size, dtype=torch.int8, device="cuda")
+    triton.set_allocator(alloc)
+
+
+def persistent_programs(device, n_rows: int, num_warps: int, waves: int) -> int:
+    """Programs for a row loop: `waves` full waves at 2048 resident threads per SM, at most one per row."""
+    per_sm = max(1, 2048 // (32 * num_warps))
+    index = device.index if device.index is not None else 0
+    return max(1, min(n_rows, num_sms(index) * per_sm * waves))

@@ -1,0 +1,1 @@
+"""Launch fast path, device and Triton feature detection, access-mode resolution."""

@@ -1,0 +1,86 @@
+"""Host side of the memory-access modes: names, availability, and whether a call meets a mode's rules.
+
+The device side (how a tile is addressed) lives only in kernels/access.py; this module decides
+which of its three branches a launch compiles. Modes are ints because they travel as a constexpr.
+"""
+from __future__ import annotations
+
+import os
+
+import triton.language as tl
+
+from .device import triton_version
+
+POINTER, BLOCK_PTR, DESCRIPTOR = 0, 1, 2
+MODES = {"pointer": POINTER, "block_ptr": BLOCK_PTR, "descriptor": DESCRIPTOR}
+NAMES = {v: k for k, v in MODES.items()}
+
+
+def unavailable_reason(mode: int) -> str | None:
+    """Why the installed Triton cannot compile `mode` at all, or None when it can."""
+    if mode == BLOCK_PTR and (triton_version() >= (3, 9) or not hasattr(tl, "make_block_ptr")):
+        return "tl.make_block_ptr was removed in Triton 3.9"
+    if mode == DESCRIPTOR and not hasattr(tl, "make_tensor_descriptor"):
+        return "tl.make_tensor_descriptor needs Triton >= 3.4"
+    return None
+
+
+def available_modes() -> list[str]:
+    return [name for name, mode in MODES.items() if unavailable_reason(mode) is None]
+
+
+def _parse(name: str, what: str) -> int:
+    mode = MODES.get(name)
+    if mode is None:
+        raise ValueError(f"{what}={name!r} is not an access mode; expected one of {sorted(MODES)} or None")
+    return mode
+
+
+_default: int | None = None
+
+
+def default_mode() -> int:
+    """The process default: env LMKERNELS_ACCESS, else pointer. Read once; reset_default() rereads."""
+    global _default
+    if _default is None:
+        mode = _parse(os.environ.get("LMKERNELS_ACCESS", "pointer"), "LMKERNELS_ACCESS")
+        _default = POINTER if unavailable_reason(mode) else mode
+    return _default
+
+
+def reset_default() -> None:
+    global _default
+    _default = None
+
+
+def descriptor_problem(tensors, elem_bytes: int) -> str | None:
+    """Why TMA cannot address these (tensor, row_stride) pairs: 16-byte aligned base and row stride."""
+    for name, t, stride in tensors:
+        if t.data_ptr() % 16:
+            return f"{name}.data_ptr() % 16 = {t.data_ptr() % 16} (TMA needs a 16-byte aligned base)"
+        if (stride * elem_bytes) % 16:
+            return f"{name} row stride {stride} x {elem_bytes} bytes is not a multiple of 16 (TMA needs 16-byte strides)"
+    return None
+
+
+def resolve(access, tensors, elem_bytes: int) -> int:
+    """The constexpr for one launch.
+
+    tensors: (name, tensor, row stride in elements) for every 2-D operand the kernel tiles.
+    An explicit mode that cannot serve the call raises ValueError naming the reason; the default
+    falls back to pointer instead, so the default never fails for a reason of addressing.
+    """
+    if access is None:
+        mode = default_mode()
+        if mode == DESCRIPTOR and descriptor_problem(tensors, elem_bytes) is not None:
+            return POINTER
+        return mode
+    if not isinstance(access, str):
+        raise TypeError(f"access must be a str or None, got {type(access).__name__}")
+    mode = _parse(access, "access")
+    why = unavailable_reason(mode)
+    if why is None and mode == DESCRIPTOR:
+        why = descriptor_problem(tensors, elem_bytes)
+    if why is not None:
+        raise ValueError(f"access={access!r} cannot serve this call: {why}")
+    return mode

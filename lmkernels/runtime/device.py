@@ -1,0 +1,41 @@
+"""What this process can run: the interpreter or a GPU, the Triton version, the access modes.
+
+Nothing here launches a kernel; everything is cached after the first question.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import triton
+
+
+def triton_version() -> tuple[int, int]:
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+@functools.lru_cache(maxsize=None)
+def is_interpreter() -> bool:
+    """True when Triton runs kernels on the CPU (TRITON_INTERPRET=1 when triton was imported)."""
+    try:
+        from triton import knobs
+        return bool(knobs.runtime.interpret)
+    except (ImportError, AttributeError):  # Triton < 3.4 has no knobs
+        return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def num_sms(device_index: int) -> int:
+    """Multiprocessor count; the interpreter gets a small fixed number so grids stay small."""
+    if is_interpreter() or not torch.cuda.is_available():
+        return 4
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def describe_device() -> str:
+    if torch.cuda.is_available() and not is_interpreter():
+        p = torch.cuda.get_device_properties(0)
+        return f"{p.name} ({p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB)"
+    return "CPU, Triton interpreter" if is_interpreter() else "CPU (no GPU; set TRITON_INTERPRET=1 to run kernels)"

@@ -1,0 +1,143 @@
+"""Launch fast path: run a cached compiled kernel directly, keyed on everything Triton specialises on.
+
+`kernel[grid](...)` costs ~15 us of host time on the H100 machine (ANCHORS.md): it binds arguments,
+builds a cache key string, reads knobs, builds launch metadata and calls hook chains on every call.
+A Launcher computes a cheaper key that is at least as fine as Triton's own specialisation and, on a
+hit, calls the compiled kernel's C launcher directly. On a miss it launches through Triton's normal
+path, which compiles or fetches the right kernel, and remembers the result under the key.
+
+Triton 3.6 specialises (runtime/jit.py, native_specialize_impl):
+  tensor  -> its dtype, and 'D' when data_ptr() % 16 == 0
+  int     -> constexpr when == 1, i32 / i64 / u64 by range, and 'D' when % 16 == 0
+  float   -> nothing (always fp32)
+The key below holds exactly those facts for each runtime argument, plus the device, every constexpr
+and the launch options. tests/test_launch.py checks it against Triton's binder on random arguments.
+
+The fast path is taken only where the installed Triton's launch interface is the one this module
+knows (detected at import, below); elsewhere, under the interpreter, with launch hooks installed
+(profilers), or with LMKERNELS_FAST_LAUNCH=0, every launch goes through `kernel[grid](...)`.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+
+import torch
+
+from .device import is_interpreter
+
+_KNOWN_CALL = ("kernel.run(grid_0, grid_1, grid_2, stream, kernel.function, kernel.packed_metadata, "
+               "launch_metadata,")
+
+
+def _detect_interface() -> bool:
+    """True when JITFunction.run launches the way this module replicates (Triton 3.4 - 3.6)."""
+    if os.environ.get("LMKERNELS_FAST_LAUNCH", "1") == "0" or is_interpreter():
+        return False
+    try:
+        from triton import knobs
+        from triton.runtime.jit import JITFunction
+        src = inspect.getsource(JITFunction.run)
+    except (ImportError, OSError, TypeError):
+        return False
+    hooks = getattr(knobs.runtime, "launch_enter_hook", None)
+    return " ".join(src.split()).find(_KNOWN_CALL) >= 0 and hasattr(hooks, "calls")
+
+
+FAST_LAUNCH = _detect_interface()
+
+_I32_MIN, _I32_MAX, _U63 = -(2**31), 2**31 - 1, 2**63
+
+
+def _key_source(kinds: str) -> str:
+    """Source of key(dev, meta, a0, a1, ...) for runtime arguments of the given kinds.
+
+    kinds: one letter per runtime argument, 't' tensor, 'i' int, 'f' float.
+    """
+    parts, names = [], []
+    for i, kind in enumerate(kinds):
+        a = f"a{i}"
+        names.append(a)
+        if kind == "t":
+            parts.append(f"{a}.dtype, {a}.data_ptr() & 15 == 0")
+        elif kind == "i":
+            parts.append(f"{a} == 1, {a} & 15 == 0, {a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
+        elif kind != "f":
+            raise ValueError(f"kinds={kinds!r}: letter {kind!r} is not one of 't', 'i', 'f'")
+    body = ", ".join(["dev, meta"] + parts)
+    return f"def key(dev, meta, {', '.join(names)}):\n    return ({body},)\n"
+
+
+def make_key_fn(kinds: str):
+    namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_U63": _U63}
+    exec(_key_source(kinds), namespace)  # generated once per kernel; no per-call branching on kinds
+    return namespace["key"]
+
+
+class Launcher:
+    """One @triton.jit kernel whose runtime arguments come first, then its constexprs.
+
+    launcher(grid, args, consts, num_warps) launches on args[0]'s device, on its current stream. `args` are the
+    runtime arguments in signature order, of the kinds given at construction; `consts` the constexprs.
+    """
+
+    def __init__(self, fn, kinds: str):
+        self.fn = fn
+        self.kinds = kinds
+        self.key = make_key_fn(kinds)
+        self.cache: dict = {}
+        params = getattr(fn, "params", None)
+        if params is not None:  # our invariant: runtime arguments first, one kind letter each
+            assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
+        assert kinds[0] == "t", "the first argument must be a tensor: it names the device"
+
+    def __call__(self, grid, args, consts, num_warps=4, num_stages=1):
+        if not FAST_LAUNCH:
+            self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
+            return
+        dev = torch.cuda.current_device()
+        if args[0].get_device() != dev:  # launch where the data is, as a CUDA op's device guard would
+            with torch.cuda.device(args[0].device):
+                self(grid, args, consts, num_warps, num_stages)
+            return
+        key = self.key(dev, (consts, num_warps, num_stages), *args)
+        entry = self.cache.get(key)
+        rt = _knobs.runtime
+        if entry is None or getattr(rt.launch_enter_hook, "calls", True) or getattr(rt.launch_exit_hook, "calls", True):
+            kernel = self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
+            if entry is None and kernel is not None:
+                self.cache[key] = _entry(kernel)
+            return
+        c_launch, runner, function, packed, coop, pdl = entry
+        g1 = grid[1] if len(grid) > 1 else 1
+        g2 = grid[2] if len(grid) > 2 else 1
+        stream = _get_stream(dev)
+        if c_launch is not None:
+            c_launch(grid[0], g1, g2, stream, function, coop, pdl, None, None, packed, None, None, None, *args, *consts)
+        else:
+            runner(grid[0], g1, g2, stream, function, packed, None, None, None, *args, *consts)
+
+
+if FAST_LAUNCH:
+    from triton import knobs as _knobs
+    from triton.runtime import driver as _driver
+
+    _get_stream = _driver.active.get_current_stream
+
+
+def _entry(kernel):
+    """(c_launch, runner, function, packed_metadata, cooperative, pdl) for a compiled kernel.
+
+    Where the launcher is Triton 3.6's CudaLauncher and the kernel needs no scratch memory, its C
+    entry point is called directly: its Python __call__ only allocates scratch. Otherwise c_launch is
+    None and the launcher object is called (tensor descriptors made in-kernel need global scratch).
+    """
+    kernel._init_handles()
+    runner = kernel.run
+    c_launch = getattr(runner, "launch", None)
+    direct = (type(runner).__name__ == "CudaLauncher" and c_launch is not None
+              and getattr(runner, "global_scratch_size", 1) == 0
+              and getattr(runner, "profile_scratch_size", 1) == 0
+              and getattr(runner, "num_ctas", 2) == 1)
+    return (c_launch if direct else None, runner, kernel.function, kernel.packed_metadata,
+            getattr(runner, "launch_cooperative_grid", False), getattr(runner, "launch_pdl", False))
