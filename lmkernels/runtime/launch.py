@@ -32,7 +32,7 @@ _KNOWN_CALL = ("kernel.run(grid_0, grid_1, grid_2, stream, kernel.function, kern
 
 def _detect_interface() -> bool:
     """True when JITFunction.run launches the way this module replicates (Triton 3.4 - 3.6)."""
-    if os.environ.get("LMKERNELS_FAST_LAUNCH", "1") == "0" or is_interpreter():
+    if os.environ.get("LMKERNELS_FAST_LAUNCH", "1") == "0" or is_interpreter() or not torch.cuda.is_available():
         return False
     try:
         from triton import knobs
@@ -120,9 +120,13 @@ class Launcher:
 
 if FAST_LAUNCH:
     from triton import knobs as _knobs
-    from triton.runtime import driver as _driver
 
-    _get_stream = _driver.active.get_current_stream
+    def _get_stream(device: int):
+        """Triton's own stream query (torch's current raw stream on CUDA), bound on first use."""
+        global _get_stream
+        from triton.runtime import driver
+        _get_stream = driver.active.get_current_stream
+        return _get_stream(device)
 
 
 def _entry(kernel):

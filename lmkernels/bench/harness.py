@@ -1,0 +1,139 @@
+"""Timing machinery every `lmkernels bench` family uses.
+
+Device time: one CUDA graph replays the op over K input sets in turn (K chosen so the sets overflow
+L2 several times, at most 64), timed with CUDA events; the median replay over K is one call. Host
+time: eager calls back to back, wall clock over the count (small kernels leave the host the limit).
+"""
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+L2_BYTES_DEFAULT = 50 * 2**20
+
+
+def l2_bytes() -> int:
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return getattr(props, "L2_cache_size", L2_BYTES_DEFAULT) or L2_BYTES_DEFAULT
+
+
+def n_input_sets(bytes_per_call: int) -> int:
+    """Enough sets that one replay touches 4x the L2; tiny decode inputs stop at 64 sets."""
+    return max(1, min(64, -(-4 * l2_bytes() // max(1, bytes_per_call))))
+
+
+def graph_us(calls, reps: int = 50) -> float:
+    """Median device µs per call: calls is a list of zero-argument callables, one per input set."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for c in calls:  # warm up: compile, autotune, allocate outside the capture
+            c()
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for c in calls:
+            c()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3 / len(calls))
+    del graph
+    return statistics.median(times)
+
+
+def host_us(call, n: int = 2000) -> float:
+    """Wall-clock µs per eager call, after warm-up; synchronised at both ends."""
+    for _ in range(20):
+        call()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        call()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def copy_bandwidth_gbs(nbytes: int = 2**30) -> float:
+    """Device-to-device copy bandwidth, bytes read plus bytes written: the ceiling for the tables."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    us = graph_us([lambda: dst.copy_(src)], reps=20)
+    return 2 * nbytes / us / 1e3
+
+
+def torch_mul_host_us() -> float:
+    """Host µs of a plain torch op on the GPU (the issue's floor for eager host time)."""
+    x = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    return host_us(lambda: torch.mul(x, 2, out=y))
+
+
+@dataclass
+class Row:
+    op: str
+    shape: str
+    dtype: str
+    provider: str
+    us: float
+    gbs: float
+    frac_copy: float
+    host_us: float | None
+    note: str = ""
+
+
+@dataclass
+class Table:
+    title: str
+    copy_gbs: float
+    rows: list = field(default_factory=list)
+
+    def markdown(self) -> str:
+        head = ("| op | shape | dtype | provider | µs (graph median) | GB/s | of copy BW | host µs/call | note |\n"
+                "|---|---|---|---|---:|---:|---:|---:|---|")
+        lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "", head]
+        for r in self.rows:
+            host = "" if r.host_us is None else f"{r.host_us:.1f}"
+            lines.append(f"| {r.op} | {r.shape} | {r.dtype} | {r.provider} | {r.us:.2f} | {r.gbs:.0f} | "
+                         f"{r.frac_copy:.3f} | {host} | {r.note} |")
+        return "\n".join(lines)
+
+    def write_csv(self, path: str) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["op", "shape", "dtype", "provider", "us", "gbs", "frac_copy", "host_us", "copy_gbs", "note"])
+            for r in self.rows:
+                w.writerow([r.op, r.shape, r.dtype, r.provider, f"{r.us:.3f}", f"{r.gbs:.1f}", f"{r.frac_copy:.4f}",
+                            "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note])
+
+
+def run_cases(table: Table, cases) -> None:
+    """cases: (op, shape, dtype, bytes_per_call, {provider: make(set_index) -> callable}).
+
+    Each provider's maker builds one input set per index (fresh random data) and returns the call.
+    Providers that raise are recorded with the error instead of a time.
+    """
+    for op, shape, dtype, nbytes, providers in cases:
+        k = n_input_sets(nbytes)
+        for name, make in providers.items():
+            try:
+                calls = [make(i) for i in range(k)]
+                us = graph_us(calls)
+                host = host_us(calls[0], n=300)
+                gbs = nbytes / us / 1e3
+                table.rows.append(Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host))
+            except Exception as e:  # a peer that cannot run this case is reported, not fatal
+                table.rows.append(Row(op, shape, dtype, name, float("nan"), float("nan"), float("nan"), None,
+                                      f"failed: {type(e).__name__}: {str(e)[:80]}"))
+            torch.cuda.empty_cache()
