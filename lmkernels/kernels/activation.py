@@ -26,7 +26,7 @@ def _silu(g, PRECISE: tl.constexpr):
     return tl.math.div_rn(g, 1.0 + e)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                       PRECISE: tl.constexpr, ACCESS: tl.constexpr):

@@ -5,7 +5,7 @@ import triton.language as tl
 from .access import load_tile, load_vector, store_tile, tile_view
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
                      ACCESS: tl.constexpr):

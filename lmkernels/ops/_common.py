@@ -28,7 +28,8 @@ def check_like(t, name: str, ref, ref_name: str, shape=None) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype != ref.dtype:
         raise TypeError(f"{name}.dtype={t.dtype} must equal {ref_name}.dtype={ref.dtype}")
-    if t.device != ref.device:
+    # get_device() is an int compare (cheap on the hot path); -1 covers cpu and meta alike
+    if t.get_device() != ref.get_device() or (t.get_device() < 0 and t.device != ref.device):
         raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
     want = ref.shape if shape is None else shape
     if t.shape != want:
@@ -37,7 +38,7 @@ def check_like(t, name: str, ref, ref_name: str, shape=None) -> None:
 
 def check_runnable(x, name: str) -> None:
     """Kernels run on a GPU, or on the CPU only under Triton's interpreter."""
-    if x.device.type == "cpu" and not is_interpreter():
+    if x.is_cpu and not is_interpreter():
         raise ValueError(f"{name} is on the CPU; lmkernels runs its kernels on a GPU, or on the CPU "
                          f"with TRITON_INTERPRET=1 set before triton is imported")
 
@@ -84,5 +85,4 @@ def ensure_descriptor_allocator() -> None:
 def persistent_programs(device, n_rows: int, num_warps: int, waves: int) -> int:
     """Programs for a row loop: `waves` full waves at 2048 resident threads per SM, at most one per row."""
     per_sm = max(1, 2048 // (32 * num_warps))
-    index = device.index if device.index is not None else 0
-    return max(1, min(n_rows, num_sms(index) * per_sm * waves))
+    return max(1, min(n_rows, num_sms(max(device.index or 0, 0)) * per_sm * waves))

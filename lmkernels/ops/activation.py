@@ -13,7 +13,7 @@ from ..runtime.launch import Launcher
 from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
                       ensure_descriptor_allocator, use_dispatcher)
 
-_launch = Launcher(_gated_act_kernel, "tt" "iiii" "f")
+_launch = Launcher(_gated_act_kernel, "tt" "n" "iii" "f")
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 

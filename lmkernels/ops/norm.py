@@ -10,18 +10,27 @@ from ..runtime.launch import Launcher
 from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
                       ensure_descriptor_allocator, persistent_programs, use_dispatcher)
 
-_launch = Launcher(_rms_norm_kernel, "tttt" "iiiii" "f")
+_launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
 
 MAX_HIDDEN = 65536  # one row is one register tile: 65536 fp32 = 64 registers a thread at 32 warps
+
+
+_configs: dict = {}
 
 
 def norm_config(H: int) -> tuple[int, int]:
     """(BLOCK_H, num_warps) from the hidden size alone, never from the row count: the reduction's
     order is fixed by the tile layout, so a config that moved with T would break batch invariance.
-    Warps as Liger's calculate_settings; measured on H100 in benchmarks/results/."""
-    block = triton.next_power_of_2(H)
-    warps = 32 if block >= 32768 else 16 if block >= 8192 else 8 if block >= 2048 else 4
-    return block, warps
+
+    H100 sweep (benchmarks/sweep.py, bf16): 8 warps is best or within 1 % at H = 4096 and 8192 for
+    T = 1 (1.60 µs) through T = 32768 (2.6-2.8 TB/s); 16 and 32 warps lose 5-30 % at T >= 4096.
+    """
+    cfg = _configs.get(H)
+    if cfg is None:
+        block = triton.next_power_of_2(H)
+        warps = 32 if block >= 65536 else 16 if block >= 32768 else 8 if block >= 2048 else 4
+        cfg = _configs[H] = (block, warps)
+    return cfg
 
 
 def check_norm(x, residual, weight, out) -> None:
@@ -60,7 +69,9 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
         ensure_descriptor_allocator()
     block, warps = norm_config(H)
     n_rows = x2.shape[0]
-    grid = (persistent_programs(x.device, n_rows, warps, waves=4),)
+    # One row a program for pointer/block_ptr (a persistent grid measured no faster); descriptors cost a
+    # global-scratch write each, so that mode loops over rows with 4 waves of programs.
+    grid = (n_rows if mode != _access.DESCRIPTOR else persistent_programs(x.device, n_rows, warps, waves=4),)
     w = weight if weight is not None else x2
     _launch(grid, (x2, r2, w, y2, n_rows, H, sx, sr, sy, float(eps)),
             (residual is not None, weight is not None, block, mode), num_warps=warps)

@@ -49,58 +49,68 @@ FAST_LAUNCH = _detect_interface()
 _I32_MIN, _I32_MAX, _U63 = -(2**31), 2**31 - 1, 2**63
 
 
-def _key_source(kinds: str) -> str:
-    """Source of key(dev, meta, a0, a1, ...) for runtime arguments of the given kinds.
+def _prep_source(kinds: str) -> str:
+    """Source of prep(dev, meta, a0, a1, ...) -> (key, launch_args) for runtime args of these kinds.
 
-    kinds: one letter per runtime argument, 't' tensor, 'i' int, 'f' float.
+    kinds: one letter per runtime argument: 't' tensor, 'i' int, 'n' int marked do_not_specialize
+    (only its i32/i64 width matters), 'f' float. Tensors are replaced by their data_ptr() in the
+    launch arguments (Triton's C launcher takes ints for pointers), so each is asked once.
     """
-    parts, names = [], []
+    key, names, launch_args, body = ["dev", "meta"], [], [], []
     for i, kind in enumerate(kinds):
         a = f"a{i}"
         names.append(a)
         if kind == "t":
-            parts.append(f"{a}.dtype, {a}.data_ptr() & 15 == 0")
-        elif kind == "i":
-            parts.append(f"{a} == 1, {a} & 15 == 0, {a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
+            body.append(f"    p{i} = {a}.data_ptr()")
+            key.append(f"{a}.dtype, p{i} & 15 == 0")
+            launch_args.append(f"p{i}")
+            continue
+        if kind == "i":
+            key.append(f"{a} == 1, {a} & 15 == 0, {a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
+        elif kind == "n":
+            key.append(f"{a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
         elif kind != "f":
-            raise ValueError(f"kinds={kinds!r}: letter {kind!r} is not one of 't', 'i', 'f'")
-    body = ", ".join(["dev, meta"] + parts)
-    return f"def key(dev, meta, {', '.join(names)}):\n    return ({body},)\n"
+            raise ValueError(f"kinds={kinds!r}: letter {kind!r} is not one of 't', 'i', 'n', 'f'")
+        launch_args.append(a)
+    return (f"def prep(dev, meta, {', '.join(names)}):\n" + "\n".join(body) + ("\n" if body else "")
+            + f"    return ({', '.join(key)},), ({', '.join(launch_args)},)\n")
 
 
-def make_key_fn(kinds: str):
+def make_prep_fn(kinds: str):
     namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_U63": _U63}
-    exec(_key_source(kinds), namespace)  # generated once per kernel; no per-call branching on kinds
-    return namespace["key"]
+    exec(_prep_source(kinds), namespace)  # generated once per kernel; no per-call branching on kinds
+    return namespace["prep"]
 
 
 class Launcher:
     """One @triton.jit kernel whose runtime arguments come first, then its constexprs.
 
-    launcher(grid, args, consts, num_warps) launches on args[0]'s device, on its current stream. `args` are the
-    runtime arguments in signature order, of the kinds given at construction; `consts` the constexprs.
+    launcher(grid, args, consts, num_warps) launches on args[0]'s device, on its current stream.
+    `args` are the runtime arguments in signature order, of the kinds given at construction (ints the
+    kernel marks do_not_specialize are 'n'); `consts` the constexprs.
     """
 
     def __init__(self, fn, kinds: str):
         self.fn = fn
         self.kinds = kinds
-        self.key = make_key_fn(kinds)
+        self.prep = make_prep_fn(kinds)
         self.cache: dict = {}
         params = getattr(fn, "params", None)
         if params is not None:  # our invariant: runtime arguments first, one kind letter each
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
+            assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
         assert kinds[0] == "t", "the first argument must be a tensor: it names the device"
 
     def __call__(self, grid, args, consts, num_warps=4, num_stages=1):
         if not FAST_LAUNCH:
             self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
             return
-        dev = torch.cuda.current_device()
+        dev = _current_device()
         if args[0].get_device() != dev:  # launch where the data is, as a CUDA op's device guard would
             with torch.cuda.device(args[0].device):
                 self(grid, args, consts, num_warps, num_stages)
             return
-        key = self.key(dev, (consts, num_warps, num_stages), *args)
+        key, launch_args = self.prep(dev, (consts, num_warps, num_stages), *args)
         entry = self.cache.get(key)
         rt = _knobs.runtime
         if entry is None or getattr(rt.launch_enter_hook, "calls", True) or getattr(rt.launch_exit_hook, "calls", True):
@@ -113,13 +123,16 @@ class Launcher:
         g2 = grid[2] if len(grid) > 2 else 1
         stream = _get_stream(dev)
         if c_launch is not None:
-            c_launch(grid[0], g1, g2, stream, function, coop, pdl, None, None, packed, None, None, None, *args, *consts)
+            c_launch(grid[0], g1, g2, stream, function, coop, pdl, None, None, packed, None, None, None,
+                     *launch_args, *consts)
         else:
-            runner(grid[0], g1, g2, stream, function, packed, None, None, None, *args, *consts)
+            runner(grid[0], g1, g2, stream, function, packed, None, None, None, *launch_args, *consts)
 
 
 if FAST_LAUNCH:
     from triton import knobs as _knobs
+
+    _current_device = torch._C._cuda_getDevice  # what torch.cuda.current_device() returns, minus its wrapper
 
     def _get_stream(device: int):
         """Triton's own stream query (torch's current raw stream on CUDA), bound on first use."""

@@ -1,0 +1,362 @@
+"""lmkernels.rms_norm and lmkernels.fused_add_rms_norm against lmkernels.reference.norm."""
+import re
+import zlib
+
+import pytest
+import torch
+
+import lmkernels
+from helpers import (DEVICE, DTYPES, INTERPRETER, ON_GPU, assert_ulps, dtype_id, poisoned, randn)
+from lmkernels import reference as ref
+from lmkernels.ops import norm as norm_ops
+from lmkernels.runtime import access as access_rt
+
+# Allowed error of the normalised output, in ulps of the output dtype, against the fp32 reference
+# rounded once.
+TOL = {
+    torch.float32: 16,   # rsqrt.approx is 2 ulp, and the fp32 sum of up to 5125 squares runs in another order
+    torch.float16: 1,    # one fp32 last-bit difference can round the other way; the interpreter truncates casts
+    torch.bfloat16: 1,   # as float16
+}
+# The rounded residual sum round(x + r): one fp32 add, then one cast.
+RESIDUAL_TOL = {
+    torch.float32: 0,                       # the fp32 add is the same add everywhere: exact
+    torch.float16: 0 if ON_GPU else 1,      # exact on a GPU (round-to-nearest); the interpreter truncates casts
+    torch.bfloat16: 0 if ON_GPU else 1,     # as float16
+}
+
+SHAPES = [(1, 8), (1, 4096), (3, 769), (7, 5125), (17, 128), (2, 1)]
+# Batch invariance: a Llama-sized row on a GPU; 1024 under the interpreter keeps 43 launches fast.
+BI_HIDDEN = 4096 if ON_GPU else 1024
+MODES = list(access_rt.MODES)  # every mode by name; those the installed Triton lacks skip with its reason
+
+
+def _seed(*parts) -> int:
+    """A reproducible seed per parameter combination (str hash() is salted per process)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def _skip_unavailable(mode: str) -> None:
+    why = access_rt.unavailable_reason(access_rt.MODES[mode])
+    if why is not None:
+        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
+
+
+# ---------------------------------------------------------------- correctness
+
+@pytest.mark.parametrize("use_out", [True, False], ids=["out", "alloc"])
+@pytest.mark.parametrize("has_weight", [True, False], ids=["weight", "noweight"])
+@pytest.mark.parametrize("T,H", SHAPES, ids=[f"{t}x{h}" for t, h in SHAPES])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_rms_norm_matches_reference(dtype, T, H, has_weight, use_out):
+    x = randn(T, H, dtype=dtype, seed=_seed("x", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=_seed("w", dtype, H)) if has_weight else None
+    want = ref.rms_norm(x, w, 1e-6)
+    x_before = x.clone()
+    if use_out:
+        out = poisoned((T, H), dtype)
+        got = lmkernels.rms_norm(x, w, 1e-6, out=out)
+        assert got is out
+    else:
+        got = lmkernels.rms_norm(x, w, 1e-6)
+    assert_ulps(got, want, TOL[dtype])
+    assert torch.equal(x, x_before), "rms_norm is not in place: x must be unchanged"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("H", [769, 1024])
+def test_rms_norm_strided_rows(dtype, H):
+    T = 5
+    w = randn(H, dtype=dtype, seed=1)
+    x = randn(T, H + 8, dtype=dtype, seed=2)[:, :H]  # row stride H + 8
+    out = poisoned((T, H), dtype)
+    lmkernels.rms_norm(x, w, 1e-6, out=out)
+    assert_ulps(out, ref.rms_norm(x, w, 1e-6), TOL[dtype])
+    # unaligned: base pointer one element in, row stride H + 3 (odd)
+    xu = randn(T, H + 3, dtype=dtype, seed=3)[:, 1:H + 1]
+    assert_ulps(lmkernels.rms_norm(xu, w, 1e-6), ref.rms_norm(xu, w, 1e-6), TOL[dtype])
+    # strided output as well
+    out_s = poisoned((T, H + 5), dtype)[:, 2:H + 2]
+    lmkernels.rms_norm(xu, w, 1e-6, out=out_s)
+    assert_ulps(out_s, ref.rms_norm(xu, w, 1e-6), TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_rms_norm_3d_and_1d(dtype):
+    H = 136
+    w = randn(H, dtype=dtype, seed=4)
+    x3 = randn(2, 3, H, dtype=dtype, seed=5)
+    out3 = poisoned((2, 3, H), dtype)
+    lmkernels.rms_norm(x3, w, 1e-6, out=out3)
+    assert_ulps(out3, ref.rms_norm(x3, w, 1e-6), TOL[dtype])
+    y3 = lmkernels.rms_norm(x3, w, 1e-6)
+    assert y3.shape == (2, 3, H)
+    assert_ulps(y3, ref.rms_norm(x3, w, 1e-6), TOL[dtype])
+    x1 = randn(H, dtype=dtype, seed=6)
+    y1 = lmkernels.rms_norm(x1, w, 1e-6)
+    assert y1.shape == (H,)
+    assert_ulps(y1, ref.rms_norm(x1, w, 1e-6), TOL[dtype])
+
+
+# ---------------------------------------------------------------- fused_add_rms_norm
+
+@pytest.mark.parametrize("has_weight", [True, False], ids=["weight", "noweight"])
+@pytest.mark.parametrize("T,H", [(1, 8), (3, 769), (7, 5125), (17, 128), (2, 1)],
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_fused_add_rms_norm(dtype, T, H, has_weight):
+    x0 = randn(T, H, dtype=dtype, seed=_seed("fx", dtype, T, H))
+    r0 = randn(T, H, dtype=dtype, seed=_seed("fr", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=_seed("fw", dtype, H)) if has_weight else None
+    x, r = x0.clone(), r0.clone()
+    got_x, got_r = lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+    assert got_x is x and got_r is r, "fused_add_rms_norm returns the tensors it mutated"
+    want_r = (x0.float() + r0.float()).to(dtype)
+    assert_ulps(r, want_r, RESIDUAL_TOL[dtype])
+    # x is the norm of the residual as stored (the rounded sum), as vLLM computes it
+    assert_ulps(x, ref.rms_norm(r, w, 1e-6), TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_fused_add_rms_norm_3d_and_strided(dtype):
+    H = 264
+    w = randn(H, dtype=dtype, seed=7)
+    x0 = randn(2, 3, H, dtype=dtype, seed=8)
+    r0 = randn(2, 3, H, dtype=dtype, seed=9)
+    x, r = x0.clone(), r0.clone()
+    lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+    assert_ulps(r, (x0.float() + r0.float()).to(dtype), RESIDUAL_TOL[dtype])
+    assert_ulps(x, ref.rms_norm(r, w, 1e-6), TOL[dtype])
+    # strided rows for both x and residual, with different row strides
+    xb = randn(4, H + 8, dtype=dtype, seed=10)
+    rb = randn(4, H + 3, dtype=dtype, seed=11)
+    x, r = xb[:, :H], rb[:, 1:H + 1]
+    x0, r0 = x.clone(), r.clone()
+    xb_before, rb_before = xb.clone(), rb.clone()
+    lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+    assert_ulps(r, (x0.float() + r0.float()).to(dtype), RESIDUAL_TOL[dtype])
+    assert_ulps(x, ref.rms_norm(r, w, 1e-6), TOL[dtype])
+    # nothing outside the views was written
+    assert torch.equal(xb[:, H:], xb_before[:, H:])
+    assert torch.equal(rb[:, 0], rb_before[:, 0]) and torch.equal(rb[:, H + 1:], rb_before[:, H + 1:])
+
+
+# ---------------------------------------------------------------- batch invariance
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_rms_norm_batch_invariant(dtype):
+    T, H = 37, BI_HIDDEN
+    x = randn(T, H, dtype=dtype, seed=12)
+    w = randn(H, dtype=dtype, seed=13)
+    full = lmkernels.rms_norm(x, w, 1e-6)
+    assert_ulps(full, ref.rms_norm(x, w, 1e-6), TOL[dtype])
+    for i in range(T):
+        one = lmkernels.rms_norm(x[i:i + 1], w, 1e-6)
+        assert torch.equal(one[0], full[i]), f"row {i} alone differs from row {i} in a batch of {T}"
+    five = lmkernels.rms_norm(x[10:15], w, 1e-6)
+    assert torch.equal(five, full[10:15]), f"rows 10..14 as a batch of 5 differ from a batch of {T}"
+
+
+def test_fused_add_rms_norm_batch_invariant():
+    T, H, dtype = 37, BI_HIDDEN, torch.bfloat16
+    x0 = randn(T, H, dtype=dtype, seed=14)
+    r0 = randn(T, H, dtype=dtype, seed=15)
+    w = randn(H, dtype=dtype, seed=16)
+    x, r = x0.clone(), r0.clone()
+    lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+    for i in (0, 1, 17, 36):
+        xi, ri = x0[i:i + 1].clone(), r0[i:i + 1].clone()
+        lmkernels.fused_add_rms_norm(xi, ri, w, 1e-6)
+        assert torch.equal(xi[0], x[i]) and torch.equal(ri[0], r[i]), f"row {i}"
+
+
+# ---------------------------------------------------------------- access modes
+
+@pytest.mark.parametrize("T,H", [(3, 1024), (5, 136), (1, 8)], ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "pointer"])
+def test_access_modes_bit_identical(mode, dtype, T, H):
+    _skip_unavailable(mode)
+    x = randn(T, H, dtype=dtype, seed=_seed("ax", dtype, T, H))
+    r = randn(T, H, dtype=dtype, seed=_seed("ar", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=_seed("aw", dtype, H))
+    for weight in (w, None):
+        want = lmkernels.rms_norm(x, weight, 1e-6, access="pointer")
+        out = poisoned((T, H), dtype)
+        lmkernels.rms_norm(x, weight, 1e-6, out=out, access=mode)
+        assert torch.equal(out, want), f"rms_norm access={mode!r} differs from pointer (weight={weight is not None})"
+    xp, rp = x.clone(), r.clone()
+    lmkernels.fused_add_rms_norm(xp, rp, w, 1e-6, access="pointer")
+    xm, rm = x.clone(), r.clone()
+    lmkernels.fused_add_rms_norm(xm, rm, w, 1e-6, access=mode)
+    assert torch.equal(rm, rp), f"fused_add_rms_norm residual, access={mode!r}"
+    assert torch.equal(xm, xp), f"fused_add_rms_norm x, access={mode!r}"
+
+
+def test_default_access_never_fails_for_addressing(default_access):
+    T, H, dtype = 3, 769, torch.float16
+    x = randn(T, 771, dtype=dtype, seed=17)[:, :H]  # row stride 1542 bytes: TMA cannot address it
+    w = randn(H, dtype=dtype, seed=18)
+    want = lmkernels.rms_norm(x, w, 1e-6, access="pointer")
+    default_access("descriptor")
+    assert access_rt.default_mode() == access_rt.DESCRIPTOR
+    got = lmkernels.rms_norm(x, w, 1e-6)  # the default falls back to pointer instead of raising
+    assert torch.equal(got, want)
+    xu = randn(T, H + 1, dtype=dtype, seed=19)[:, 1:]  # base 2 bytes off 16
+    assert torch.equal(lmkernels.rms_norm(xu, w, 1e-6), lmkernels.rms_norm(xu, w, 1e-6, access="pointer"))
+    # and the fused op, whose residual is misaligned too
+    xf, rf = randn(T, H, dtype=dtype, seed=20), randn(T, 771, dtype=dtype, seed=21)[:, :H]
+    xp, rp = xf.clone(), rf.clone()
+    lmkernels.fused_add_rms_norm(xp, rp, w, 1e-6, access="pointer")
+    lmkernels.fused_add_rms_norm(xf, rf, w, 1e-6)
+    assert torch.equal(xf, xp) and torch.equal(rf, rp)
+    # aligned rows under the same default are served (by the descriptor mode) identically
+    xa = randn(T, 1024, dtype=dtype, seed=22)
+    wa = randn(1024, dtype=dtype, seed=23)
+    assert torch.equal(lmkernels.rms_norm(xa, wa, 1e-6), lmkernels.rms_norm(xa, wa, 1e-6, access="pointer"))
+
+
+def test_invalid_env_access(default_access):
+    default_access("tma")
+    with pytest.raises(ValueError, match="LMKERNELS_ACCESS"):
+        lmkernels.rms_norm(randn(2, 8, seed=24), None, 1e-6)
+
+
+# ---------------------------------------------------------------- runtime eps
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_eps_is_runtime(dtype):
+    T, H = 4, 256
+    # small inputs, mean(x^2) ~ 1e-4, so that eps = 1e-2 changes the result a lot
+    x = randn(T, H, dtype=dtype, seed=25, scale=1e-2)
+    w = randn(H, dtype=dtype, seed=26)
+    results = {}
+    n_cached = None
+    for eps in (1e-6, 1e-2):
+        y = lmkernels.rms_norm(x, w, eps)
+        assert_ulps(y, ref.rms_norm(x, w, eps), TOL[dtype])
+        results[eps] = y
+        if ON_GPU and norm_ops._launch.cache is not None:
+            if n_cached is None:
+                n_cached = len(norm_ops._launch.cache)
+            else:  # a new eps is a new scalar argument, not a new kernel (no-op where the fast path is off)
+                assert len(norm_ops._launch.cache) == n_cached, "a new eps compiled a new kernel"
+    assert not torch.equal(results[1e-6], results[1e-2]), "eps did not reach the kernel"
+
+
+# ---------------------------------------------------------------- empty inputs
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_empty_inputs(dtype):
+    H = 64
+    w = randn(H, dtype=dtype, seed=27)
+    x = torch.empty(0, H, dtype=dtype, device=DEVICE)
+    y = lmkernels.rms_norm(x, w, 1e-6)
+    assert y.shape == (0, H) and y.dtype == dtype
+    out = torch.empty(0, H, dtype=dtype, device=DEVICE)
+    assert lmkernels.rms_norm(x, w, 1e-6, out=out) is out
+    assert lmkernels.rms_norm(torch.empty(2, 0, 0, dtype=dtype, device=DEVICE)).shape == (2, 0, 0)
+    r = torch.empty(0, H, dtype=dtype, device=DEVICE)
+    gx, gr = lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+    assert gx is x and gr is r and gx.shape == (0, H)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+H_BAD = 64
+
+
+def _x(dtype=torch.float16, T=3, H=H_BAD):
+    return randn(T, H, dtype=dtype, seed=28)
+
+
+def _w(dtype=torch.float16, H=H_BAD):
+    return randn(H, dtype=dtype, seed=29)
+
+
+OTHER_DEVICE = "cpu" if DEVICE == "cuda" else "meta"
+
+BAD_CALLS = {
+    "x_int32": (TypeError, "x.dtype",
+                lambda: lmkernels.rms_norm(torch.ones(3, H_BAD, dtype=torch.int32, device=DEVICE))),
+    "x_int32_out": (TypeError, "x.dtype",
+                    lambda: lmkernels.rms_norm(torch.ones(3, H_BAD, dtype=torch.int32, device=DEVICE),
+                                               out=poisoned((3, H_BAD), torch.float16))),
+    "weight_dtype": (TypeError, "weight.dtype", lambda: lmkernels.rms_norm(_x(), _w(torch.float32))),
+    "weight_shape": (ValueError, "weight.shape", lambda: lmkernels.rms_norm(_x(), _w(H=H_BAD + 1))),
+    "weight_2d": (ValueError, "weight.shape", lambda: lmkernels.rms_norm(_x(), _w().view(1, H_BAD))),
+    "x_last_dim_strided": (ValueError, "stride",
+                           lambda: lmkernels.rms_norm(randn(H_BAD, 3, dtype=torch.float16, seed=30).t())),
+    "out_shape": (ValueError, "out.shape",
+                  lambda: lmkernels.rms_norm(_x(), _w(), out=poisoned((3, H_BAD + 1), torch.float16))),
+    "out_dtype": (TypeError, "out.dtype",
+                  lambda: lmkernels.rms_norm(_x(), _w(), out=poisoned((3, H_BAD), torch.float32))),
+    "weight_device": (ValueError, "weight is on",
+                      lambda: lmkernels.rms_norm(_x(), torch.empty(H_BAD, dtype=torch.float16, device=OTHER_DEVICE))),
+    "access_unknown": (ValueError, "access", lambda: lmkernels.rms_norm(_x(), _w(), access="foo")),
+    "descriptor_misaligned": (ValueError, "descriptor",
+                              lambda: lmkernels.rms_norm(randn(3, 771, dtype=torch.float16, seed=31)[:, :769],
+                                                         _w(H=769), access="descriptor")),
+    "residual_shape": (ValueError, "residual.shape",
+                       lambda: lmkernels.fused_add_rms_norm(_x(), _x(T=4), _w())),
+    "residual_dtype": (TypeError, "residual.dtype",
+                       lambda: lmkernels.fused_add_rms_norm(_x(), _x(torch.bfloat16), _w(), 1e-6)),
+    "x_0d": (ValueError, "at least one dimension", lambda: lmkernels.rms_norm(torch.tensor(1.0, device=DEVICE))),
+    "eps_str": (TypeError, "eps", lambda: lmkernels.rms_norm(_x(), _w(), "1e-6")),
+    "fused_access_unknown": (ValueError, "access",
+                             lambda: lmkernels.fused_add_rms_norm(_x(), _x(), _w(), access="foo")),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_inputs(name):
+    exc, match, call = BAD_CALLS[name]
+    with pytest.raises(exc, match=re.escape(match)):
+        call()
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["rms_norm", "fused_add_rms_norm"])
+def test_hidden_size_too_large(fused):
+    # meta tensors have no data: the limit must be checked on the host before anything reads memory
+    H = norm_ops.MAX_HIDDEN + 1
+    x = torch.empty(2, H, dtype=torch.bfloat16, device="meta")
+    with pytest.raises(ValueError, match="exceeds"):
+        if fused:
+            lmkernels.fused_add_rms_norm(x, torch.empty_like(x), None)
+        else:
+            lmkernels.rms_norm(x)
+
+
+def test_bad_input_does_not_write():
+    # a call refused on its arguments leaves out and residual untouched
+    x, w = _x(), _w()
+    out = poisoned((3, H_BAD), torch.float16)
+    with pytest.raises(ValueError):
+        lmkernels.rms_norm(x, w, 1e-6, out=out, access="foo")
+    assert out.isnan().all()
+    r = _x(T=3)
+    r_before, x_before = r.clone(), x.clone()
+    with pytest.raises(ValueError):
+        lmkernels.fused_add_rms_norm(x, r, _w(H=H_BAD + 1), 1e-6)
+    assert torch.equal(r, r_before) and torch.equal(x, x_before)
+
+
+_NOT_A_TENSOR_BUG = pytest.mark.xfail(
+    strict=True, raises=(RuntimeError, AttributeError),
+    reason="bug: ops/_common.use_dispatcher sends any non-Tensor x to torch.ops.lmkernels, whose schema "
+           "check raises RuntimeError ('Expected a value of type Tensor for argument x') for a list, and "
+           "rms_norm(None) fails with AttributeError in the op; expected TypeError naming x")
+
+
+@pytest.mark.parametrize("fused,value", [
+    pytest.param(False, [1.0, 2.0], id="rms_norm-list", marks=_NOT_A_TENSOR_BUG),
+    pytest.param(False, None, id="rms_norm-None", marks=_NOT_A_TENSOR_BUG),
+    pytest.param(True, [1.0, 2.0], id="fused_add_rms_norm-list", marks=_NOT_A_TENSOR_BUG),
+    pytest.param(True, None, id="fused_add_rms_norm-None"),
+])
+def test_x_not_a_tensor(fused, value):
+    with pytest.raises(TypeError, match="x"):
+        if fused:
+            lmkernels.fused_add_rms_norm(value, _x(), None)
+        else:
+            lmkernels.rms_norm(value)
