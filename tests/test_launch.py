@@ -1,0 +1,125 @@
+"""The launch fast path: its key must be at least as fine as Triton's own specialisation.
+
+Soundness argument: a cache hit reuses a compiled kernel, so two argument lists with equal keys must
+get equal specialisations from Triton's binder (dtypes, 16-byte alignment, ints == 1, % 16, width).
+Checked here against Triton's binder itself, on random arguments, for every kernel we launch.
+"""
+import random
+
+import pytest
+import torch
+from helpers import DEVICE, ON_GPU, randn
+from triton.backends.compiler import BaseBackend
+from triton.runtime.jit import JITFunction, create_function_from_signature
+
+import lmkernels
+from lmkernels.kernels.activation import _gated_act_kernel
+from lmkernels.kernels.norm import _rms_norm_kernel
+from lmkernels.ops import activation as act_ops
+from lmkernels.ops import norm as norm_ops
+from lmkernels.runtime import launch
+
+KERNELS = [(_rms_norm_kernel, norm_ops._launch), (_gated_act_kernel, act_ops._launch)]
+INTS = [0, 1, 2, 15, 16, 17, 32, 769, 4096, 2**31 - 16, 2**31 - 1, 2**31, 2**32, 2**40 + 16]
+
+
+def _jit(kernel):
+    """A JITFunction for the kernel, also under the interpreter (which wraps the raw function)."""
+    if isinstance(kernel, JITFunction):
+        return kernel
+    return JITFunction(kernel.fn, do_not_specialize=["n_rows"])
+
+
+def _triton_spec(jit, args, consts):
+    binder = create_function_from_signature(jit.signature, jit.params, BaseBackend)
+    _, spec, _ = binder(*args, *consts)
+    return tuple(spec)
+
+
+def _random_args(kinds, rng, buf):
+    args = []
+    for kind in kinds:
+        if kind == "t":
+            dtype = rng.choice([torch.float16, torch.bfloat16, torch.float32])
+            offset = rng.choice([0, 1, 8, 16, 3])
+            args.append(buf[dtype][offset:offset + 64])
+        elif kind in "in":
+            args.append(rng.choice(INTS))
+        else:
+            args.append(rng.choice([1e-6, 0.5, 7.0]))
+    return tuple(args)
+
+
+@pytest.mark.parametrize("kernel,launcher", KERNELS, ids=["norm", "activation"])
+def test_key_at_least_as_fine_as_triton(kernel, launcher):
+    jit = _jit(kernel)
+    n_const = len(jit.params) - len(launcher.kinds)
+    rng = random.Random(0)
+    buf = {dt: torch.randn(128).to(dt) for dt in (torch.float16, torch.bfloat16, torch.float32)}
+    consts = tuple([1] * n_const)
+    seen = {}
+    for _ in range(3000):
+        args = _random_args(launcher.kinds, rng, buf)
+        key, launch_args = launcher.prep(0, (consts, 4, 1), *args)
+        spec = _triton_spec(jit, args, consts)
+        assert seen.setdefault(key, spec) == spec, f"one key, two Triton specialisations: {args}"
+        # tensors travel as their data_ptr ints, everything else unchanged
+        assert [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args] == list(launch_args)
+    assert len(seen) > 50  # the random arguments did exercise many specialisations
+
+
+def test_key_separates_alignment_and_ints():
+    x = torch.randn(64)
+    prep = norm_ops._launch.prep
+    base = (x, x, x, x, 8, 16, 16, 16, 16, 1e-6)
+    k0, _ = prep(0, (), *base)
+    assert prep(0, (), x[1:], *base[1:])[0] != k0  # unaligned pointer
+    assert prep(0, (), *base[:5], 17, *base[6:])[0] != k0  # H % 16
+    assert prep(0, (), *base[:5], 1, *base[6:])[0] != k0  # H == 1 (Triton makes it a constexpr)
+    assert prep(0, (), *base[:4], 9, *base[5:])[0] == k0  # n_rows is not specialised: no new kernel
+    assert prep(0, (), *base[:4], 2**31, *base[5:])[0] != k0  # ... except for its width
+    assert prep(1, (), *base)[0] != k0  # device
+    assert prep(0, (), x.half(), *base[1:])[0] != k0  # dtype
+
+
+def test_interface_detection():
+    src_known = launch._KNOWN_CALL
+    assert "kernel.run(grid_0" in src_known
+    if DEVICE == "cpu":
+        assert launch.FAST_LAUNCH is False, "the interpreter launches through kernel[grid]"
+    else:
+        import triton
+        if triton.__version__.startswith("3.6"):
+            assert launch.FAST_LAUNCH is True, "Triton 3.6's launch interface is the one we know"
+
+
+@pytest.mark.skipif(not ON_GPU, reason="the fast path exists only for compiled kernels on a GPU")
+def test_fast_path_changing_alignment_and_shapes():
+    """Alternate aligned/unaligned views and shapes through one launcher: every result must match the
+    reference and the cache must hold one entry per specialisation, not one per call."""
+    ref = lmkernels.reference
+    base = randn(64, 4096 + 16, dtype=torch.bfloat16, seed=1)
+    w = randn(4096 + 16, dtype=torch.bfloat16, seed=2)
+    norm_ops._launch.cache.clear()
+    for rep in range(3):
+        for off, H, T in [(0, 4096, 64), (1, 4096, 3), (0, 4095, 1), (3, 17, 5), (0, 16, 1), (0, 4096, 1)]:
+            x = base[:T, off:off + H]
+            out = lmkernels.rms_norm(x, w[:H])
+            torch.testing.assert_close(out.float(), ref.rms_norm(x, w[:H]).float(), rtol=2**-7, atol=1e-3)
+    assert len(norm_ops._launch.cache) <= 6
+
+
+@pytest.mark.skipif(not ON_GPU, reason="the fast path exists only for compiled kernels on a GPU")
+def test_fast_path_off_matches(monkeypatch):
+    x = randn(7, 1024, dtype=torch.float16, seed=3)
+    want = lmkernels.rms_norm(x)
+    monkeypatch.setattr(launch, "FAST_LAUNCH", False)
+    assert torch.equal(lmkernels.rms_norm(x), want)
+
+
+@pytest.mark.skipif(not ON_GPU or torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_launches_on_the_tensors_device():
+    x = randn(3, 256, dtype=torch.float32, seed=4).to("cuda:1")
+    with torch.cuda.device(0):
+        y = lmkernels.rms_norm(x)
+    torch.testing.assert_close(y, lmkernels.reference.rms_norm(x), rtol=1e-5, atol=1e-6)
