@@ -19,7 +19,7 @@ DT = torch.bfloat16
 
 
 def sweep_norm(copy):
-    print("\n| H | T | mode | warps | waves | µs | GB/s | of copy |\n|---|---|---|---|---|---:|---:|---:|")
+    print("\n| H | T | mode | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---:|---:|---:|")
     for H in (4096, 8192):
         for T in (1, 16, 4096, 32768):
             nbytes = (2 * T * H + H) * 2
@@ -28,39 +28,43 @@ def sweep_norm(copy):
             w = torch.randn(H, device="cuda", dtype=DT)
             ys = [torch.empty_like(x) for x in xs]
             block = triton.next_power_of_2(H)
-            for mode in (0, 2):
-                for warps in (4, 8, 16, 32):
-                    for waves in (1, 2, 4, 8, 1000):
-                        if mode == 2 and waves not in (2, 4, 1000):
-                            continue
-                        grid = (persistent_programs(xs[0].device, T, warps, waves),)
-                        calls = [lambda x=x, y=y: norm_ops._launch(grid, (x, x, w, y, T, H, H, H, H, 1e-6),
-                                                                    (False, True, block, mode), num_warps=warps)
-                                 for x, y in zip(xs, ys)]
-                        us = graph_us(calls, reps=20)
-                        gbs = nbytes / us / 1e3
-                        print(f"| {H} | {T} | {mode} | {warps} | {waves} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
+            for mode in (0, 1, 2):
+                for warps in (4, 8, 16):
+                    for waves in (0.5, 1, 2, 1000):
+                        for stages in (1, 2, 3):
+                            if T <= 16 and (waves != 1 or stages != 1):
+                                continue  # one row a program: neither matters
+                            grid = (persistent_programs(0, T, warps, waves),)
+                            calls = [lambda x=x, y=y: norm_ops._launch(grid, (x, x, w, y, T, H, H, H, H, 1e-6),
+                                                                        (False, True, block, stages, mode), num_warps=warps)
+                                     for x, y in zip(xs, ys)]
+                            us = graph_us(calls, reps=20)
+                            gbs = nbytes / us / 1e3
+                            print(f"| {H} | {T} | {mode} | {warps} | {waves} | {stages} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
 
 
 def sweep_act(copy):
-    print("\n| d | T | BLOCK_T | BLOCK_D | warps | µs | GB/s | of copy |\n|---|---|---|---|---|---:|---:|---:|")
+    print("\n| d | T | mode | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---|---:|---:|---:|")
     for d in (14336,):
         for T in (1, 16, 256, 4096, 16384):
             nbytes = 3 * T * d * 2
             k = n_input_sets(nbytes)
             xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) for _ in range(k)]
             ys = [torch.empty(T, d, device="cuda", dtype=DT) for _ in range(k)]
-            for bt, bd in ((1, 256), (1, 512), (1, 1024), (1, 2048), (1, 4096), (2, 1024), (4, 1024), (2, 2048)):
-                for warps in (1, 2, 4, 8, 16):
-                    per_thread = bt * bd // (32 * warps)
-                    if per_thread < 8 or per_thread > 64:
-                        continue
-                    grid = (triton.cdiv(T, bt), triton.cdiv(d, bd))
-                    calls = [lambda x=x, y=y: act_ops._launch(grid, (x, y, T, d, 2 * d, d, 0.0), (0, bt, bd, True, 0),
-                                                               num_warps=warps) for x, y in zip(xs, ys)]
-                    us = graph_us(calls, reps=20)
-                    gbs = nbytes / us / 1e3
-                    print(f"| {d} | {T} | {bt} | {bd} | {warps} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
+            for mode in (0, 2):
+                for bd, warps in ((256, 1), (512, 2), (1024, 4), (2048, 4), (2048, 8)):
+                    for waves in (1, 2, 4, 1000):
+                        for stages in (1, 2, 3):
+                            n_tiles = T * triton.cdiv(d, bd)
+                            if n_tiles <= 132 and (waves != 1 or stages != 1):
+                                continue
+                            grid = (persistent_programs(0, n_tiles, warps, waves),)
+                            calls = [lambda x=x, y=y: act_ops._launch(grid, (x, y, T, d, 2 * d, d, 0.0),
+                                                                       (0, 1, bd, True, stages, mode), num_warps=warps)
+                                     for x, y in zip(xs, ys)]
+                            us = graph_us(calls, reps=20)
+                            gbs = nbytes / us / 1e3
+                            print(f"| {d} | {T} | {mode} | {bd} | {warps} | {waves} | {stages} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
 
 
 if __name__ == "__main__":

@@ -29,20 +29,26 @@ def _silu(g, PRECISE: tl.constexpr):
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                      PRECISE: tl.constexpr, ACCESS: tl.constexpr):
-    """Program (i, j) computes rows [i*BLOCK_T, +BLOCK_T) x columns [j*BLOCK_D, +BLOCK_D) of y [n_rows, d]."""
-    row0 = tl.program_id(0) * BLOCK_T
-    col0 = tl.program_id(1) * BLOCK_D
+                      PRECISE: tl.constexpr, NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
+    """Tiles pid, pid + n_programs, ... of y [n_rows, d]; tile i covers rows [r*BLOCK_T, +BLOCK_T) and
+    columns [c*BLOCK_D, +BLOCK_D) with (r, c) = divmod(i, column tiles). NUM_STAGES > 1 prefetches."""
+    pid = tl.program_id(0)
+    n_prog = tl.num_programs(0)
+    n_col = tl.cdiv(d, BLOCK_D)
+    n_tiles = tl.cdiv(n_rows, BLOCK_T) * n_col
     g_view = tile_view(x_ptr, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
     u_view = tile_view(x_ptr + d, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
-    g = load_tile(g_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
-    u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
-    s = _silu(g, PRECISE)
-    if ACT == SILU_MUL:
-        # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
-        y = s.to(y_ptr.dtype.element_ty).to(tl.float32) * u
-    else:
-        y = (tl.minimum(s, limit, propagate_nan=tl.PropagateNan.ALL)
-             * tl.clamp(u, -limit, limit, propagate_nan=tl.PropagateNan.ALL))
     y_view = tile_view(y_ptr, n_rows, d, stride_y, BLOCK_T, BLOCK_D, ACCESS)
-    store_tile(y_view, y.to(y_ptr.dtype.element_ty), n_rows, d, stride_y, row0, col0, BLOCK_T, BLOCK_D, ACCESS)
+    for tile in tl.range(pid, n_tiles, n_prog, num_stages=NUM_STAGES):
+        row0 = (tile // n_col) * BLOCK_T
+        col0 = (tile % n_col) * BLOCK_D
+        g = load_tile(g_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+        u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+        s = _silu(g, PRECISE)
+        if ACT == SILU_MUL:
+            # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
+            y = s.to(y_ptr.dtype.element_ty).to(tl.float32) * u
+        else:
+            y = (tl.minimum(s, limit, propagate_nan=tl.PropagateNan.ALL)
+                 * tl.clamp(u, -limit, limit, propagate_nan=tl.PropagateNan.ALL))
+        store_tile(y_view, y.to(y_ptr.dtype.element_ty), n_rows, d, stride_y, row0, col0, BLOCK_T, BLOCK_D, ACCESS)

@@ -8,12 +8,14 @@ from .access import load_tile, load_vector, store_tile, tile_view
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     ACCESS: tl.constexpr):
+                     NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
     """Rows pid, pid + n_programs, ... of x [n_rows, H]; one row is one [1, BLOCK_H] tile in registers.
 
     Every row runs the same instructions with the same tile layout whatever n_rows and the grid
     are, so a row's result does not depend on the batch it came in (batch invariance). With
     HAS_RESIDUAL: res <- round(x + res); y <- norm(round(x + res)) (vLLM's fused_add_rms_norm).
+    NUM_STAGES > 1 lets Triton's pipeliner fetch the next rows (cp.async, or TMA for descriptors)
+    while this one is reduced.
     """
     pid = tl.program_id(0)
     n_prog = tl.num_programs(0)
@@ -23,7 +25,7 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
         res_view = tile_view(res_ptr, n_rows, H, stride_res, 1, BLOCK_H, ACCESS)
     if HAS_WEIGHT:
         w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)
-    for row in range(pid, n_rows, n_prog):
+    for row in tl.range(pid, n_rows, n_prog, num_stages=NUM_STAGES):
         x = load_tile(x_view, n_rows, H, stride_x, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
         if HAS_RESIDUAL:
             r = load_tile(res_view, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)

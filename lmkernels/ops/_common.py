@@ -82,7 +82,12 @@ def ensure_descriptor_allocator() -> None:
     triton.set_allocator(alloc)
 
 
-def persistent_programs(device, n_rows: int, num_warps: int, waves: int) -> int:
-    """Programs for a row loop: `waves` full waves at 2048 resident threads per SM, at most one per row."""
-    per_sm = max(1, 2048 // (32 * num_warps))
-    return max(1, min(n_rows, num_sms(max(device.index or 0, 0)) * per_sm * waves))
+def persistent_programs(device_index: int, n_items: int, num_warps: int, waves: float) -> int:
+    """Programs for a loop over n_items (rows or tiles): at most `waves` full waves at 2048 resident
+    threads per SM, and balanced, so that every program gets the same number of items (+-0): 4096
+    rows over a 1056-program cap run as 1024 programs x 4 rows, not 1056 x 3.88 with a ragged tail."""
+    cap = max(1, int(num_sms(max(device_index, 0)) * max(1, 2048 // (32 * num_warps)) * waves))
+    if n_items <= cap:
+        return max(1, n_items)
+    per_program = -(-n_items // cap)
+    return -(-n_items // per_program)

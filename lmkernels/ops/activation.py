@@ -11,11 +11,12 @@ from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
-                      ensure_descriptor_allocator, use_dispatcher)
+                      ensure_descriptor_allocator, persistent_programs, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "tt" "n" "iii" "f")
 
 SILU_MUL, SWIGLUSTEP = 0, 1
+ACT_STAGES, ACT_WAVES = 2, 2
 
 
 def act_config(n_rows: int, d: int, elem_bytes: int, sms: int) -> tuple[int, int, int]:
@@ -56,10 +57,12 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
                        x.element_size())
     if mode == _access.DESCRIPTOR:
         ensure_descriptor_allocator()
-    block_t, block_d, warps = act_config(n_rows, d, x.element_size(), num_sms(x.device.index or 0))
-    grid = (triton.cdiv(n_rows, block_t), triton.cdiv(d, block_d))
+    dev = x.get_device()
+    block_t, block_d, warps = act_config(n_rows, d, x.element_size(), num_sms(max(dev, 0)))
+    n_tiles = triton.cdiv(n_rows, block_t) * triton.cdiv(d, block_d)
+    grid = (persistent_programs(dev, n_tiles, warps, ACT_WAVES),)
     _launch(grid, (x2, y2, n_rows, d, sx, sy, float(limit)),
-            (act, block_t, block_d, not is_interpreter(), mode), num_warps=warps)
+            (act, block_t, block_d, not is_interpreter(), ACT_STAGES, mode), num_warps=warps)
 
 
 def _out_like(x):

@@ -16,6 +16,7 @@ MAX_HIDDEN = 65536  # one row is one register tile: 65536 fp32 = 64 registers a 
 
 
 _configs: dict = {}
+NORM_STAGES, NORM_WAVES = 2, 1
 
 
 def norm_config(H: int) -> tuple[int, int]:
@@ -69,12 +70,13 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
         ensure_descriptor_allocator()
     block, warps = norm_config(H)
     n_rows = x2.shape[0]
-    # One row a program for pointer/block_ptr (a persistent grid measured no faster); descriptors cost a
-    # global-scratch write each, so that mode loops over rows with 4 waves of programs.
-    grid = (n_rows if mode != _access.DESCRIPTOR else persistent_programs(x.device, n_rows, warps, waves=4),)
+    # A persistent grid: each program loops over its rows and, with NORM_STAGES = 2, prefetches the
+    # next row while reducing this one (and builds its tensor descriptors once, not once a row).
+    # Neither depends on T, so the per-row instructions are the same for every batch size.
+    grid = (persistent_programs(x.get_device(), n_rows, warps, NORM_WAVES),)
     w = weight if weight is not None else x2
     _launch(grid, (x2, r2, w, y2, n_rows, H, sx, sr, sy, float(eps)),
-            (residual is not None, weight is not None, block, mode), num_warps=warps)
+            (residual is not None, weight is not None, block, NORM_STAGES, mode), num_warps=warps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
