@@ -95,6 +95,7 @@ class Launcher:
         self.kinds = kinds
         self.prep = make_prep_fn(kinds)
         self.cache: dict = {}
+        self.misses = 0  # launches that went through kernel[grid]: compiles, new specialisations, hooks
         params = getattr(fn, "params", None)
         if params is not None:  # our invariant: runtime arguments first, one kind letter each
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
@@ -114,6 +115,7 @@ class Launcher:
         entry = self.cache.get(key)
         rt = _knobs.runtime
         if entry is None or getattr(rt.launch_enter_hook, "calls", True) or getattr(rt.launch_exit_hook, "calls", True):
+            self.misses += 1
             kernel = self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
             if entry is None and kernel is not None:
                 self.cache[key] = _entry(kernel)
