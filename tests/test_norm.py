@@ -341,17 +341,10 @@ def test_bad_input_does_not_write():
     assert torch.equal(r, r_before) and torch.equal(x, x_before)
 
 
-_NOT_A_TENSOR_BUG = pytest.mark.xfail(
-    strict=True, raises=(RuntimeError, AttributeError),
-    reason="bug: ops/_common.use_dispatcher sends any non-Tensor x to torch.ops.lmkernels, whose schema "
-           "check raises RuntimeError ('Expected a value of type Tensor for argument x') for a list, and "
-           "rms_norm(None) fails with AttributeError in the op; expected TypeError naming x")
-
-
 @pytest.mark.parametrize("fused,value", [
-    pytest.param(False, [1.0, 2.0], id="rms_norm-list", marks=_NOT_A_TENSOR_BUG),
-    pytest.param(False, None, id="rms_norm-None", marks=_NOT_A_TENSOR_BUG),
-    pytest.param(True, [1.0, 2.0], id="fused_add_rms_norm-list", marks=_NOT_A_TENSOR_BUG),
+    pytest.param(False, [1.0, 2.0], id="rms_norm-list"),
+    pytest.param(False, None, id="rms_norm-None"),
+    pytest.param(True, [1.0, 2.0], id="fused_add_rms_norm-list"),
     pytest.param(True, None, id="fused_add_rms_norm-None"),
 ])
 def test_x_not_a_tensor(fused, value):
@@ -360,3 +353,5 @@ def test_x_not_a_tensor(fused, value):
             lmkernels.fused_add_rms_norm(value, _x(), None)
         else:
             lmkernels.rms_norm(value)
+    with pytest.raises(TypeError, match="x"):
+        (lmkernels.silu_and_mul if fused else lmkernels.swiglustep_and_mul)(value)

@@ -30,18 +30,15 @@ def _silu(g, PRECISE: tl.constexpr):
 def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                       PRECISE: tl.constexpr, NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
-    """Tiles pid, pid + n_programs, ... of y [n_rows, d]; tile i covers rows [r*BLOCK_T, +BLOCK_T) and
-    columns [c*BLOCK_D, +BLOCK_D) with (r, c) = divmod(i, column tiles). NUM_STAGES > 1 prefetches."""
-    pid = tl.program_id(0)
-    n_prog = tl.num_programs(0)
-    n_col = tl.cdiv(d, BLOCK_D)
-    n_tiles = tl.cdiv(n_rows, BLOCK_T) * n_col
+    """Program (i, j) computes columns [j*BLOCK_D, +BLOCK_D) of row tiles i, i + grid0, ... of y [n_rows, d]
+    (a row tile is BLOCK_T rows). grid0 covers every row tile once except where the host makes the
+    programs persistent (descriptors: built once a program); NUM_STAGES > 1 then prefetches."""
+    col0 = tl.program_id(1) * BLOCK_D
     g_view = tile_view(x_ptr, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
     u_view = tile_view(x_ptr + d, n_rows, d, stride_x, BLOCK_T, BLOCK_D, ACCESS)
     y_view = tile_view(y_ptr, n_rows, d, stride_y, BLOCK_T, BLOCK_D, ACCESS)
-    for tile in tl.range(pid, n_tiles, n_prog, num_stages=NUM_STAGES):
-        row0 = (tile // n_col) * BLOCK_T
-        col0 = (tile % n_col) * BLOCK_D
+    for row_tile in tl.range(tl.program_id(0), tl.cdiv(n_rows, BLOCK_T), tl.num_programs(0), num_stages=NUM_STAGES):
+        row0 = row_tile * BLOCK_T
         g = load_tile(g_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
         u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
         s = _silu(g, PRECISE)

@@ -11,8 +11,13 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 def use_dispatcher(x) -> bool:
     """True when a call must go through torch.ops.lmkernels (torch.compile tracing, fake or subclass
-    tensors); plain eager calls skip the dispatcher and launch directly, paying its cost zero times."""
-    return type(x) is not torch.Tensor or torch.compiler.is_compiling()
+    tensors); plain eager calls skip the dispatcher and launch directly, paying its cost zero times.
+    Anything that is not a tensor at all is refused here, naming the argument."""
+    if type(x) is torch.Tensor:
+        return torch.compiler.is_compiling()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    return True
 
 
 def check_float(t, name: str) -> None:
@@ -82,11 +87,15 @@ def ensure_descriptor_allocator() -> None:
     triton.set_allocator(alloc)
 
 
-def persistent_programs(device_index: int, n_items: int, num_warps: int, waves: float) -> int:
-    """Programs for a loop over n_items (rows or tiles): at most `waves` full waves at 2048 resident
-    threads per SM, and balanced, so that every program gets the same number of items (+-0): 4096
-    rows over a 1056-program cap run as 1024 programs x 4 rows, not 1056 x 3.88 with a ragged tail."""
-    cap = max(1, int(num_sms(max(device_index, 0)) * max(1, 2048 // (32 * num_warps)) * waves))
+def resident_programs(device_index: int, num_warps: int, waves: float) -> int:
+    """`waves` full waves of programs at 2048 resident threads per SM."""
+    return max(1, int(num_sms(max(device_index, 0)) * max(1, 2048 // (32 * num_warps)) * waves))
+
+
+def balanced_programs(n_items: int, cap: int) -> int:
+    """Programs for a loop over n_items (rows or tiles), at most cap, each getting the same number of
+    items: 4096 rows over a 1056-program cap run as 1024 programs x 4 rows, not 1056 x 3.88 with a
+    ragged last wave."""
     if n_items <= cap:
         return max(1, n_items)
     per_program = -(-n_items // cap)

@@ -8,30 +8,40 @@ from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
 from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
-                      ensure_descriptor_allocator, persistent_programs, use_dispatcher)
+                      balanced_programs, ensure_descriptor_allocator, resident_programs, use_dispatcher)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
 
 MAX_HIDDEN = 65536  # one row is one register tile: 65536 fp32 = 64 registers a thread at 32 warps
 
 
-_configs: dict = {}
-NORM_STAGES, NORM_WAVES = 2, 1
+DESCRIPTOR_STAGES, DESCRIPTOR_WAVES = 2, 1
+_plans: dict = {}
 
 
-def norm_config(H: int) -> tuple[int, int]:
-    """(BLOCK_H, num_warps) from the hidden size alone, never from the row count: the reduction's
-    order is fixed by the tile layout, so a config that moved with T would break batch invariance.
+def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
+    """(BLOCK_H, num_warps) from the hidden size and dtype alone, never from the row count: the
+    reduction's order follows the tile layout, so a config that moved with T would break batch
+    invariance.
 
-    H100 sweep (benchmarks/sweep.py, bf16): 8 warps is best or within 1 % at H = 4096 and 8192 for
-    T = 1 (1.60 µs) through T = 32768 (2.6-2.8 TB/s); 16 and 32 warps lose 5-30 % at T >= 4096.
+    Warps: one 16-byte vector a thread across the whole tile (BLOCK_H / (32 x 16/elem) warps), at
+    most 8. A tile that threads x vectors over-cover (e.g. fp32 H = 136 at 4 warps) is replicated,
+    and the descriptor mode then laid it out differently and reduced in another order (2-3 ulp
+    apart on the H100); exact tiling keeps every mode on one layout. H100 sweep (bf16): 8 warps is
+    best or within 1 % at H = 4096 and 8192 from T = 1 to 32768; 16 and 32 lose 5-30 % at T >= 4096.
     """
-    cfg = _configs.get(H)
-    if cfg is None:
-        block = triton.next_power_of_2(H)
-        warps = 32 if block >= 65536 else 16 if block >= 32768 else 8 if block >= 2048 else 4
-        cfg = _configs[H] = (block, warps)
-    return cfg
+    block = triton.next_power_of_2(H)
+    return block, max(1, min(8, block * elem_bytes // (32 * 16)))
+
+
+def _plan(H: int, elem_bytes: int, device: int):
+    """(BLOCK_H, num_warps, resident program cap) for one (H, dtype, device), cached."""
+    key = (H, elem_bytes, device)
+    plan = _plans.get(key)
+    if plan is None:
+        block, warps = norm_config(H, elem_bytes)
+        plan = _plans[key] = (block, warps, resident_programs(device, warps, DESCRIPTOR_WAVES))
+    return plan
 
 
 def check_norm(x, residual, weight, out) -> None:
@@ -53,30 +63,56 @@ def check_norm(x, residual, weight, out) -> None:
 
 
 def norm_into(x, residual, weight, y, eps: float, access) -> None:
-    """y <- rms_norm(x [+ residual]) with residual updated in place; all checks, then one launch."""
-    check_norm(x, residual, weight, y)
-    check_runnable(x, "x")
-    if not isinstance(eps, (float, int)):
-        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
-    if x.numel() == 0:
-        return
-    x2, sx = as_rows(x, "x")
-    y2, sy = as_rows(y, "out")
-    H = x2.shape[1]
-    r2, sr = as_rows(residual, "residual") if residual is not None else (x2, sx)
-    mode = access_mode(access, lambda: [("x", x2, sx), ("out", y2, sy)] + (
-        [("residual", r2, sr)] if residual is not None else []), x.element_size())
-    if mode == _access.DESCRIPTOR:
-        ensure_descriptor_allocator()
-    block, warps = norm_config(H)
-    n_rows = x2.shape[0]
-    # A persistent grid: each program loops over its rows and, with NORM_STAGES = 2, prefetches the
-    # next row while reducing this one (and builds its tensor descriptors once, not once a row).
-    # Neither depends on T, so the per-row instructions are the same for every batch size.
-    grid = (persistent_programs(x.get_device(), n_rows, warps, NORM_WAVES),)
-    w = weight if weight is not None else x2
-    _launch(grid, (x2, r2, w, y2, n_rows, H, sx, sr, sy, float(eps)),
-            (residual is not None, weight is not None, block, NORM_STAGES, mode), num_warps=warps)
+    """y <- rms_norm(x [+ residual]) with residual updated in place; all checks, then one launch.
+
+    The common call (2-D, on a GPU, matching dtypes and devices, contiguous last dims, float eps) is
+    recognised with a handful of attribute reads: on the H100 machine every Python-level call costs
+    0.1-0.3 µs, and the first version of this function made 59 of them. Anything else takes the
+    careful path, which explains what is wrong or reshapes [..., H] into rows.
+    """
+    shape = x.shape
+    dt = x.dtype
+    dev = x.get_device()
+    fast = (len(shape) == 2 and dev >= 0 and dt in FLOAT_DTYPES and type(eps) is float
+            and y.dtype is dt and y.shape == shape and y.get_device() == dev
+            and (weight is None or (weight.dtype is dt and weight.shape == shape[1:]
+                                    and weight.get_device() == dev and weight.is_contiguous()))
+            and (residual is None or (residual.dtype is dt and residual.shape == shape
+                                      and residual.get_device() == dev)))
+    if fast:
+        n_rows, H = shape
+        xs, ys = x.stride(), y.stride()
+        rs = xs if residual is None else residual.stride()
+        fast = xs[1] == 1 and ys[1] == 1 and rs[1] == 1 and 0 < H <= MAX_HIDDEN and n_rows > 0
+        x2, y2, r2, sx, sy, sr = x, y, x if residual is None else residual, xs[0], ys[0], rs[0]
+    if not fast:
+        check_norm(x, residual, weight, y)
+        check_runnable(x, "x")
+        if not isinstance(eps, (float, int)) or isinstance(eps, bool):
+            raise TypeError(f"eps must be a float, got {type(eps).__name__}")
+        eps = float(eps)
+        if x.numel() == 0:
+            return
+        x2, sx = as_rows(x, "x")
+        y2, sy = as_rows(y, "out")
+        r2, sr = as_rows(residual, "residual") if residual is not None else (x2, sx)
+        n_rows, H = x2.shape
+    block, warps, cap = _plan(H, x.element_size(), dev)
+    # One row a program (H100 sweep: persistent, prefetching grids were no faster for pointer loads),
+    # except for descriptors, which cost a global-scratch write each: there each program loops over
+    # its rows, builds its descriptors once, and prefetches the next row (DESCRIPTOR_STAGES). Neither
+    # choice depends on T, so a row runs the same instructions whatever the batch.
+    grid, stages = n_rows, 1
+    if access is not None or _access._default != _access.POINTER:
+        mode = access_mode(access, lambda: [("x", x2, sx), ("out", y2, sy)] + (
+            [("residual", r2, sr)] if residual is not None else []), x.element_size())
+        if mode == _access.DESCRIPTOR:
+            ensure_descriptor_allocator()
+            grid, stages = balanced_programs(n_rows, cap), DESCRIPTOR_STAGES
+    else:
+        mode = _access.POINTER
+    _launch((grid,), (x2, r2, weight if weight is not None else x2, y2, n_rows, H, sx, sr, sy, eps),
+            (residual is not None, weight is not None, block, stages, mode), num_warps=warps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
@@ -96,7 +132,6 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1
         torch.ops.lmkernels.rms_norm_out(out, x, weight, eps, access)
         return out
     if out is None:
-        check_float(x, "x")
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     norm_into(x, None, weight, out, eps, access)
     return out

@@ -36,7 +36,7 @@ def _parse(name: str, what: str) -> int:
     return mode
 
 
-_default: int | None = None
+_default: int | None = None  # read inline by the ops' hot paths; None until default_mode() runs
 
 
 def default_mode() -> int:
