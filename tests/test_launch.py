@@ -11,6 +11,7 @@ import torch
 from helpers import DEVICE, ON_GPU, randn
 from triton.backends.compiler import BaseBackend
 from triton.runtime.jit import JITFunction, create_function_from_signature
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 import lmkernels
 from lmkernels.kernels.activation import _gated_act_kernel
@@ -19,7 +20,8 @@ from lmkernels.ops import activation as act_ops
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import launch
 
-KERNELS = [(_rms_norm_kernel, norm_ops._launch), (_gated_act_kernel, act_ops._launch)]
+KERNELS = [(_rms_norm_kernel, norm_ops._launch), (_gated_act_kernel, act_ops._launch),
+           (_rms_norm_kernel, norm_ops._launch_desc), (_gated_act_kernel, act_ops._launch_desc)]
 INTS = [0, 1, 2, 15, 16, 17, 32, 769, 4096, 2**31 - 16, 2**31 - 1, 2**31, 2**32, 2**40 + 16]
 
 
@@ -43,6 +45,10 @@ def _random_args(kinds, rng, buf):
             dtype = rng.choice([torch.float16, torch.bfloat16, torch.float32])
             offset = rng.choice([0, 1, 8, 16, 3])
             args.append(buf[dtype][offset:offset + 64])
+        elif kind == "d":
+            dtype = rng.choice([torch.float16, torch.bfloat16, torch.float32])
+            rows, block = rng.choice([(8, [1, 8]), (4, [1, 16]), (8, [2, 8]), (16, [1, 4])])
+            args.append(TensorDescriptor(buf[dtype][:128].view(rows, -1), [rows, 128 // rows], [128 // rows, 1], block))
         elif kind in "in":
             args.append(rng.choice(INTS))
         else:
@@ -50,7 +56,7 @@ def _random_args(kinds, rng, buf):
     return tuple(args)
 
 
-@pytest.mark.parametrize("kernel,launcher", KERNELS, ids=["norm", "activation"])
+@pytest.mark.parametrize("kernel,launcher", KERNELS, ids=["norm", "activation", "norm-desc", "activation-desc"])
 def test_key_at_least_as_fine_as_triton(kernel, launcher):
     jit = _jit(kernel)
     n_const = len(jit.params) - len(launcher.kinds)
@@ -64,7 +70,8 @@ def test_key_at_least_as_fine_as_triton(kernel, launcher):
         spec = _triton_spec(jit, args, consts)
         assert seen.setdefault(key, spec) == spec, f"one key, two Triton specialisations: {args}"
         # tensors travel as their data_ptr ints, everything else unchanged
-        assert [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args] == list(launch_args)
+        assert all((b == a.data_ptr()) if isinstance(a, torch.Tensor) else (b is a or b == a)
+                   for a, b in zip(args, launch_args))
     assert len(seen) > 50  # the random arguments did exercise many specialisations
 
 

@@ -2,7 +2,7 @@
 import triton
 import triton.language as tl
 
-from .access import load_tile, load_vector, store_tile, tile_view
+from .access import load_tile, load_vector, round_to, store_tile
 
 
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
@@ -10,6 +10,7 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
                      NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
     """Rows pid, pid + n_programs, ... of x [n_rows, H]; one row is one [1, BLOCK_H] tile in registers.
+    The *_ptr operands are pointers, or host-made tensor descriptors when ACCESS is descriptor.
 
     Every row runs the same instructions with the same tile layout whatever n_rows and the grid
     are, so a row's result does not depend on the batch it came in (batch invariance). With
@@ -17,23 +18,16 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
     NUM_STAGES > 1 lets Triton's pipeliner fetch the next rows (cp.async, or TMA for descriptors)
     while this one is reduced.
     """
-    pid = tl.program_id(0)
-    n_prog = tl.num_programs(0)
-    x_view = tile_view(x_ptr, n_rows, H, stride_x, 1, BLOCK_H, ACCESS)
-    y_view = tile_view(y_ptr, n_rows, H, stride_y, 1, BLOCK_H, ACCESS)
-    if HAS_RESIDUAL:
-        res_view = tile_view(res_ptr, n_rows, H, stride_res, 1, BLOCK_H, ACCESS)
     if HAS_WEIGHT:
         w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)
-    for row in tl.range(pid, n_rows, n_prog, num_stages=NUM_STAGES):
-        x = load_tile(x_view, n_rows, H, stride_x, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
+    for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
+        x = load_tile(x_ptr, n_rows, H, stride_x, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
         if HAS_RESIDUAL:
-            r = load_tile(res_view, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
-            s = (x + r).to(res_ptr.dtype.element_ty)
-            store_tile(res_view, s, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS)
-            x = s.to(tl.float32)
+            r = load_tile(res_ptr, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
+            x = round_to(res_ptr, x + r, ACCESS)
+            store_tile(res_ptr, x, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS)
         inv_rms = tl.math.rsqrt(tl.sum(x * x, axis=1) / H + eps)
         y = x * inv_rms[:, None]
         if HAS_WEIGHT:
             y = y * w
-        store_tile(y_view, y.to(y_ptr.dtype.element_ty), n_rows, H, stride_y, row, 0, 1, BLOCK_H, ACCESS)
+        store_tile(y_ptr, y, n_rows, H, stride_y, row, 0, 1, BLOCK_H, ACCESS)

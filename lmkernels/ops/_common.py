@@ -74,17 +74,18 @@ def access_mode(access, operands, elem_bytes: int) -> int:
     return _access.resolve(access, operands(), elem_bytes)
 
 
-def ensure_descriptor_allocator() -> None:
-    """Tensor descriptors made inside a kernel need 128 bytes of global scratch per program, which
-    Triton asks its allocator for at launch. Install a torch-backed one unless the user has set one."""
-    import triton
-    from triton.runtime import _allocation
-    if is_interpreter() or not isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
-        return
+def tile_descriptor(t, n_rows: int, n_cols: int, stride: int, block_r: int, block_c: int):
+    """A host tensor descriptor over the 2-D operand t (row stride `stride`, last dim contiguous).
 
-    def alloc(size: int, alignment: int, stream):
-        return torch.empty(size, dtype=torch.int8, device="cuda")
-    triton.set_allocator(alloc)
+    Passed by value to the kernel: the launcher encodes the TMA map on the host at each launch, so
+    no program spends the ~3 µs the H100 measured for building one in-kernel."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    return TensorDescriptor(t, [n_rows, n_cols], [stride, 1], [block_r, block_c])
+
+
+def vector_descriptor(t, n: int, block: int):
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    return TensorDescriptor(t, [n], [1], [block])
 
 
 def resident_programs(device_index: int, num_warps: int, waves: float) -> int:

@@ -11,9 +11,10 @@ from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, ensure_descriptor_allocator, resident_programs, use_dispatcher)
+                      balanced_programs, resident_programs, tile_descriptor, use_dispatcher)
 
-_launch = Launcher(_gated_act_kernel, "tt" "n" "iii" "f")
+_launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
+_launch_desc = Launcher(_gated_act_kernel, "ddd" "n" "iii" "f")  # access="descriptor"
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no libdevice
@@ -70,21 +71,21 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     block_t, block_d, warps = act_config(n_rows, d, num_sms(max(dev, 0)))
     row_tiles = triton.cdiv(n_rows, block_t)
     col_tiles = triton.cdiv(d, block_d)
-    if access is None and _access._default == _access.POINTER:
-        mode, stages = _access.POINTER, 1
-    else:
+    mode = _access.POINTER
+    if access is not None or _access._default != _access.POINTER:
         mode = access_mode(access, lambda: [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
                            x.element_size())
-        stages = 1
-        if mode == _access.DESCRIPTOR:
-            # descriptors cost a global-scratch write each: persistent row loops build them once, and
-            # prefetch (H100: 2.71 TB/s at T = 4096 with 3 stages, 4 waves)
-            ensure_descriptor_allocator()
-            stages = DESCRIPTOR_STAGES
-            cap = max(1, resident_programs(dev, warps, DESCRIPTOR_WAVES) // col_tiles)
-            row_tiles = balanced_programs(row_tiles, cap)
-    _launch((row_tiles, col_tiles), (x2, y2, n_rows, d, sx, sy, float(limit)),
-            (act, block_t, block_d, PRECISE, stages, mode), num_warps=warps)
+    if mode != _access.DESCRIPTOR:
+        _launch(dev, (row_tiles, col_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
+                (act, block_t, block_d, PRECISE, 1, mode), num_warps=warps)
+        return
+    # descriptors: persistent row loops that prefetch (TMA loads need several in flight)
+    cap = max(1, resident_programs(dev, warps, DESCRIPTOR_WAVES) // col_tiles)
+    _launch_desc(dev, (balanced_programs(row_tiles, cap), col_tiles),
+                 (tile_descriptor(x2, n_rows, d, sx, block_t, block_d),
+                  tile_descriptor(x2[:, d:], n_rows, d, sx, block_t, block_d),
+                  tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
+                 (act, block_t, block_d, PRECISE, DESCRIPTOR_STAGES, mode), num_warps=warps)
 
 
 def _out_like(x):

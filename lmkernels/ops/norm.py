@@ -8,9 +8,11 @@ from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
 from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, ensure_descriptor_allocator, resident_programs, use_dispatcher)
+                      balanced_programs, resident_programs, tile_descriptor, use_dispatcher,
+                      vector_descriptor)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
+_launch_desc = Launcher(_rms_norm_kernel, "dddd" "n" "iiii" "f")  # access="descriptor"
 
 MAX_HIDDEN = 65536  # one row is one register tile: 65536 fp32 = 64 registers a thread at 32 warps
 
@@ -102,17 +104,22 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
     # except for descriptors, which cost a global-scratch write each: there each program loops over
     # its rows, builds its descriptors once, and prefetches the next row (DESCRIPTOR_STAGES). Neither
     # choice depends on T, so a row runs the same instructions whatever the batch.
-    grid, stages = n_rows, 1
+    mode = _access.POINTER
     if access is not None or _access._default != _access.POINTER:
         mode = access_mode(access, lambda: [("x", x2, sx), ("out", y2, sy)] + (
-            [("residual", r2, sr)] if residual is not None else []), x.element_size())
-        if mode == _access.DESCRIPTOR:
-            ensure_descriptor_allocator()
-            grid, stages = balanced_programs(n_rows, cap), DESCRIPTOR_STAGES
-    else:
-        mode = _access.POINTER
-    _launch((grid,), (x2, r2, weight if weight is not None else x2, y2, n_rows, H, sx, sr, sy, eps),
-            (residual is not None, weight is not None, block, stages, mode), num_warps=warps)
+            [("residual", r2, sr)] if residual is not None else []) + (
+            [("weight", weight, 0)] if weight is not None else []), x.element_size())
+    consts = (residual is not None, weight is not None, block, 1, mode)
+    if mode != _access.DESCRIPTOR:
+        _launch(dev, (n_rows,), (x2, r2, weight if weight is not None else x2, y2, n_rows, H, sx, sr, sy, eps),
+                consts, num_warps=warps)
+        return
+    dx = tile_descriptor(x2, n_rows, H, sx, 1, block)
+    dr = tile_descriptor(r2, n_rows, H, sr, 1, block) if residual is not None else dx
+    dw = vector_descriptor(weight, H, block) if weight is not None else dx
+    _launch_desc(dev, (balanced_programs(n_rows, cap),),
+                 (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
+                 consts[:3] + (DESCRIPTOR_STAGES, mode), num_warps=warps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,

@@ -52,9 +52,11 @@ _I32_MIN, _I32_MAX, _U63 = -(2**31), 2**31 - 1, 2**63
 def _prep_source(kinds: str) -> str:
     """Source of prep(dev, meta, a0, a1, ...) -> (key, launch_args) for runtime args of these kinds.
 
-    kinds: one letter per runtime argument: 't' tensor, 'i' int, 'n' int marked do_not_specialize
-    (only its i32/i64 width matters), 'f' float. Tensors are replaced by their data_ptr() in the
-    launch arguments (Triton's C launcher takes ints for pointers), so each is asked once.
+    kinds: one letter per runtime argument: 't' tensor, 'd' host tensor descriptor, 'i' int, 'n' int
+    marked do_not_specialize (only its i32/i64 width matters), 'f' float. Tensors are replaced by
+    their data_ptr() in the launch arguments (Triton's C launcher takes ints for pointers), so each is
+    asked once. Triton specialises a descriptor on its dtype and block shape only ("tensordesc<bf16[1,
+    4096]>"): the launcher re-encodes the TMA map from its base, shape and strides at every launch.
     """
     key, names, launch_args, body = ["dev", "meta"], [], [], []
     for i, kind in enumerate(kinds):
@@ -65,12 +67,14 @@ def _prep_source(kinds: str) -> str:
             key.append(f"{a}.dtype, p{i} & 15 == 0")
             launch_args.append(f"p{i}")
             continue
-        if kind == "i":
+        if kind == "d":
+            key.append(f"{a}.base.dtype, tuple({a}.block_shape)")
+        elif kind == "i":
             key.append(f"{a} == 1, {a} & 15 == 0, {a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
         elif kind == "n":
             key.append(f"{a} < _I32_MIN or {a} > _I32_MAX, {a} >= _U63")
         elif kind != "f":
-            raise ValueError(f"kinds={kinds!r}: letter {kind!r} is not one of 't', 'i', 'n', 'f'")
+            raise ValueError(f"kinds={kinds!r}: letter {kind!r} is not one of 't', 'd', 'i', 'n', 'f'")
         launch_args.append(a)
     return (f"def prep(dev, meta, {', '.join(names)}):\n" + "\n".join(body) + ("\n" if body else "")
             + f"    return ({', '.join(key)},), ({', '.join(launch_args)},)\n")
@@ -85,9 +89,10 @@ def make_prep_fn(kinds: str):
 class Launcher:
     """One @triton.jit kernel whose runtime arguments come first, then its constexprs.
 
-    launcher(grid, args, consts, num_warps) launches on args[0]'s device, on its current stream.
-    `args` are the runtime arguments in signature order, of the kinds given at construction (ints the
-    kernel marks do_not_specialize are 'n'); `consts` the constexprs.
+    launcher(device, grid, args, consts, num_warps) launches on `device` (an index, as
+    tensor.get_device() gives it), on its current stream. `args` are the runtime arguments in
+    signature order, of the kinds given at construction (ints the kernel marks do_not_specialize are
+    'n'); `consts` the constexprs.
     """
 
     def __init__(self, fn, kinds: str):
@@ -100,16 +105,15 @@ class Launcher:
         if params is not None:  # our invariant: runtime arguments first, one kind letter each
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
             assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
-        assert kinds[0] == "t", "the first argument must be a tensor: it names the device"
 
-    def __call__(self, grid, args, consts, num_warps=4, num_stages=1):
+    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1):
         if not FAST_LAUNCH:
             self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
             return
         dev = _current_device()
-        if args[0].get_device() != dev:  # launch where the data is, as a CUDA op's device guard would
-            with torch.cuda.device(args[0].device):
-                self(grid, args, consts, num_warps, num_stages)
+        if device != dev:  # launch where the data is, as a CUDA op's device guard would
+            with torch.cuda.device(device):
+                self(device, grid, args, consts, num_warps, num_stages)
             return
         key, launch_args = self.prep(dev, (consts, num_warps, num_stages), *args)
         entry = self.cache.get(key)
