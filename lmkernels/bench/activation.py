@@ -13,48 +13,36 @@ SHAPES = [(1, 14336), (16, 14336), (256, 14336), (4096, 14336), (16384, 14336), 
 LIMIT = 7.0
 
 
+def _shape_cases(T: int, d: int, dtype, lg):
+    e = torch.finfo(dtype).bits // 8
+    dt = str(dtype).split(".")[-1]
+
+    def provider(fn):
+        def make(i):
+            g = torch.Generator(device="cuda").manual_seed(2000 + i)
+            x = torch.randn(T, 2 * d, device="cuda", dtype=dtype, generator=g) * 3
+            return lambda: fn(x)
+        return make
+
+    p = {f"lmkernels-{m}": provider(lambda x, m=m: lmkernels.silu_and_mul(x, access=m)) for m in available_modes()}
+    p["torch-eager"] = provider(ref.silu_and_mul)
+    p["torch-compile"] = provider(lambda x: compiled(ref.silu_and_mul)(x))
+    if lg is not None:
+        def liger_make(i):
+            g = torch.Generator(device="cuda").manual_seed(2000 + i)
+            a = torch.randn(T, d, device="cuda", dtype=dtype, generator=g) * 3  # Liger takes gate and up apart
+            b = torch.randn(T, d, device="cuda", dtype=dtype, generator=g) * 3
+            return lambda: lg.swiglu.LigerSiLUMulFunction.apply(a, b)
+        p["liger (gate, up apart)"] = liger_make
+    s = {f"lmkernels-{m}": provider(lambda x, m=m: lmkernels.swiglustep_and_mul(x, LIMIT, access=m))
+         for m in available_modes()}
+    s["torch-eager"] = provider(lambda x: ref.swiglustep_and_mul(x, LIMIT))
+    s["torch-compile"] = provider(lambda x: compiled(ref.swiglustep_and_mul)(x, LIMIT))
+    nbytes = 3 * T * d * e  # read x [T, 2d], write y [T, d]
+    return [("silu_and_mul", f"T={T} d={d}", dt, nbytes, p),
+            ("swiglustep_and_mul", f"T={T} d={d}", dt, nbytes, s)]
+
+
 def cases(dtype=torch.bfloat16, shapes=SHAPES):
     lg = liger()
-    out = []
-    for T, d in shapes:
-        e = torch.finfo(dtype).bits // 8
-        nbytes = 3 * T * d * e  # read x [T, 2d], write y [T, d]
-
-        def inputs(i, T=T, d=d):
-            g = torch.Generator(device="cuda").manual_seed(2000 + i)
-            return torch.randn(T, 2 * d, device="cuda", dtype=dtype, generator=g) * 3
-
-        def ours(fn, mode, *extra):
-            def make(i):
-                x = inputs(i)
-                return lambda: fn(x, *extra, access=mode)
-            return make
-
-        def eager(fn, *extra):
-            def make(i):
-                x = inputs(i)
-                return lambda: fn(x, *extra)
-            return make
-
-        def comp(fn, *extra):
-            def make(i):
-                x = inputs(i)
-                f = compiled(fn)
-                return lambda: f(x, *extra)
-            return make
-
-        p = {f"lmkernels-{m}": ours(lmkernels.silu_and_mul, m) for m in available_modes()}
-        p.update({"torch-eager": eager(ref.silu_and_mul), "torch-compile": comp(ref.silu_and_mul)})
-        if lg is not None:
-            def liger_silu(i):
-                x = inputs(i)
-                a, b = x[:, :d].contiguous(), x[:, d:].contiguous()  # Liger takes gate and up apart
-                return lambda: lg.swiglu.LigerSiLUMulFunction.apply(a, b)
-            p["liger (gate, up apart)"] = liger_silu
-        s = {f"lmkernels-{m}": ours(lmkernels.swiglustep_and_mul, m, LIMIT) for m in available_modes()}
-        s.update({"torch-eager": eager(ref.swiglustep_and_mul, LIMIT),
-                  "torch-compile": comp(ref.swiglustep_and_mul, LIMIT)})
-        dt = str(dtype).split(".")[-1]
-        out.append(("silu_and_mul", f"T={T} d={d}", dt, nbytes, p))
-        out.append(("swiglustep_and_mul", f"T={T} d={d}", dt, nbytes, s))
-    return out
+    return [c for T, d in shapes for c in _shape_cases(T, d, dtype, lg)]
