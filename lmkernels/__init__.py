@@ -3,8 +3,8 @@
 Importing registers the ops under torch.ops.lmkernels (library.py) and does nothing else: no
 allocator, no environment changes, no kernel compiled until the first call.
 """
-from . import library as _library  # noqa: F401  (registers torch.ops.lmkernels.*)
+from . import library  # registers torch.ops.lmkernels.*
 from .ops import fused_add_rms_norm, rms_norm, silu_and_mul, swiglustep_and_mul
 
 __version__ = "0.1.0"
-__all__ = ["rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul", "__version__"]
+__all__ = ["library", "rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul", "__version__"]

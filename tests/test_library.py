@@ -64,7 +64,6 @@ def test_fake_tensors_give_shapes_without_running():
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
 def test_cuda_graph_capture_and_replay_with_new_data():
     x = randn(16, 4096, dtype=torch.bfloat16, seed=5)
-    r = randn(16, 4096, dtype=torch.bfloat16, seed=6)
     w = randn(4096, dtype=torch.bfloat16, seed=7)
     g = randn(16, 2 * 4096, dtype=torch.bfloat16, seed=8)
     y, a, s = torch.empty_like(x), torch.empty(16, 4096, dtype=torch.bfloat16, device=DEVICE), torch.empty_like(x)

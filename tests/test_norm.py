@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lmkernels
-from helpers import (DEVICE, DTYPES, INTERPRETER, ON_GPU, assert_ulps, dtype_id, poisoned, randn)
+from helpers import (DEVICE, DTYPES, ON_GPU, assert_ulps, dtype_id, poisoned, randn)
 from lmkernels import reference as ref
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import access as access_rt

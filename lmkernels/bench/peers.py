@@ -17,8 +17,9 @@ def compiled(fn):
 def liger():
     """The liger_kernel.ops module tree when importable, else None."""
     try:
-        from liger_kernel.ops import fused_add_rms_norm, rms_norm, swiglu  # noqa: F401
-        import liger_kernel.ops as ops
-        return ops
+        import liger_kernel.ops.fused_add_rms_norm
+        import liger_kernel.ops.rms_norm
+        import liger_kernel.ops.swiglu
+        return liger_kernel.ops
     except Exception:
         return None

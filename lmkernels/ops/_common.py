@@ -20,6 +20,14 @@ def use_dispatcher(x) -> bool:
     return True
 
 
+def cpu_interpreted(x, y, a, b) -> bool:
+    """The ops' fast paths take get_device() >= 0 as "on a GPU"; on the CPU (-1, as for meta tensors)
+    they apply only under the interpreter and when every operand really is on the CPU, so that the
+    CPU test suite runs the same fast path the GPU does."""
+    return (is_interpreter() and x.is_cpu and y.is_cpu and (a is None or a.is_cpu)
+            and (b is None or b.is_cpu))
+
+
 def check_float(t, name: str) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")

@@ -11,7 +11,7 @@ from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, resident_programs, tile_descriptor, use_dispatcher)
+                      balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
 _launch_desc = Launcher(_gated_act_kernel, "ddd" "n" "iii" "f")  # access="descriptor"
@@ -51,7 +51,8 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    fast = (len(shape) == 2 and dev >= 0 and dt in FLOAT_DTYPES and y.dtype is dt and y.get_device() == dev)
+    fast = (len(shape) == 2 and (dev >= 0 or cpu_interpreted(x, y, None, None))
+            and dt in FLOAT_DTYPES and y.dtype is dt and y.get_device() == dev)
     if fast:
         n_rows, d2 = shape
         yshape = y.shape

@@ -7,8 +7,8 @@ import triton
 from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (access_mode, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, resident_programs, tile_descriptor, use_dispatcher,
+from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_like, check_runnable,
+                      balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher,
                       vector_descriptor)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
@@ -75,7 +75,8 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    fast = (len(shape) == 2 and dev >= 0 and dt in FLOAT_DTYPES and type(eps) is float
+    fast = (len(shape) == 2 and (dev >= 0 or cpu_interpreted(x, y, weight, residual))
+            and dt in FLOAT_DTYPES and type(eps) is float
             and y.dtype is dt and y.shape == shape and y.get_device() == dev
             and (weight is None or (weight.dtype is dt and weight.shape == shape[1:]
                                     and weight.get_device() == dev and weight.is_contiguous()))
