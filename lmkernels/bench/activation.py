@@ -32,7 +32,7 @@ def _shape_cases(T: int, d: int, dtype, lg):
             g = torch.Generator(device="cuda").manual_seed(2000 + i)
             a = torch.randn(T, d, device="cuda", dtype=dtype, generator=g) * 3  # Liger takes gate and up apart
             b = torch.randn(T, d, device="cuda", dtype=dtype, generator=g) * 3
-            return lambda: lg.swiglu.LigerSiLUMulFunction.apply(a, b)
+            return lambda: lg.LigerSiLUMulFunction.apply(a, b)
         p["liger (gate, up apart)"] = liger_make
     s = {f"lmkernels-{m}": provider(lambda x, m=m: lmkernels.swiglustep_and_mul(x, LIMIT, access=m))
          for m in available_modes()}

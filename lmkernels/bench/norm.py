@@ -45,9 +45,9 @@ def _shape_cases(T: int, H: int, dtype, lg):
     pf["torch-eager"] = fused(lambda x, r, w: ref.fused_add_rms_norm(x, r, w, EPS))
     pf["torch-compile"] = fused(lambda x, r, w: compiled(ref.fused_add_rms_norm)(x, r, w, EPS))
     if lg is not None:
-        p["liger"] = norm(lambda x, w: lg.rms_norm.LigerRMSNormFunction.apply(x, w, EPS, 0.0, "llama", False))
+        p["liger"] = norm(lambda x, w: lg.LigerRMSNormFunction.apply(x, w, EPS, 0.0, "llama", False))
         pf["liger (out of place)"] = fused(
-            lambda x, r, w: lg.fused_add_rms_norm.LigerFusedAddRMSNormFunction.apply(x, r, w, EPS, 0.0, "llama", False))
+            lambda x, r, w: lg.LigerFusedAddRMSNormFunction.apply(x, r, w, EPS, 0.0, "llama", False))
     # rms_norm: read x [T, H] and w [H], write y [T, H]
     # fused_add_rms_norm: read x, residual and w, write x and residual
     return [("rms_norm", f"T={T} H={H}", dt, (2 * T * H + H) * e, p),
