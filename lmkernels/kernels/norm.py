@@ -26,7 +26,13 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
             r = load_tile(res_ptr, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
             x = round_to(res_ptr, x + r, ACCESS)
             store_tile(res_ptr, x, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS)
-        inv_rms = tl.math.rsqrt(tl.sum(x * x, axis=1) / H + eps)
+        # The sum of squares accumulates in fp64: each fp32 square is exact there, so the order the
+        # tile layout imposes (which the compiler may pick differently per access mode or operand
+        # count: fp32 H = 136 fused differed by 2 ulp on the H100) moves only the last fp64 bits,
+        # and the fp32 mean comes out the same. fp32 maths from the mean on.
+        x64 = x.to(tl.float64)
+        mean_sq = (tl.sum(x64 * x64, axis=1) / H).to(tl.float32)
+        inv_rms = tl.math.rsqrt(mean_sq + eps)
         y = x * inv_rms[:, None]
         if HAS_WEIGHT:
             y = y * w
