@@ -15,7 +15,7 @@ w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
 y = torch.empty_like(x)
 g = torch.randn(1, 2 * 14336, device="cuda", dtype=torch.bfloat16)
 args = (x, x, w, y, 1, 4096, 4096, 4096, 4096, 1e-6)
-consts = (False, True, 4096, 1, 0)
+consts = (False, True, 4096, False, 1, 0)
 lmkernels.rms_norm(x, w, out=y)
 key, largs = norm_ops._launch.prep(0, (consts, 8, 1), *args)
 c_launch, runner, function, packed, coop, pdl = norm_ops._launch.cache[key]

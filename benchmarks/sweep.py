@@ -34,7 +34,7 @@ def sweep_norm(copy):
                                 continue  # one row a program: neither matters
                             grid = (balanced_programs(T, resident_programs(0, warps, waves)),)
                             calls = [lambda x=x, y=y: norm_ops._launch(0, grid, (x, x, w, y, T, H, H, H, H, 1e-6),
-                                                                        (False, True, block, stages, mode), num_warps=warps)
+                                                                        (False, True, block, True, stages, mode), num_warps=warps)
                                      for x, y in zip(xs, ys)]
                             us = graph_us(calls, reps=20)
                             gbs = nbytes / us / 1e3
@@ -58,7 +58,7 @@ def sweep_act(copy):
                                 continue
                             grid = (balanced_programs(T, max(1, resident_programs(0, warps, waves) // cols)), cols)
                             calls = [lambda x=x, y=y: act_ops._launch(0, grid, (x, x, y, T, d, 2 * d, d, 0.0),
-                                                                       (0, 1, bd, True, stages, mode), num_warps=warps)
+                                                                       (0, 1, bd, True, True, stages, mode), num_warps=warps)
                                      for x, y in zip(xs, ys)]
                             us = graph_us(calls, reps=20)
                             gbs = nbytes / us / 1e3

@@ -26,28 +26,41 @@ def _silu(g, PRECISE: tl.constexpr):
     return tl.math.div_rn(g, 1.0 + e)
 
 
+@triton.jit
+def _act_tile(x_ptr, u_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, limit,
+              ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, PRECISE: tl.constexpr,
+              ACCESS: tl.constexpr):
+    g = load_tile(x_ptr, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+    u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+    s = _silu(g, PRECISE)
+    if ACT == SILU_MUL:
+        # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
+        y = round_to(y_ptr, s, ACCESS) * u
+    else:
+        y = (tl.minimum(s, limit, propagate_nan=tl.PropagateNan.ALL)
+             * tl.clamp(u, -limit, limit, propagate_nan=tl.PropagateNan.ALL))
+    store_tile(y_ptr, y, n_rows, d, stride_y, row0, col0, BLOCK_T, BLOCK_D, ACCESS)
+
+
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _gated_act_kernel(x_ptr, u_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                      PRECISE: tl.constexpr, NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
-    """Program (i, j) computes columns [j*BLOCK_D, +BLOCK_D) of row tiles i, i + grid0, ... of y [n_rows, d]
-    (a row tile is BLOCK_T rows). grid0 covers every row tile once except where the host makes the
-    programs persistent (descriptors); NUM_STAGES > 1 then prefetches. x_ptr and u_ptr are the same
-    pointer for pointer/block_ptr (up = x_ptr + d), two host-made descriptors for descriptor."""
+                      PRECISE: tl.constexpr, PERSISTENT: tl.constexpr, NUM_STAGES: tl.constexpr,
+                      ACCESS: tl.constexpr):
+    """Program (i, j) computes columns [j*BLOCK_D, +BLOCK_D) of row tile i (BLOCK_T rows) of y [n_rows, d],
+    or with PERSISTENT of row tiles i, i + grid0, ... (descriptor mode; NUM_STAGES > 1 prefetches).
+    x_ptr and u_ptr are the same pointer for pointer/block_ptr (up = x_ptr + d), two host-made
+    descriptors for descriptor."""
     col0 = tl.program_id(1) * BLOCK_D
     if ACCESS == DESCRIPTOR:
         u_view = u_ptr
     else:
         u_view = u_ptr + d
-    for row_tile in tl.range(tl.program_id(0), tl.cdiv(n_rows, BLOCK_T), tl.num_programs(0), num_stages=NUM_STAGES):
-        row0 = row_tile * BLOCK_T
-        g = load_tile(x_ptr, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
-        u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
-        s = _silu(g, PRECISE)
-        if ACT == SILU_MUL:
-            # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
-            y = round_to(y_ptr, s, ACCESS) * u
-        else:
-            y = (tl.minimum(s, limit, propagate_nan=tl.PropagateNan.ALL)
-                 * tl.clamp(u, -limit, limit, propagate_nan=tl.PropagateNan.ALL))
-        store_tile(y_ptr, y, n_rows, d, stride_y, row0, col0, BLOCK_T, BLOCK_D, ACCESS)
+    if PERSISTENT:
+        for row_tile in tl.range(tl.program_id(0), tl.cdiv(n_rows, BLOCK_T), tl.num_programs(0),
+                                 num_stages=NUM_STAGES):
+            _act_tile(x_ptr, u_view, y_ptr, row_tile * BLOCK_T, col0, n_rows, d, stride_x, stride_y, limit,
+                      ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)
+    else:
+        _act_tile(x_ptr, u_view, y_ptr, tl.program_id(0) * BLOCK_T, col0, n_rows, d, stride_x, stride_y, limit,
+                  ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)

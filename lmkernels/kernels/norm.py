@@ -5,35 +5,52 @@ import triton.language as tl
 from .access import load_tile, load_vector, round_to, store_tile
 
 
+@triton.jit
+def _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, stride_y, eps,
+              HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr, ACCESS: tl.constexpr):
+    """One row: a [1, BLOCK_H] tile in registers, fp32 maths, one rounding on store."""
+    x_in = load_tile(x_ptr, n_rows, H, stride_x, row, 0, 1, BLOCK_H, ACCESS)
+    x = x_in.to(tl.float32)
+    if HAS_RESIDUAL:
+        r = load_tile(res_ptr, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
+        x = round_to(res_ptr, x + r, ACCESS)
+        store_tile(res_ptr, x, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS)
+    if x_in.dtype == tl.float32:
+        # fp32 inputs sum their squares in fp64, where each square is exact: the order the tile
+        # layout imposes (which the compiler chose differently for the descriptor mode's fused
+        # fp32 H = 136 case: 2 ulp apart on the H100) then moves only the last fp64 bits, and the
+        # fp32 mean comes out the same. bf16/fp16 stay in fp32 (their squares are exact there):
+        # fp64 cost them 14-16 registers and an occupancy step (H = 8192: 358 -> 393 µs).
+        x64 = x.to(tl.float64)
+        mean_sq = (tl.sum(x64 * x64, axis=1) / H).to(tl.float32)
+    else:
+        mean_sq = tl.sum(x * x, axis=1) / H
+    y = x * tl.math.rsqrt(mean_sq + eps)[:, None]
+    if HAS_WEIGHT:
+        y = y * w
+    store_tile(y_ptr, y, n_rows, H, stride_y, row, 0, 1, BLOCK_H, ACCESS)
+
+
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
-    """Rows pid, pid + n_programs, ... of x [n_rows, H]; one row is one [1, BLOCK_H] tile in registers.
-    The *_ptr operands are pointers, or host-made tensor descriptors when ACCESS is descriptor.
+                     PERSISTENT: tl.constexpr, NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
+    """x [n_rows, H] -> y; with HAS_RESIDUAL: res <- round(x + res), y <- norm(res) (vLLM's
+    fused_add_rms_norm). The *_ptr operands are pointers, or host-made tensor descriptors when
+    ACCESS is descriptor.
 
-    Every row runs the same instructions with the same tile layout whatever n_rows and the grid
-    are, so a row's result does not depend on the batch it came in (batch invariance). With
-    HAS_RESIDUAL: res <- round(x + res); y <- norm(round(x + res)) (vLLM's fused_add_rms_norm).
-    NUM_STAGES > 1 lets Triton's pipeliner fetch the next rows (cp.async, or TMA for descriptors)
-    while this one is reduced.
+    One row a program, or with PERSISTENT rows pid, pid + n_programs, ... (descriptor mode, where
+    NUM_STAGES > 1 lets the pipeliner fetch the next row by TMA while this one is reduced). Either
+    way every row runs _norm_row with the same tile layout whatever n_rows and the grid are, so a
+    row's result does not depend on the batch it came in (batch invariance).
     """
+    w = 0.0
     if HAS_WEIGHT:
         w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)
-    for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
-        x = load_tile(x_ptr, n_rows, H, stride_x, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
-        if HAS_RESIDUAL:
-            r = load_tile(res_ptr, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS).to(tl.float32)
-            x = round_to(res_ptr, x + r, ACCESS)
-            store_tile(res_ptr, x, n_rows, H, stride_res, row, 0, 1, BLOCK_H, ACCESS)
-        # The sum of squares accumulates in fp64: each fp32 square is exact there, so the order the
-        # tile layout imposes (which the compiler may pick differently per access mode or operand
-        # count: fp32 H = 136 fused differed by 2 ulp on the H100) moves only the last fp64 bits,
-        # and the fp32 mean comes out the same. fp32 maths from the mean on.
-        x64 = x.to(tl.float64)
-        mean_sq = (tl.sum(x64 * x64, axis=1) / H).to(tl.float32)
-        inv_rms = tl.math.rsqrt(mean_sq + eps)
-        y = x * inv_rms[:, None]
-        if HAS_WEIGHT:
-            y = y * w
-        store_tile(y_ptr, y, n_rows, H, stride_y, row, 0, 1, BLOCK_H, ACCESS)
+    if PERSISTENT:
+        for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
+            _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, stride_y, eps,
+                      HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)
+    else:
+        _norm_row(x_ptr, res_ptr, w, y_ptr, tl.program_id(0), n_rows, H, stride_x, stride_res, stride_y, eps,
+                  HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)

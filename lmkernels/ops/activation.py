@@ -88,7 +88,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
                            x.element_size())
     if mode != _access.DESCRIPTOR:
         _launch(dev, (row_tiles, col_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
-                (act, block_t, block_d, PRECISE, 1, mode), num_warps=warps)
+                (act, block_t, block_d, PRECISE, False, 1, mode), num_warps=warps)
         return
     # descriptors: persistent row loops that prefetch (TMA loads need several in flight)
     cap = max(1, resident_programs(dev, warps, DESCRIPTOR_WAVES) // col_tiles)
@@ -96,7 +96,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
                  (tile_descriptor(x2, n_rows, d, sx, block_t, block_d),
                   tile_descriptor(x2[:, d:], n_rows, d, sx, block_t, block_d),
                   tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
-                 (act, block_t, block_d, PRECISE, DESCRIPTOR_STAGES, mode), num_warps=warps)
+                 (act, block_t, block_d, PRECISE, True, DESCRIPTOR_STAGES, mode), num_warps=warps)
 
 
 def _out_like(x):

@@ -110,17 +110,17 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
         mode = access_mode(access, lambda: [("x", x2, sx), ("out", y2, sy)] + (
             [("residual", r2, sr)] if residual is not None else []) + (
             [("weight", weight, 0)] if weight is not None else []), x.element_size())
-    consts = (residual is not None, weight is not None, block, 1, mode)
+    consts = (residual is not None, weight is not None, block)
     if mode != _access.DESCRIPTOR:
         _launch(dev, (n_rows,), (x2, r2, weight if weight is not None else x2, y2, n_rows, H, sx, sr, sy, eps),
-                consts, num_warps=warps)
+                consts + (False, 1, mode), num_warps=warps)
         return
     dx = tile_descriptor(x2, n_rows, H, sx, 1, block)
     dr = tile_descriptor(r2, n_rows, H, sr, 1, block) if residual is not None else dx
     dw = vector_descriptor(weight, H, block) if weight is not None else dx
     _launch_desc(dev, (balanced_programs(n_rows, cap),),
                  (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
-                 consts[:3] + (DESCRIPTOR_STAGES, mode), num_warps=warps)
+                 consts + (True, DESCRIPTOR_STAGES, mode), num_warps=warps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
