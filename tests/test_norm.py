@@ -81,6 +81,20 @@ def test_rms_norm_strided_rows(dtype, H):
     assert_ulps(out_s, ref.rms_norm(xu, w, 1e-6), TOL[dtype])
 
 
+@pytest.mark.parametrize("H", [16384, 65536])
+def test_large_hidden_sizes(H):
+    """The warps grow with H from 16384 on; 65536 spills registers on sm90 but must stay correct."""
+    x = randn(2, H, dtype=torch.bfloat16, seed=H)
+    w = randn(H, dtype=torch.bfloat16, seed=H + 1)
+    out = poisoned((2, H), torch.bfloat16)
+    lmkernels.rms_norm(x, w, 1e-6, out=out)
+    assert_ulps(out, ref.rms_norm(x, w, 1e-6), TOL[torch.bfloat16])
+    r = randn(2, H, dtype=torch.bfloat16, seed=H + 2)
+    xf, rf = x.clone(), r.clone()
+    lmkernels.fused_add_rms_norm(xf, rf, w, 1e-6)
+    assert_ulps(xf, ref.rms_norm(rf, w, 1e-6), TOL[torch.bfloat16])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_rms_norm_3d_and_1d(dtype):
     H = 136

@@ -14,7 +14,9 @@ from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_lik
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
 _launch_desc = Launcher(_rms_norm_kernel, "dddd" "n" "iiii" "f")  # access="descriptor"
 
-MAX_HIDDEN = 65536  # one row is one register tile: 65536 fp32 = 64 registers a thread at 32 warps
+# One row is one register tile. sm90 compile (cuobjdump): no spills up to H = 16384 (bf16 and fp32) and
+# bf16 32768; fp32 32768 spills 96 bytes a thread and H = 65536 700-1000, correct but slower.
+MAX_HIDDEN = 65536
 
 
 DESCRIPTOR_STAGES, DESCRIPTOR_WAVES = 2, 1
@@ -33,7 +35,10 @@ def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
     best or within 1 % at H = 4096 and 8192 from T = 1 to 32768; 16 and 32 lose 5-30 % at T >= 4096.
     """
     block = triton.next_power_of_2(H)
-    return block, max(1, min(8, block * elem_bytes // (32 * 16)))
+    # ...and from H = 16384 on, enough warps that a thread holds at most 32 values (64 at H = 65536):
+    # 8 warps would leave 128-256 a thread and spill (bf16 32768: 255 registers + stack at 8 warps,
+    # 64 registers and no stack at 32)
+    return block, min(32, max(1, min(8, block * elem_bytes // (32 * 16)), block // (32 * 32)))
 
 
 def _plan(H: int, elem_bytes: int, device: int):
