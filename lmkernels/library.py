@@ -12,12 +12,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .ops.activation import SILU_MUL, SWIGLUSTEP, check_gated, gated_into
+from .ops.activation import SILU_MUL, SWIGLUSTEP, check_gated, gated_into, gated_out
 from .ops.norm import check_norm, norm_into
-
-
-def _gated_shape(x):
-    return (*x.shape[:-1], x.shape[-1] // 2)
 
 
 @torch.library.custom_op("lmkernels::rms_norm", mutates_args=())
@@ -56,8 +52,7 @@ def _(x, residual, weight, eps, access):
 
 @torch.library.custom_op("lmkernels::silu_and_mul", mutates_args=())
 def _silu_and_mul(x: Tensor, access: Optional[str]) -> Tensor:
-    check_gated(x, None)
-    y = x.new_empty(_gated_shape(x))
+    y = gated_out(x)
     gated_into(x, y, SILU_MUL, 0.0, access)
     return y
 
@@ -65,7 +60,7 @@ def _silu_and_mul(x: Tensor, access: Optional[str]) -> Tensor:
 @_silu_and_mul.register_fake
 def _(x, access):
     check_gated(x, None)
-    return x.new_empty(_gated_shape(x))
+    return gated_out(x)
 
 
 @torch.library.custom_op("lmkernels::silu_and_mul_out", mutates_args=("out",))
@@ -80,8 +75,7 @@ def _(out, x, access):
 
 @torch.library.custom_op("lmkernels::swiglustep_and_mul", mutates_args=())
 def _swiglustep_and_mul(x: Tensor, limit: float, access: Optional[str]) -> Tensor:
-    check_gated(x, None)
-    y = x.new_empty(_gated_shape(x))
+    y = gated_out(x)
     gated_into(x, y, SWIGLUSTEP, limit, access)
     return y
 
@@ -89,7 +83,7 @@ def _swiglustep_and_mul(x: Tensor, limit: float, access: Optional[str]) -> Tenso
 @_swiglustep_and_mul.register_fake
 def _(x, limit, access):
     check_gated(x, None)
-    return x.new_empty(_gated_shape(x))
+    return gated_out(x)
 
 
 @torch.library.custom_op("lmkernels::swiglustep_and_mul_out", mutates_args=("out",))

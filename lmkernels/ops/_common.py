@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -72,14 +71,6 @@ def as_rows(t, name: str):
         raise ValueError(f"{name} has shape {tuple(t.shape)} and strides {t.stride()}: its rows cannot be "
                          f"addressed with one stride; pass a tensor whose leading dims collapse") from None
     return t2, t2.stride(0) if t2.shape[0] > 1 else n
-
-
-def access_mode(access, operands, elem_bytes: int) -> int:
-    """The ACCESS constexpr for a launch. operands() lists the (name, tensor, row stride) triples the
-    kernel tiles; it is called only when a mode other than the default pointer must be checked."""
-    if access is None and _access.default_mode() == _access.POINTER:
-        return _access.POINTER
-    return _access.resolve(access, operands(), elem_bytes)
 
 
 def tile_descriptor(t, n_rows: int, n_cols: int, stride: int, block_r: int, block_c: int):

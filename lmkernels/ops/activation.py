@@ -10,7 +10,7 @@ from ..kernels.activation import _gated_act_kernel
 from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_like, check_runnable,
+from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
                       balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
@@ -84,8 +84,9 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     col_tiles = -(-d // block_d)
     mode = _access.POINTER
     if access is not None or _access._default != _access.POINTER:
-        mode = access_mode(access, lambda: [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
-                           x.element_size())
+        # not the default pointer mode: check the explicit (or env-default) mode against the operands
+        mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
+                               x.element_size())
     if mode != _access.DESCRIPTOR:
         _launch(dev, (row_tiles, col_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, False, 1, mode), num_warps=warps)
@@ -99,7 +100,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
                  (act, block_t, block_d, PRECISE, True, DESCRIPTOR_STAGES, mode), num_warps=warps)
 
 
-def _out_like(x):
+def gated_out(x):
     """[..., d] for x [..., 2d]; a bad x is refused by gated_into, after this allocation."""
     shape = x.shape
     if not shape:
@@ -121,7 +122,7 @@ def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: st
         torch.ops.lmkernels.silu_and_mul_out(out, x, access)
         return out
     if out is None:
-        out = _out_like(x)
+        out = gated_out(x)
     gated_into(x, out, SILU_MUL, 0.0, access)
     return out
 
@@ -143,6 +144,6 @@ def swiglustep_and_mul(x: torch.Tensor, limit: float = 7.0, *, out: torch.Tensor
         torch.ops.lmkernels.swiglustep_and_mul_out(out, x, float(limit), access)
         return out
     if out is None:
-        out = _out_like(x)
+        out = gated_out(x)
     gated_into(x, out, SWIGLUSTEP, limit, access)
     return out

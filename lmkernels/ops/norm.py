@@ -7,7 +7,7 @@ import triton
 from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, access_mode, as_rows, check_float, check_like, check_runnable,
+from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
                       balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher,
                       vector_descriptor)
 
@@ -112,7 +112,8 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
     # choice depends on T, so a row runs the same instructions whatever the batch.
     mode = _access.POINTER
     if access is not None or _access._default != _access.POINTER:
-        mode = access_mode(access, lambda: [("x", x2, sx), ("out", y2, sy)] + (
+        # not the default pointer mode: check the explicit (or env-default) mode against the operands
+        mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
             [("residual", r2, sr)] if residual is not None else []) + (
             [("weight", weight, 0)] if weight is not None else []), x.element_size())
     consts = (residual is not None, weight is not None, block)

@@ -153,7 +153,8 @@ def _entry(kernel):
 
     Where the launcher is Triton 3.6's CudaLauncher and the kernel needs no scratch memory, its C
     entry point is called directly: its Python __call__ only allocates scratch. Otherwise c_launch is
-    None and the launcher object is called (tensor descriptors made in-kernel need global scratch).
+    None and the launcher object is called (kernels that ask for global or profile scratch memory).
+    For kernels with host tensor-descriptor arguments `launch` is Triton's wrapper that encodes them.
     """
     kernel._init_handles()
     runner = kernel.run
