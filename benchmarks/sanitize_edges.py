@@ -21,5 +21,6 @@ for mode in available_modes():
             g = torch.randn(T, 2 * H, device=dev, dtype=dt)
             lmkernels.silu_and_mul(g, access=mode)
             lmkernels.swiglustep_and_mul(g, 3.0, access=mode)
+    lmkernels.silu_and_mul(torch.randn(65537, 2 * 24, device=dev), access=mode)  # 2-row tiles past grid axis 1
 torch.cuda.synchronize()
 print("edge shapes ran")

@@ -1,7 +1,8 @@
 """Config sweep behind the heuristics in ops/norm.py and ops/activation.py (GPU; a developer tool).
 
 Times the kernels directly through their Launcher with configs the heuristics do not pick, so that
-the choice in norm_config / act_config is a measured one. Prints markdown tables.
+the choice in norm_config / act_config is a measured one. Outputs are allocated per call, as the ops
+do (and as `lmkernels bench` times them). Prints markdown tables.
 python benchmarks/sweep.py [norm|activation]...
 """
 import sys
@@ -9,60 +10,66 @@ import sys
 import torch
 import triton
 
+from lmkernels import reference as ref
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.ops import activation as act_ops
 from lmkernels.ops import norm as norm_ops
-from lmkernels.ops._common import balanced_programs, resident_programs
+from lmkernels.ops._common import tile_descriptor, vector_descriptor
+
 DT = torch.bfloat16
 
 
+def _row(cells, us, nbytes, copy):
+    gbs = nbytes / us / 1e3
+    print("| " + " | ".join(str(c) for c in cells) + f" | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
+
+
 def sweep_norm(copy):
-    print("\n| H | T | mode | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---:|---:|---:|")
+    print("\n| op | H | T | mode | warps | µs | GB/s | of copy |\n|---|---|---|---|---|---:|---:|---:|")
     for H in (4096, 8192):
+        block = triton.next_power_of_2(H)
         for T in (1, 16, 4096, 32768):
-            nbytes = (2 * T * H + H) * 2
-            k = n_input_sets(nbytes)
-            xs = [torch.randn(T, H, device="cuda", dtype=DT) for _ in range(k)]
-            w = torch.randn(H, device="cuda", dtype=DT)
-            ys = [torch.empty_like(x) for x in xs]
-            block = triton.next_power_of_2(H)
-            for mode in (0, 1):  # descriptors take host-made descriptor args: timed by `lmkernels bench`
-                for warps in (4, 8, 16):
-                    for waves in (0.5, 1, 2, 1000):
-                        for stages in (1, 2, 3):
-                            if T <= 16 and (waves != 1 or stages != 1):
-                                continue  # one row a program: neither matters
-                            grid = (balanced_programs(T, resident_programs(0, warps, waves)),)
-                            calls = [lambda x=x, y=y: norm_ops._launch(0, grid, (x, x, w, y, T, H, H, H, H, 1e-6),
-                                                                        (False, True, block, True, stages, mode), num_warps=warps)
-                                     for x, y in zip(xs, ys)]
-                            us = graph_us(calls, reps=20)
-                            gbs = nbytes / us / 1e3
-                            print(f"| {H} | {T} | {mode} | {warps} | {waves} | {stages} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
+            for fused in (False, True):
+                nbytes = ((4 if fused else 2) * T * H + H) * 2
+                k = n_input_sets(nbytes)
+                xs = [torch.randn(T, H, device="cuda", dtype=DT) for _ in range(k)]
+                rs = [torch.randn(T, H, device="cuda", dtype=DT) for _ in range(k)] if fused else xs
+                w = torch.randn(H, device="cuda", dtype=DT)
+                dw = vector_descriptor(w, H, block)
+                for mode in (0, 1, 2):
+                    for warps in (4, 8, 16) if H == 4096 else (8, 16, 32):
+                        def call(x, r, warps=warps, mode=mode):
+                            y = x if fused else torch.empty_like(x)
+                            consts = (fused, True, block, mode)
+                            if mode == 2:
+                                norm_ops._launch_desc(0, (T,), (
+                                    tile_descriptor(x, T, H, H, 1, block), tile_descriptor(r, T, H, H, 1, block), dw,
+                                    tile_descriptor(y, T, H, H, 1, block), T, H, H, H, H, 1e-6), consts, num_warps=warps)
+                            else:
+                                norm_ops._launch(0, (T,), (x, r, w, y, T, H, H, H, H, 1e-6), consts, num_warps=warps)
+                        calls = [lambda x=x, r=r, c=call: c(x, r) for x, r in zip(xs, rs)]
+                        _row(("fused" if fused else "rms", H, T, mode, warps), graph_us(calls, reps=30), nbytes, copy)
+                del xs, rs
+                torch.cuda.empty_cache()
 
 
 def sweep_act(copy):
-    print("\n| d | T | mode | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---|---:|---:|---:|")
-    for d in (14336,):
-        for T in (1, 16, 256, 4096, 16384):
-            nbytes = 3 * T * d * 2
-            k = n_input_sets(nbytes)
-            xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) for _ in range(k)]
-            ys = [torch.empty(T, d, device="cuda", dtype=DT) for _ in range(k)]
-            for mode in (0, 1):
-                for bd, warps in ((256, 1), (512, 2), (1024, 4), (2048, 4), (2048, 8)):
-                    for waves in (1, 2, 4, 1000):
-                        for stages in (1, 2, 3):
-                            cols = triton.cdiv(d, bd)
-                            if T * cols <= 132 and (waves != 1 or stages != 1):
-                                continue
-                            grid = (balanced_programs(T, max(1, resident_programs(0, warps, waves) // cols)), cols)
-                            calls = [lambda x=x, y=y: act_ops._launch(0, grid, (x, x, y, T, d, 2 * d, d, 0.0),
-                                                                       (0, 1, bd, True, True, stages, mode), num_warps=warps)
-                                     for x, y in zip(xs, ys)]
-                            us = graph_us(calls, reps=20)
-                            gbs = nbytes / us / 1e3
-                            print(f"| {d} | {T} | {mode} | {bd} | {warps} | {waves} | {stages} | {us:.2f} | {gbs:.0f} | {gbs / copy:.3f} |")
+    d = 14336
+    print("\n| T | BLOCK_T | BLOCK_D | warps | µs | GB/s | of copy |\n|---|---|---|---|---:|---:|---:|")
+    for T in (1, 4, 16, 64, 256, 4096, 16384):
+        nbytes = 3 * T * d * 2
+        xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) * 3 for _ in range(n_input_sets(nbytes))]
+        for bt, bd, w in [(1, 256, 4), (1, 256, 8), (1, 512, 2), (1, 512, 4), (1, 512, 8), (1, 1024, 4),
+                          (1, 1024, 8), (1, 2048, 4), (1, 2048, 8), (2, 512, 4), (2, 1024, 8)]:
+            grid = (triton.cdiv(d, bd), triton.cdiv(T, bt))
+            calls = [lambda x=x, bt=bt, bd=bd, w=w, grid=grid: act_ops._launch(
+                0, grid, (x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0),
+                (0, bt, bd, True, False, 1, 0), num_warps=w) for x in xs]
+            _row((T, bt, bd, w), graph_us(calls, reps=30), nbytes, copy)
+        fn = torch.compile(ref.silu_and_mul, dynamic=False, fullgraph=True)
+        _row((T, "torch.compile", "", ""), graph_us([lambda x=x: fn(x) for x in xs], reps=30), nbytes, copy)
+        del xs
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -116,6 +116,26 @@ def test_strided_rows(dtype, d):
     assert buf[:, :2].isnan().all() and buf[:, d + 2:].isnan().all(), "wrote outside the output view"
 
 
+def test_config_keeps_row_tiles_within_grid_axis_1():
+    for n_rows in (1, 16, 65535, 65536, 200_000, 2**22):
+        block_t, block_d, warps = act_ops.act_config(n_rows, 14336, 132)
+        assert -(-n_rows // block_t) <= act_ops.MAX_GRID_Y and block_t & (block_t - 1) == 0
+        assert block_t == 1 or -(-n_rows // (block_t // 2)) > act_ops.MAX_GRID_Y  # no bigger than needed
+
+
+@pytest.mark.skipif(not ON_GPU, reason="70000 rows x 3 column tiles are 210000 programs: minutes under the interpreter")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=dtype_id)
+def test_more_rows_than_grid_axis_1(dtype):
+    """Row counts past CUDA's 65535 limit on grid axis 1 take 2-row tiles; every row is written."""
+    T, d = 70001, 1100
+    x = randn(T, 2 * d, dtype=dtype, seed=_seed("many rows", d, dtype), scale=3.0)
+    out = poisoned((T, d), dtype)
+    lmkernels.silu_and_mul(x, out=out)
+    assert_ulps(out, ref.silu_and_mul(x), SILU_TOL[dtype])
+    lmkernels.swiglustep_and_mul(x, 7.0, out=out)
+    assert_ulps(out, ref.swiglustep_and_mul(x, 7.0), SWIGLUSTEP_TOL[dtype])
+
+
 # ---------------------------------------------------------------- GPU bit-exactness
 
 @pytest.mark.skipif(not ON_GPU, reason=GPU_ONLY_REASON)

@@ -40,13 +40,12 @@ for target in TARGETS:
         t1 = f"tensordesc<{dt}[4096]>" if mode == 2 else f"*{dt}"
         sig = {"x_ptr": t2, "res_ptr": t2, "w_ptr": t1, "y_ptr": t2, "n_rows": "i32",
                "H": "i32", "stride_x": "i32", "stride_res": "i32", "stride_y": "i32", "eps": "fp32",
-               "HAS_RESIDUAL": "constexpr", "HAS_WEIGHT": "constexpr", "BLOCK_H": "constexpr", "PERSISTENT": "constexpr",
-               "NUM_STAGES": "constexpr",
+               "HAS_RESIDUAL": "constexpr", "HAS_WEIGHT": "constexpr", "BLOCK_H": "constexpr",
                "ACCESS": "constexpr"}
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6, 7, 8) if mode != 2 else (5, 6, 7, 8))}
         compile_one(f"rms_norm mode={mode} {dt} residual={residual}", _rms_norm_kernel, sig,
-                    {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "PERSISTENT": mode == 2,
-                     "NUM_STAGES": 2 if mode == 2 else 1, "ACCESS": mode}, attrs, target, 8)
+                    {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "ACCESS": mode},
+                    attrs, target, 8)
     for mode, dt, act in itertools.product((0, 1, 2), ("bf16", "fp16", "fp32"), (0, 1)):
         t2 = f"tensordesc<{dt}[1, 1024]>" if mode == 2 else f"*{dt}"
         sig = {"x_ptr": t2, "u_ptr": t2, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",

@@ -2,12 +2,13 @@
 and hand anything unusual to the careful path that explains the problem."""
 import pytest
 import torch
-from helpers import randn
+from helpers import ON_GPU, randn
 
 import lmkernels
 from lmkernels import reference as ref
 from lmkernels.ops import activation as act_ops
 from lmkernels.ops import norm as norm_ops
+from lmkernels.runtime import launch
 
 
 def _forbid(*_a, **_k):
@@ -46,3 +47,21 @@ def test_unusual_calls_take_the_careful_path(monkeypatch, case):
         with pytest.raises(TypeError, match="weight.dtype"):
             lmkernels.rms_norm(x, w.half())
     assert seen
+
+
+@pytest.mark.skipif(not (ON_GPU and launch.FAST_LAUNCH), reason="the launch fast path exists only for compiled kernels on a GPU")
+def test_repeat_calls_skip_tritons_launch(monkeypatch):
+    """After the first call of a specialisation, calls launch through Launcher.fast: Triton's
+    JITFunction.run is never entered again, and the results stay right."""
+    x = randn(5, 4096, dtype=torch.bfloat16, seed=8)
+    w = randn(4096, dtype=torch.bfloat16, seed=9)
+    g = randn(5, 2 * 1024, dtype=torch.bfloat16, seed=10)
+    want = (lmkernels.rms_norm(x, w), lmkernels.silu_and_mul(g))
+    misses = (norm_ops._launch.misses, act_ops._launch.misses)
+    monkeypatch.setattr(norm_ops._rms_norm_kernel, "run", _forbid)
+    monkeypatch.setattr(act_ops._gated_act_kernel, "run", _forbid)
+    for _ in range(3):
+        assert torch.equal(lmkernels.rms_norm(x, w), want[0])
+        assert torch.equal(lmkernels.silu_and_mul(g), want[1])
+        assert torch.equal(lmkernels.rms_norm(x, w, access="pointer"), want[0])
+    assert (norm_ops._launch.misses, act_ops._launch.misses) == misses

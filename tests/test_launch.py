@@ -5,6 +5,7 @@ get equal specialisations from Triton's binder (dtypes, 16-byte alignment, ints 
 Checked here against Triton's binder itself, on random arguments, for every kernel we launch.
 """
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ from lmkernels.runtime import launch
 
 KERNELS = [(_rms_norm_kernel, norm_ops._launch), (_gated_act_kernel, act_ops._launch),
            (_rms_norm_kernel, norm_ops._launch_desc), (_gated_act_kernel, act_ops._launch_desc)]
-INTS = [0, 1, 2, 15, 16, 17, 32, 769, 4096, 2**31 - 16, 2**31 - 1, 2**31, 2**32, 2**40 + 16]
+INTS = [0, 1, 2, 15, 16, 17, 32, 769, 4096, 2**31 - 16, 2**31 - 1, 2**31, 2**32, 2**40 + 16, 2**63, 2**63 + 16,
+        -1, -16, -(2**31), -(2**31) - 1, -(2**31) - 16]
 
 
 def _jit(kernel):
@@ -87,6 +89,36 @@ def test_key_separates_alignment_and_ints():
     assert prep(0, (), *base[:4], 2**31, *base[5:])[0] != k0  # ... except for its width
     assert prep(1, (), *base)[0] != k0  # device
     assert prep(0, (), x.half(), *base[1:])[0] != k0  # dtype
+
+
+def test_fast_launches_on_a_hit_only(monkeypatch):
+    """The generated fast(): a hit on the current device with no hooks calls the C launcher with
+    Triton's argument order; a miss, another device, another meta id or an installed hook launch
+    nothing and return False (the caller then takes Launcher.__call__). Runs on the CPU with a fake
+    C launcher, so the logic is checked where no GPU is."""
+    hooks = SimpleNamespace(launch_enter_hook=SimpleNamespace(calls=[]), launch_exit_hook=SimpleNamespace(calls=[]))
+    monkeypatch.setattr(launch, "_current_device", lambda: 0)
+    monkeypatch.setattr(launch, "_get_stream", lambda dev: 1234 + dev)
+    monkeypatch.setattr(launch, "_hooks", hooks)
+    cache = {}
+    prep, fast = launch._generate(norm_ops._launch.kinds, cache)
+    x = torch.randn(64)
+    args = (x, x, x, x, 8, 16, 16, 16, 16, 1e-6)
+    assert fast(0, 7, 8, 1, *args) is False  # nothing cached yet
+    launched = []
+    key, launch_args = prep(0, 7, *args)
+    cache[key] = (lambda *a: launched.append(a), "function", "packed", False, False, ("c0", "c1"))
+    assert fast(0, 7, 8, 1, *args) is True
+    assert launched == [(8, 1, 1, 1234, "function", False, False, None, None, "packed", None, None, None,
+                         *launch_args, "c0", "c1")]
+    assert fast(0, 7, 3, 1, *args[:4], 3, *args[5:]) is True  # n_rows is not specialised
+    assert fast(0, 8, 8, 1, *args) is False  # another meta id (constexprs, warps)
+    assert fast(1, 7, 8, 1, *args) is False  # not the current device
+    assert fast(0, 7, 8, 1, x[1:], *args[1:]) is False  # unaligned pointer: another specialisation
+    assert fast(0, 7, 8, 1, *args[:5], 17, *args[6:]) is False  # H % 16 != 0
+    hooks.launch_exit_hook.calls.append(print)
+    assert fast(0, 7, 8, 1, *args) is False  # a profiler's hook: launch through Triton
+    assert len(launched) == 2
 
 
 def test_interface_detection():

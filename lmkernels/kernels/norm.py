@@ -34,23 +34,17 @@ def _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, st
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     PERSISTENT: tl.constexpr, NUM_STAGES: tl.constexpr, ACCESS: tl.constexpr):
+                     ACCESS: tl.constexpr):
     """x [n_rows, H] -> y; with HAS_RESIDUAL: res <- round(x + res), y <- norm(res) (vLLM's
     fused_add_rms_norm). The *_ptr operands are pointers, or host-made tensor descriptors when
     ACCESS is descriptor.
 
-    One row a program, or with PERSISTENT rows pid, pid + n_programs, ... (descriptor mode, where
-    NUM_STAGES > 1 lets the pipeliner fetch the next row by TMA while this one is reduced). Either
-    way every row runs _norm_row with the same tile layout whatever n_rows and the grid are, so a
-    row's result does not depend on the batch it came in (batch invariance).
+    One row a program, with the same tile layout whatever n_rows, so a row's result does not depend
+    on the batch it came in (batch invariance). Persistent grids that prefetch the next row (cp.async
+    or TMA) were no faster on the H100 for any mode (benchmarks/NOTES.md).
     """
     w = 0.0
     if HAS_WEIGHT:
         w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)
-    if PERSISTENT:
-        for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=NUM_STAGES):
-            _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, stride_y, eps,
-                      HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)
-    else:
-        _norm_row(x_ptr, res_ptr, w, y_ptr, tl.program_id(0), n_rows, H, stride_x, stride_res, stride_y, eps,
-                  HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)
+    _norm_row(x_ptr, res_ptr, w, y_ptr, tl.program_id(0), n_rows, H, stride_x, stride_res, stride_y, eps,
+              HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)

@@ -55,6 +55,17 @@ def check_runnable(x, name: str) -> None:
                          f"with TRITON_INTERPRET=1 set before triton is imported")
 
 
+def new_rows_like(x):
+    """An uninitialised output of x's shape and dtype whose leading dims collapse to one row stride.
+
+    empty_like where it gives that (x contiguous, or 2-D: a row-strided 2-D view is not dense and
+    gets contiguous strides): on the H100 host it costs 1.8-2.4 µs against 3.7-5.7 µs for
+    torch.empty(shape, dtype=..., device=...), a third of an eager decode call's budget."""
+    if len(x.shape) == 2 or x.is_contiguous():
+        return torch.empty_like(x)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
 def as_rows(t, name: str):
     """(t as [rows, last], row stride): the leading dims must collapse to one stride; last dim contiguous."""
     if t.dim() == 0:

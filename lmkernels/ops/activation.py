@@ -21,29 +21,26 @@ PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no
 DESCRIPTOR_STAGES, DESCRIPTOR_WAVES = 3, 4
 
 
+MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
+
+
 def act_config(n_rows: int, d: int, sms: int) -> tuple[int, int, int]:
     """(BLOCK_T, BLOCK_D, num_warps). Elementwise, so the config may follow T freely.
 
-    From the H100 sweep (bf16, d = 14336): decode (under one 1024-column program per SM) runs
-    1024-column, 4-warp programs (T = 1: 1.67 µs; 256 x 1 warp 1.76); a few rows (T = 16) want more,
-    smaller programs (256 x 1 warp 2.69 µs vs 2.98); from T = 256 on, 2048 x 4 warps (T = 256:
-    9.8 µs vs 10.6; T >= 4096 within 1 % of the best, 2.9-3.0 TB/s).
+    H100 sweep (bf16, d = 14336, benchmarks/sweep.py): 512-column tiles are within 1 % of the best
+    config from T = 1 to 16384; 8 warps (2 elements a thread) while the grid fits one wave of
+    8-warp programs (T = 1: 1.36 µs vs 1.62 for 1024 x 4), 4 warps beyond (T = 4096: 2.89 TB/s,
+    T = 16384: 3.04). Row tiles grow past one row only where the row count would overflow grid
+    axis 1.
     """
-    small, mid, large, t1, t2 = _act_plan(d, sms)
-    return small if n_rows <= t1 else mid if n_rows <= t2 else large
-
-
-_act_plans: dict = {}
-
-
-def _act_plan(d: int, sms: int):
-    """The three configs of act_config for one d, and the row counts where they switch; cached."""
-    plan = _act_plans.get((d, sms))
-    if plan is None:
-        p2 = triton.next_power_of_2(d)
-        plan = _act_plans[(d, sms)] = ((1, min(p2, 1024), 4), (1, min(p2, 256), 1), (1, min(p2, 2048), 4),
-                                       sms // triton.cdiv(d, 1024), 8 * sms // triton.cdiv(d, 256))
-    return plan
+    block_d = min(512, triton.next_power_of_2(d))
+    col_tiles = -(-d // block_d)
+    one_wave = n_rows * col_tiles <= sms * (2048 // 256)
+    warps = max(1, min(8 if one_wave else 4, block_d // 64))
+    block_t = 1
+    while -(-n_rows // block_t) > MAX_GRID_Y:
+        block_t *= 2
+    return block_t, block_d, warps
 
 
 def check_gated(x, out) -> None:
@@ -79,25 +76,52 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
         x2, sx = as_rows(x, "x")
         y2, sy = as_rows(y, "out")
         n_rows, d = y2.shape
+    if n_rows <= MAX_GRID_Y and ((access is None and _access._default == _access.POINTER)
+                                 or (type(access) is str and access == "pointer")):
+        # the common call: a cached plan, one generated function computes the key and launches
+        col_tiles, wave_rows, one_wave, beyond = _plan(d, dt, dev, act)
+        consts, warps, meta = one_wave if n_rows <= wave_rows else beyond
+        limit = float(limit)
+        if not _launch.fast(dev, meta, col_tiles, n_rows, x2, x2, y2, n_rows, d, sx, sy, limit):
+            _launch(dev, (col_tiles, n_rows), (x2, x2, y2, n_rows, d, sx, sy, limit), consts, num_warps=warps)
+        return
     block_t, block_d, warps = act_config(n_rows, d, num_sms(max(dev, 0)))
-    row_tiles = -(-n_rows // block_t)
-    col_tiles = -(-d // block_d)
-    mode = _access.POINTER
-    if access is not None or _access._default != _access.POINTER:
-        # not the default pointer mode: check the explicit (or env-default) mode against the operands
-        mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
-                               x.element_size())
+    row_tiles, col_tiles = -(-n_rows // block_t), -(-d // block_d)
+    mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
+                           x.element_size())
     if mode != _access.DESCRIPTOR:
-        _launch(dev, (row_tiles, col_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
+        _launch(dev, (col_tiles, row_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, False, 1, mode), num_warps=warps)
         return
-    # descriptors: persistent row loops that prefetch (TMA loads need several in flight)
-    cap = max(1, resident_programs(dev, warps, DESCRIPTOR_WAVES) // col_tiles)
-    _launch_desc(dev, (balanced_programs(row_tiles, cap), col_tiles),
+    # descriptors: persistent tile loops that prefetch (TMA loads need several in flight)
+    _launch_desc(dev, (balanced_programs(row_tiles * col_tiles, resident_programs(dev, warps, DESCRIPTOR_WAVES)),),
                  (tile_descriptor(x2, n_rows, d, sx, block_t, block_d),
                   tile_descriptor(x2[:, d:], n_rows, d, sx, block_t, block_d),
                   tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
                  (act, block_t, block_d, PRECISE, True, DESCRIPTOR_STAGES, mode), num_warps=warps)
+
+
+_plans: dict = {}
+
+
+def _plan(d: int, dtype, device: int, act: int):
+    """Pointer-mode launches of act_config for one (d, dtype, device, act), cached: (column tiles,
+    the most rows that still fit one wave, and (constexprs, num_warps, launcher meta id) for row
+    counts up to there and beyond)."""
+    key = (d, dtype, device, act)
+    plan = _plans.get(key)
+    if plan is None:
+        sms = num_sms(max(device, 0))
+        _, block_d, _ = act_config(1, d, sms)
+        col_tiles = -(-d // block_d)
+        wave_rows = max(1, sms * (2048 // 256) // col_tiles)
+        launches = []
+        for n_rows in (wave_rows, wave_rows + 1):
+            block_t, block_d, warps = act_config(n_rows, d, sms)
+            consts = (act, block_t, block_d, PRECISE, False, 1, _access.POINTER)
+            launches.append((consts, warps, _launch.meta_id(consts, warps)))
+        plan = _plans[key] = (col_tiles, wave_rows, *launches)
+    return plan
 
 
 def gated_out(x):
@@ -105,7 +129,7 @@ def gated_out(x):
     shape = x.shape
     if not shape:
         check_gated(x, None)
-    return torch.empty((*shape[:-1], shape[-1] // 2), dtype=x.dtype, device=x.device)
+    return x.new_empty((*shape[:-1], shape[-1] // 2))  # 3.7 µs on the H100 host, torch.empty(..., device=) 5.7
 
 
 def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: str | None = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher,
+                      cpu_interpreted, new_rows_like, tile_descriptor, use_dispatcher,
                       vector_descriptor)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
@@ -19,7 +19,6 @@ _launch_desc = Launcher(_rms_norm_kernel, "dddd" "n" "iiii" "f")  # access="desc
 MAX_HIDDEN = 65536
 
 
-DESCRIPTOR_STAGES, DESCRIPTOR_WAVES = 2, 1
 _plans: dict = {}
 
 
@@ -41,13 +40,15 @@ def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
     return block, min(32, max(1, min(8, block * elem_bytes // (32 * 16)), block // (32 * 32)))
 
 
-def _plan(H: int, elem_bytes: int, device: int):
-    """(BLOCK_H, num_warps, resident program cap) for one (H, dtype, device), cached."""
-    key = (H, elem_bytes, device)
+def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool):
+    """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id)
+    for one (H, dtype, device, operands) combination, cached: the hot path asks once per call."""
+    key = (H, dtype, device, has_residual, has_weight)
     plan = _plans.get(key)
     if plan is None:
-        block, warps = norm_config(H, elem_bytes)
-        plan = _plans[key] = (block, warps, resident_programs(device, warps, DESCRIPTOR_WAVES))
+        block, warps = norm_config(H, dtype.itemsize)
+        consts = (has_residual, has_weight, block, _access.POINTER)
+        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps))
     return plan
 
 
@@ -105,28 +106,29 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
         y2, sy = as_rows(y, "out")
         r2, sr = as_rows(residual, "residual") if residual is not None else (x2, sx)
         n_rows, H = x2.shape
-    block, warps, cap = _plan(H, x.element_size(), dev)
-    # One row a program (H100 sweep: persistent, prefetching grids were no faster for pointer loads),
-    # except for descriptors, which cost a global-scratch write each: there each program loops over
-    # its rows, builds its descriptors once, and prefetches the next row (DESCRIPTOR_STAGES). Neither
-    # choice depends on T, so a row runs the same instructions whatever the batch.
-    mode = _access.POINTER
-    if access is not None or _access._default != _access.POINTER:
-        # not the default pointer mode: check the explicit (or env-default) mode against the operands
-        mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
-            [("residual", r2, sr)] if residual is not None else []) + (
-            [("weight", weight, 0)] if weight is not None else []), x.element_size())
-    consts = (residual is not None, weight is not None, block)
-    if mode != _access.DESCRIPTOR:
-        _launch(dev, (n_rows,), (x2, r2, weight if weight is not None else x2, y2, n_rows, H, sx, sr, sy, eps),
-                consts + (False, 1, mode), num_warps=warps)
+    block, warps, consts, meta = _plan(H, x.dtype, dev, residual is not None, weight is not None)
+    w2 = weight if weight is not None else x2
+    if (access is None and _access._default == _access.POINTER) or (type(access) is str and access == "pointer"):
+        # the common call: one generated function computes the key and launches (runtime/launch.py)
+        if not _launch.fast(dev, meta, n_rows, 1, x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps):
+            _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps)
         return
+    # another mode, explicit or the env default: check it against the operands
+    mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
+        [("residual", r2, sr)] if residual is not None else []) + (
+        [("weight", weight, 0)] if weight is not None else []), x.element_size())
+    consts = consts[:3] + (mode,)
+    if mode != _access.DESCRIPTOR:
+        _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps)
+        return
+    # Descriptors: host-made, so a program builds none, and one row a program as for pointers (H100,
+    # H = 8192 T = 32768: 362 µs, pointer 362; the persistent grid with a 2-stage TMA prefetch that
+    # in-kernel descriptors needed ran 380-387)
     dx = tile_descriptor(x2, n_rows, H, sx, 1, block)
     dr = tile_descriptor(r2, n_rows, H, sr, 1, block) if residual is not None else dx
     dw = vector_descriptor(weight, H, block) if weight is not None else dx
-    _launch_desc(dev, (balanced_programs(n_rows, cap),),
-                 (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
-                 consts + (True, DESCRIPTOR_STAGES, mode), num_warps=warps)
+    _launch_desc(dev, (n_rows,), (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
+                 consts, num_warps=warps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
@@ -146,7 +148,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1
         torch.ops.lmkernels.rms_norm_out(out, x, weight, eps, access)
         return out
     if out is None:
-        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        out = new_rows_like(x)
     norm_into(x, None, weight, out, eps, access)
     return out
 
