@@ -27,16 +27,16 @@ MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
 def act_config(n_rows: int, d: int, sms: int) -> tuple[int, int, int]:
     """(BLOCK_T, BLOCK_D, num_warps). Elementwise, so the config may follow T freely.
 
-    H100 sweep (bf16, d = 14336, benchmarks/sweep.py): 512-column tiles are within 1 % of the best
-    config from T = 1 to 16384; 8 warps (2 elements a thread) while the grid fits one wave of
-    8-warp programs (T = 1: 1.36 µs vs 1.62 for 1024 x 4), 4 warps beyond (T = 4096: 2.89 TB/s,
-    T = 16384: 3.04). Row tiles grow past one row only where the row count would overflow grid
-    axis 1.
+    H100 sweep (bf16, d = 14336, outputs allocated per call; benchmarks/sweep.py), 8-warp programs:
+    while 512-column tiles fit one wave, 512 columns (2 elements a thread: T = 1 1.39 µs against
+    1.63 for 1024 x 4 warps, T = 16 2.21 µs); beyond, 1024 columns (4 a thread: T = 4096 2.93 TB/s,
+    T = 16384 3.05, 0.5-1 % ahead of 512 x 4 warps). Row tiles grow past one row only where the row
+    count would overflow grid axis 1.
     """
-    block_d = min(512, triton.next_power_of_2(d))
-    col_tiles = -(-d // block_d)
-    one_wave = n_rows * col_tiles <= sms * (2048 // 256)
-    warps = max(1, min(8 if one_wave else 4, block_d // 64))
+    one_wave = n_rows * -(-d // 512) <= sms * (2048 // 256)
+    per_thread = 2 if one_wave else 4
+    block_d = min(256 * per_thread, triton.next_power_of_2(d))
+    warps = max(1, min(8, block_d // (32 * per_thread)))
     block_t = 1
     while -(-n_rows // block_t) > MAX_GRID_Y:
         block_t *= 2
@@ -79,8 +79,8 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     if n_rows <= MAX_GRID_Y and ((access is None and _access._default == _access.POINTER)
                                  or (type(access) is str and access == "pointer")):
         # the common call: a cached plan, one generated function computes the key and launches
-        col_tiles, wave_rows, one_wave, beyond = _plan(d, dt, dev, act)
-        consts, warps, meta = one_wave if n_rows <= wave_rows else beyond
+        wave_rows, one_wave, beyond = _plan(d, dt, dev, act)
+        col_tiles, consts, warps, meta = one_wave if n_rows <= wave_rows else beyond
         limit = float(limit)
         if not _launch.fast(dev, meta, col_tiles, n_rows, x2, x2, y2, n_rows, d, sx, sy, limit):
             _launch(dev, (col_tiles, n_rows), (x2, x2, y2, n_rows, d, sx, sy, limit), consts, num_warps=warps)
@@ -105,22 +105,20 @@ _plans: dict = {}
 
 
 def _plan(d: int, dtype, device: int, act: int):
-    """Pointer-mode launches of act_config for one (d, dtype, device, act), cached: (column tiles,
-    the most rows that still fit one wave, and (constexprs, num_warps, launcher meta id) for row
-    counts up to there and beyond)."""
+    """Pointer-mode launches of act_config for one (d, dtype, device, act), cached: (the most rows
+    that run as one wave, and (column tiles, constexprs, num_warps, launcher meta id) for row counts
+    up to there and beyond)."""
     key = (d, dtype, device, act)
     plan = _plans.get(key)
     if plan is None:
         sms = num_sms(max(device, 0))
-        _, block_d, _ = act_config(1, d, sms)
-        col_tiles = -(-d // block_d)
-        wave_rows = max(1, sms * (2048 // 256) // col_tiles)
+        wave_rows = max(1, sms * (2048 // 256) // -(-d // 512))  # the most rows act_config runs as one wave
         launches = []
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
             consts = (act, block_t, block_d, PRECISE, False, 1, _access.POINTER)
-            launches.append((consts, warps, _launch.meta_id(consts, warps)))
-        plan = _plans[key] = (col_tiles, wave_rows, *launches)
+            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps)))
+        plan = _plans[key] = (wave_rows, *launches)
     return plan
 
 
