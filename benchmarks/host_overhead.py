@@ -16,6 +16,8 @@ g = torch.randn(1, 2 * 14336, device="cuda", dtype=torch.bfloat16)
 args = (x, x, w, y, 1, 4096, 4096, 4096, 4096, 1e-6)
 lmkernels.rms_norm(x, w, out=y)
 block, warps, consts, meta = norm_ops._plan(4096, x.dtype, 0, False, True)
+args_key = norm_ops._launch.key(0, args, consts, warps, 1)
+assert args_key[0] == meta
 key, largs = norm_ops._launch.prep(0, meta, *args)
 c_launch, function, packed, coop, pdl, _ = norm_ops._launch.cache[key]
 stream = torch._C._cuda_getCurrentRawStream(0)

@@ -72,6 +72,32 @@ def sweep_act(copy):
         torch.cuda.empty_cache()
 
 
+def sweep_act_desc(copy):
+    """Descriptor mode: persistent prefetching tile loops against one tile a program (the pointer grid)."""
+    d = 14336
+    print("\n| T | grid | stages | µs | GB/s | of copy |\n|---|---|---|---:|---:|---:|")
+    for T in (1, 16, 4096, 16384):
+        nbytes = 3 * T * d * 2
+        xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) * 3 for _ in range(n_input_sets(nbytes))]
+        bt, bd, w = act_ops.act_config(T, d, 132)
+        for persistent, waves, stages in ((False, 0, 1), (True, 4, 3), (True, 2, 2), (True, 1, 2)):
+            tiles = triton.cdiv(T, bt) * triton.cdiv(d, bd)
+            grid = ((act_ops.balanced_programs(tiles, act_ops.resident_programs(0, w, waves)),) if persistent
+                    else (triton.cdiv(d, bd), triton.cdiv(T, bt)))
+
+            def call(x, grid=grid, persistent=persistent, stages=stages):
+                y = torch.empty(T, d, device="cuda", dtype=DT)
+                act_ops._launch_desc(0, grid, (tile_descriptor(x, T, d, 2 * d, bt, bd),
+                                               tile_descriptor(x[:, d:], T, d, 2 * d, bt, bd),
+                                               tile_descriptor(y, T, d, d, bt, bd), T, d, 2 * d, d, 0.0),
+                                     (0, bt, bd, True, persistent, stages, 2), num_warps=w)
+            calls = [lambda x=x, c=call: c(x) for x in xs]
+            _row((T, f"persistent x{waves}" if persistent else "tile/program", stages), graph_us(calls, reps=30),
+                 nbytes, copy)
+        del xs
+        torch.cuda.empty_cache()
+
+
 if __name__ == "__main__":
     copy = copy_bandwidth_gbs()
     print(f"copy bandwidth {copy:.0f} GB/s")
@@ -80,3 +106,5 @@ if __name__ == "__main__":
         sweep_norm(copy)
     if "activation" in which:
         sweep_act(copy)
+    if "activation-descriptor" in which:
+        sweep_act_desc(copy)

@@ -33,9 +33,9 @@ def on_gpu() -> bool:
 
 @pytest.fixture
 def default_access(monkeypatch):
-    """Lets a test set LMKERNELS_ACCESS: the cached process default is reread before the test and
-    forgotten after it (this teardown runs before monkeypatch restores the environment, and the
-    default is read lazily, so the next call sees the restored value)."""
+    """Lets a test set LMKERNELS_ACCESS: the cached process default is reread before the test and,
+    after it, once the environment is restored (monkeypatch.undo here: this teardown would otherwise
+    run before monkeypatch's own)."""
     from lmkernels.runtime import access
 
     monkeypatch.delenv("LMKERNELS_ACCESS", raising=False)
@@ -48,4 +48,5 @@ def default_access(monkeypatch):
     try:
         yield set_mode
     finally:
+        monkeypatch.undo()
         access.reset_default()

@@ -68,7 +68,8 @@ def test_key_at_least_as_fine_as_triton(kernel, launcher):
     seen = {}
     for _ in range(3000):
         args = _random_args(launcher.kinds, rng, buf)
-        key, launch_args = launcher.prep(0, (consts, 4, 1), *args)
+        key = launcher.key(0, args, consts, 4, 1)
+        _, launch_args = launcher.prep(0, key[0], *args)
         spec = _triton_spec(jit, args, consts)
         assert seen.setdefault(key, spec) == spec, f"one key, two Triton specialisations: {args}"
         # tensors travel as their data_ptr ints, everything else unchanged
@@ -79,16 +80,22 @@ def test_key_at_least_as_fine_as_triton(kernel, launcher):
 
 def test_key_separates_alignment_and_ints():
     x = torch.randn(64)
-    prep = norm_ops._launch.prep
+    launcher = norm_ops._launch
+
+    def key(*args, dev=0, consts=(False, True, 64, 0), warps=4):
+        return launcher.key(dev, args, consts, warps, 1)
     base = (x, x, x, x, 8, 16, 16, 16, 16, 1e-6)
-    k0, _ = prep(0, (), *base)
-    assert prep(0, (), x[1:], *base[1:])[0] != k0  # unaligned pointer
-    assert prep(0, (), *base[:5], 17, *base[6:])[0] != k0  # H % 16
-    assert prep(0, (), *base[:5], 1, *base[6:])[0] != k0  # H == 1 (Triton makes it a constexpr)
-    assert prep(0, (), *base[:4], 9, *base[5:])[0] == k0  # n_rows is not specialised: no new kernel
-    assert prep(0, (), *base[:4], 2**31, *base[5:])[0] != k0  # ... except for its width
-    assert prep(1, (), *base)[0] != k0  # device
-    assert prep(0, (), x.half(), *base[1:])[0] != k0  # dtype
+    k0 = key(*base)
+    assert key(x[1:], *base[1:]) != k0  # unaligned pointer
+    assert key(*base[:5], 17, *base[6:]) != k0  # H % 16
+    assert key(*base[:5], 1, *base[6:]) != k0  # H == 1 (Triton makes it a constexpr)
+    assert key(*base[:4], 9, *base[5:]) == k0  # n_rows is not specialised: no new kernel
+    assert key(*base[:4], 2**31, *base[5:]) != k0  # ... except for its width
+    assert key(*base, dev=1) != k0  # device
+    assert key(x.half(), *base[1:]) != k0  # dtype (through the meta id)
+    assert key(*base[:3], x.half(), *base[4:]) != k0  # ... of any tensor argument
+    assert key(*base, consts=(True, True, 64, 0)) != k0  # constexprs
+    assert key(*base, warps=8) != k0  # launch options
 
 
 def test_fast_launches_on_a_hit_only(monkeypatch):

@@ -54,37 +54,41 @@ def check_gated(x, out) -> None:
 
 
 def gated_into(x, y, act: int, limit: float, access) -> None:
-    """y <- act(x); the common 2-D GPU call is recognised with a few attribute reads (see norm_into)."""
+    """y <- act(x): the common 2-D GPU call in pointer mode launches with few Python operations
+    (see norm_into); anything else takes the careful path."""
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    fast = (len(shape) == 2 and (dev >= 0 or cpu_interpreted(x, y, None, None))
-            and dt in FLOAT_DTYPES and y.dtype is dt and y.get_device() == dev)
-    if fast:
+    if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
+            and y.dtype is dt and y.get_device() == dev
+            and (access is None and _access._default == _access.POINTER
+                 or type(access) is str and access == "pointer")):
         n_rows, d2 = shape
-        yshape = y.shape
-        xs, ys = x.stride(), y.stride()
         d = d2 // 2
-        fast = (d2 % 2 == 0 and yshape[0] == n_rows and yshape[1] == d and len(yshape) == 2 and n_rows > 0
-                and d > 0 and xs[1] == 1 and ys[1] == 1)
-        x2, y2, sx, sy = x, y, xs[0], ys[0]
-    if not fast:
-        check_gated(x, y)
-        check_runnable(x, "x")
-        if x.numel() == 0:
+        xs = x.stride()
+        ys = y.stride()
+        if (d2 % 2 == 0 and y.shape == (n_rows, d) and xs[1] == 1 and ys[1] == 1
+                and 0 < n_rows <= MAX_GRID_Y and d > 0):
+            plan = _plans.get((d, dt, dev, act))
+            if plan is None:
+                plan = _plan(d, dt, dev, act)
+            col_tiles, consts, warps, meta = plan[1] if n_rows <= plan[0] else plan[2]
+            limit = float(limit)
+            if not _launch.fast(dev, meta, col_tiles, n_rows, x, x, y, n_rows, d, xs[0], ys[0], limit):
+                _launch(dev, (col_tiles, n_rows), (x, x, y, n_rows, d, xs[0], ys[0], limit), consts, num_warps=warps)
             return
-        x2, sx = as_rows(x, "x")
-        y2, sy = as_rows(y, "out")
-        n_rows, d = y2.shape
-    if n_rows <= MAX_GRID_Y and ((access is None and _access._default == _access.POINTER)
-                                 or (type(access) is str and access == "pointer")):
-        # the common call: a cached plan, one generated function computes the key and launches
-        wave_rows, one_wave, beyond = _plan(d, dt, dev, act)
-        col_tiles, consts, warps, meta = one_wave if n_rows <= wave_rows else beyond
-        limit = float(limit)
-        if not _launch.fast(dev, meta, col_tiles, n_rows, x2, x2, y2, n_rows, d, sx, sy, limit):
-            _launch(dev, (col_tiles, n_rows), (x2, x2, y2, n_rows, d, sx, sy, limit), consts, num_warps=warps)
+    _gated_into_careful(x, y, act, limit, access)
+
+
+def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
+    check_gated(x, y)
+    check_runnable(x, "x")
+    if x.numel() == 0:
         return
+    x2, sx = as_rows(x, "x")
+    y2, sy = as_rows(y, "out")
+    n_rows, d = y2.shape
+    dev = x.get_device()
     block_t, block_d, warps = act_config(n_rows, d, num_sms(max(dev, 0)))
     row_tiles, col_tiles = -(-n_rows // block_t), -(-d // block_d)
     mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
@@ -110,14 +114,14 @@ def _plan(d: int, dtype, device: int, act: int):
     up to there and beyond)."""
     key = (d, dtype, device, act)
     plan = _plans.get(key)
-    if plan is None:
+    if plan is None:  # the hot path asks _plans itself and calls here on a miss
         sms = num_sms(max(device, 0))
         wave_rows = max(1, sms * (2048 // 256) // -(-d // 512))  # the most rows act_config runs as one wave
         launches = []
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
             consts = (act, block_t, block_d, PRECISE, False, 1, _access.POINTER)
-            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps)))
+            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps, 1, (dtype,) * 3)))
         plan = _plans[key] = (wave_rows, *launches)
     return plan
 

@@ -36,7 +36,7 @@ def _parse(name: str, what: str) -> int:
     return mode
 
 
-_default: int | None = None  # read inline by the ops' hot paths; None until default_mode() runs
+_default: int | None = None  # read inline by the ops' hot paths; set below at import (None: invalid env)
 
 
 def default_mode() -> int:
@@ -49,8 +49,16 @@ def default_mode() -> int:
 
 
 def reset_default() -> None:
+    """Forget the default and read LMKERNELS_ACCESS again (now, or on first use if it is invalid)."""
     global _default
     _default = None
+    try:
+        default_mode()
+    except ValueError:  # an invalid LMKERNELS_ACCESS is reported by the first op call, not at import
+        pass
+
+
+reset_default()
 
 
 def descriptor_problem(tensors, elem_bytes: int) -> str | None:
