@@ -10,7 +10,7 @@ from ..kernels.activation import _gated_act_kernel
 from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
+from ._common import (FLOAT_DTYPES, is_compiling, as_rows, check_float, check_like, check_runnable,
                       balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
@@ -59,7 +59,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
+    if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2
             and y.dtype is dt and y.get_device() == dev
             and (access is None and _access._default == _access.POINTER
                  or type(access) is str and access == "pointer")):
@@ -70,7 +70,9 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
         if (d2 % 2 == 0 and y.shape == (n_rows, d) and xs[1] == 1 and ys[1] == 1
                 and 0 < n_rows <= MAX_GRID_Y and d > 0):
             plan = _plans.get((d, dt, dev, act))
-            if plan is None:
+            if plan is None:  # plans exist for float dtypes only, so a hit also checks x's dtype
+                if dt not in FLOAT_DTYPES:
+                    return _gated_into_careful(x, y, act, limit, access)
                 plan = _plan(d, dt, dev, act)
             col_tiles, consts, warps, meta = plan[1] if n_rows <= plan[0] else plan[2]
             limit = float(limit)
@@ -142,7 +144,7 @@ def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: st
 
     >>> y = lmkernels.silu_and_mul(torch.randn(4, 2 * 14336, device="cuda", dtype=torch.bfloat16))
     """
-    if use_dispatcher(x):
+    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
         if out is None:
             return torch.ops.lmkernels.silu_and_mul(x, access)
         torch.ops.lmkernels.silu_and_mul_out(out, x, access)
@@ -164,7 +166,7 @@ def swiglustep_and_mul(x: torch.Tensor, limit: float = 7.0, *, out: torch.Tensor
     """
     if not isinstance(limit, (float, int)) or isinstance(limit, bool) or not math.isfinite(limit) or limit < 0:
         raise ValueError(f"limit={limit!r} must be a finite non-negative float")
-    if use_dispatcher(x):
+    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
         if out is None:
             return torch.ops.lmkernels.swiglustep_and_mul(x, float(limit), access)
         torch.ops.lmkernels.swiglustep_and_mul_out(out, x, float(limit), access)
