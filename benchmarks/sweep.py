@@ -73,27 +73,30 @@ def sweep_act(copy):
 
 
 def sweep_act_desc(copy):
-    """Descriptor mode: persistent prefetching tile loops against one tile a program (the pointer grid)."""
+    """Descriptor mode: tile shapes and persistent prefetching grids (waves of resident programs, stages)."""
     d = 14336
-    print("\n| T | grid | stages | µs | GB/s | of copy |\n|---|---|---|---:|---:|---:|")
-    for T in (1, 16, 4096, 16384):
+    print("\n| T | BLOCK_T | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---:|---:|---:|")
+    for T in (256, 4096, 16384):
         nbytes = 3 * T * d * 2
         xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) * 3 for _ in range(n_input_sets(nbytes))]
-        bt, bd, w = act_ops.act_config(T, d, 132)
-        for persistent, waves, stages in ((False, 0, 1), (True, 4, 3), (True, 2, 2), (True, 1, 2)):
+        for bt, bd, w, waves, stages in ((1, 1024, 8, 4, 3), (1, 2048, 8, 4, 3), (2, 1024, 8, 4, 3), (1, 1024, 4, 4, 3),
+                                         (1, 1024, 8, 8, 3), (1, 1024, 8, 4, 4), (4, 512, 8, 4, 3), (1, 2048, 4, 4, 3)):
             tiles = triton.cdiv(T, bt) * triton.cdiv(d, bd)
-            grid = ((act_ops.balanced_programs(tiles, act_ops.resident_programs(0, w, waves)),) if persistent
-                    else (triton.cdiv(d, bd), triton.cdiv(T, bt)))
+            grid = (act_ops.balanced_programs(tiles, act_ops.resident_programs(0, w, waves)),)
 
-            def call(x, grid=grid, persistent=persistent, stages=stages):
+            def call(x, grid=grid, bt=bt, bd=bd, w=w, stages=stages):
                 y = torch.empty(T, d, device="cuda", dtype=DT)
                 act_ops._launch_desc(0, grid, (tile_descriptor(x, T, d, 2 * d, bt, bd),
                                                tile_descriptor(x[:, d:], T, d, 2 * d, bt, bd),
                                                tile_descriptor(y, T, d, d, bt, bd), T, d, 2 * d, d, 0.0),
-                                     (0, bt, bd, True, persistent, stages, 2), num_warps=w)
+                                     (0, bt, bd, True, True, stages, 2), num_warps=w)
             calls = [lambda x=x, c=call: c(x) for x in xs]
-            _row((T, f"persistent x{waves}" if persistent else "tile/program", stages), graph_us(calls, reps=30),
-                 nbytes, copy)
+            _row((T, bt, bd, w, waves, stages), graph_us(calls, reps=30), nbytes, copy)
+        bt, bd, w = act_ops.act_config(T, d, 132)
+        calls = [lambda x=x: act_ops._launch(0, (triton.cdiv(d, bd), triton.cdiv(T, bt)), (
+            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0), (0, bt, bd, True, False, 1, 0),
+            num_warps=w) for x in xs]
+        _row((T, bt, bd, w, "pointer", ""), graph_us(calls, reps=30), nbytes, copy)
         del xs
         torch.cuda.empty_cache()
 
