@@ -8,9 +8,6 @@ from ..runtime.device import is_interpreter, num_sms
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-is_compiling = torch.compiler.is_compiling  # the ops test `type(x) is not Tensor or is_compiling()` inline
-
-
 def use_dispatcher(x) -> bool:
     """True when a call must go through torch.ops.lmkernels (torch.compile tracing, fake or subclass
     tensors); plain eager calls skip the dispatcher and launch directly, paying its cost zero times.

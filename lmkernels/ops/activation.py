@@ -10,7 +10,7 @@ from ..kernels.activation import _gated_act_kernel
 from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, is_compiling, as_rows, check_float, check_like, check_runnable,
+from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
                       balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
@@ -24,6 +24,11 @@ DESCRIPTOR_STAGES, DESCRIPTOR_WAVES, DESCRIPTOR_BLOCK_D = 3, 4, 2048
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
 
 
+def one_wave_rows(d: int, sms: int) -> int:
+    """The most rows whose 512-column, 8-warp programs all fit on the GPU at once (2048 threads an SM)."""
+    return sms * (2048 // 256) // -(-d // 512)
+
+
 def act_config(n_rows: int, d: int, sms: int) -> tuple[int, int, int]:
     """(BLOCK_T, BLOCK_D, num_warps). Elementwise, so the config may follow T freely.
 
@@ -33,8 +38,7 @@ def act_config(n_rows: int, d: int, sms: int) -> tuple[int, int, int]:
     T = 16384 3.05, 0.5-1 % ahead of 512 x 4 warps). Row tiles grow past one row only where the row
     count would overflow grid axis 1.
     """
-    one_wave = n_rows * -(-d // 512) <= sms * (2048 // 256)
-    per_thread = 2 if one_wave else 4
+    per_thread = 2 if n_rows <= one_wave_rows(d, sms) else 4
     block_d = min(256 * per_thread, triton.next_power_of_2(d))
     warps = max(1, min(8, block_d // (32 * per_thread)))
     block_t = 1
@@ -59,7 +63,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2
+    if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
             and y.dtype is dt and y.get_device() == dev
             and (access is None and _access._default == _access.POINTER
                  or type(access) is str and access == "pointer")):
@@ -70,9 +74,7 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
         if (d2 % 2 == 0 and y.shape == (n_rows, d) and xs[1] == 1 and ys[1] == 1
                 and 0 < n_rows <= MAX_GRID_Y and d > 0):
             plan = _plans.get((d, dt, dev, act))
-            if plan is None:  # plans exist for float dtypes only, so a hit also checks x's dtype
-                if dt not in FLOAT_DTYPES:
-                    return _gated_into_careful(x, y, act, limit, access)
+            if plan is None:
                 plan = _plan(d, dt, dev, act)
             col_tiles, consts, warps, meta = plan[1] if n_rows <= plan[0] else plan[2]
             limit = float(limit)
@@ -122,7 +124,7 @@ def _plan(d: int, dtype, device: int, act: int):
     plan = _plans.get(key)
     if plan is None:  # the hot path asks _plans itself and calls here on a miss
         sms = num_sms(max(device, 0))
-        wave_rows = max(1, sms * (2048 // 256) // -(-d // 512))  # the most rows act_config runs as one wave
+        wave_rows = max(1, one_wave_rows(d, sms))
         launches = []
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
@@ -148,7 +150,7 @@ def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: st
 
     >>> y = lmkernels.silu_and_mul(torch.randn(4, 2 * 14336, device="cuda", dtype=torch.bfloat16))
     """
-    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
+    if use_dispatcher(x):
         if out is None:
             return torch.ops.lmkernels.silu_and_mul(x, access)
         torch.ops.lmkernels.silu_and_mul_out(out, x, access)
@@ -170,7 +172,7 @@ def swiglustep_and_mul(x: torch.Tensor, limit: float = 7.0, *, out: torch.Tensor
     """
     if not isinstance(limit, (float, int)) or isinstance(limit, bool) or not math.isfinite(limit) or limit < 0:
         raise ValueError(f"limit={limit!r} must be a finite non-negative float")
-    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
+    if use_dispatcher(x):
         if out is None:
             return torch.ops.lmkernels.swiglustep_and_mul(x, float(limit), access)
         torch.ops.lmkernels.swiglustep_and_mul_out(out, x, float(limit), access)

@@ -7,7 +7,7 @@ import triton
 from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, is_compiling, as_rows, check_float, check_like, check_runnable,
+from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
                       cpu_interpreted, new_rows_like, tile_descriptor, use_dispatcher,
                       vector_descriptor)
 
@@ -42,11 +42,14 @@ def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
 
 def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool):
     """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id) for one (H, dtype,
-    device, operands) combination, cached under that tuple in _plans (the hot path reads _plans)."""
-    block, warps = norm_config(H, dtype.itemsize)
-    consts = (has_residual, has_weight, block, _access.POINTER)
-    plan = _plans[(H, dtype, device, has_residual, has_weight)] = (
-        block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4))
+    device, operands) combination, cached under that tuple in _plans (the hot path reads _plans
+    itself and calls here on a miss)."""
+    key = (H, dtype, device, has_residual, has_weight)
+    plan = _plans.get(key)
+    if plan is None:
+        block, warps = norm_config(H, dtype.itemsize)
+        consts = (has_residual, has_weight, block, _access.POINTER)
+        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4))
     return plan
 
 
@@ -81,7 +84,7 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
     shape = x.shape
     dt = x.dtype
     dev = x.get_device()
-    if ((dev >= 0 or cpu_interpreted(x, y, weight, residual)) and len(shape) == 2
+    if ((dev >= 0 or cpu_interpreted(x, y, weight, residual)) and len(shape) == 2 and dt in FLOAT_DTYPES
             and type(eps) is float
             and y.dtype is dt and y.get_device() == dev and y.shape == shape
             and (weight is None or (weight.dtype is dt and weight.get_device() == dev
@@ -96,9 +99,7 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
         rs = xs if residual is None else residual.stride()
         if xs[1] == 1 and ys[1] == 1 and rs[1] == 1 and n_rows > 0 and 0 < H <= MAX_HIDDEN:
             plan = _plans.get((H, dt, dev, residual is not None, weight is not None))
-            if plan is None:  # plans exist for float dtypes only, so a hit also checks x's dtype
-                if dt not in FLOAT_DTYPES:
-                    return _norm_into_careful(x, residual, weight, y, eps, access)
+            if plan is None:
                 plan = _plan(H, dt, dev, residual is not None, weight is not None)
             r2 = x if residual is None else residual
             w2 = x if weight is None else weight
@@ -152,7 +153,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1
     >>> y = lmkernels.rms_norm(torch.randn(4, 4096, device="cuda", dtype=torch.bfloat16),
     ...                        torch.ones(4096, device="cuda", dtype=torch.bfloat16))
     """
-    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
+    if use_dispatcher(x):
         if out is None:
             return torch.ops.lmkernels.rms_norm(x, weight, eps, access)
         torch.ops.lmkernels.rms_norm_out(out, x, weight, eps, access)
@@ -172,7 +173,7 @@ def fused_add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Te
 
     >>> x, res = lmkernels.fused_add_rms_norm(x, res, w, 1e-6)
     """
-    if (type(x) is not torch.Tensor or is_compiling()) and use_dispatcher(x):
+    if use_dispatcher(x):
         torch.ops.lmkernels.fused_add_rms_norm(x, residual, weight, eps, access)
         return x, residual
     norm_into(x, residual, weight, x, eps, access)
