@@ -15,8 +15,8 @@ y = torch.empty_like(x)
 g = torch.randn(1, 2 * 14336, device="cuda", dtype=torch.bfloat16)
 args = (x, x, w, y, 1, 4096, 4096, 4096, 4096, 1e-6)
 lmkernels.rms_norm(x, w, out=y)
-block, warps, consts, meta = norm_ops._plan(4096, x.dtype, 0, False, True)
-args_key = norm_ops._launch.key(0, args, consts, warps, 1)
+block, warps, consts, meta, use_pdl = norm_ops._plan(4096, x.dtype, 0, False, True, None)
+args_key = norm_ops._launch.key(0, args, consts, warps, 1, use_pdl)
 assert args_key[0] == meta
 key, largs = norm_ops._launch.prep(0, meta, *args)
 c_launch, function, packed, coop, pdl, _ = norm_ops._launch.cache[key]
@@ -31,12 +31,13 @@ rows = {
     "lmkernels.fused_add_rms_norm(x, y, w)": lambda: lmkernels.fused_add_rms_norm(x, y, w),
     "lmkernels.silu_and_mul(g)": lambda: lmkernels.silu_and_mul(g),
     "torch.ops.lmkernels.rms_norm(x, w, 1e-6, None)": lambda: torch.ops.lmkernels.rms_norm(x, w, 1e-6, None),
-    "kernel[grid] (Triton's launch)": lambda: norm_ops._rms_norm_kernel[(1,)](*args, *consts, num_warps=warps),
+    "kernel[grid] (Triton's launch)": lambda: norm_ops._rms_norm_kernel[(1,)](*args, *consts, num_warps=warps,
+                                                                       launch_pdl=use_pdl),
     "Launcher.fast (cached)": lambda: norm_ops._launch.fast(0, meta, 1, 1, *args),
     "  C launch alone": lambda: c_launch(1, 1, 1, stream, function, coop, pdl, None, None, packed, None, None, None,
                                          *largs, *consts),
     "  prep (key + args)": lambda: norm_ops._launch.prep(0, meta, *args),
-    "  plan lookup": lambda: norm_ops._plans.get((4096, x.dtype, 0, False, True)),
+    "  plan lookup": lambda: norm_ops._plans.get((4096, x.dtype, 0, False, True, None)),
 }
 for name, fn in rows.items():
     print(f"{name:50s} {host_us(fn, 2000):6.2f} µs")

@@ -40,7 +40,7 @@ def sweep_norm(copy):
                     for warps in (4, 8, 16) if H == 4096 else (8, 16, 32):
                         def call(x, r, warps=warps, mode=mode):
                             y = x if fused else torch.empty_like(x)
-                            consts = (fused, True, block, mode)
+                            consts = (fused, True, block, mode, False)  # no PDL: the kernel alone
                             if mode == 2:
                                 norm_ops._launch_desc(0, (T,), (
                                     tile_descriptor(x, T, H, H, 1, block), tile_descriptor(r, T, H, H, 1, block), dw,
@@ -92,6 +92,15 @@ def sweep_act_desc(copy):
                                      (0, bt, bd, True, True, stages, 2), num_warps=w)
             calls = [lambda x=x, c=call: c(x) for x in xs]
             _row((T, bt, bd, w, waves, stages), graph_us(calls, reps=30), nbytes, copy)
+        for bd, w in ((1024, 4), (1024, 8), (2048, 4), (2048, 8)):  # one tile a program, as pointer mode
+            def call(x, bd=bd, w=w):
+                y = torch.empty(T, d, device="cuda", dtype=DT)
+                act_ops._launch_desc(0, (triton.cdiv(d, bd), T), (tile_descriptor(x, T, d, 2 * d, 1, bd),
+                                                                tile_descriptor(x[:, d:], T, d, 2 * d, 1, bd),
+                                                                tile_descriptor(y, T, d, d, 1, bd), T, d, 2 * d, d, 0.0),
+                                     (0, 1, bd, True, False, 1, 2), num_warps=w)
+            calls = [lambda x=x, c=call: c(x) for x in xs]
+            _row((T, 1, bd, w, "one tile a program", ""), graph_us(calls, reps=30), nbytes, copy)
         bt, bd, w = act_ops.act_config(T, d, 132)
         calls = [lambda x=x: act_ops._launch(0, (triton.cdiv(d, bd), triton.cdiv(T, bt)), (
             x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0), (0, bt, bd, True, False, 1, 0),

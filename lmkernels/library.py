@@ -17,36 +17,38 @@ from .ops.norm import check_norm, norm_into
 
 
 @torch.library.custom_op("lmkernels::rms_norm", mutates_args=())
-def _rms_norm(x: Tensor, weight: Optional[Tensor], eps: float, access: Optional[str]) -> Tensor:
+def _rms_norm(x: Tensor, weight: Optional[Tensor], eps: float, access: Optional[str],
+              pdl: Optional[bool] = None) -> Tensor:
     y = x.new_empty(x.shape)
-    norm_into(x, None, weight, y, eps, access)
+    norm_into(x, None, weight, y, eps, access, pdl)
     return y
 
 
 @_rms_norm.register_fake
-def _(x, weight, eps, access):
+def _(x, weight, eps, access, pdl=None):
     check_norm(x, None, weight, None)
     return x.new_empty(x.shape)
 
 
 @torch.library.custom_op("lmkernels::rms_norm_out", mutates_args=("out",))
-def _rms_norm_out(out: Tensor, x: Tensor, weight: Optional[Tensor], eps: float, access: Optional[str]) -> None:
-    norm_into(x, None, weight, out, eps, access)
+def _rms_norm_out(out: Tensor, x: Tensor, weight: Optional[Tensor], eps: float, access: Optional[str],
+                  pdl: Optional[bool] = None) -> None:
+    norm_into(x, None, weight, out, eps, access, pdl)
 
 
 @_rms_norm_out.register_fake
-def _(out, x, weight, eps, access):
+def _(out, x, weight, eps, access, pdl=None):
     check_norm(x, None, weight, out)
 
 
 @torch.library.custom_op("lmkernels::fused_add_rms_norm", mutates_args=("x", "residual"))
 def _fused_add_rms_norm(x: Tensor, residual: Tensor, weight: Optional[Tensor], eps: float,
-                        access: Optional[str]) -> None:
-    norm_into(x, residual, weight, x, eps, access)
+                        access: Optional[str], pdl: Optional[bool] = None) -> None:
+    norm_into(x, residual, weight, x, eps, access, pdl)
 
 
 @_fused_add_rms_norm.register_fake
-def _(x, residual, weight, eps, access):
+def _(x, residual, weight, eps, access, pdl=None):
     check_norm(x, residual, weight, None)
 
 

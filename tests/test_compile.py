@@ -29,7 +29,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps):
         k = triton.compile(src, target=TARGETS[target], options={"num_warps": warps})
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
         results.append({"case": name, "target": target, "ok": True,
-                        "tma": "cp.async.bulk.tensor" in asm,
+                        "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -41,11 +41,12 @@ for target in TARGETS:
         sig = {"x_ptr": t2, "res_ptr": t2, "w_ptr": t1, "y_ptr": t2, "n_rows": "i32",
                "H": "i32", "stride_x": "i32", "stride_res": "i32", "stride_y": "i32", "eps": "fp32",
                "HAS_RESIDUAL": "constexpr", "HAS_WEIGHT": "constexpr", "BLOCK_H": "constexpr",
-               "ACCESS": "constexpr"}
+               "ACCESS": "constexpr", "USE_PDL": "constexpr"}
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6, 7, 8) if mode != 2 else (5, 6, 7, 8))}
-        compile_one(f"rms_norm mode={mode} {dt} residual={residual}", _rms_norm_kernel, sig,
-                    {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "ACCESS": mode},
-                    attrs, target, 8)
+        pdl = target == "sm90" and residual  # PDL exists on sm90+ only; one variant per mode suffices
+        compile_one(f"rms_norm mode={mode} {dt} residual={residual} pdl={pdl}", _rms_norm_kernel, sig,
+                    {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "ACCESS": mode,
+                     "USE_PDL": pdl}, attrs, target, 8)
     for mode, dt, act in itertools.product((0, 1, 2), ("bf16", "fp16", "fp32"), (0, 1)):
         t2 = f"tensordesc<{dt}[1, 1024]>" if mode == 2 else f"*{dt}"
         sig = {"x_ptr": t2, "u_ptr": t2, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",
@@ -88,3 +89,10 @@ def test_descriptor_mode_lowers_to_tma_on_hopper(compiled):
 def test_pointer_mode_loads_16_bytes_on_hopper(compiled):
     rows = [r for r in compiled if r["target"] == "sm90" and r["ok"] and "mode=0" in r["case"]]
     assert rows and all(r["vec16"] for r in rows), [r["case"] for r in rows if not r["vec16"]]
+
+
+def test_pdl_variants_wait_on_the_grid_dependency_on_hopper(compiled):
+    rows = [r for r in compiled if r["target"] == "sm90" and r["ok"] and r["case"].startswith("rms_norm")]
+    gdc = {r["case"]: r["gdc"] for r in rows}
+    assert any("pdl=True" in k for k in gdc), gdc
+    assert all(v == ("pdl=True" in k) for k, v in gdc.items()), gdc

@@ -275,6 +275,54 @@ def test_empty_inputs(dtype):
     assert gx is x and gr is r and gx.shape == (0, H)
 
 
+# ---------------------------------------------------------------- programmatic dependent launch
+
+def test_pdl_default_follows_the_device():
+    from lmkernels.runtime.device import pdl_supported
+    dev = 0 if ON_GPU else -1
+    want = ON_GPU and torch.cuda.get_device_capability(0) >= (9, 0)
+    assert pdl_supported(dev) == want
+    assert norm_ops._plan(64, torch.bfloat16, dev, False, True, None)[4] == want
+    assert norm_ops._plan(64, torch.bfloat16, dev, False, True, False)[4] is False
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pdl_chain_matches_plain_launches(mode):
+    """Eight dependent fused_add_rms_norm -> rms_norm steps, each reading what the one before wrote:
+    with PDL (where the GPU has it; a plain launch elsewhere) the results are bit-identical to
+    plain launches, eager and, on a GPU, replayed from one CUDA graph."""
+    _skip_unavailable(mode)
+    T, H, steps = (64, 4096, 8) if ON_GPU else (3, 256, 3)
+    w = randn(H, dtype=torch.bfloat16, seed=41)
+    x0 = randn(T, H, dtype=torch.bfloat16, seed=42)
+    r0 = randn(T, H, dtype=torch.bfloat16, seed=43)
+
+    def chain(x, r, pdl):
+        for _ in range(steps):
+            lmkernels.fused_add_rms_norm(x, r, w, 1e-6, access=mode, pdl=pdl)
+            x = lmkernels.rms_norm(x, w, 1e-6, access=mode, pdl=pdl) * 2
+        return x, r
+
+    plain = chain(x0.clone(), r0.clone(), False)
+    for pdl in (None, True):
+        got = chain(x0.clone(), r0.clone(), pdl)
+        assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
+    if not ON_GPU:
+        return
+    xs, rs = x0.clone(), r0.clone()
+    chain(xs.clone(), rs.clone(), True)  # compile outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = chain(xs, rs, True)
+    for _ in range(2):
+        xs.copy_(x0)
+        rs.copy_(r0)
+        out[0].fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out[0], plain[0]) and torch.equal(rs, plain[1])
+
+
 # ---------------------------------------------------------------- bad inputs
 
 H_BAD = 64
@@ -319,6 +367,8 @@ BAD_CALLS = {
     "eps_str": (TypeError, "eps", lambda: lmkernels.rms_norm(_x(), _w(), "1e-6")),
     "fused_access_unknown": (ValueError, "access",
                              lambda: lmkernels.fused_add_rms_norm(_x(), _x(), _w(), access="foo")),
+    "pdl_str": (TypeError, "pdl", lambda: lmkernels.rms_norm(_x(), _w(), pdl="yes")),
+    "fused_pdl_int": (TypeError, "pdl", lambda: lmkernels.fused_add_rms_norm(_x(), _x(), _w(), pdl=1)),
 }
 
 

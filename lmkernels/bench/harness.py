@@ -1,7 +1,8 @@
 """Timing machinery every `lmkernels bench` family uses.
 
 Device time: one CUDA graph replays the op over K input sets in turn (K chosen so the sets overflow
-L2 several times, at most 64), timed with CUDA events; the median replay over K is one call. Host
+L2 several times, at most 64), cycling through them until the graph holds at least MIN_GRAPH_CALLS
+calls, timed with CUDA events; the median replay over its call count is one call. Host
 time: eager calls back to back, wall clock over the count (small kernels leave the host the limit).
 """
 from __future__ import annotations
@@ -26,8 +27,16 @@ def n_input_sets(bytes_per_call: int) -> int:
     return max(1, min(64, -(-4 * l2_bytes() // max(1, bytes_per_call))))
 
 
+# A replay pays the graph's launch once (a few µs between the start event and the first kernel):
+# over the 4 calls that T = 4096 norms had (64 MB a call, 4 sets), that was ~1 µs a call, 4 % of
+# 25 µs, charged to the kernel. 32 calls make it a fraction of a percent.
+MIN_GRAPH_CALLS = 32
+
+
 def graph_us(calls, reps: int = 50) -> float:
-    """Median device µs per call: calls is a list of zero-argument callables, one per input set."""
+    """Median device µs per call: calls is a list of zero-argument callables, one per input set,
+    cycled in the graph until it holds MIN_GRAPH_CALLS calls."""
+    calls = list(calls) * -(-MIN_GRAPH_CALLS // len(calls))
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):

@@ -37,11 +37,15 @@ def _shape_cases(T: int, H: int, dtype, lg):
             return lambda: fn(x, r, w)
         return make
 
+    # lmkernels-<mode>: the default launch (PDL on sm90+: each call overlaps its launch with the
+    # previous call's tail); "pdl off" isolates what PDL buys, and is what the peers are (no PDL)
     p = {f"lmkernels-{m}": norm(lambda x, w, m=m: lmkernels.rms_norm(x, w, EPS, access=m)) for m in available_modes()}
+    p["lmkernels-pointer, pdl off"] = norm(lambda x, w: lmkernels.rms_norm(x, w, EPS, pdl=False))
     p["torch-eager"] = norm(lambda x, w: ref.rms_norm(x, w, EPS))
     p["torch-compile"] = norm(lambda x, w: compiled(ref.rms_norm)(x, w, EPS))
     pf = {f"lmkernels-{m}": fused(lambda x, r, w, m=m: lmkernels.fused_add_rms_norm(x, r, w, EPS, access=m))
           for m in available_modes()}
+    pf["lmkernels-pointer, pdl off"] = fused(lambda x, r, w: lmkernels.fused_add_rms_norm(x, r, w, EPS, pdl=False))
     pf["torch-eager"] = fused(lambda x, r, w: ref.fused_add_rms_norm(x, r, w, EPS))
     pf["torch-compile"] = fused(lambda x, r, w: compiled(ref.fused_add_rms_norm)(x, r, w, EPS))
     if lg is not None:

@@ -1,6 +1,7 @@
 """RMSNorm and fused residual-add RMSNorm: one kernel body, HAS_RESIDUAL a constexpr."""
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .access import load_tile, load_vector, round_to, store_tile
 
@@ -34,7 +35,7 @@ def _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, st
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     ACCESS: tl.constexpr):
+                     ACCESS: tl.constexpr, USE_PDL: tl.constexpr):
     """x [n_rows, H] -> y; with HAS_RESIDUAL: res <- round(x + res), y <- norm(res) (vLLM's
     fused_add_rms_norm). The *_ptr operands are pointers, or host-made tensor descriptors when
     ACCESS is descriptor.
@@ -42,7 +43,15 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
     One row a program, with the same tile layout whatever n_rows, so a row's result does not depend
     on the batch it came in (batch invariance). Persistent grids that prefetch the next row (cp.async
     or TMA) were no faster on the H100 for any mode (benchmarks/NOTES.md).
+
+    USE_PDL (launched with programmatic dependent launch, sm90+): wait for the previous kernel in
+    the stream to finish and flush before touching memory (any operand, the weight included, may be
+    its output), then let the next kernel launch at once: its programs become resident and wait in
+    their own gdc_wait while ours drain, which hides its launch and scheduling behind our tail.
     """
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
     w = 0.0
     if HAS_WEIGHT:
         w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)

@@ -3,3 +3,4 @@ from .activation import silu_and_mul, swiglustep_and_mul
 from .norm import fused_add_rms_norm, rms_norm
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul"]
+from .sampling import token_logprobs, token_ranks, topk_logprobs; __all__ += ["token_logprobs", "token_ranks", "topk_logprobs"]  # noqa: E402,E702

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..runtime.device import is_interpreter, num_sms
+from ..runtime.device import is_interpreter, num_sms, pdl_supported
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -111,3 +111,14 @@ def balanced_programs(n_items: int, cap: int) -> int:
         return max(1, n_items)
     per_program = -(-n_items // cap)
     return -(-n_items // per_program)
+
+
+def resolve_pdl(pdl, device_index: int) -> bool:
+    """Whether a launch uses programmatic dependent launch: None means where the GPU has it (sm90+);
+    True is a request that becomes a plain launch where it has not (pre-Hopper, AMD, the interpreter),
+    as PDL changes when a kernel may start, never what it computes."""
+    if pdl is None:
+        return pdl_supported(device_index)
+    if type(pdl) is not bool:
+        raise TypeError(f"pdl must be a bool or None, got {type(pdl).__name__}")
+    return pdl and pdl_supported(device_index)

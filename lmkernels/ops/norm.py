@@ -8,7 +8,7 @@ from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      cpu_interpreted, new_rows_like, tile_descriptor, use_dispatcher,
+                      cpu_interpreted, new_rows_like, resolve_pdl, tile_descriptor, use_dispatcher,
                       vector_descriptor)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
@@ -40,16 +40,17 @@ def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
     return block, min(32, max(1, min(8, block * elem_bytes // (32 * 16)), block // (32 * 32)))
 
 
-def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool):
-    """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id) for one (H, dtype,
-    device, operands) combination, cached under that tuple in _plans (the hot path reads _plans
-    itself and calls here on a miss)."""
-    key = (H, dtype, device, has_residual, has_weight)
+def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool, pdl):
+    """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id, use PDL) for one (H,
+    dtype, device, operands, pdl request) combination, cached under that tuple in _plans (the hot
+    path reads _plans itself and calls here on a miss)."""
+    key = (H, dtype, device, has_residual, has_weight, pdl)
     plan = _plans.get(key)
     if plan is None:
+        use_pdl = resolve_pdl(pdl, device)
         block, warps = norm_config(H, dtype.itemsize)
-        consts = (has_residual, has_weight, block, _access.POINTER)
-        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4))
+        consts = (has_residual, has_weight, block, _access.POINTER, use_pdl)
+        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4, use_pdl), use_pdl)
     return plan
 
 
@@ -71,7 +72,7 @@ def check_norm(x, residual, weight, out) -> None:
         check_like(out, "out", x, "x")
 
 
-def norm_into(x, residual, weight, y, eps: float, access) -> None:
+def norm_into(x, residual, weight, y, eps: float, access, pdl=None) -> None:
     """y <- rms_norm(x [+ residual]) with residual updated in place; all checks, then one launch.
 
     The common call (2-D, on a GPU, matching dtypes and devices, contiguous last dims, float eps,
@@ -92,25 +93,26 @@ def norm_into(x, residual, weight, y, eps: float, access) -> None:
             and (residual is None or (residual.dtype is dt and residual.get_device() == dev
                                       and residual.shape == shape))
             and (access is None and _access._default == _access.POINTER
-                 or type(access) is str and access == "pointer")):
+                 or type(access) is str and access == "pointer")
+            and (pdl is None or type(pdl) is bool)):
         n_rows, H = shape
         xs = x.stride()
         ys = y.stride()
         rs = xs if residual is None else residual.stride()
         if xs[1] == 1 and ys[1] == 1 and rs[1] == 1 and n_rows > 0 and 0 < H <= MAX_HIDDEN:
-            plan = _plans.get((H, dt, dev, residual is not None, weight is not None))
+            plan = _plans.get((H, dt, dev, residual is not None, weight is not None, pdl))
             if plan is None:
-                plan = _plan(H, dt, dev, residual is not None, weight is not None)
+                plan = _plan(H, dt, dev, residual is not None, weight is not None, pdl)
             r2 = x if residual is None else residual
             w2 = x if weight is None else weight
             if not _launch.fast(dev, plan[3], n_rows, 1, x, r2, w2, y, n_rows, H, xs[0], rs[0], ys[0], eps):
                 _launch(dev, (n_rows,), (x, r2, w2, y, n_rows, H, xs[0], rs[0], ys[0], eps), plan[2],
-                        num_warps=plan[1])
+                        num_warps=plan[1], pdl=plan[4])
             return
-    _norm_into_careful(x, residual, weight, y, eps, access)
+    _norm_into_careful(x, residual, weight, y, eps, access, pdl)
 
 
-def _norm_into_careful(x, residual, weight, y, eps, access) -> None:
+def _norm_into_careful(x, residual, weight, y, eps, access, pdl) -> None:
     check_norm(x, residual, weight, y)
     check_runnable(x, "x")
     if not isinstance(eps, (float, int)) or isinstance(eps, bool):
@@ -123,14 +125,15 @@ def _norm_into_careful(x, residual, weight, y, eps, access) -> None:
     r2, sr = as_rows(residual, "residual") if residual is not None else (x2, sx)
     n_rows, H = x2.shape
     dev = x.get_device()
-    block, warps, consts, _ = _plan(H, x.dtype, dev, residual is not None, weight is not None)
+    block, warps, consts, _, use_pdl = _plan(H, x.dtype, dev, residual is not None, weight is not None,
+                                             resolve_pdl(pdl, dev))
     w2 = weight if weight is not None else x2
     mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
         [("residual", r2, sr)] if residual is not None else []) + (
         [("weight", weight, 0)] if weight is not None else []), x.element_size())
-    consts = consts[:3] + (mode,)
+    consts = consts[:3] + (mode, use_pdl)
     if mode != _access.DESCRIPTOR:
-        _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps)
+        _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps, pdl=use_pdl)
         return
     # Descriptors: host-made, so a program builds none, and one row a program as for pointers (H100,
     # H = 8192 T = 32768: 361 µs, pointer 363; the persistent grid with a 2-stage TMA prefetch that
@@ -139,42 +142,45 @@ def _norm_into_careful(x, residual, weight, y, eps, access) -> None:
     dr = tile_descriptor(r2, n_rows, H, sr, 1, block) if residual is not None else dx
     dw = vector_descriptor(weight, H, block) if weight is not None else dx
     _launch_desc(dev, (n_rows,), (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
-                 consts, num_warps=warps)
+                 consts, num_warps=warps, pdl=use_pdl)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
-             out: torch.Tensor | None = None, access: str | None = None) -> torch.Tensor:
+             out: torch.Tensor | None = None, access: str | None = None, pdl: bool | None = None) -> torch.Tensor:
     """RMSNorm over the last dim: ``y = x * rsqrt(mean(x^2) + eps) * weight``.
 
     x [..., H] float16/bfloat16/float32, rows may be strided, last dim contiguous; weight None or
     [H] of x's dtype; out (optional) like x. fp32 maths, one rounding on store. Not in place.
     A row's result is bit-identical whatever the number of rows in the call (batch invariant).
+    pdl: programmatic dependent launch (None: on where the GPU has it, sm90+), which lets this
+    kernel launch while the previous one drains; it never changes the result.
 
     >>> y = lmkernels.rms_norm(torch.randn(4, 4096, device="cuda", dtype=torch.bfloat16),
     ...                        torch.ones(4096, device="cuda", dtype=torch.bfloat16))
     """
     if use_dispatcher(x):
         if out is None:
-            return torch.ops.lmkernels.rms_norm(x, weight, eps, access)
-        torch.ops.lmkernels.rms_norm_out(out, x, weight, eps, access)
+            return torch.ops.lmkernels.rms_norm(x, weight, eps, access, pdl)
+        torch.ops.lmkernels.rms_norm_out(out, x, weight, eps, access, pdl)
         return out
     if out is None:
         out = new_rows_like(x)
-    norm_into(x, None, weight, out, eps, access)
+    norm_into(x, None, weight, out, eps, access, pdl)
     return out
 
 
 def fused_add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
-                       eps: float = 1e-6, *, access: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       eps: float = 1e-6, *, access: str | None = None,
+                       pdl: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """In place, vLLM's semantics: ``residual <- x + residual`` (rounded to the dtype), then
     ``x <- rms_norm(residual, weight, eps)`` with the variance of the rounded sum. Returns (x, residual).
 
-    x, residual [..., H] of one dtype (float16/bfloat16/float32); weight [H] or None.
+    x, residual [..., H] of one dtype (float16/bfloat16/float32); weight [H] or None. pdl as for rms_norm.
 
     >>> x, res = lmkernels.fused_add_rms_norm(x, res, w, 1e-6)
     """
     if use_dispatcher(x):
-        torch.ops.lmkernels.fused_add_rms_norm(x, residual, weight, eps, access)
+        torch.ops.lmkernels.fused_add_rms_norm(x, residual, weight, eps, access, pdl)
         return x, residual
-    norm_into(x, residual, weight, x, eps, access)
+    norm_into(x, residual, weight, x, eps, access, pdl)
     return x, residual

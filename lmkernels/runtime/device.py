@@ -39,3 +39,16 @@ def describe_device() -> str:
         p = torch.cuda.get_device_properties(0)
         return f"{p.name} ({p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB)"
     return "CPU, Triton interpreter" if is_interpreter() else "CPU (no GPU; set TRITON_INTERPRET=1 to run kernels)"
+
+
+@functools.lru_cache(maxsize=None)
+def pdl_supported(device_index: int) -> bool:
+    """Programmatic dependent launch: an NVIDIA GPU of compute capability >= 9.0 and a Triton with
+    gdc_wait (3.4+). Never under the interpreter, which has no grid-dependency control to stand in for."""
+    if is_interpreter() or not torch.cuda.is_available() or device_index < 0 or torch.version.hip:
+        return False
+    try:
+        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.get_device_capability(device_index) >= (9, 0)

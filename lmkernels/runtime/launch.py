@@ -137,7 +137,7 @@ class Launcher:
     'n'); `consts` the constexprs.
 
     The ops' hot paths call launcher.fast(dev, meta, grid0, grid1, *args) first, with
-    meta = launcher.meta_id(consts, num_warps, num_stages, dtypes) taken once per config (dtypes:
+    meta = launcher.meta_id(consts, num_warps, num_stages, dtypes, pdl) taken once per config (dtypes:
     those of the tensor arguments, in order, which the op has checked), and fall back to the call
     above when it returns False (first launch of a specialisation, hooks, another device).
     """
@@ -155,29 +155,32 @@ class Launcher:
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
             assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
 
-    def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple) -> int:
-        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes)), len(self.metas))
+    def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple, pdl: bool = False) -> int:
+        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl), len(self.metas))
 
-    def key(self, dev, args, consts, num_warps, num_stages):
+    def key(self, dev, args, consts, num_warps, num_stages, pdl=False):
         """The cache key of a launch, from the arguments themselves (the slow path, and tests)."""
         dtypes = tuple(a.dtype for a, k in zip(args, self.kinds) if k == "t")
-        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes), *args)[0]
+        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl), *args)[0]
 
-    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1):
+    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False):
+        """pdl: launch with programmatic dependent launch (a compile option in Triton, so part of the
+        key); the kernel must then call gdc_wait() before its first global memory access."""
+        opts = {"launch_pdl": True} if pdl else {}
         if not FAST_LAUNCH:
-            self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
+            self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages, **opts)
             return
         dev = _current_device()
         if device != dev:  # launch where the data is, as a CUDA op's device guard would
             with torch.cuda.device(device):
-                self(device, grid, args, consts, num_warps, num_stages)
+                self(device, grid, args, consts, num_warps, num_stages, pdl)
             return
-        key = self.key(dev, args, consts, num_warps, num_stages)
+        key = self.key(dev, args, consts, num_warps, num_stages, pdl)
         entry = self.cache.get(key)
         if entry is not None and len(grid) < 3 and self.fast(dev, key[0], grid[0], grid[1] if len(grid) > 1 else 1, *args):
             return
         self.misses += 1
-        kernel = self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages)
+        kernel = self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages, **opts)
         if entry is None and kernel is not None:
             entry = _entry(kernel, consts)
             if entry is not None:
