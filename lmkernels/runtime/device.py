@@ -48,7 +48,7 @@ def pdl_supported(device_index: int) -> bool:
     if is_interpreter() or not torch.cuda.is_available() or device_index < 0 or torch.version.hip:
         return False
     try:
-        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait  # noqa: F401
+        from triton.language.extra import cuda
     except ImportError:
         return False
-    return torch.cuda.get_device_capability(device_index) >= (9, 0)
+    return hasattr(cuda, "gdc_wait") and hasattr(cuda, "gdc_launch_dependents") and torch.cuda.get_device_capability(device_index) >= (9, 0)
