@@ -51,9 +51,9 @@ def cmd_bench(args) -> int:
         print("lmkernels bench needs a GPU: it times CUDA-graph replays. On this machine run "
               "`lmkernels verify` instead.", file=sys.stderr)
         return 2
-    from .bench import activation, harness, norm
+    from .bench import activation, harness, norm, rotary, sampling
     from .runtime.device import describe_device
-    families = {"norm": norm, "activation": activation}
+    families = {"norm": norm, "activation": activation, "rotary": rotary, "sampling": sampling}
     copy = harness.copy_bandwidth_gbs()
     mul_host = harness.torch_mul_host_us()
     table = harness.Table(f"{args.family} on {describe_device()}", copy)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="every op x access mode x dtype against the reference")
     v.add_argument("--ops", nargs="*", help="op names to check (default: all)")
     b = sub.add_parser("bench", help="CUDA-graph benchmarks against peers (GPU only)")
-    b.add_argument("family", choices=["norm", "activation"])
+    b.add_argument("family", choices=["norm", "activation", "rotary", "sampling"])
     b.add_argument("--csv", help="also write the table as CSV to this file")
     args = parser.parse_args(argv)
     if args.cmd in ("info", "verify") and _needs_interpreter():

@@ -7,13 +7,15 @@ the public functions route here, and the fake implementations give shapes withou
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
 
 from .ops.activation import SILU_MUL, SWIGLUSTEP, check_gated, gated_into, gated_out
 from .ops.norm import check_norm, norm_into
+from .ops.rotary import check_mrope, check_rotary, mrope_into, rotary_into
+from .ops.sampling import check_token_logprobs, check_token_ranks, token_logprobs_into, token_ranks_into
 
 
 @torch.library.custom_op("lmkernels::rms_norm", mutates_args=())
@@ -98,5 +100,55 @@ def _(out, x, limit, access):
     check_gated(x, out)
 
 
+@torch.library.custom_op("lmkernels::rotary_embedding", mutates_args=("query", "key"))
+def _rotary_embedding(positions: Tensor, query: Tensor, key: Optional[Tensor], head_size: int,
+                      cos_sin_cache: Tensor, is_neox: bool, access: Optional[str]) -> None:
+    rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access)
+
+
+@_rotary_embedding.register_fake
+def _(positions, query, key, head_size, cos_sin_cache, is_neox, access):
+    check_rotary(positions, query, key, head_size, cos_sin_cache, is_neox)
+
+
+@torch.library.custom_op("lmkernels::mrope", mutates_args=("query", "key"))
+def _mrope(positions: Tensor, query: Tensor, key: Optional[Tensor], cos_sin_cache: Tensor, mrope_section: List[int],
+           head_size: int, rotary_dim: Optional[int], interleaved: bool, is_neox: bool, access: Optional[str]) -> None:
+    mrope_into(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox,
+               access)
+
+
+@_mrope.register_fake
+def _(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox, access):
+    check_mrope(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox)
+
+
+@torch.library.custom_op("lmkernels::token_logprobs", mutates_args=())
+def _token_logprobs(logits: Tensor, token_ids: Tensor, access: Optional[str], pdl: Optional[bool] = None) -> Tensor:
+    out = logits.new_empty(token_ids.shape, dtype=torch.float32)
+    token_logprobs_into(logits, token_ids, out, access, pdl)
+    return out
+
+
+@_token_logprobs.register_fake
+def _(logits, token_ids, access, pdl=None):
+    check_token_logprobs(logits, token_ids)
+    return logits.new_empty(token_ids.shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("lmkernels::token_ranks", mutates_args=())
+def _token_ranks(logits: Tensor, token_ids: Tensor, access: Optional[str], pdl: Optional[bool] = None) -> Tensor:
+    out = logits.new_empty(token_ids.shape, dtype=torch.int64)
+    token_ranks_into(logits, token_ids, out, access, pdl)
+    return out
+
+
+@_token_ranks.register_fake
+def _(logits, token_ids, access, pdl=None):
+    check_token_ranks(logits, token_ids)
+    return logits.new_empty(token_ids.shape, dtype=torch.int64)
+
+
 OPS = ("rms_norm", "rms_norm_out", "fused_add_rms_norm", "silu_and_mul", "silu_and_mul_out",
-       "swiglustep_and_mul", "swiglustep_and_mul_out")
+       "swiglustep_and_mul", "swiglustep_and_mul_out", "rotary_embedding", "mrope", "token_logprobs",
+       "token_ranks")

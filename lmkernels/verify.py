@@ -1,14 +1,21 @@
 """`lmkernels verify`: every op x access mode x dtype on awkward shapes against the reference.
 
 Runs where the process is: on a GPU, or on the CPU under Triton's interpreter. Outputs are
-poisoned with NaN first so an unwritten element fails. Tolerance is in units in the last place
-(ulp) of the output dtype, relative to the fp32 reference rounded once:
+poisoned with NaN first so an unwritten element fails (in-place ops: their inputs are fresh random
+data, which a missed element keeps, unrotated). Tolerance, in units in the last place (ulp) of the
+output dtype relative to the fp32 reference rounded once, unless the unit column says otherwise
+("bound": error over its derived bound, <= 1 passes):
   exact ops on a GPU (silu_and_mul, the rounded residual sum): 0 ulp
   float32 outputs: 16 ulp (rsqrt.approx is 2 ulp; fp32 sums of up to 5125 squares in another order
     and the 1/H scaling move the result a few more)
   float16/bfloat16 outputs: 1 ulp (a last-bit fp32 difference can round the other way; the
     interpreter truncates fp32 -> bf16/fp16 where the GPU rounds to nearest)
   silu_and_mul under the interpreter: 3 ulp (two truncating casts, and numpy's exp, not expf)
+  rotary_embedding / mrope: 1 ulp of the output dtype plus 2^-22 (|x| + |y|) of the element's input
+    pair (a GPU may fuse x*c - y*s into one FMA, which no ulp count bounds where the products
+    cancel; tests/test_rotary.py derives it)
+  token_logprobs (fp32 out): an absolute error against a float64 reference, 2^-22 |want| + 3e-6
+    (tests/test_sampling.py derives it); token_ranks: exact
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ import dataclasses
 import torch
 
 from . import reference as ref
-from .ops import fused_add_rms_norm, rms_norm, silu_and_mul, swiglustep_and_mul
+from .ops import (fused_add_rms_norm, mrope, rms_norm, rotary_embedding, silu_and_mul, swiglustep_and_mul,
+                  token_logprobs, token_ranks)
 from .runtime.access import available_modes
 from .runtime.device import is_interpreter
 
@@ -25,6 +33,10 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
 NORM_SHAPES = [(1, 8), (3, 769), (5, 1024), (2, 5125)]
 ACT_SHAPES = [(1, 7), (3, 769), (4, 1024)]
+# rotary: (T, head size); 4 q heads and 2 kv heads, q and k column slices of one qkv tensor
+ROPE_SHAPES = [(1, 64), (5, 80), (3, 128)]
+# sampling: (B, V); 5 ids a row
+SAMPLING_SHAPES = [(1, 111), (3, 4000), (2, 32000)]
 
 
 @dataclasses.dataclass
@@ -33,12 +45,13 @@ class Result:
     access: str
     dtype: str
     shape: str
-    max_ulp: float
+    error: float
     allowed: float
+    unit: str = "ulp"
 
     @property
     def ok(self) -> bool:
-        return self.max_ulp <= self.allowed
+        return self.error <= self.allowed
 
 
 def ulp_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -91,6 +104,64 @@ def _check_act(device, mode, dtype, T, d, gen):
     yield "swiglustep_and_mul", ulp_error(out, ref.swiglustep_and_mul(x, 2.5)), _allowed(dtype, False)
 
 
+def _rope_error(got, want, x_before, pair_slack=2.0**-22):
+    """Max over elements of |got - want| / (1 ulp(want) + pair_slack (|x| + |y|)): <= 1 passes.
+    |x| + |y| is bounded by twice the largest magnitude in the element's head (a cheap upper bound
+    of its input pair), which only loosens the slack term."""
+    if (got.isnan() ^ want.isnan()).any():
+        return float("inf")
+    g, w, xb = got.double(), want.double(), x_before.double()
+    ulp = torch.ldexp(torch.ones_like(w), torch.frexp(w.abs().clamp_min(torch.finfo(want.dtype).tiny)).exponent
+                      - 1 - MANTISSA[want.dtype])
+    pair = 2 * xb.abs().amax(dim=-1, keepdim=True)
+    err = ((g - w).abs() / (ulp + pair_slack * pair)).nan_to_num(0.0)
+    return float(err.max()) if err.numel() else 0.0
+
+
+def _check_rope(device, mode, dtype, T, head, gen):
+    hq, hkv = 4, 2
+    rot = head if head != 128 else 32  # 128: partial rotary, as in the issue (rot_dim 32 of 128)
+    cache = torch.randn(16, rot, dtype=torch.float32, device=device, generator=gen)
+    pos = torch.randint(0, 16, (T,), device=device, generator=gen)
+    qkv = torch.randn(T, (hq + 2 * hkv) * head, dtype=dtype, device=device, generator=gen)
+    for is_neox in (True, False):
+        got, want = qkv.clone(), qkv.clone()
+        rotary_embedding(pos, got[:, :hq * head], got[:, hq * head:(hq + hkv) * head], head, cache, is_neox,
+                         access=mode)
+        ref.rotary_embedding(pos, want[:, :hq * head], want[:, hq * head:(hq + hkv) * head], head, cache, is_neox)
+        pair_err = _rope_error(got.view(T, -1, head), want.view(T, -1, head), qkv.view(T, -1, head))
+        yield f"rotary_embedding:{'neox' if is_neox else 'gptj'}", pair_err, 1.0, "bound"
+    pos3 = torch.randint(0, 16, (3, T), device=device, generator=gen)
+    sections = [rot // 2 - 2 * (rot // 6), rot // 6, rot // 6]
+    for interleaved in (False, True):
+        got, want = qkv.clone(), qkv.clone()
+        mrope(pos3, got[:, :hq * head], got[:, hq * head:(hq + hkv) * head], cache, sections, head,
+              interleaved=interleaved, access=mode)
+        ref.mrope(pos3, want[:, :hq * head], want[:, hq * head:(hq + hkv) * head], cache, sections, head,
+                  interleaved=interleaved)
+        pair_err = _rope_error(got.view(T, -1, head), want.view(T, -1, head), qkv.view(T, -1, head))
+        yield f"mrope:{'interleaved' if interleaved else 'sections'}", pair_err, 1.0, "bound"
+
+
+def _check_sampling(device, mode, dtype, B, V, gen):
+    logits = (torch.randn(B, V + 8, dtype=torch.float32, device=device, generator=gen) * 4).to(dtype)[:, :V]
+    ids = torch.randint(0, V, (B, 5), device=device, generator=gen)
+    ids[0, 0] = V  # out of range: NaN, nothing read
+    got = token_logprobs(logits, ids, access=mode)
+    want = ref.token_logprobs(logits.double(), ids).double()
+    if (got.isnan() != want.isnan()).any():
+        err = float("inf")
+    else:
+        err = float(((got.double() - want).abs() / (2.0**-22 * want.abs() + 3e-6)).nan_to_num(0.0).max())
+    yield "token_logprobs", err, 1.0, "bound"
+    ranks = token_ranks(logits, ids[:, 1], access=mode)
+    yield "token_ranks", float((ranks != ref.token_ranks(logits, ids[:, 1])).sum()), 0.0, "mismatches"
+
+
+CHECKS_OPS = {_check_norm: ("rms_norm", "fused_add_rms_norm"), _check_act: ("silu_and_mul", "swiglustep_and_mul"),
+              _check_rope: ("rotary_embedding", "mrope"), _check_sampling: ("token_logprobs", "token_ranks")}
+
+
 def run(ops=None, device=None):
     """All results; `ops` filters by op name prefix (e.g. ["rms_norm", "silu_and_mul"])."""
     device = device or ("cuda" if torch.cuda.is_available() and not is_interpreter() else "cpu")
@@ -98,20 +169,25 @@ def run(ops=None, device=None):
     results = []
     for mode in available_modes():
         for dtype in DTYPES:
-            checks = [(_check_norm, s) for s in NORM_SHAPES] + [(_check_act, s) for s in ACT_SHAPES]
+            checks = ([(_check_norm, s) for s in NORM_SHAPES] + [(_check_act, s) for s in ACT_SHAPES]
+                      + [(_check_rope, s) for s in ROPE_SHAPES] + [(_check_sampling, s) for s in SAMPLING_SHAPES])
             for check, (T, n) in checks:
                 if mode == "descriptor" and n % 8:
                     continue  # TMA needs 16-byte rows: explicit descriptor refuses these (tested)
-                for op, err, allowed in check(device, mode, dtype, T, n, gen):
+                if ops and not any(o.startswith(p) or p.startswith(o) for o in ops for p in CHECKS_OPS[check]):
+                    continue
+                for op, err, allowed, *unit in check(device, mode, dtype, T, n, gen):
                     if ops and not any(op.startswith(o) for o in ops):
                         continue
-                    results.append(Result(op, mode, str(dtype).split(".")[-1], f"{T}x{n}", err, allowed))
+                    results.append(Result(op, mode, str(dtype).split(".")[-1], f"{T}x{n}", err, allowed,
+                                          *unit))
     return results
 
 
 def table(results) -> str:
-    lines = ["| op | access | dtype | shape | max ulp | allowed | ok |", "|---|---|---|---|---:|---:|---|"]
+    lines = ["| op | access | dtype | shape | max error | allowed | unit | ok |",
+             "|---|---|---|---|---:|---:|---|---|"]
     for r in results:
-        lines.append(f"| {r.op} | {r.access} | {r.dtype} | {r.shape} | {r.max_ulp:g} | {r.allowed:g} | "
+        lines.append(f"| {r.op} | {r.access} | {r.dtype} | {r.shape} | {r.error:.3g} | {r.allowed:g} | {r.unit} | "
                      f"{'yes' if r.ok else 'NO'} |")
     return "\n".join(lines)

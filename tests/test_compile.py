@@ -17,6 +17,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from lmkernels.kernels.norm import _rms_norm_kernel
 from lmkernels.kernels.activation import _gated_act_kernel
+from lmkernels.kernels.rotary import _rope_kernel
 
 D16 = [["tt.divisibility", 16]]
 TARGETS = {"sm90": GPUTarget("cuda", 90, 32), "sm80": GPUTarget("cuda", 80, 32),
@@ -57,6 +58,24 @@ for target in TARGETS:
         compile_one(f"gated act={act} mode={mode} {dt}", _gated_act_kernel, sig,
                     {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "PERSISTENT": mode == 2,
                      "NUM_STAGES": 3 if mode == 2 else 1, "ACCESS": mode}, attrs, target, 4)
+    # rotary: Llama-style 32 q + 8 kv heads of 128 (NeoX 4-D and GPT-J 3-D views), rotary and mrope
+    nq, nk, head, half, bhq, bhk, bh = 32, 8, 128, 64, 32, 8, 64
+    for mode, neox, mrope in itertools.product((0, 1, 2), (True, False), (False, True)):
+        if mode == 2:
+            box = f"[1, {{}}, 2, {bh}]" if neox else f"[1, {{}}, {2 * bh}]"
+            tq, tk, tc = (f"tensordesc<bf16{box.format(bhq)}>", f"tensordesc<bf16{box.format(bhk)}>",
+                          f"tensordesc<fp32[1, 2, {bh}]>")
+        else:
+            tq = tk = "*bf16"
+            tc = "*fp32"
+        sig = {"pos_ptr": "*i64", "q_ptr": tq, "k_ptr": tk, "cache_ptr": tc, "n_tokens": "i32", "max_pos": "i32",
+               "stride_ps": "i32", "stride_pt": "constexpr", "stride_q": "i32", "stride_k": "i32", "stride_c": "i32"}
+        consts = {"stride_pt": 1, "NQ": nq, "NK": nk, "HEAD": head, "HALF": half, "IS_NEOX": neox, "MROPE": mrope,
+                  "INTERLEAVED": False, "SEC_T": 16, "SEC_H": 24, "SEC_W": 24, "HAS_KEY": True,
+                  "BLOCK_HQ": bhq, "BLOCK_HK": bhk, "BLOCK_HALF": bh, "ACCESS": mode}
+        sig.update({k: "constexpr" for k in consts})
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 8, 9, 10) if mode != 2 else (0, 5, 8, 9, 10))}
+        compile_one(f"rope mode={mode} neox={neox} mrope={mrope}", _rope_kernel, sig, consts, attrs, target, 4)
 print(json.dumps(results))
 '''
 
@@ -72,7 +91,7 @@ def compiled():
 @pytest.mark.parametrize("target", ["sm90", "sm80", "gfx942"])
 def test_every_kernel_and_mode_compiles(compiled, target):
     rows = [r for r in compiled if r["target"] == target]
-    assert len(rows) == 12 + 18
+    assert len(rows) == 12 + 18 + 12  # norm, gated activation, rotary
     failed = [r for r in rows if not r["ok"]]
     if failed and all("not found" in r["error"].lower() or "no such file" in r["error"].lower() for r in failed):
         pytest.skip(f"{target} toolchain missing here: {failed[0]['error'][:200]}")

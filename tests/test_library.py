@@ -16,6 +16,10 @@ def _op_args():
     r = randn(3, H, dtype=torch.bfloat16, seed=2)
     w = randn(H, dtype=torch.bfloat16, seed=3)
     g = randn(3, 2 * H, dtype=torch.float16, seed=4)
+    pos = torch.tensor([0, 5, 2], dtype=torch.int64, device=DEVICE)
+    cache = randn(8, 32, dtype=torch.float32, seed=5)
+    qkv = randn(3, 4 * H, dtype=torch.bfloat16, seed=6)  # q: 2 heads of 64, k: 1 head, as column slices
+    logits = randn(3, 111, dtype=torch.float32, seed=7)
     return {
         "rms_norm": (x, w, 1e-6, None),
         "rms_norm_out": (torch.empty_like(x), x, w, 1e-6, None),
@@ -24,6 +28,11 @@ def _op_args():
         "silu_and_mul_out": (torch.empty(3, H, dtype=g.dtype, device=DEVICE), g, None),
         "swiglustep_and_mul": (g, 7.0, None),
         "swiglustep_and_mul_out": (torch.empty(3, H, dtype=g.dtype, device=DEVICE), g, 7.0, None),
+        "rotary_embedding": (pos, qkv[:, :2 * H], qkv[:, 2 * H:3 * H], H, cache, True, None),
+        "mrope": (torch.stack([pos, pos.flip(0), pos]), qkv[:, :2 * H].clone(), None, cache, [4, 6, 6], H, None,
+                  True, False, None),
+        "token_logprobs": (logits, torch.tensor([[0, 110], [5, 5], [1, 2]], device=DEVICE), None),
+        "token_ranks": (logits, torch.tensor([3, 110, 0], device=DEVICE), None),
     }
 
 
@@ -49,6 +58,25 @@ def test_torch_compile_fullgraph_matches_eager():
     for a, b in zip(got, want):
         assert torch.equal(a, b)
     assert torch.equal(inputs[0], eager_in[0]) and torch.equal(inputs[1], eager_in[1])  # mutations kept
+
+
+def _decode_step(pos, qkv, cache, logits, ids):
+    lmkernels.rotary_embedding(pos, qkv[:, :2 * H], qkv[:, 2 * H:3 * H], H, cache)
+    lmkernels.mrope(torch.stack([pos, pos, pos]), qkv[:, 3 * H:], None, cache, [4, 6, 6], H)
+    return lmkernels.token_logprobs(logits, ids[:, None]), lmkernels.token_ranks(logits, ids)
+
+
+def test_torch_compile_fullgraph_rotary_and_sampling():
+    pos = torch.tensor([0, 5, 2, 7], dtype=torch.int64, device=DEVICE)
+    cache = randn(8, 32, dtype=torch.float32, seed=5)
+    qkv = randn(4, 4 * H, dtype=torch.bfloat16, seed=6)
+    logits = randn(4, 1000, dtype=torch.bfloat16, seed=7)
+    ids = torch.tensor([0, 999, 5, 17], device=DEVICE)
+    qkv_eager = qkv.clone()
+    got = torch.compile(_decode_step, fullgraph=True)(pos, qkv, cache, logits, ids)
+    want = _decode_step(pos, qkv_eager, cache, logits, ids)
+    assert torch.equal(qkv, qkv_eager)  # the in-place rotations happened under compile too
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 def test_fake_tensors_give_shapes_without_running():
@@ -103,3 +131,27 @@ def test_fused_add_in_cuda_graph():
     xe, re_ = x0.clone(), r0.clone()
     lmkernels.fused_add_rms_norm(xe, re_, w)
     assert torch.equal(x, xe) and torch.equal(r, re_)
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+def test_rotary_and_sampling_in_cuda_graph():
+    pos = torch.tensor([0, 5, 2, 7], dtype=torch.int64, device=DEVICE)
+    cache = randn(8, 32, dtype=torch.float32, seed=5)
+    qkv0 = randn(4, 4 * H, dtype=torch.bfloat16, seed=6)
+    logits = randn(4, 151936, dtype=torch.bfloat16, seed=7)
+    ids = torch.tensor([0, 151935, 5, 17], device=DEVICE)
+    qkv = qkv0.clone()
+    _decode_step(pos, qkv, cache, logits, ids)  # compile outside the capture
+    qkv.copy_(qkv0)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = _decode_step(pos, qkv, cache, logits, ids)
+    for seed in (8, 9):
+        qkv.copy_(qkv0)
+        logits.copy_(randn(4, 151936, dtype=torch.bfloat16, seed=seed))
+        graph.replay()
+        torch.cuda.synchronize()
+        qkv_eager = qkv0.clone()
+        want = _decode_step(pos, qkv_eager, cache, logits, ids)
+        assert torch.equal(qkv, qkv_eager)
+        assert torch.equal(out[0], want[0]) and torch.equal(out[1], want[1])

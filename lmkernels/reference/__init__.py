@@ -4,3 +4,4 @@ from .norm import fused_add_rms_norm, rms_norm
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul"]
 from .sampling import token_logprobs, token_ranks, topk_logprobs; __all__ += ["token_logprobs", "token_ranks", "topk_logprobs"]  # noqa: E402,E702
+from .rotary import mrope, rotary_embedding; __all__ += ["rotary_embedding", "mrope"]  # noqa: E402,E702
