@@ -18,6 +18,8 @@ from triton.compiler import ASTSource
 from lmkernels.kernels.norm import _rms_norm_kernel
 from lmkernels.kernels.activation import _gated_act_kernel
 from lmkernels.kernels.rotary import _rope_kernel
+from lmkernels.kernels.sampling import (_lse_partial_kernel, _rank_partial_kernel, _token_logprobs_kernel,
+                                        _token_ranks_kernel)
 
 D16 = [["tt.divisibility", 16]]
 TARGETS = {"sm90": GPUTarget("cuda", 90, 32), "sm80": GPUTarget("cuda", 80, 32),
@@ -76,6 +78,36 @@ for target in TARGETS:
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 8, 9, 10) if mode != 2 else (0, 5, 8, 9, 10))}
         compile_one(f"rope mode={mode} neox={neox} mrope={mrope}", _rope_kernel, sig, consts, attrs, target, 4)
+    # sampling: the two streaming partial kernels in every mode (bf16 and fp32 logits), the combines
+    pdl = target == "sm90"
+    for mode, dt in itertools.product((0, 1, 2), ("bf16", "fp32")):
+        block, vec = (4096, 8) if dt == "bf16" else (2048, 4)
+        xv = f"tensordesc<{dt}[1, {block}]>" if mode == 2 else f"*{dt}"
+        sig = {"x_view": xv, "x_ptr": f"*{dt}", "ids_ptr": "*i64", "part_ptr": "*fp32", "n_rows": "i32", "V": "i32",
+               "K": "i32", "stride_xv": "i32", "stride_ib": "i32", "stride_ik": "i32", "segs_per_prog": "i32",
+               "progs_per_row": "i32", "BLOCK_V": "constexpr", "BLOCK_K": "constexpr", "VEC": "constexpr",
+               "ACCESS": "constexpr", "USE_PDL": "constexpr"}
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 7, 8) if mode != 2 else (1, 2, 3, 5, 7, 8))}
+        compile_one(f"lse_partial mode={mode} {dt} pdl={pdl and dt == 'bf16'}", _lse_partial_kernel, sig,
+                    {"BLOCK_V": block, "BLOCK_K": 32, "VEC": vec, "ACCESS": mode, "USE_PDL": pdl and dt == "bf16"},
+                    attrs, target, 4)
+        xv = f"tensordesc<{dt}[1, 2048]>" if mode == 2 else f"*{dt}"
+        sig = {"x_view": xv, "x_ptr": f"*{dt}", "ids_ptr": "*i64", "part_ptr": "*i32", "n_rows": "i32", "V": "i32",
+               "stride_x": "i32", "stride_i": "i32", "segs_per_prog": "i32", "progs_per_row": "i32",
+               "BLOCK_V": "constexpr", "ACCESS": "constexpr", "USE_PDL": "constexpr"}
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6) if mode != 2 else (1, 2, 3, 5, 6))}
+        compile_one(f"rank_partial mode={mode} {dt}", _rank_partial_kernel, sig,
+                    {"BLOCK_V": 2048, "ACCESS": mode, "USE_PDL": False}, attrs, target, 8)
+    sig = {"part_ptr": "*fp32", "out_ptr": "*fp32", "n_rows": "i32", "V": "i32", "K": "i32", "stride_ob": "i32",
+           "stride_ok": "i32", "BLOCK_V": "constexpr", "BLOCK_SEG": "constexpr", "BLOCK_K": "constexpr",
+           "USE_PDL": "constexpr"}
+    compile_one(f"token_logprobs combine pdl={pdl}", _token_logprobs_kernel, sig,
+                {"BLOCK_V": 4096, "BLOCK_SEG": 64, "BLOCK_K": 32, "USE_PDL": pdl}, {(i,): D16 for i in (0, 1, 3, 5)},
+                target, 1)
+    sig = {"part_ptr": "*i32", "out_ptr": "*i64", "n_rows": "i32", "stride_o": "i32", "progs_per_row": "i32",
+           "BLOCK_P": "constexpr", "USE_PDL": "constexpr"}
+    compile_one("token_ranks combine pdl=False", _token_ranks_kernel, sig, {"BLOCK_P": 64, "USE_PDL": False},
+                {(i,): D16 for i in (0, 1)}, target, 1)
 print(json.dumps(results))
 '''
 
@@ -91,7 +123,7 @@ def compiled():
 @pytest.mark.parametrize("target", ["sm90", "sm80", "gfx942"])
 def test_every_kernel_and_mode_compiles(compiled, target):
     rows = [r for r in compiled if r["target"] == target]
-    assert len(rows) == 12 + 18 + 12  # norm, gated activation, rotary
+    assert len(rows) == 12 + 18 + 12 + 14  # norm, gated activation, rotary, sampling
     failed = [r for r in rows if not r["ok"]]
     if failed and all("not found" in r["error"].lower() or "no such file" in r["error"].lower() for r in failed):
         pytest.skip(f"{target} toolchain missing here: {failed[0]['error'][:200]}")
@@ -111,7 +143,7 @@ def test_pointer_mode_loads_16_bytes_on_hopper(compiled):
 
 
 def test_pdl_variants_wait_on_the_grid_dependency_on_hopper(compiled):
-    rows = [r for r in compiled if r["target"] == "sm90" and r["ok"] and r["case"].startswith("rms_norm")]
+    rows = [r for r in compiled if r["target"] == "sm90" and r["ok"] and "pdl=" in r["case"]]
     gdc = {r["case"]: r["gdc"] for r in rows}
     assert any("pdl=True" in k for k in gdc), gdc
     assert all(v == ("pdl=True" in k) for k, v in gdc.items()), gdc
