@@ -8,6 +8,11 @@ out-of-bounds reads, so a kernel's results do not depend on the mode.
 A 2-D operand is (view, n_rows, n_cols, stride_r) with a contiguous last dim. Its "view" is the base
 pointer for pointer and block_ptr, and for descriptor a host-made tensor descriptor (passed by value:
 the H100 measured ~3 µs of latency for building one in-kernel, a descriptor a program).
+
+An N-D operand (the rotary kernel's [T, heads, 2, rot/2] and [T, heads, rot] views) is (view, shape
+n0.., strides s0.. with the last stride 1), its view as above. Tile offsets (o0, ...) are int32
+(what descriptors take); the pointer branch widens the first one to int64 before multiplying by its
+stride, so a token stride times a token index past 2^31 elements stays right.
 """
 import triton
 import triton.language as tl
@@ -72,3 +77,156 @@ def load_vector(view, n, BLOCK: tl.constexpr, ACCESS: tl.constexpr):
         return tl.load(bp, boundary_check=(0,), padding_option="zero")[None, :]
     else:
         return view.load([0])[None, :]
+
+
+# ---------------------------------------------------------------- N-D tiles and scalar reads
+
+@triton.jit
+def _offsets_3d(n0, n1, n2, s0, s1, o0, o1, o2, B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr):
+    """(element offsets, in-bounds mask) of a [B0, B1, B2] tile at (o0, o1, o2). A unit block stays a
+    scalar index (no arange, no broadcast); written out rather than through a per-axis helper
+    because the interpreter pays ~0.5 ms for every call of a @triton.jit function."""
+    if B0 == 1:
+        i0 = o0
+    else:
+        i0 = (o0 + tl.arange(0, B0))[:, None, None]
+    if B1 == 1:
+        i1 = o1
+    else:
+        i1 = (o1 + tl.arange(0, B1))[None, :, None]
+    if B2 == 1:
+        i2 = o2
+    else:
+        i2 = (o2 + tl.arange(0, B2))[None, None, :]
+    return i0.to(tl.int64) * s0 + i1 * s1 + i2, (i0 < n0) & (i1 < n1) & (i2 < n2)
+
+
+@triton.jit
+def load_tile_3d(view, n0, n1, n2, s0, s1, o0, o1, o2,
+                 B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr, ACCESS: tl.constexpr):
+    """[B0, B1, B2] tile at (o0, o1, o2) in the operand's dtype; out-of-bounds elements read 0."""
+    if ACCESS == POINTER:
+        offs, mask = _offsets_3d(n0, n1, n2, s0, s1, o0, o1, o2, B0, B1, B2)
+        return tl.load(view + offs, mask=mask, other=0.0)
+    elif ACCESS == BLOCK_PTR:
+        bp = tl.make_block_ptr(view, (n0, n1, n2), (s0, s1, 1), (o0, o1, o2), (B0, B1, B2), (2, 1, 0))
+        return tl.load(bp, boundary_check=(0, 1, 2), padding_option="zero")
+    else:
+        return view.load([o0, o1, o2])
+
+
+@triton.jit
+def store_tile_3d(view, value, n0, n1, n2, s0, s1, o0, o1, o2,
+                  B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr, ACCESS: tl.constexpr):
+    """Round `value` to the operand's dtype (one rounding) and store it; nothing out of bounds."""
+    if ACCESS == POINTER:
+        offs, mask = _offsets_3d(n0, n1, n2, s0, s1, o0, o1, o2, B0, B1, B2)
+        tl.store(view + offs, value.to(view.dtype.element_ty), mask=mask)
+    elif ACCESS == BLOCK_PTR:
+        bp = tl.make_block_ptr(view, (n0, n1, n2), (s0, s1, 1), (o0, o1, o2), (B0, B1, B2), (2, 1, 0))
+        tl.store(bp, value.to(view.dtype.element_ty), boundary_check=(0, 1, 2))
+    else:
+        view.store([o0, o1, o2], value.to(view.dtype))
+
+
+@triton.jit
+def _offsets_4d(n0, n1, n2, n3, s0, s1, s2, o0, o1, o2, o3,
+                B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr, B3: tl.constexpr):
+    """(element offsets, in-bounds mask) of a [B0, B1, B2, B3] tile at (o0, o1, o2, o3), as _offsets_3d."""
+    if B0 == 1:
+        i0 = o0
+    else:
+        i0 = (o0 + tl.arange(0, B0))[:, None, None, None]
+    if B1 == 1:
+        i1 = o1
+    else:
+        i1 = (o1 + tl.arange(0, B1))[None, :, None, None]
+    if B2 == 1:
+        i2 = o2
+    else:
+        i2 = (o2 + tl.arange(0, B2))[None, None, :, None]
+    if B3 == 1:
+        i3 = o3
+    else:
+        i3 = (o3 + tl.arange(0, B3))[None, None, None, :]
+    return i0.to(tl.int64) * s0 + i1 * s1 + i2 * s2 + i3, (i0 < n0) & (i1 < n1) & (i2 < n2) & (i3 < n3)
+
+
+@triton.jit
+def load_tile_4d(view, n0, n1, n2, n3, s0, s1, s2, o0, o1, o2, o3,
+                 B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr, B3: tl.constexpr, ACCESS: tl.constexpr):
+    """[B0, B1, B2, B3] tile at (o0, o1, o2, o3) in the operand's dtype; out-of-bounds elements read 0."""
+    if ACCESS == POINTER:
+        offs, mask = _offsets_4d(n0, n1, n2, n3, s0, s1, s2, o0, o1, o2, o3, B0, B1, B2, B3)
+        return tl.load(view + offs, mask=mask, other=0.0)
+    elif ACCESS == BLOCK_PTR:
+        bp = tl.make_block_ptr(view, (n0, n1, n2, n3), (s0, s1, s2, 1), (o0, o1, o2, o3), (B0, B1, B2, B3),
+                               (3, 2, 1, 0))
+        return tl.load(bp, boundary_check=(0, 1, 2, 3), padding_option="zero")
+    else:
+        return view.load([o0, o1, o2, o3])
+
+
+@triton.jit
+def store_tile_4d(view, value, n0, n1, n2, n3, s0, s1, s2, o0, o1, o2, o3,
+                  B0: tl.constexpr, B1: tl.constexpr, B2: tl.constexpr, B3: tl.constexpr, ACCESS: tl.constexpr):
+    """Round `value` to the operand's dtype (one rounding) and store it; nothing out of bounds."""
+    if ACCESS == POINTER:
+        offs, mask = _offsets_4d(n0, n1, n2, n3, s0, s1, s2, o0, o1, o2, o3, B0, B1, B2, B3)
+        tl.store(view + offs, value.to(view.dtype.element_ty), mask=mask)
+    elif ACCESS == BLOCK_PTR:
+        bp = tl.make_block_ptr(view, (n0, n1, n2, n3), (s0, s1, s2, 1), (o0, o1, o2, o3), (B0, B1, B2, B3),
+                               (3, 2, 1, 0))
+        tl.store(bp, value.to(view.dtype.element_ty), boundary_check=(0, 1, 2, 3))
+    else:
+        view.store([o0, o1, o2, o3], value.to(view.dtype))
+
+
+@triton.jit
+def load_halves_3d(view, n0, n2, s0, s1, o0, B2: tl.constexpr, ACCESS: tl.constexpr):
+    """The [1, 1, B2] tiles at (o0, 0, 0) and (o0, 1, 0) of an [n0, 2, n2] operand (axis 1 of
+    extent 2: a cos/sin cache row's two halves). Descriptor: one [1, 2, B2] box split in registers,
+    since a program waits out each TMA copy it issues (one round trip instead of two)."""
+    if ACCESS == DESCRIPTOR:
+        a, b = tl.split(tl.permute(view.load([o0, 0, 0]), (0, 2, 1)))
+        return tl.reshape(a, [1, 1, B2]), tl.reshape(b, [1, 1, B2])
+    else:
+        a = load_tile_3d(view, n0, 2, n2, s0, s1, o0, 0, 0, 1, 1, B2, ACCESS)
+        b = load_tile_3d(view, n0, 2, n2, s0, s1, o0, 1, 0, 1, 1, B2, ACCESS)
+        return a, b
+
+
+@triton.jit
+def load_halves_4d(view, n0, n1, n3, s0, s1, s2, o0, o1, B1: tl.constexpr, B3: tl.constexpr, ACCESS: tl.constexpr):
+    """The [1, B1, 1, B3] tiles at (o0, o1, 0, 0) and (o0, o1, 1, 0) of an [n0, n1, 2, n3] operand
+    (NeoX's x and y halves of B1 heads). Pointer and block_ptr: two tiles; descriptor: one
+    [1, B1, 2, B3] box split in registers (see load_halves_3d)."""
+    if ACCESS == DESCRIPTOR:
+        a, b = tl.split(tl.permute(view.load([o0, o1, 0, 0]), (0, 1, 3, 2)))
+        return tl.reshape(a, [1, B1, 1, B3]), tl.reshape(b, [1, B1, 1, B3])
+    else:
+        a = load_tile_4d(view, n0, n1, 2, n3, s0, s1, s2, o0, o1, 0, 0, 1, B1, 1, B3, ACCESS)
+        b = load_tile_4d(view, n0, n1, 2, n3, s0, s1, s2, o0, o1, 1, 0, 1, B1, 1, B3, ACCESS)
+        return a, b
+
+
+@triton.jit
+def store_halves_4d(view, a, b, n0, n1, n3, s0, s1, s2, o0, o1, B1: tl.constexpr, B3: tl.constexpr,
+                    ACCESS: tl.constexpr):
+    """Store what load_halves_4d read: a at (o0, o1, 0, 0), b at (o0, o1, 1, 0), each rounded once
+    to the operand's dtype; nothing out of bounds."""
+    if ACCESS == DESCRIPTOR:
+        ab = tl.join(tl.reshape(a, [1, B1, B3]), tl.reshape(b, [1, B1, B3]))
+        view.store([o0, o1, 0, 0], tl.permute(ab, (0, 1, 3, 2)).to(view.dtype))
+    else:
+        store_tile_4d(view, a, n0, n1, 2, n3, s0, s1, s2, o0, o1, 0, 0, 1, B1, 1, B3, ACCESS)
+        store_tile_4d(view, b, n0, n1, 2, n3, s0, s1, s2, o0, o1, 1, 0, 1, B1, 1, B3, ACCESS)
+
+
+@triton.jit
+def load_index(ptr, i, stride):
+    """ptr[i * stride]: one scalar (a token's position) read through a plain pointer in every mode.
+
+    A scalar is no tile: a TMA copy of 8 bytes would cost more than it addresses, and the caller
+    checks the value's range before it indexes anything with it."""
+    return tl.load(ptr + i.to(tl.int64) * stride)

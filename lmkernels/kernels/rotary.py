@@ -10,7 +10,7 @@ the other half.
   NeoX (pairs i, i + HALF): the 4-D view [T, NQ, 2, HALF] with strides (stride_q, HEAD, HALF, 1);
     x is the tile at [t, h, 0, :], y the tile at [t, h, 1, :]: two reads of HALF contiguous
     elements a head, bounded by HALF even where HALF is no power of two (head 80: HALF 40); the
-    descriptor mode reads both in one [1, heads, 2, BLOCK_HALF] box (access_nd.load_halves_4d).
+    descriptor mode reads both in one [1, heads, 2, BLOCK_HALF] box (access.load_halves_4d).
   GPT-J (pairs 2i, 2i + 1): the 3-D view [T, NQ, 2 * HALF]; the tile is reshaped to [.., HALF, 2]
     and split into x and y, then joined back for the store.
 Maths: fp32, x' = x c - y s, y' = y c + x s, one rounding on store.
@@ -23,7 +23,7 @@ silently wrong numbers.
 import triton
 import triton.language as tl
 
-from .access_nd import load_halves_3d, load_halves_4d, load_index, load_tile_3d, store_halves_4d, store_tile_3d
+from .access import load_halves_3d, load_halves_4d, load_index, load_tile_3d, store_halves_4d, store_tile_3d
 
 
 @triton.jit

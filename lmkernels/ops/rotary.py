@@ -52,7 +52,7 @@ PER_THREAD_SMALL, PER_THREAD_ROPE, PER_THREAD_MROPE = 10, 20, 40
 # its cos/sin box), so it is latency-bound and wants many small resident programs, not wide ones:
 # H100, T = 4096, one program a token: 2 warps 33.6 µs, 4 warps 34.9, 8 warps 40.1 (pointer: 32.0);
 # T = 1 with 4 programs: 2 warps 2.34 µs, 4 warps 2.38. x and y travel in one [1, heads, 2, rot/2]
-# box (kernels/access_nd.py load_halves_4d): 2.5x faster than a box each (99.8 -> 40.5 µs at 8 warps).
+# box (kernels/access.py load_halves_4d): 2.5x faster than a box each (99.8 -> 40.5 µs at 8 warps).
 DESCRIPTOR_WARPS = 2
 
 _plans: dict = {}
