@@ -95,8 +95,7 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     dev = x.get_device()
     block_t, block_d, warps = act_config(n_rows, d, num_sms(max(dev, 0)))
     row_tiles, col_tiles = -(-n_rows // block_t), -(-d // block_d)
-    mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)],
-                           x.element_size())
+    mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)])
     if mode != _access.DESCRIPTOR:
         _launch(dev, (col_tiles, row_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, False, 1, mode), num_warps=warps)

@@ -130,7 +130,7 @@ def _norm_into_careful(x, residual, weight, y, eps, access, pdl) -> None:
     w2 = weight if weight is not None else x2
     mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
         [("residual", r2, sr)] if residual is not None else []) + (
-        [("weight", weight, 0)] if weight is not None else []), x.element_size())
+        [("weight", weight, 0)] if weight is not None else []))
     consts = consts[:3] + (mode, use_pdl)
     if mode != _access.DESCRIPTOR:
         _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps, pdl=use_pdl)

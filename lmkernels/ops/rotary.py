@@ -26,7 +26,8 @@ import triton
 from ..kernels.rotary import _rope_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import FLOAT_DTYPES, check_float, check_runnable, cpu_interpreted, use_dispatcher
+from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted,
+                      use_dispatcher)
 
 # pos, q, k, cache | n_tokens | max_pos, stride_ps, stride_pt, stride_q, stride_k, stride_c
 _launch = Launcher(_rope_kernel, "tttt" "n" "iiiiii")
@@ -120,7 +121,7 @@ def _check_common(query, key, head_size, cos_sin_cache, is_neox):
             raise TypeError(f"key must be a torch.Tensor or None, got {type(key).__name__}")
         if key.dtype != query.dtype:
             raise TypeError(f"key.dtype={key.dtype} must equal query.dtype={query.dtype}")
-        _same_device(key, "key", query)
+        check_same_device(key, "key", query, "query")
         if key.dim() not in (2, 3) or key.shape[0] != T:
             raise ValueError(f"key.shape={tuple(key.shape)} must be [T, heads * head_size] or [T, heads, head_size] "
                              f"with T = query.shape[0] = {T}")
@@ -128,7 +129,7 @@ def _check_common(query, key, head_size, cos_sin_cache, is_neox):
         if nq % nk:
             raise ValueError(f"query's {nq} heads must be a multiple of key's {nk} heads (head_size={head_size})")
     check_float(cos_sin_cache, "cos_sin_cache")
-    _same_device(cos_sin_cache, "cos_sin_cache", query)
+    check_same_device(cos_sin_cache, "cos_sin_cache", query, "query")
     if cos_sin_cache.dim() != 2 or cos_sin_cache.shape[0] == 0:
         raise ValueError(f"cos_sin_cache.shape={tuple(cos_sin_cache.shape)} must be [max_pos >= 1, rot_dim]")
     rot = cos_sin_cache.shape[1]
@@ -152,17 +153,12 @@ def _heads(x, name, head_size) -> int:
     return heads
 
 
-def _same_device(t, name, ref) -> None:
-    if t.get_device() != ref.get_device() or (t.get_device() < 0 and t.device != ref.device):
-        raise ValueError(f"{name} is on {t.device} but query is on {ref.device}")
-
-
 def _check_positions(positions, T, mrope: bool, query) -> None:
     if not isinstance(positions, torch.Tensor):
         raise TypeError(f"positions must be a torch.Tensor, got {type(positions).__name__}")
     if positions.dtype not in POS_DTYPES:
         raise TypeError(f"positions.dtype={positions.dtype} must be torch.int64 or torch.int32")
-    _same_device(positions, "positions", query)
+    check_same_device(positions, "positions", query, "query")
     if positions.shape != (T,) and not (mrope and positions.shape == (3, T)):
         want = f"[3, T] or [T] with T = query.shape[0] = {T}" if mrope else f"[T] with T = query.shape[0] = {T}"
         raise ValueError(f"positions.shape={tuple(positions.shape)} must be {want}")
@@ -256,25 +252,11 @@ def _as_2d(x, name: str, head_size: int):
     return x, x.stride(0)
 
 
-def _descriptor_problem(tiles) -> str | None:
-    """Why TMA cannot address these operands: (name, tensor, strides but the last, inner box elements)."""
-    for name, t, strides, inner in tiles:
-        e = t.element_size()
-        if t.data_ptr() % 16:
-            return f"{name}.data_ptr() % 16 = {t.data_ptr() % 16} (TMA needs a 16-byte aligned base)"
-        for s in strides:
-            if (s * e) % 16:
-                return f"{name} stride {s} x {e} bytes is not a multiple of 16 (TMA needs 16-byte strides)"
-        if inner * e < 16 or inner > 256:
-            return f"{name}'s tile is {inner} elements of {e} bytes wide (TMA boxes are 16 bytes to 256 elements)"
-    return None
-
-
 def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interleaved, access) -> None:
     T, nq, nk, rot = facts
     check_runnable(query, "query")
-    mode = _access.resolve(access, [], query.element_size())  # parses access; TMA's rules are checked below
     if T == 0:
+        _access.resolve(access, [])  # still refuses an unknown access
         return
     head = query.shape[-1] if query.dim() == 3 else query.shape[1] // nq  # nq >= 1 (_heads)
     q2, sq = _as_2d(query, "query", head)
@@ -290,16 +272,12 @@ def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interl
     assert plan is not None, pkey  # the checks above refuse every invalid key
     groups, consts, warps, _ = plan[1] if T <= plan[0] else plan[2]
     half, bhq, bhk, block_half = rot // 2, consts[11], consts[12], consts[13]
-    if mode == _access.DESCRIPTOR:
-        q_strides = [sq, head, half] if is_neox else [sq, head]
-        inner = block_half if is_neox else 2 * block_half
-        why = _descriptor_problem([("query", q2, q_strides, inner)] + (
-            [("key", k2, [sk] + q_strides[1:], inner)] if key is not None else []) + [
-            ("cos_sin_cache", cache, [cache.stride(0), half], block_half)])
-        if why is not None:
-            if access is not None:
-                raise ValueError(f"access={access!r} cannot serve this call: {why}")
-            mode = _access.POINTER
+    # the descriptor views (below): NeoX [T, H, 2, rot/2], GPT-J [T, H, rot], the cache [max_pos, 2, rot/2]
+    q_strides = [sq, head, half] if is_neox else [sq, head]
+    inner = block_half if is_neox else 2 * block_half
+    mode = _access.resolve(access, [("query", q2, q_strides, inner)] + (
+        [("key", k2, [sk] + q_strides[1:], inner)] if key is not None else []) + [
+        ("cos_sin_cache", cache, [cache.stride(0), half], block_half)])
     consts = consts[:-1] + (mode,)
     args = (T, cache.shape[0], stride_ps, stride_pt, sq, sk, cache.stride(0))
     if mode != _access.DESCRIPTOR:

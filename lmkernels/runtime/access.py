@@ -61,26 +61,35 @@ def reset_default() -> None:
 reset_default()
 
 
-def descriptor_problem(tensors, elem_bytes: int) -> str | None:
-    """Why TMA cannot address these (tensor, row_stride) pairs: 16-byte aligned base and row stride."""
-    for name, t, stride in tensors:
+def descriptor_problem(operands) -> str | None:
+    """Why TMA cannot address these operands, or None.
+
+    operands: (name, tensor, strides[, inner]): the strides (elements) of every dim but the last,
+    one int for a 2-D operand's row stride; inner, where given, the box's last-dim elements. TMA
+    needs a 16-byte aligned base, 16-byte multiples for those strides, and boxes 16 bytes to 256
+    elements wide."""
+    for name, t, strides, *inner in operands:
+        e = t.element_size()
         if t.data_ptr() % 16:
             return f"{name}.data_ptr() % 16 = {t.data_ptr() % 16} (TMA needs a 16-byte aligned base)"
-        if (stride * elem_bytes) % 16:
-            return f"{name} row stride {stride} x {elem_bytes} bytes is not a multiple of 16 (TMA needs 16-byte strides)"
+        for s in (strides,) if isinstance(strides, int) else strides:
+            if (s * e) % 16:
+                return f"{name} stride {s} x {e} bytes is not a multiple of 16 (TMA needs 16-byte strides)"
+        if inner and (inner[0] * e < 16 or inner[0] > 256):
+            return f"{name}'s tile is {inner[0]} elements of {e} bytes wide (TMA boxes are 16 bytes to 256 elements)"
     return None
 
 
-def resolve(access, tensors, elem_bytes: int) -> int:
+def resolve(access, operands) -> int:
     """The constexpr for one launch.
 
-    tensors: (name, tensor, row stride in elements) for every 2-D operand the kernel tiles.
+    operands: what descriptor_problem takes, for every operand the kernel tiles.
     An explicit mode that cannot serve the call raises ValueError naming the reason; the default
     falls back to pointer instead, so the default never fails for a reason of addressing.
     """
     if access is None:
         mode = default_mode()
-        if mode == DESCRIPTOR and descriptor_problem(tensors, elem_bytes) is not None:
+        if mode == DESCRIPTOR and descriptor_problem(operands) is not None:
             return POINTER
         return mode
     if not isinstance(access, str):
@@ -88,7 +97,7 @@ def resolve(access, tensors, elem_bytes: int) -> int:
     mode = _parse(access, "access")
     why = unavailable_reason(mode)
     if why is None and mode == DESCRIPTOR:
-        why = descriptor_problem(tensors, elem_bytes)
+        why = descriptor_problem(operands)
     if why is not None:
         raise ValueError(f"access={access!r} cannot serve this call: {why}")
     return mode
