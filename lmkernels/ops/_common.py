@@ -40,12 +40,16 @@ def check_like(t, name: str, ref, ref_name: str, shape=None) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype != ref.dtype:
         raise TypeError(f"{name}.dtype={t.dtype} must equal {ref_name}.dtype={ref.dtype}")
-    # get_device() is an int compare (cheap on the hot path); -1 covers cpu and meta alike
-    if t.get_device() != ref.get_device() or (t.get_device() < 0 and t.device != ref.device):
-        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
+    check_same_device(t, name, ref, ref_name)
     want = ref.shape if shape is None else shape
     if t.shape != want:
         raise ValueError(f"{name}.shape={tuple(t.shape)} must be {tuple(want)}")
+
+
+def check_same_device(t, name: str, ref, ref_name: str) -> None:
+    # get_device() is an int compare (cheap on the hot path); -1 covers cpu and meta alike
+    if t.get_device() != ref.get_device() or (t.get_device() < 0 and t.device != ref.device):
+        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
 
 
 def check_runnable(x, name: str) -> None:

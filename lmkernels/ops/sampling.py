@@ -18,8 +18,8 @@ from ..kernels.sampling import (_lse_partial_kernel, _rank_partial_kernel, _toke
                                 _token_ranks_kernel)
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, check_float, check_runnable, cpu_interpreted, resident_programs,
-                      resolve_pdl, tile_descriptor, use_dispatcher)
+from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted,
+                      resident_programs, resolve_pdl, tile_descriptor, use_dispatcher)
 
 _lse = Launcher(_lse_partial_kernel, "tttt" "n" "i" "n" "iii" "nn")
 _lse_desc = Launcher(_lse_partial_kernel, "dttt" "n" "i" "n" "iii" "nn")  # access="descriptor"
@@ -123,11 +123,6 @@ def _check_logits(logits) -> None:
                          f"(shape {tuple(logits.shape)}, strides {logits.stride()})")
 
 
-def _check_on(t, name: str, logits) -> None:
-    if t.get_device() != logits.get_device() or (t.get_device() < 0 and t.device != logits.device):
-        raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
-
-
 def _check_ids(token_ids, logits, want: str, name: str = "token_ids") -> None:
     if not isinstance(token_ids, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(token_ids).__name__}")
@@ -136,7 +131,7 @@ def _check_ids(token_ids, logits, want: str, name: str = "token_ids") -> None:
     if token_ids.dim() != want.count(",") + 1 or token_ids.shape[0] != logits.shape[0]:
         raise ValueError(f"{name}.shape={tuple(token_ids.shape)} must be [{want}] with "
                          f"B = logits.shape[0] = {logits.shape[0]}")
-    _check_on(token_ids, name, logits)
+    check_same_device(token_ids, name, logits, "logits")
 
 
 def _check_out(out, dtype, shape, logits) -> None:
@@ -146,7 +141,7 @@ def _check_out(out, dtype, shape, logits) -> None:
         raise TypeError(f"out.dtype={out.dtype} must be {dtype}")
     if out.shape != shape:
         raise ValueError(f"out.shape={tuple(out.shape)} must be {tuple(shape)}")
-    _check_on(out, "out", logits)
+    check_same_device(out, "out", logits, "logits")
 
 
 def check_token_logprobs(logits, token_ids, out=None) -> None:
@@ -170,7 +165,7 @@ def _resolve(logits, access) -> tuple[int, int]:
     then address a [1, V] slice of a wider tensor)."""
     B, V = logits.shape
     stride = logits.stride(0) if B > 1 else V
-    return _access.resolve(access, [("logits", logits, stride)], logits.element_size()), stride
+    return _access.resolve(access, [("logits", logits, stride)]), stride
 
 
 # ---------------------------------------------------------------- token_logprobs
@@ -198,7 +193,7 @@ def token_logprobs_into(logits, token_ids, out, access, pdl=None) -> None:
                 plan = _plan(V, dt, idt, dev, False, pdl)
             _launch_logprobs(logits, token_ids, out, plan, xs[0], dev, _lse, logits, plan[5])
             return
-    _token_logprobs_careful(logits, token_ids, out, access, pdl)
+    _careful(logits, token_ids, out, access, pdl, False)
 
 
 def _launch_logprobs(logits, token_ids, out, plan, sx, dev, launcher, view, meta_p) -> None:
@@ -225,18 +220,19 @@ def _launch_logprobs(logits, token_ids, out, plan, sx, dev, launcher, view, meta
         _lp(dev, (B,), (part, out, B, V, K, so[0], so[1]), comb_consts, num_warps=1, pdl=plan[8])
 
 
-def _token_logprobs_careful(logits, token_ids, out, access, pdl) -> None:
-    check_token_logprobs(logits, token_ids, out)
+def _careful(logits, token_ids, out, access, pdl, ranks: bool) -> None:
+    """Either op off the fast branch: every check, any access mode, then its two launches."""
+    (check_token_ranks if ranks else check_token_logprobs)(logits, token_ids, out)
     check_runnable(logits, "logits")
     if out.numel() == 0:
         return
-    plan, mode, sx = _careful_plan(logits, token_ids, False, access, pdl)
-    dev = logits.get_device()
+    plan, mode, sx = _careful_plan(logits, token_ids, ranks, access, pdl)
+    launch = _launch_ranks if ranks else _launch_logprobs
     if mode != _access.DESCRIPTOR:
-        _launch_logprobs(logits, token_ids, out, plan, sx, dev, _lse, logits, None)
+        launch(logits, token_ids, out, plan, sx, logits.get_device(), _rank if ranks else _lse, logits, None)
     else:
         desc = tile_descriptor(logits, logits.shape[0], logits.shape[1], sx, 1, plan[0])
-        _launch_logprobs(logits, token_ids, out, plan, sx, dev, _lse_desc, desc, None)
+        launch(logits, token_ids, out, plan, sx, logits.get_device(), _rank_desc if ranks else _lse_desc, desc, None)
 
 
 # ---------------------------------------------------------------- token_ranks
@@ -258,7 +254,7 @@ def token_ranks_into(logits, token_ids, out, access, pdl=None) -> None:
                 plan = _plan(V, dt, idt, dev, True, pdl)
             _launch_ranks(logits, token_ids, out, plan, xs[0], dev, _rank, logits, plan[5])
             return
-    _token_ranks_careful(logits, token_ids, out, access, pdl)
+    _careful(logits, token_ids, out, access, pdl, True)
 
 
 def _launch_ranks(logits, token_ids, out, plan, sx, dev, launcher, view, meta_p) -> None:
@@ -273,20 +269,6 @@ def _launch_ranks(logits, token_ids, out, plan, sx, dev, launcher, view, meta_p)
     so = out.stride(0)
     if not _rank_sum.fast(dev, meta_c, B, 1, part, out, B, so, per_row):
         _rank_sum(dev, (B,), (part, out, B, so, per_row), comb_consts, num_warps=1, pdl=plan[8])
-
-
-def _token_ranks_careful(logits, token_ids, out, access, pdl) -> None:
-    check_token_ranks(logits, token_ids, out)
-    check_runnable(logits, "logits")
-    if out.numel() == 0:
-        return
-    plan, mode, sx = _careful_plan(logits, token_ids, True, access, pdl)
-    dev = logits.get_device()
-    if mode != _access.DESCRIPTOR:
-        _launch_ranks(logits, token_ids, out, plan, sx, dev, _rank, logits, None)
-    else:
-        desc = tile_descriptor(logits, logits.shape[0], logits.shape[1], sx, 1, plan[0])
-        _launch_ranks(logits, token_ids, out, plan, sx, dev, _rank_desc, desc, None)
 
 
 # ---------------------------------------------------------------- public ops
