@@ -2,7 +2,12 @@
 tests/ on sys.path after setting TRITON_INTERPRET where there is no GPU)."""
 from __future__ import annotations
 
+import zlib
+
+import pytest
 import torch
+
+from lmkernels.runtime import access as access_rt
 
 from lmkernels.runtime.device import is_interpreter
 from lmkernels.verify import ulp_error
@@ -49,3 +54,15 @@ def assert_equal_nan(actual: torch.Tensor, expected: torch.Tensor) -> None:
         i = tuple(bad[0].tolist())
         raise AssertionError(f"{bad.shape[0]} of {same.numel()} elements differ; first at {i}: "
                              f"{actual[i].item()!r} != expected {expected[i].item()!r}")
+
+
+def seed_of(*parts) -> int:
+    """A reproducible seed per parameter combination (str hash() is salted per process)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def skip_unavailable(mode: str) -> None:
+    """Skip, with the reason, an access mode the installed Triton cannot compile."""
+    why = access_rt.unavailable_reason(access_rt.MODES[mode])
+    if why is not None:
+        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")

@@ -1,14 +1,14 @@
 """lmkernels.silu_and_mul and lmkernels.swiglustep_and_mul against lmkernels.reference.activation."""
 import math
 import re
-import zlib
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import lmkernels
-from helpers import (DEVICE, DTYPES, ON_GPU, assert_equal_nan, assert_ulps, dtype_id, poisoned, randn)
+from helpers import (DEVICE, DTYPES, ON_GPU, assert_equal_nan, assert_ulps, dtype_id,
+                     poisoned, randn, seed_of, skip_unavailable)
 from lmkernels import reference as ref
 from lmkernels.ops import activation as act_ops
 from lmkernels.runtime import access as access_rt
@@ -38,20 +38,11 @@ GPU_ONLY_REASON = ("bit-exactness to PyTorch's CUDA silu is a GPU property: the 
                    "libdevice expf and truncates casts")
 
 
-def _seed(*parts) -> int:
-    """A reproducible seed per parameter combination (str hash() is salted per process)."""
-    return zlib.crc32(repr(parts).encode())
-
 
 def _x(T, d, dtype, *parts):
     # scaled by 3: silu's gate sees large values, where exp over/underflows and rounding is hardest
-    return randn(T, 2 * d, dtype=dtype, seed=_seed(T, d, dtype, *parts), scale=3.0)
+    return randn(T, 2 * d, dtype=dtype, seed=seed_of(T, d, dtype, *parts), scale=3.0)
 
-
-def _skip_unavailable(mode: str) -> None:
-    why = access_rt.unavailable_reason(access_rt.MODES[mode])
-    if why is not None:
-        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
 
 
 # ---------------------------------------------------------------- silu_and_mul
@@ -104,11 +95,11 @@ def test_3d_input(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_strided_rows(dtype, d):
     T = 3
-    x = randn(T, 2 * d + 8, dtype=dtype, seed=_seed("strided", d, dtype), scale=3.0)[:, :2 * d]
+    x = randn(T, 2 * d + 8, dtype=dtype, seed=seed_of("strided", d, dtype), scale=3.0)[:, :2 * d]
     assert_ulps(lmkernels.silu_and_mul(x), ref.silu_and_mul(x), SILU_TOL[dtype])
     assert_ulps(lmkernels.swiglustep_and_mul(x, 7.0), ref.swiglustep_and_mul(x, 7.0), SWIGLUSTEP_TOL[dtype])
     # unaligned base and odd row stride, into a strided output
-    xu = randn(T, 2 * d + 3, dtype=dtype, seed=_seed("unaligned", d, dtype), scale=3.0)[:, 1:2 * d + 1]
+    xu = randn(T, 2 * d + 3, dtype=dtype, seed=seed_of("unaligned", d, dtype), scale=3.0)[:, 1:2 * d + 1]
     buf = poisoned((T, d + 5), dtype)
     out = buf[:, 2:d + 2]
     lmkernels.silu_and_mul(xu, out=out)
@@ -128,7 +119,7 @@ def test_config_keeps_row_tiles_within_grid_axis_1():
 def test_more_rows_than_grid_axis_1(dtype):
     """Row counts past CUDA's 65535 limit on grid axis 1 take 2-row tiles; every row is written."""
     T, d = 70001, 1100
-    x = randn(T, 2 * d, dtype=dtype, seed=_seed("many rows", d, dtype), scale=3.0)
+    x = randn(T, 2 * d, dtype=dtype, seed=seed_of("many rows", d, dtype), scale=3.0)
     out = poisoned((T, d), dtype)
     lmkernels.silu_and_mul(x, out=out)
     assert_ulps(out, ref.silu_and_mul(x), SILU_TOL[dtype])
@@ -227,7 +218,7 @@ def test_swiglustep_limit_is_runtime(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "pointer"])
 def test_access_modes_bit_identical(mode, dtype, T, d):
-    _skip_unavailable(mode)
+    skip_unavailable(mode)
     x = _x(T, d, dtype, "modes")
     want = lmkernels.silu_and_mul(x, access="pointer")
     out = poisoned((T, d), dtype)

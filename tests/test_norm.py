@@ -1,12 +1,11 @@
 """lmkernels.rms_norm and lmkernels.fused_add_rms_norm against lmkernels.reference.norm."""
 import re
-import zlib
 
 import pytest
 import torch
 
 import lmkernels
-from helpers import (DEVICE, DTYPES, ON_GPU, assert_ulps, dtype_id, poisoned, randn)
+from helpers import DEVICE, DTYPES, ON_GPU, assert_ulps, dtype_id, poisoned, randn, seed_of, skip_unavailable
 from lmkernels import reference as ref
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import access as access_rt
@@ -31,15 +30,6 @@ BI_HIDDEN = 4096 if ON_GPU else 1024
 MODES = list(access_rt.MODES)  # every mode by name; those the installed Triton lacks skip with its reason
 
 
-def _seed(*parts) -> int:
-    """A reproducible seed per parameter combination (str hash() is salted per process)."""
-    return zlib.crc32(repr(parts).encode())
-
-
-def _skip_unavailable(mode: str) -> None:
-    why = access_rt.unavailable_reason(access_rt.MODES[mode])
-    if why is not None:
-        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
 
 
 # ---------------------------------------------------------------- correctness
@@ -49,8 +39,8 @@ def _skip_unavailable(mode: str) -> None:
 @pytest.mark.parametrize("T,H", SHAPES, ids=[f"{t}x{h}" for t, h in SHAPES])
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_rms_norm_matches_reference(dtype, T, H, has_weight, use_out):
-    x = randn(T, H, dtype=dtype, seed=_seed("x", dtype, T, H))
-    w = randn(H, dtype=dtype, seed=_seed("w", dtype, H)) if has_weight else None
+    x = randn(T, H, dtype=dtype, seed=seed_of("x", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=seed_of("w", dtype, H)) if has_weight else None
     want = ref.rms_norm(x, w, 1e-6)
     x_before = x.clone()
     if use_out:
@@ -119,9 +109,9 @@ def test_rms_norm_3d_and_1d(dtype):
                          ids=lambda v: str(v))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_fused_add_rms_norm(dtype, T, H, has_weight):
-    x0 = randn(T, H, dtype=dtype, seed=_seed("fx", dtype, T, H))
-    r0 = randn(T, H, dtype=dtype, seed=_seed("fr", dtype, T, H))
-    w = randn(H, dtype=dtype, seed=_seed("fw", dtype, H)) if has_weight else None
+    x0 = randn(T, H, dtype=dtype, seed=seed_of("fx", dtype, T, H))
+    r0 = randn(T, H, dtype=dtype, seed=seed_of("fr", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=seed_of("fw", dtype, H)) if has_weight else None
     x, r = x0.clone(), r0.clone()
     got_x, got_r = lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
     assert got_x is x and got_r is r, "fused_add_rms_norm returns the tensors it mutated"
@@ -190,10 +180,10 @@ def test_fused_add_rms_norm_batch_invariant():
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "pointer"])
 def test_access_modes_bit_identical(mode, dtype, T, H):
-    _skip_unavailable(mode)
-    x = randn(T, H, dtype=dtype, seed=_seed("ax", dtype, T, H))
-    r = randn(T, H, dtype=dtype, seed=_seed("ar", dtype, T, H))
-    w = randn(H, dtype=dtype, seed=_seed("aw", dtype, H))
+    skip_unavailable(mode)
+    x = randn(T, H, dtype=dtype, seed=seed_of("ax", dtype, T, H))
+    r = randn(T, H, dtype=dtype, seed=seed_of("ar", dtype, T, H))
+    w = randn(H, dtype=dtype, seed=seed_of("aw", dtype, H))
     for weight in (w, None):
         want = lmkernels.rms_norm(x, weight, 1e-6, access="pointer")
         out = poisoned((T, H), dtype)
@@ -291,7 +281,7 @@ def test_pdl_chain_matches_plain_launches(mode):
     """Eight dependent fused_add_rms_norm -> rms_norm steps, each reading what the one before wrote:
     with PDL (where the GPU has it; a plain launch elsewhere) the results are bit-identical to
     plain launches, eager and, on a GPU, replayed from one CUDA graph."""
-    _skip_unavailable(mode)
+    skip_unavailable(mode)
     T, H, steps = (64, 4096, 8) if ON_GPU else (3, 256, 3)
     w = randn(H, dtype=torch.bfloat16, seed=41)
     x0 = randn(T, H, dtype=torch.bfloat16, seed=42)

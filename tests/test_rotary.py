@@ -1,12 +1,11 @@
 """lmkernels.rotary_embedding and lmkernels.mrope against lmkernels.reference.rotary."""
 import re
-import zlib
 
 import pytest
 import torch
 
 import lmkernels
-from helpers import DEVICE, DTYPES, ON_GPU, dtype_id, randn
+from helpers import DEVICE, DTYPES, ON_GPU, dtype_id, randn, seed_of, skip_unavailable
 from lmkernels import reference as ref
 from lmkernels.ops import rotary as rope_ops
 from lmkernels.runtime import access as access_rt
@@ -33,14 +32,6 @@ MAX_POS = 4096
 BIG_T_REASON = "T = 8192 is 8192 programs, ~20 ms each under the interpreter (minutes); it runs on a GPU"
 
 
-def _seed(*parts) -> int:
-    return zlib.crc32(repr(parts).encode())
-
-
-def _skip_unavailable(mode: str) -> None:
-    why = access_rt.unavailable_reason(access_rt.MODES[mode])
-    if why is not None:
-        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
 
 
 def _cache(rot, dtype=torch.float32, max_pos=MAX_POS, seed=0):
@@ -91,8 +82,8 @@ def _run_both(op, ref_op, pos, q, k, *args, **kw):
 
 
 def _rotary_case(dtype, T, hq, hkv, head, rot, is_neox, cache_dtype=None, access=None, seed=0):
-    q = randn(T, hq * head, dtype=dtype, seed=_seed("q", seed, dtype, T, hq, head))
-    k = randn(T, hkv * head, dtype=dtype, seed=_seed("k", seed, dtype, T, hkv, head)) if hkv else None
+    q = randn(T, hq * head, dtype=dtype, seed=seed_of("q", seed, dtype, T, hq, head))
+    k = randn(T, hkv * head, dtype=dtype, seed=seed_of("k", seed, dtype, T, hkv, head)) if hkv else None
     cache = _cache(rot, cache_dtype or dtype)
     pos = _positions(T, seed=seed)
     (gq, gk), (wq, wk), (q0, k0) = _run_both(lmkernels.rotary_embedding, ref.rotary_embedding, pos, q, k, head,
@@ -147,7 +138,7 @@ def test_head_counts_and_key_none(hq, hkv):
 def test_qkv_slices(dtype, is_neox):
     """q and k as column slices of one qkv tensor (token stride (Hq + 2 Hkv) D); v untouched."""
     T, hq, hkv, head = 4, 4, 2, 80
-    qkv = randn(T, (hq + 2 * hkv) * head, dtype=dtype, seed=_seed("qkv", dtype))
+    qkv = randn(T, (hq + 2 * hkv) * head, dtype=dtype, seed=seed_of("qkv", dtype))
     before = qkv.clone()
     q, k = qkv[:, :hq * head], qkv[:, hq * head:(hq + hkv) * head]
     cache, pos = _cache(head, dtype), _positions(T, seed=1)
@@ -191,7 +182,7 @@ def test_int32_positions():
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("is_neox", [True, False], ids=["neox", "gptj"])
 def test_out_of_range_positions_give_nan(mode, is_neox):
-    _skip_unavailable(mode)
+    skip_unavailable(mode)
     head, rot = 128, 64
     bad = [-1, MAX_POS, 2**40, -(2**40), 2**63 - 1]
     pos = torch.tensor([5] + bad + [MAX_POS - 1], device=DEVICE)
@@ -228,8 +219,8 @@ def test_out_of_range_mrope_positions():
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_mrope_matches_reference(dtype, cfg, is_neox):
     T, head = 11 if dtype == torch.bfloat16 else 3, 128
-    q = randn(T, cfg["hq"] * head, dtype=dtype, seed=_seed("mq", dtype, T))
-    k = randn(T, cfg["hkv"] * head, dtype=dtype, seed=_seed("mk", dtype, T))
+    q = randn(T, cfg["hq"] * head, dtype=dtype, seed=seed_of("mq", dtype, T))
+    k = randn(T, cfg["hkv"] * head, dtype=dtype, seed=seed_of("mk", dtype, T))
     pos = _positions(T, seed=9, rows=3)
     (gq, gk), (wq, wk), (q0, k0) = _run_both(lmkernels.mrope, ref.mrope, pos, q, k, _cache(head, dtype),
                                              cfg["sections"], head, interleaved=cfg["interleaved"], is_neox=is_neox)
@@ -291,11 +282,11 @@ MODE_CASES = {  # (op, head, rot, is_neox)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "pointer"])
 def test_access_modes_bit_identical(mode, dtype, case):
-    _skip_unavailable(mode)
+    skip_unavailable(mode)
     op, head, rot, is_neox = MODE_CASES[case]
     T = 3
-    q = randn(T, 4 * head, dtype=dtype, seed=_seed("modes q", dtype, case))
-    k = randn(T, 2 * head, dtype=dtype, seed=_seed("modes k", dtype, case))
+    q = randn(T, 4 * head, dtype=dtype, seed=seed_of("modes q", dtype, case))
+    k = randn(T, 2 * head, dtype=dtype, seed=seed_of("modes k", dtype, case))
     cache = _cache(rot, dtype)
     outs = []
     for m in ("pointer", mode):

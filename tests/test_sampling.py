@@ -1,13 +1,12 @@
 """lmkernels.token_logprobs / token_ranks / topk_logprobs against lmkernels.reference.sampling."""
 import re
 import warnings
-import zlib
 
 import pytest
 import torch
 
 import lmkernels
-from helpers import DEVICE, DTYPES, ON_GPU, assert_equal_nan, dtype_id, randn
+from helpers import DEVICE, DTYPES, ON_GPU, assert_equal_nan, dtype_id, randn, seed_of, skip_unavailable
 from lmkernels import reference as ref
 from lmkernels.ops import sampling as sampling_ops
 from lmkernels.runtime import access as access_rt
@@ -33,9 +32,6 @@ B_BIG = 64 if ON_GPU else 2  # rows at the big vocabularies (the interpreter run
 SCALE = 4.0  # logits spread like a language model's: std 4, the max ~18 above the mean at V = 151936
 
 
-def _seed(*parts) -> int:
-    return zlib.crc32(repr(parts).encode())
-
 
 def _logits(B, V, dtype=torch.float32, seed=0):
     return randn(B, V, dtype=dtype, seed=seed, scale=SCALE)
@@ -45,11 +41,6 @@ def _ids(B, K, V, seed=0, dtype=torch.int64):
     gen = torch.Generator(device=DEVICE).manual_seed(seed)
     return torch.randint(0, V, (B, K), generator=gen, device=DEVICE).to(dtype)
 
-
-def _skip_unavailable(mode: str) -> None:
-    why = access_rt.unavailable_reason(access_rt.MODES[mode])
-    if why is not None:
-        pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
 
 
 def assert_logprobs(got, logits, ids) -> None:
@@ -83,8 +74,8 @@ def _quiet_interpreter():
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_token_logprobs_matches_reference(dtype, V, K):
     B = 3 if V < 100000 else B_BIG
-    x = _logits(B, V, dtype, _seed("lp", dtype, V))
-    ids = _ids(B, K, V, _seed("ids", V, K), torch.int32 if K == 1 else torch.int64)
+    x = _logits(B, V, dtype, seed_of("lp", dtype, V))
+    ids = _ids(B, K, V, seed_of("ids", V, K), torch.int32 if K == 1 else torch.int64)
     assert_logprobs(lmkernels.token_logprobs(x, ids), x, ids)
 
 
@@ -162,7 +153,7 @@ def test_strided_rows_and_ids(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_token_ranks_ties_and_nans(dtype, V):
     B = 8 if V < 100000 else max(B_BIG, 8)
-    seed = _seed("rk", dtype, V)
+    seed = seed_of("rk", dtype, V)
     x = _logits(B, V, dtype, seed)
     tok = _ids(B, 1, V, seed + 1)[:, 0]
     gen = torch.Generator(device=DEVICE).manual_seed(seed + 2)
@@ -197,9 +188,9 @@ def test_token_ranks_simple(id_dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "pointer"])
 def test_access_modes_bit_identical(mode, dtype, V):
-    _skip_unavailable(mode)
+    skip_unavailable(mode)
     B = 5
-    x = _logits(B, V, dtype, _seed("am", dtype, V))
+    x = _logits(B, V, dtype, seed_of("am", dtype, V))
     x[1, 7] = float("nan")
     x[2, 100:] = float("-inf")
     ids = _ids(B, 21, V, 8)
@@ -279,7 +270,7 @@ def test_into_writes_every_cell(poison):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_topk_logprobs(dtype, k):
     B, V = 4, 32000
-    x = _logits(B, V, dtype, _seed("tk", dtype, k))
+    x = _logits(B, V, dtype, seed_of("tk", dtype, k))
     x[1, :50] = x[1].max()  # ties in the top k: ids compared only where values are distinct
     sampled = _ids(B, 1, V, 17)[:, 0]
     ids, lps, rank = lmkernels.topk_logprobs(x, k, sampled)
