@@ -4,9 +4,9 @@ Importing registers the ops under torch.ops.lmkernels (library.py) and does noth
 allocator, no environment changes, no kernel compiled until the first call.
 """
 from . import library  # registers torch.ops.lmkernels.*
-from .ops import fused_add_rms_norm, rms_norm, silu_and_mul, swiglustep_and_mul
+from .ops import (fused_add_rms_norm, mrope, rms_norm, rotary_embedding, silu_and_mul, swiglustep_and_mul,
+                  token_logprobs, token_ranks, topk_logprobs)
 
 __version__ = "0.1.0"
-__all__ = ["library", "rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul", "__version__"]
-from .ops import token_logprobs, token_ranks, topk_logprobs; __all__ += ["token_logprobs", "token_ranks", "topk_logprobs"]  # noqa: E402,E702
-from .ops import mrope, rotary_embedding; __all__ += ["rotary_embedding", "mrope"]  # noqa: E402,E702
+__all__ = ["library", "rms_norm", "fused_add_rms_norm", "silu_and_mul", "swiglustep_and_mul", "rotary_embedding",
+           "mrope", "token_logprobs", "token_ranks", "topk_logprobs", "__version__"]

@@ -11,6 +11,10 @@ import os
 import sys
 
 
+# each names a module lmkernels/bench/<family>.py with a cases() list for harness.run_cases
+BENCH_FAMILIES = ("norm", "activation", "rotary", "sampling")
+
+
 def _needs_interpreter() -> bool:
     import torch
     return not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") in ("", "0")
@@ -51,13 +55,15 @@ def cmd_bench(args) -> int:
         print("lmkernels bench needs a GPU: it times CUDA-graph replays. On this machine run "
               "`lmkernels verify` instead.", file=sys.stderr)
         return 2
-    from .bench import activation, harness, norm, rotary, sampling
+    import importlib
+
+    from .bench import harness
     from .runtime.device import describe_device
-    families = {"norm": norm, "activation": activation, "rotary": rotary, "sampling": sampling}
+    family = importlib.import_module(f"lmkernels.bench.{args.family}")
     copy = harness.copy_bandwidth_gbs()
     mul_host = harness.torch_mul_host_us()
     table = harness.Table(f"{args.family} on {describe_device()}", copy)
-    harness.run_cases(table, families[args.family].cases())
+    harness.run_cases(table, family.cases())
     print(table.markdown())
     print(f"\nhost µs of torch.mul(x, 2, out=y) in this run: {mul_host:.1f}")
     if args.csv:
@@ -73,7 +79,7 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="every op x access mode x dtype against the reference")
     v.add_argument("--ops", nargs="*", help="op names to check (default: all)")
     b = sub.add_parser("bench", help="CUDA-graph benchmarks against peers (GPU only)")
-    b.add_argument("family", choices=["norm", "activation", "rotary", "sampling"])
+    b.add_argument("family", choices=BENCH_FAMILIES)
     b.add_argument("--csv", help="also write the table as CSV to this file")
     args = parser.parse_args(argv)
     if args.cmd in ("info", "verify") and _needs_interpreter():
