@@ -11,11 +11,12 @@ mkdir -p "$OUT"
 export PYTHONPATH=${PYTHONPATH:-}:$PWD
 gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0).split()[1].lower())" 2>/dev/null || echo gpu)
 # xdist: the suite is bound by Triton's compiles on the host (~5 min serial on 16 cores' machine).
+limit=${CHECK_TIMEOUT:-3000}  # seconds for each of the three
 workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
-(python3 -m pytest -q $workers -p no:cacheprovider -p no:benchmark "$@" >"$OUT/suite_$gpu.txt" 2>&1; echo "rc=$?" >>"$OUT/suite_$gpu.txt") &
-(python3 -m lmkernels.cli verify >"$OUT/verify_$gpu.txt" 2>&1; echo "rc=$?" >>"$OUT/verify_$gpu.txt") &
+(timeout "$limit" python3 -m pytest -q $workers -p no:cacheprovider -p no:benchmark "$@" >"$OUT/suite_$gpu.txt" 2>&1; echo "rc=$?" >>"$OUT/suite_$gpu.txt") &
+(timeout "$limit" python3 -m lmkernels.cli verify >"$OUT/verify_$gpu.txt" 2>&1; echo "rc=$?" >>"$OUT/verify_$gpu.txt") &
 if command -v compute-sanitizer >/dev/null; then
-  (compute-sanitizer --tool memcheck --error-exitcode 1 python3 benchmarks/sanitize_edges.py \
+  (timeout "$limit" compute-sanitizer --tool memcheck --error-exitcode 1 python3 benchmarks/sanitize_edges.py \
      >"$OUT/sanitize_$gpu.txt" 2>&1; echo "rc=$?" >>"$OUT/sanitize_$gpu.txt") &
 fi
 wait

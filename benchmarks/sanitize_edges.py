@@ -47,5 +47,43 @@ for mode in available_modes():
             ids[0, 0], ids[-1, -1] = V, -5
             lmkernels.token_logprobs(logits, ids, access=mode)
             lmkernels.token_ranks(logits, ids[:, 0].contiguous(), access=mode)
+    # merge / correct: D not a power of two (80, 100) and above one TMA box (320), +-inf LSEs, strided heads
+    for dt in (torch.bfloat16, torch.float32):
+        for T, H, D in ((1, 1, 80), (5, 3, 100), (2, 4, 320), (3, 32, 128)):
+            if mode == "descriptor" and (D * dt.itemsize) % 16:
+                continue
+            p, s = (torch.randn(T, H + 1, D, device=dev, dtype=dt)[:, :H] for _ in range(2))
+            pl, sl = (torch.randn(H, T, device=dev) for _ in range(2))
+            pl[0, 0], sl[-1, -1] = float("inf"), float("-inf")
+            o, ol = torch.empty(T, H, D, device=dev, dtype=dt), torch.empty(H, T, device=dev)
+            lmkernels.merge_attn_states(o, p, pl, s, sl, ol, access=mode)
+            for N in (1, 3):
+                lses = torch.randn(N, T, H, device=dev)
+                lses[0, 0, 0] = float("nan")
+                lmkernels.correct_attn_out(p.clone(), lses, N - 1, access=mode)
+    # pack / unpack: lengths with zeros, a row of 7 bytes (1-byte words), max_len truncating
+    for dt, trailing in ((torch.bfloat16, (8, 128)), (torch.uint8, (7,)), (torch.float32, ())):
+        if mode == "descriptor" and trailing in ((7,), ()):
+            continue  # 7- and 4-byte rows: explicit descriptor refuses them (TMA needs 16-byte strides)
+        lengths = torch.tensor([0, 3, 1, 0, 5], device=dev)
+        x = torch.randn(9, *trailing, device=dev).to(dt)
+        for max_len in (None, 2):
+            lmkernels.pack_seq(x, lengths, 0, max_len=max_len, access=mode)
+        packed = lmkernels.pack_seq(x, lengths, 0, access=mode)
+        lmkernels.unpack_seq(packed, lengths, access=mode)
+        lmkernels.unpack_seq(packed, lengths, num_tokens=4, access=mode)
+    # kv cache: head 80 (a 128-wide tile, masked), a one-block cache, ragged token counts (300: 4 a
+    # program), slots 0, the last, the capacity, -1 and 2^40; NHD and HND; fp8 into uint8
+    for kv, cdt in (("auto", torch.bfloat16), ("fp8", torch.uint8)):
+        for T, nb, bs, layout in ((1, 1, 16, "NHD"), (7, 3, 8, "HND"), (300, 40, 16, "NHD")):
+            qkv = torch.randn(T, 3, 2, 80, device=dev, dtype=torch.bfloat16)
+            shape = (nb, 2, bs, 80) if layout == "HND" else (nb, bs, 2, 80)
+            kc, vc = (torch.zeros(shape, device=dev, dtype=cdt) for _ in range(2))
+            if layout == "HND":
+                kc, vc = kc.transpose(1, 2), vc.transpose(1, 2)
+            slots = torch.randperm(nb * bs, device=dev)[:T]
+            slots[:5] = torch.tensor([0, nb * bs - 1, nb * bs, -1, 2**40], device=dev)[:T]
+            scale = torch.tensor([0.5], device=dev) if kv == "fp8" else None
+            lmkernels.reshape_and_cache_flash(qkv[:, 1], qkv[:, 2], kc, vc, slots, kv, scale, scale, access=mode)
 torch.cuda.synchronize()
 print("edge shapes ran")

@@ -12,7 +12,7 @@ import sys
 
 
 # each names a module lmkernels/bench/<family>.py with a cases() list for harness.run_cases
-BENCH_FAMILIES = ("norm", "activation", "rotary", "sampling")
+BENCH_FAMILIES = ("norm", "activation", "rotary", "sampling", "kv_cache", "context_parallel")
 
 
 def _needs_interpreter() -> bool:

@@ -13,7 +13,10 @@ import torch
 from torch import Tensor
 
 from .ops.activation import SILU_MUL, SWIGLUSTEP, check_gated, gated_into, gated_out
+from .ops.context_parallel import check_correct, check_merge, correct_into, merge_into
+from .ops.kv_cache import check_reshape_and_cache, reshape_and_cache_into
 from .ops.norm import check_norm, norm_into
+from .ops.packing import check_pack, check_unpack, pack_impl, unpack_impl
 from .ops.rotary import check_mrope, check_rotary, mrope_into, rotary_into
 from .ops.sampling import check_token_logprobs, check_token_ranks, token_logprobs_into, token_ranks_into
 
@@ -149,6 +152,72 @@ def _(logits, token_ids, access, pdl=None):
     return logits.new_empty(token_ids.shape, dtype=torch.int64)
 
 
+@torch.library.custom_op("lmkernels::merge_attn_states", mutates_args=("output", "output_lse"))
+def _merge_attn_states(output: Tensor, prefix_output: Tensor, prefix_lse: Tensor, suffix_output: Tensor,
+                       suffix_lse: Tensor, output_lse: Optional[Tensor], access: Optional[str],
+                       pdl: Optional[bool] = None) -> None:
+    merge_into(output, prefix_output, prefix_lse, suffix_output, suffix_lse, output_lse, access, pdl)
+
+
+@_merge_attn_states.register_fake
+def _(output, prefix_output, prefix_lse, suffix_output, suffix_lse, output_lse, access, pdl=None):
+    check_merge(output, prefix_output, prefix_lse, suffix_output, suffix_lse, output_lse)
+
+
+@torch.library.custom_op("lmkernels::correct_attn_out", mutates_args=("out",))
+def _correct_attn_out(out: Tensor, lses: Tensor, cp_rank: int, lse_base_e: bool, access: Optional[str],
+                      pdl: Optional[bool] = None) -> Tensor:
+    """Corrects out in place and returns the combined LSE (a custom op cannot return an alias of an input)."""
+    lse = lses.new_empty(lses.shape[1:])
+    correct_into(out, lses, cp_rank, lse, lse_base_e, access, pdl)
+    return lse
+
+
+@_correct_attn_out.register_fake
+def _(out, lses, cp_rank, lse_base_e, access, pdl=None):
+    check_correct(out, lses, cp_rank, lse_base_e)
+    return lses.new_empty(lses.shape[1:])
+
+
+@torch.library.custom_op("lmkernels::pack_seq", mutates_args=())
+def _pack_seq(x: Tensor, lengths: Tensor, pad_value: float, max_len: Optional[int], access: Optional[str]) -> Tensor:
+    return pack_impl(x, lengths, pad_value, max_len, access)
+
+
+@_pack_seq.register_fake
+def _(x, lengths, pad_value, max_len, access):
+    check_pack(x, lengths, pad_value, max_len)
+    L = max_len if max_len is not None else torch.library.get_ctx().new_dynamic_size()  # max(lengths): data
+    return x.new_empty((lengths.shape[0], L, *x.shape[1:]))
+
+
+@torch.library.custom_op("lmkernels::unpack_seq", mutates_args=())
+def _unpack_seq(packed: Tensor, lengths: Tensor, num_tokens: Optional[int], access: Optional[str]) -> Tensor:
+    return unpack_impl(packed, lengths, num_tokens, access)
+
+
+@_unpack_seq.register_fake
+def _(packed, lengths, num_tokens, access):
+    check_unpack(packed, lengths, num_tokens)
+    N = num_tokens if num_tokens is not None else torch.library.get_ctx().new_dynamic_size()  # sum(lengths)
+    return packed.new_empty((N, *packed.shape[2:]))
+
+
+@torch.library.custom_op("lmkernels::reshape_and_cache_flash", mutates_args=("key_cache", "value_cache"))
+def _reshape_and_cache_flash(key: Tensor, value: Tensor, key_cache: Tensor, value_cache: Tensor, slot_mapping: Tensor,
+                             kv_cache_dtype: str, k_scale: Optional[Tensor], v_scale: Optional[Tensor],
+                             access: Optional[str], validate: bool = False, pdl: Optional[bool] = None) -> None:
+    reshape_and_cache_into(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale, access,
+                           validate, pdl)
+
+
+@_reshape_and_cache_flash.register_fake
+def _(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale, access, validate=False,
+      pdl=None):
+    check_reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale)
+
+
 OPS = ("rms_norm", "rms_norm_out", "fused_add_rms_norm", "silu_and_mul", "silu_and_mul_out",
        "swiglustep_and_mul", "swiglustep_and_mul_out", "rotary_embedding", "mrope", "token_logprobs",
-       "token_ranks")
+       "token_ranks", "merge_attn_states", "correct_attn_out", "pack_seq", "unpack_seq",
+       "reshape_and_cache_flash")

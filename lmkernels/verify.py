@@ -16,6 +16,17 @@ output dtype relative to the fp32 reference rounded once, unless the unit column
     cancel; tests/test_rotary.py derives it)
   token_logprobs (fp32 out): an absolute error against a float64 reference, 2^-22 |want| + 3e-6
     (tests/test_sampling.py derives it); token_ranks: exact
+  pack_seq / unpack_seq: bit-exact (copies of bit patterns), counted as mismatching elements, on
+    random bits (NaN and inf patterns included) in every dtype, bfloat16's run adding uint8 and fp8
+  reshape_and_cache_flash: bit-exact (copies, and fp8: IEEE division and one round-to-nearest-even
+    cast), counted as mismatching cache elements, the caches poisoned (NaN, or 0xFF bytes) so an
+    unwritten slot or a write to a skipped one counts; NHD and HND, fp8 e4m3 (per-head scale) and
+    e5m2 (per-tensor scale, uint8 cache), negative and out-of-range slots, n < T
+  merge_attn_states / correct_attn_out: against a float64 reference of the same inputs, as an
+    error over its bound (<= 1 passes): 1 ulp of the output dtype plus 2^-20 (N + 4 + spread) of
+    the element's share of the inputs (N = 2 for a merge; spread: the LSEs' largest difference; the
+    fp32 weights' exp/log error, tests/test_context_parallel.py derives it); LSEs ~10 % +inf and
+    -inf, NaN in the outputs of states without keys (which must contribute exactly 0)
 """
 from __future__ import annotations
 
@@ -26,6 +37,9 @@ import torch
 from . import reference as ref
 from .ops import (fused_add_rms_norm, mrope, rms_norm, rotary_embedding, silu_and_mul, swiglustep_and_mul,
                   token_logprobs, token_ranks)
+from .ops import pack_seq, unpack_seq
+from .ops import correct_attn_out, merge_attn_states
+from .ops import reshape_and_cache_flash
 from .runtime.access import available_modes
 from .runtime.device import is_interpreter
 
@@ -37,6 +51,13 @@ ACT_SHAPES = [(1, 7), (3, 769), (4, 1024)]
 ROPE_SHAPES = [(1, 64), (5, 80), (3, 128)]
 # sampling: (B, V); 5 ids a row
 SAMPLING_SHAPES = [(1, 111), (3, 4000), (2, 32000)]
+# packing: (B sequences, row elements); lengths 0..5 and one of 7 (max_len 6 truncates it), rows strided
+PACK_SHAPES = [(1, 7), (5, 64), (3, 1024)]
+
+# kv cache: (T, head size); 4 heads, key/value slices of one qkv tensor, 6 blocks of 8
+KV_SHAPES = [(1, 64), (21, 80), (5, 256)]
+# context parallel: (rows, head size); merge: 5 heads, correct: 3 ranks x 5 heads
+CP_SHAPES = [(1, 64), (7, 100), (3, 128)]
 
 
 @dataclasses.dataclass
@@ -158,8 +179,120 @@ def _check_sampling(device, mode, dtype, B, V, gen):
     yield "token_ranks", float((ranks != ref.token_ranks(logits, ids[:, 1])).sum()), 0.0, "mismatches"
 
 
+def _check_packing(device, mode, dtype, B, D, gen):
+    lengths = torch.randint(0, 6, (B,), device=device, generator=gen)
+    lengths[0] = 7
+    N = int(lengths.sum())
+    variants = [(dtype, float("-inf"))]
+    if dtype == torch.bfloat16:
+        variants += [(torch.uint8, 255), (torch.float8_e4m3fn, float("nan"))]
+    for dt, pad in variants:
+        e = dt.itemsize
+        raw = torch.randint(0, 256, (N + 2, (D + 16) * e), dtype=torch.uint8, device=device, generator=gen)
+        x = raw.view(dt)[:, :D]  # random bits (NaN, inf included), strided rows, 2 rows past the sequences
+        suffix = "" if dt == dtype else ":" + str(dt).split(".")[-1]
+        got = pack_seq(x, lengths, pad, max_len=6, access=mode)
+        want = ref.pack_seq(x, lengths, pad, max_len=6)
+        yield "pack_seq" + suffix, _bit_mismatches(got, want), 0.0, "mismatches"
+        back = unpack_seq(got, lengths, num_tokens=N, access=mode)
+        yield "unpack_seq" + suffix, _bit_mismatches(back, ref.unpack_seq(want, lengths, num_tokens=N)), 0.0, "mismatches"
+
+
+def _bit_mismatches(got, want) -> float:
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return float("inf")
+    ints = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[got.element_size()]
+    return float((got.view(ints) != want.view(ints)).sum())
+
+
+def _check_kv(device, mode, dtype, T, D, gen):
+    H, nb, bs = 4, 6, 8
+    qkv = (torch.randn(T + 1, 3, H, D, device=device, generator=gen) * 8).to(dtype)  # T + 1: one padding token
+    key, value = qkv[:, 1], qkv[:, 2]
+    slots = torch.randperm(nb * bs, device=device, generator=gen)[:T]
+    if T > 2:
+        slots[0], slots[1] = -1, nb * bs + 3  # skipped: negative, and past the capacity
+    scale = torch.rand(H, device=device, generator=gen) + 0.25
+    variants = [("NHD", "auto", dtype, None, False), ("HND", "auto", dtype, None, True),
+                ("fp8_e4m3", "fp8", torch.float8_e4m3fn, scale, True), ("fp8_e5m2", "fp8_e5m2", torch.uint8, scale[:1], False)]
+    for name, kv, cdt, s, hnd in variants:
+        shape = (nb, H, bs, D) if hnd else (nb, bs, H, D)
+        if cdt.itemsize == 1:
+            cache = torch.full(shape, 0xFF, dtype=torch.uint8, device=device).view(cdt)
+        else:
+            cache = torch.full(shape, float("nan"), dtype=cdt, device=device)
+        cache = cache.transpose(1, 2) if hnd else cache
+        got, want = [cache.clone() for _ in range(2)], [cache.clone() for _ in range(2)]
+        reshape_and_cache_flash(key, value, got[0], got[1], slots, kv, s, s, access=mode)
+        ref.reshape_and_cache_flash(key, value, want[0], want[1], slots, kv, s, s)
+        yield (f"reshape_and_cache_flash:{name}", _bit_mismatches(got[0], want[0]) + _bit_mismatches(got[1], want[1]),
+               0.0, "mismatches")
+
+
+def _cp_lses(shape, device, gen):
+    """LSEs within ~+-20, about 10 % each +inf and -inf (no keys)."""
+    lse = torch.randn(shape, device=device, generator=gen) * 4 + 2
+    u = torch.rand(shape, device=device, generator=gen)
+    return torch.where(u < 0.1, float("inf"), torch.where(u < 0.2, float("-inf"), lse))
+
+
+def _bound_error(got, want, share, spread, n) -> float:
+    """max |got - want| / (1 ulp(want) + 2^-20 (n + 4 + spread) share); inf where non-finite values differ."""
+    g, w = got.double(), want.double()
+    special = ~torch.isfinite(w)
+    if not torch.equal(g[special].nan_to_num(7.0), w[special].nan_to_num(7.0)):
+        return float("inf")
+    ulp = torch.ldexp(torch.ones_like(w), torch.frexp(w.abs().clamp_min(torch.finfo(got.dtype).tiny)).exponent
+                      - 1 - MANTISSA[got.dtype])
+    err = torch.where(special, 0.0, (g - w).abs()) / (ulp + 2.0**-20 * (n + 4 + spread) * share)
+    return float(err.nan_to_num(float("inf")).max()) if err.numel() else 0.0
+
+
+def _finite_spread(lses):
+    """Per element: the largest difference between its finite LSEs (over dim 0), 0 where fewer than two."""
+    f = torch.isfinite(lses)
+    hi = torch.where(f, lses, -torch.inf).amax(0)
+    lo = torch.where(f, lses, torch.inf).amin(0)
+    return torch.where(f.sum(0) > 1, hi - lo, 0.0).double()
+
+
+def _check_merge(device, mode, dtype, T, D, gen):
+    H = 5
+    pl, sl = _cp_lses((H, T), device, gen), _cp_lses((H, T), device, gen)
+    p = torch.randn(T, H, D, device=device, generator=gen).to(dtype)
+    s = torch.randn(T, H, D, device=device, generator=gen).to(dtype)
+    p = torch.where(torch.isfinite(pl).t()[..., None], p, float("nan"))  # no keys: garbage that must not leak
+    s = torch.where(torch.isfinite(sl).t()[..., None], s, float("nan"))
+    out, olse = _poisoned((T, H, D), dtype, device), _poisoned((H, T), torch.float32, device)
+    merge_attn_states(out, p, pl, s, sl, olse, access=mode)
+    want = torch.empty(T, H, D, dtype=torch.float64, device=device)
+    wlse = torch.empty(H, T, dtype=torch.float64, device=device)
+    ref.merge_attn_states(want, p.double(), pl.double(), s.double(), sl.double(), wlse)
+    spread = _finite_spread(torch.stack([pl, sl]))
+    share = p.double().nan_to_num(0.0).abs() + s.double().nan_to_num(0.0).abs()  # weights <= 1
+    yield "merge_attn_states", _bound_error(out, want, share, spread.t()[..., None], 2), 1.0, "bound"
+    yield "merge_attn_states:lse", _bound_error(olse, wlse, 1.0, spread, 2), 1.0, "bound"
+
+
+def _check_correct(device, mode, dtype, B, D, gen):
+    N, H = 3, 5
+    lses = _cp_lses((N, B, H), device, gen)
+    lses[0, 0, 0] = float("nan")
+    out = torch.randn(B, H, D, device=device, generator=gen).to(dtype)
+    out = torch.where(torch.isfinite(lses[1])[..., None], out, float("nan"))
+    before = out.clone()
+    got, lse = correct_attn_out(out, lses, 1, access=mode)
+    want, wlse = ref.correct_attn_out(before.double(), lses.double(), 1)
+    spread = _finite_spread(lses) + wlse.nan_to_num(0.0, posinf=0.0, neginf=0.0).abs()
+    share = before.double().nan_to_num(0.0).abs()  # the factor is <= 1
+    yield "correct_attn_out", _bound_error(got, want, share, spread[..., None], N), 1.0, "bound"
+    yield "correct_attn_out:lse", _bound_error(lse, wlse, 1.0, spread, N), 1.0, "bound"
+
+
 CHECKS_OPS = {_check_norm: ("rms_norm", "fused_add_rms_norm"), _check_act: ("silu_and_mul", "swiglustep_and_mul"),
-              _check_rope: ("rotary_embedding", "mrope"), _check_sampling: ("token_logprobs", "token_ranks")}
+              _check_rope: ("rotary_embedding", "mrope"), _check_sampling: ("token_logprobs", "token_ranks"),
+              _check_packing: ("pack_seq", "unpack_seq"), _check_kv: ("reshape_and_cache_flash",),
+              _check_merge: ("merge_attn_states",), _check_correct: ("correct_attn_out",)}
 
 
 def run(ops=None, device=None):
@@ -170,7 +303,9 @@ def run(ops=None, device=None):
     for mode in available_modes():
         for dtype in DTYPES:
             checks = ([(_check_norm, s) for s in NORM_SHAPES] + [(_check_act, s) for s in ACT_SHAPES]
-                      + [(_check_rope, s) for s in ROPE_SHAPES] + [(_check_sampling, s) for s in SAMPLING_SHAPES])
+                      + [(_check_rope, s) for s in ROPE_SHAPES] + [(_check_sampling, s) for s in SAMPLING_SHAPES]
+                      + [(_check_packing, s) for s in PACK_SHAPES] + [(_check_kv, s) for s in KV_SHAPES]
+                      + [(_check_merge, s) for s in CP_SHAPES] + [(_check_correct, s) for s in CP_SHAPES])
             for check, (T, n) in checks:
                 if mode == "descriptor" and n % 8:
                     continue  # TMA needs 16-byte rows: explicit descriptor refuses these (tested)

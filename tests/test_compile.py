@@ -15,8 +15,11 @@ import itertools, json, re, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
+from lmkernels.kernels.context_parallel import _correct_attn_out_kernel, _merge_attn_states_kernel
 from lmkernels.kernels.norm import _rms_norm_kernel
+from lmkernels.kernels.packing import _pack_kernel, _seq_starts_kernel, _unpack_kernel
 from lmkernels.kernels.activation import _gated_act_kernel
+from lmkernels.kernels.kv_cache import _reshape_and_cache_kernel
 from lmkernels.kernels.rotary import _rope_kernel
 from lmkernels.kernels.sampling import (_lse_partial_kernel, _rank_partial_kernel, _token_logprobs_kernel,
                                         _token_ranks_kernel)
@@ -33,7 +36,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps):
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
         results.append({"case": name, "target": target, "ok": True,
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
-                        "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
+                        "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
 
@@ -108,6 +111,102 @@ for target in TARGETS:
            "BLOCK_P": "constexpr", "USE_PDL": "constexpr"}
     compile_one("token_ranks combine pdl=False", _token_ranks_kernel, sig, {"BLOCK_P": 64, "USE_PDL": False},
                 {(i,): D16 for i in (0, 1)}, target, 1)
+    # packing: bf16 rows of 1024 moved as 8-byte words in [8, 256] tiles; pack with in-kernel
+    # sequence starts, unpack reading them from the starts kernel; odd uint8 rows (1-byte words,
+    # no vectors to be had) once
+    for mode in (0, 1, 2):
+        t2, t3 = ("tensordesc<i64[8, 256]>", "tensordesc<i64[1, 8, 256]>") if mode == 2 else ("*bf16", "*bf16")
+        consts = {"stride_l": 1, "BLOCK_T": 8, "BLOCK_D": 256, "BLOCK_B": 256, "WORD_BYTES": 8, "HAS_STARTS": False,
+                  "ACCESS": mode}
+        sig = {"x_view": t2, "out_view": t3, "len_ptr": "*i32", "starts_ptr": "*i32", "n_rows": "i32", "n_seqs": "i32",
+               "max_len": "i32", "row_words": "i32", "stride_xt": "i32", "stride_ob": "i32", "stride_ot": "i32",
+               "stride_l": "constexpr", "pad": "i64", "n_t_tiles": "i32"}
+        sig.update({k: "constexpr" for k in consts})
+        compile_one(f"pack_seq mode={mode}", _pack_kernel, sig, consts,
+                    {(i,): D16 for i in ((0, 1, 2, 3, 7, 8, 9, 10) if mode != 2 else (2, 3, 7, 8, 9, 10))}, target, 4)
+        consts["HAS_STARTS"] = True
+        sig = {"packed_view": t3, "out_view": t2, "out_ptr": "*bf16", "len_ptr": "*i32", "starts_ptr": "*i64",
+               "n_rows": "i32", "n_seqs": "i32", "max_len": "i32", "row_words": "i32", "stride_pb": "i32",
+               "stride_pt": "i32", "stride_ot": "i32", "stride_l": "constexpr", "n_t_tiles": "i32"}
+        sig.update({k: "constexpr" for k in consts})
+        compile_one(f"unpack_seq mode={mode} starts", _unpack_kernel, sig, consts,
+                    {(i,): D16 for i in ((0, 1, 2, 3, 4, 8, 9, 10, 11) if mode != 2 else (2, 3, 4, 8, 9, 10, 11))},
+                    target, 4)
+    consts = {"stride_l": 1, "BLOCK_T": 64, "BLOCK_D": 8, "BLOCK_B": 256, "WORD_BYTES": 1, "HAS_STARTS": False,
+              "ACCESS": 0}
+    sig = {"x_view": "*u8", "out_view": "*u8", "len_ptr": "*i64", "starts_ptr": "*i64", "n_rows": "i32",
+           "n_seqs": "i32", "max_len": "i32", "row_words": "i32", "stride_xt": "i32", "stride_ob": "i32",
+           "stride_ot": "i32", "stride_l": "constexpr", "pad": "i32", "n_t_tiles": "i32"}
+    sig.update({k: "constexpr" for k in consts})
+    compile_one("pack_seq uint8 rows of 7 (1-byte words)", _pack_kernel, sig, consts, {(i,): D16 for i in (0, 1, 2, 3)},
+                target, 1)
+    compile_one("seq_starts", _seq_starts_kernel, {"len_ptr": "*i32", "starts_ptr": "*i64", "n_seqs": "i32",
+                                                   "stride_l": "constexpr", "BLOCK_B": "constexpr"},
+                {"stride_l": 1, "BLOCK_B": 1024}, {(i,): D16 for i in (0, 1)}, target, 4)
+    # context parallel: merge_attn_states at T >= 256 (32 heads of 128 a program), both dtypes, and
+    # correct_attn_out for decode (8 heads of 128 a program): in place with N = 2, and into a
+    # [W, B, H, D] chunk buffer (n_split 2, the reduce-scatter path) with N = 3 and base-2 LSEs
+    for mode, dt in itertools.product((0, 1, 2), ("bf16", "fp32")):
+        t3 = f"tensordesc<{dt}[1, 32, 128]>" if mode == 2 else f"*{dt}"
+        sig = {"out_view": t3, "p_view": t3, "s_view": t3, "p_lse_ptr": "*fp32", "s_lse_ptr": "*fp32",
+               "o_lse_ptr": "*fp32", "n_tokens": "i32", "H": "i32"}
+        sig.update({k: "i32" for k in ("stride_ot", "stride_oh", "stride_pt", "stride_ph", "stride_st", "stride_sh",
+                                       "stride_plh", "stride_slh", "stride_olh")})
+        sig.update({k: "constexpr" for k in ("stride_plt", "stride_slt", "stride_olt")})  # contiguous [H, T]: 1
+        pdl = target == "sm90" and dt == "bf16"
+        consts = {"stride_plt": 1, "stride_slt": 1, "stride_olt": 1, "D": 128, "HAS_OUT_LSE": True, "BLOCK_H": 32,
+                  "BLOCK_D": 128, "ACCESS": mode, "USE_PDL": pdl}
+        sig.update({k: "constexpr" for k in consts})
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 4, 5) if mode != 2 else (3, 4, 5)) + (7, 8, 9, 10, 11, 12, 13)}
+        compile_one(f"merge_attn_states mode={mode} {dt} pdl={pdl}", _merge_attn_states_kernel, sig, consts, attrs,
+                    target, 8)
+        split = dt == "fp32"
+        t4 = f"tensordesc<{dt}[1, 1, 8, 128]>" if mode == 2 else f"*{dt}"
+        sig = {"src_view": t4, "dst_view": t4, "lses_ptr": "*fp32", "lse_out_ptr": "*fp32", "n_rows": "i32",
+               "n_split": "i32" if split else "constexpr", "heads": "i32"}
+        sig.update({k: "i32" for k in ("stride_sb", "stride_sw", "stride_sh", "stride_db", "stride_dw", "stride_dh",
+                                       "stride_ln", "stride_lb")})
+        sig.update({"stride_lh": "constexpr", "cp_rank": "i32"})
+        consts = {"stride_lh": 1, "N": 3 if split else 2, "D": 128, "BASE_E": not split, "BLOCK_H": 8, "BLOCK_D": 128,
+                  "ACCESS": mode, "USE_PDL": pdl}
+        if not split:
+            consts["n_split"] = 1
+        sig.update({k: "constexpr" for k in consts})
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3) if mode != 2 else (2, 3)) + (6, 7, 8, 9, 10, 11, 12, 13, 14)}
+        compile_one(f"correct_attn_out mode={mode} {dt} n_split={'2' if split else '1'} pdl={pdl}",
+                    _correct_attn_out_kernel, sig, consts, attrs, target, 2)
+    # kv cache: 8 heads of 128, bf16 key/value; a copy (4 tokens a program in pointer mode) and fp8
+    # e4m3 / e5m2 with per-head scales: Triton's cast on sm90; integer encoding (SOFT_FP8) into a
+    # uint8 cache on sm80 (Triton refuses fp8e4nv there) and gfx942; descriptor e4m3 with HND caches
+    for mode, (variant, fp8) in itertools.product((0, 1, 2), (("copy", 0), ("e4m3", 1), ("e5m2", 2))):
+        soft = fp8 > 0 and target != "sm90"
+        cdt = "bf16" if not fp8 else "u8" if soft else ("fp8e4nv" if fp8 == 1 else "fp8e5")
+        if mode == 2:  # e4m3: an HND cache's descriptor, over its memory order [nb, H, bs, D]
+            tk = "tensordesc<bf16[1, 8, 128]>"
+            tc = f"tensordesc<{cdt}[1, 8, 1, 128]>" if fp8 == 1 else f"tensordesc<{cdt}[1, 1, 8, 128]>"
+        else:
+            tk, tc = "*bf16", f"*{cdt}"
+        sig = {"key_ptr": tk, "value_ptr": tk, "kc_ptr": tc, "vc_ptr": tc, "slot_ptr": "*i64", "ks_ptr": "*fp32",
+               "vs_ptr": "*fp32", "n_tokens": "i32", "num_blocks": "i32", "block_size": "i32", "stride_kt": "i32",
+               "stride_kh": "i32", "stride_vt": "i32", "stride_vh": "i32", "stride_cb": "i32", "stride_co": "i32",
+               "stride_ch": "i32"}
+        pdl = target == "sm90" and not fp8
+        consts = {"stride_slot": 1, "stride_ks": 1, "stride_vs": 1, "H": 8, "D": 128, "FP8": fp8,
+                  "HAS_SCALE": fp8 > 0, "SOFT_FP8": soft, "BLOCK_T": 4 if mode == 0 and not fp8 else 1, "BLOCK_H": 8,
+                  "BLOCK_D": 128, "ACCESS": mode, "USE_PDL": pdl, "HEAD_MAJOR": mode == 2 and fp8 == 1}
+        sig.update({k: "constexpr" for k in consts})
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 4, 5, 6) if mode != 2 else (4, 5, 6)) + tuple(range(9, 17))}
+        compile_one(f"kv_cache mode={mode} {variant} pdl={pdl}", _reshape_and_cache_kernel, sig, consts, attrs,
+                    target, 4)
+    # every int argument 1 (Triton then makes each a constexpr): a one-block cache, block size 1, int32 slots
+    ones = ["num_blocks", "block_size", "stride_kt", "stride_kh", "stride_vt", "stride_vh", "stride_cb",
+            "stride_co", "stride_ch", "stride_slot", "stride_ks", "stride_vs"]
+    sig = {"key_ptr": "*bf16", "value_ptr": "*bf16", "kc_ptr": "*u8", "vc_ptr": "*u8", "slot_ptr": "*i32",
+           "ks_ptr": "*fp32", "vs_ptr": "*fp32", "n_tokens": "i32"}
+    consts = dict({k: 1 for k in ones}, H=8, D=128, FP8=2, HAS_SCALE=True, SOFT_FP8=target != "sm90", BLOCK_T=4,
+                  BLOCK_H=8, BLOCK_D=128, ACCESS=0, USE_PDL=False, HEAD_MAJOR=False)
+    sig.update({k: "constexpr" for k in consts})
+    compile_one("kv_cache every int argument 1", _reshape_and_cache_kernel, sig, consts, {}, target, 4)
 print(json.dumps(results))
 '''
 
@@ -123,7 +222,7 @@ def compiled():
 @pytest.mark.parametrize("target", ["sm90", "sm80", "gfx942"])
 def test_every_kernel_and_mode_compiles(compiled, target):
     rows = [r for r in compiled if r["target"] == target]
-    assert len(rows) == 12 + 18 + 12 + 14  # norm, gated activation, rotary, sampling
+    assert len(rows) == 12 + 18 + 12 + 14 + 8 + 12 + 10  # norm, gated activation, rotary, sampling, packing, context parallel, kv cache
     failed = [r for r in rows if not r["ok"]]
     if failed and all("not found" in r["error"].lower() or "no such file" in r["error"].lower() for r in failed):
         pytest.skip(f"{target} toolchain missing here: {failed[0]['error'][:200]}")

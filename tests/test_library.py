@@ -20,6 +20,8 @@ def _op_args():
     cache = randn(8, 32, dtype=torch.float32, seed=5)
     qkv = randn(3, 4 * H, dtype=torch.bfloat16, seed=6)  # q: 2 heads of 64, k: 1 head, as column slices
     logits = randn(3, 111, dtype=torch.float32, seed=7)
+    seqs = randn(7, 3, 8, dtype=torch.bfloat16, seed=8)  # 3 sequences of 3, 0, 4 tokens
+    seq_lens = torch.tensor([3, 0, 4], device=DEVICE)
     return {
         "rms_norm": (x, w, 1e-6, None),
         "rms_norm_out": (torch.empty_like(x), x, w, 1e-6, None),
@@ -33,7 +35,24 @@ def _op_args():
                   True, False, None),
         "token_logprobs": (logits, torch.tensor([[0, 110], [5, 5], [1, 2]], device=DEVICE), None),
         "token_ranks": (logits, torch.tensor([3, 110, 0], device=DEVICE), None),
+        "merge_attn_states": (torch.empty(3, 2, H, dtype=torch.bfloat16, device=DEVICE),  # T 3, 2 heads of 64
+                              randn(3, 2, H, dtype=torch.bfloat16, seed=11), randn(2, 3, seed=12),
+                              randn(3, 2, H, dtype=torch.bfloat16, seed=13), randn(2, 3, seed=14),
+                              torch.empty(2, 3, device=DEVICE), None),
+        "correct_attn_out": (randn(3, 2, H, dtype=torch.bfloat16, seed=15), randn(3, 3, 2, seed=16), 1, True, None),
+        "pack_seq": (seqs, seq_lens, float("-inf"), 4, None),
+        "unpack_seq": (ref.pack_seq(seqs, seq_lens, 0.0, max_len=4), seq_lens, 7, None),
+        "reshape_and_cache_flash": _kv_cache_args(),
     }
+
+
+def _kv_cache_args(kv="fp8", cache_dtype=torch.uint8):
+    """key, value: slices of a [3, 3, 2, 64] qkv; HND caches of 4 blocks of 8; one skipped slot; per-head scales."""
+    qkv = randn(3, 3, 2, H, dtype=torch.bfloat16, seed=11)
+    cache = torch.zeros(4, 2, 8, H, dtype=cache_dtype, device=DEVICE).transpose(1, 2)
+    scale = torch.tensor([0.5, 3.0], device=DEVICE)
+    return (qkv[:, 1], qkv[:, 2], cache, cache.clone(), torch.tensor([5, -1, 17], device=DEVICE), kv, scale, scale,
+            None)
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -87,6 +106,137 @@ def test_fake_tensors_give_shapes_without_running():
         assert y.shape == (5, 7, H) and z.shape == (5, 7, H // 2) and z.dtype == torch.bfloat16
         with pytest.raises(ValueError, match="weight.shape"):
             lmkernels.rms_norm(x, torch.empty(H + 1, dtype=torch.bfloat16, device=DEVICE))
+
+
+@pytest.mark.parametrize("name", ["pack_seq", "unpack_seq"])
+def test_opcheck_data_dependent_sizes(name):
+    """pack_seq without max_len and unpack_seq without num_tokens: sizes from the data (unbacked)."""
+    args = _op_args()[name]
+    torch.library.opcheck(getattr(torch.ops.lmkernels, name).default, args[:-2] + (None, None))
+
+
+def _pack_roundtrip(x, lengths):
+    p = lmkernels.pack_seq(x, lengths, 0.0, max_len=5)
+    return p, lmkernels.unpack_seq(p * 2, lengths, num_tokens=x.shape[0]), lmkernels.pack_seq(x, lengths, -1.0) + 1
+
+
+def test_torch_compile_fullgraph_packing():
+    x = randn(9, 2, 8, dtype=torch.bfloat16, seed=9)
+    lengths = torch.tensor([4, 0, 5], device=DEVICE)
+    got = torch.compile(_pack_roundtrip, fullgraph=True)(x, lengths)
+    want = _pack_roundtrip(x, lengths)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_fake_tensors_packing_sizes():
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+    with FakeTensorMode(shape_env=ShapeEnv()):
+        x = torch.empty(7, 3, 8, dtype=torch.bfloat16, device=DEVICE)
+        lengths = torch.empty(3, dtype=torch.int64, device=DEVICE)
+        assert lmkernels.pack_seq(x, lengths, max_len=5).shape == (3, 5, 3, 8)
+        p = lmkernels.pack_seq(x, lengths)
+        assert p.shape[0] == 3 and isinstance(p.shape[1], torch.SymInt) and p.shape[2:] == (3, 8)
+        assert lmkernels.unpack_seq(torch.empty(3, 5, 4, device=DEVICE), lengths, num_tokens=6).shape == (6, 4)
+        with pytest.raises(ValueError, match=r"max_len=-1"):
+            lmkernels.pack_seq(x, lengths, max_len=-1)
+
+
+def _kv_cache_step(key, value, kc, vc, k8, v8, slots, scale):
+    lmkernels.reshape_and_cache_flash(key, value, kc, vc, slots)
+    lmkernels.reshape_and_cache_flash(key, value, k8, v8, slots, "fp8", scale, scale)
+    return kc[:, :2].float() * 2  # read after the in-place write
+
+
+def test_torch_compile_fullgraph_kv_cache():
+    args = _kv_cache_args("auto", torch.bfloat16)
+    k8, v8 = _kv_cache_args()[2:4]
+    inputs = [*args[:4], k8, v8, args[4], args[6]]
+    eager = [t.clone() for t in inputs]
+    got = torch.compile(_kv_cache_step, fullgraph=True)(*inputs)
+    want = _kv_cache_step(*eager)
+    assert torch.equal(got, want)
+    for a, b in zip(inputs[2:6], eager[2:6]):  # the caches were written under compile too
+        assert torch.equal(a.view(torch.uint8), b.view(torch.uint8))
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+def test_kv_cache_in_cuda_graph():
+    """Captured once, replayed with new key/value data and new slots."""
+    key, value, kc, vc, slots = _kv_cache_args("auto", torch.bfloat16)[:5]
+    args8 = _kv_cache_args()
+    k8, v8, scale = args8[2], args8[3], args8[6]
+    key, value = key.contiguous(), value.contiguous()
+    caches = [kc, vc, k8, v8]
+    _kv_cache_step(key, value, kc, vc, k8, v8, slots, scale)  # compile outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        _kv_cache_step(key, value, kc, vc, k8, v8, slots, scale)
+    for seed in (12, 13):
+        key.copy_(randn(*key.shape, dtype=key.dtype, seed=seed))
+        value.copy_(randn(*value.shape, dtype=value.dtype, seed=seed + 1))
+        slots.copy_(torch.randperm(32, device=DEVICE)[:3])
+        want = [c.clone() for c in caches]
+        for c in caches:
+            c.view(torch.uint8).fill_(0xFF)
+        for w in want:
+            w.view(torch.uint8).fill_(0xFF)
+        graph.replay()
+        torch.cuda.synchronize()
+        _kv_cache_step(key, value, *want, slots, scale)
+        for c, w in zip(caches, want):
+            assert torch.equal(c.view(torch.uint8), w.view(torch.uint8))
+
+
+def _cp_step(out, p, pl, s, sl, olse, o2, lses):
+    lmkernels.merge_attn_states(out, p, pl, s, sl, olse)
+    o2, lse = lmkernels.correct_attn_out(o2, lses, 1)
+    return out * 2, olse + 1, o2 + 0, lse
+
+
+def _cp_inputs(seed):
+    return [randn(5, 3, H, dtype=torch.bfloat16, seed=seed), randn(3, 5, seed=seed + 1),
+            randn(5, 3, H, dtype=torch.bfloat16, seed=seed + 2), randn(3, 5, seed=seed + 3),
+            randn(4, 3, 80, dtype=torch.float16, seed=seed + 4), randn(3, 4, 3, seed=seed + 5) * 3]
+
+
+def test_torch_compile_fullgraph_context_parallel():
+    p, pl, s, sl, o2, lses = _cp_inputs(20)
+    bufs = [torch.empty(5, 3, H, dtype=torch.bfloat16, device=DEVICE), torch.empty(3, 5, device=DEVICE)]
+    o2_eager = o2.clone()
+    got = torch.compile(_cp_step, fullgraph=True)(bufs[0], p, pl, s, sl, bufs[1], o2, lses)
+    want = _cp_step(torch.empty_like(bufs[0]), p, pl, s, sl, torch.empty_like(bufs[1]), o2_eager, lses)
+    assert torch.equal(o2, o2_eager), "the in-place correction happened under compile too"
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+def test_context_parallel_in_cuda_graph():
+    inputs = _cp_inputs(30)
+    for access in ("pointer", "descriptor"):
+        out, olse = torch.empty(5, 3, H, dtype=torch.bfloat16, device=DEVICE), torch.empty(3, 5, device=DEVICE)
+        o2 = inputs[4].clone()
+
+        def step():
+            lmkernels.merge_attn_states(out, *inputs[:4], olse, access=access)
+            return lmkernels.correct_attn_out(o2, inputs[5], 1, access=access)[1]
+        step()  # compile outside the capture
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            lse = step()
+        for seed in (40, 50):
+            new = _cp_inputs(seed)
+            for t, n in zip(inputs, new):
+                t.copy_(n)
+            o2.copy_(new[4])
+            out.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            want_out, want_olse = torch.empty_like(out), torch.empty_like(olse)
+            lmkernels.merge_attn_states(want_out, *new[:4], want_olse)
+            want_o2, want_lse = lmkernels.correct_attn_out(new[4].clone(), new[5], 1)
+            assert torch.equal(out, want_out) and torch.equal(olse, want_olse)
+            assert torch.equal(o2, want_o2) and torch.equal(lse, want_lse)
 
 
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")

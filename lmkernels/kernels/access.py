@@ -230,3 +230,86 @@ def load_index(ptr, i, stride):
     A scalar is no tile: a TMA copy of 8 bytes would cost more than it addresses, and the caller
     checks the value's range before it indexes anything with it."""
     return tl.load(ptr + i.to(tl.int64) * stride)
+
+
+@triton.jit
+def load_strided(ptr, o, n, stride, BLOCK: tl.constexpr):
+    """[BLOCK] elements ptr[(o + i) * stride], i in [0, BLOCK), 0 where o + i >= n; plain pointer
+    loads in every mode, int64 offsets.
+
+    For per-head scalars (attention LSEs): in an [H, T] LSE the heads of a token lie T elements
+    apart, so a [BLOCK, 1] box is 4 bytes wide, under TMA's 16-byte minimum, and these few bytes (1 %
+    of a merge's traffic at head size 128) are no tile any mode could address better."""
+    idx = o + tl.arange(0, BLOCK)
+    return tl.load(ptr + idx.to(tl.int64) * stride, mask=idx < n, other=0.0)
+
+
+@triton.jit
+def store_strided(ptr, value, o, n, stride, BLOCK: tl.constexpr):
+    """Store what load_strided reads, rounded once to the operand's dtype; nothing where o + i >= n."""
+    idx = o + tl.arange(0, BLOCK)
+    tl.store(ptr + idx.to(tl.int64) * stride, value.to(ptr.dtype.element_ty), mask=idx < n)
+
+
+@triton.jit
+def store_rows_4d(view, value, n0, n1, n2, n3, s0, s1, s2, r0, r1, o2,
+                  B0: tl.constexpr, B2: tl.constexpr, B3: tl.constexpr, ACCESS: tl.constexpr,
+                  SWAP12: tl.constexpr = False):
+    """Scatter: row r of value [B0, B2, B3] goes to the [B2, B3] tile at (r0[r], r1[r], o2, 0) of an
+    [n0, n1, n2, n3] operand (a paged KV cache: rows are tokens, (r0, r1) their (block, offset)),
+    rounded once to the operand's dtype. A row whose r0 or r1 is out of bounds writes nothing, nor
+    does any element past n2, n3. B0 == 1: r0, r1 are scalars.
+
+    Pointer: one scattered store of all rows (int64 offsets). block_ptr and descriptor address one
+    box a store, so they take B0 == 1 only: the [1, 1, B2, B3] box at (r0, r1, o2, 0), int32 r0, r1.
+    SWAP12 (descriptor): the host made the descriptor over [n0, n2, n1, n3], the memory order of a
+    cache whose dim 2 has the larger stride (HND), since TMA describes dims outermost stride first;
+    the box is then [1, B2, 1, B3] at (r0, o2, r1, 0)."""
+    if ACCESS == POINTER:
+        if B0 == 1:
+            i0 = r0
+            i1 = r1
+        else:
+            i0 = r0[:, None, None]
+            i1 = r1[:, None, None]
+        i2 = (o2 + tl.arange(0, B2))[None, :, None]
+        i3 = tl.arange(0, B3)[None, None, :]
+        offs = i0.to(tl.int64) * s0 + i1.to(tl.int64) * s1 + i2 * s2 + i3
+        mask = (i0 >= 0) & (i0 < n0) & (i1 >= 0) & (i1 < n1) & (i2 < n2) & (i3 < n3)
+        tl.store(view + offs, value.to(view.dtype.element_ty), mask=mask)
+    else:
+        tl.static_assert(B0 == 1, "block_ptr and descriptor store one row a call")
+        if ACCESS == DESCRIPTOR and SWAP12:
+            view.store([r0, o2, r1, 0], tl.reshape(value, [1, B2, 1, B3]).to(view.dtype))
+        else:
+            store_tile_4d(view, tl.reshape(value, [1, 1, B2, B3]), n0, n1, n2, n3, s0, s1, s2, r0, r1, o2, 0,
+                          1, 1, B2, B3, ACCESS)
+
+
+@triton.jit
+def bitcast_to(view, value, ACCESS: tl.constexpr):
+    """`value`'s bits reinterpreted as the operand's dtype, of the same width (fp8 bits into a
+    float8 or a uint8 KV cache); no instruction on a GPU."""
+    if ACCESS == DESCRIPTOR:
+        return value.to(view.dtype, bitcast=True)
+    else:
+        return value.to(view.dtype.element_ty, bitcast=True)
+
+
+@triton.jit
+def as_words(view, WORD_BYTES: tl.constexpr, ACCESS: tl.constexpr):
+    """The operand read as WORD_BYTES-byte integers (8, 4, 2 or 1), for copies on bit patterns
+    (pack_seq: any dtype moves bit-exactly, and a row of 2-byte elements moves in 8-byte words).
+    A pointer is reinterpreted (the host has checked that the base, the strides and the row are
+    multiples of WORD_BYTES); a descriptor is made over the word view on the host and comes back
+    as it is. No instruction on a GPU."""
+    if ACCESS == DESCRIPTOR:
+        return view
+    elif WORD_BYTES == 8:
+        return view.to(tl.pointer_type(tl.int64), bitcast=True)
+    elif WORD_BYTES == 4:
+        return view.to(tl.pointer_type(tl.int32), bitcast=True)
+    elif WORD_BYTES == 2:
+        return view.to(tl.pointer_type(tl.int16), bitcast=True)
+    else:
+        return view.to(tl.pointer_type(tl.uint8), bitcast=True)

@@ -52,3 +52,14 @@ def pdl_supported(device_index: int) -> bool:
     except ImportError:
         return False
     return hasattr(cuda, "gdc_wait") and hasattr(cuda, "gdc_launch_dependents") and torch.cuda.get_device_capability(device_index) >= (9, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def fp8_cast_native(device_index: int) -> bool:
+    """Whether kernels may cast fp32 -> float8_e4m3fn / e5m2 with Triton's cast and get PyTorch's
+    bits: NVIDIA sm89+, where it is cvt.rn.satfinite (round to nearest even). Triton refuses e4m3fn
+    below sm89; the interpreter's cast rounds wrongly (kernels/kv_cache.py); AMD's is not
+    documented as one round-to-nearest-even step. Elsewhere kernels encode fp8 bits themselves."""
+    if is_interpreter() or not torch.cuda.is_available() or device_index < 0 or torch.version.hip:
+        return False
+    return torch.cuda.get_device_capability(device_index) >= (8, 9)

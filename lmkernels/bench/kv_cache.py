@@ -1,0 +1,65 @@
+"""`lmkernels bench kv_cache`: reshape_and_cache_flash against peers, 8 heads of 128, block 16.
+
+Bytes counted (the issue's definition): key and value read once, the cache rows written once, the
+slot mapping read once: 2 x T x H x D x (key element size + cache element size) + 8 T. bf16 at
+T = 32768: 128 MiB read, 128 MiB written, 256 KiB of slots. Each input set has its own caches
+(about 1.25 T slots, at least 64 blocks) and its own random distinct slots over them, so that
+replays write where the previous set did not and the writes reach DRAM, as a prefill's do.
+key and value are separate contiguous [T, H, D] tensors, as vLLM's own benchmark of this op
+passes them (ANCHORS.md's numbers).
+"""
+from __future__ import annotations
+
+import torch
+
+import lmkernels
+from lmkernels import reference as ref
+from lmkernels.runtime.access import available_modes
+
+from .peers import compiled
+
+TOKENS = (1, 16, 256, 4096, 32768)
+H, D, BLOCK = 8, 128, 16
+K_SCALE, V_SCALE = 0.05, 0.08  # per-tensor fp8 scales: |x| / scale of randn data spans e4m3's range
+
+
+def _case(T: int, layout: str, kv: str, dtype):
+    fp8 = ref.kv_cache.FP8_DTYPES.get(kv)
+    cdt = fp8 or dtype
+    nb = max(64, -(-(T * 5 // 4) // BLOCK))
+    nbytes = 2 * T * H * D * (dtype.itemsize + cdt.itemsize) + 8 * T  # see the module docstring
+
+    def inputs(i):
+        g = torch.Generator(device="cuda").manual_seed(4000 + i)
+        key = torch.randn(T, H, D, device="cuda", dtype=dtype, generator=g)
+        value = torch.randn(T, H, D, device="cuda", dtype=dtype, generator=g)
+        shape = (nb, H, BLOCK, D) if layout == "HND" else (nb, BLOCK, H, D)
+        caches = [torch.zeros(shape, device="cuda", dtype=cdt) for _ in range(2)]
+        if layout == "HND":
+            caches = [c.transpose(1, 2) for c in caches]
+        slots = torch.randperm(nb * BLOCK, device="cuda", generator=g)[:T]
+        scales = ((torch.tensor([K_SCALE], device="cuda"), torch.tensor([V_SCALE], device="cuda")) if fp8
+                  else (None, None))
+        return key, value, caches[0], caches[1], slots, scales
+
+    def provider(fn):
+        def make(i):
+            key, value, kc, vc, slots, (ks, vs) = inputs(i)
+            return lambda: fn(key, value, kc, vc, slots, kv, ks, vs)
+        return make
+
+    p = {f"lmkernels-{m}": provider(lambda *a, m=m: lmkernels.reshape_and_cache_flash(*a, access=m))
+         for m in available_modes()}
+    p["lmkernels-pointer, pdl off"] = provider(lambda *a: lmkernels.reshape_and_cache_flash(*a, pdl=False))
+    p["torch-eager"] = provider(ref.reshape_and_cache_flash)
+    p["torch-compile"] = provider(lambda *a: compiled(ref.reshape_and_cache_flash)(*a))
+    dt = str(dtype).split(".")[-1] + (f" -> {kv} per-tensor scale" if fp8 else "")
+    return ("reshape_and_cache_flash", f"T={T} H={H} D={D} block={BLOCK} {layout}", dt, nbytes, p)
+
+
+def cases(dtype=torch.bfloat16, tokens=TOKENS):
+    """bf16 NHD at every T; at T = 32768 also HND, and fp8 e4m3 (per-tensor scale, NHD)."""
+    out = [_case(T, "NHD", "auto", dtype) for T in tokens]
+    if 32768 in tokens:
+        out += [_case(32768, "HND", "auto", dtype), _case(32768, "NHD", "fp8_e4m3", dtype)]
+    return out
