@@ -44,13 +44,15 @@ _Tensor, _F32 = torch.Tensor, torch.float32  # read by the hot path without an a
 # size: 32 heads of 128); more heads split over grid axis 1.
 MAX_TILE = 4096
 # Pointer mode, many tokens: BLOCK_T tokens a program so that it reads about PROGRAM_BYTES of key
-# and value (8 heads of 128, bf16: 4 tokens, 16 KB read and 16 KB written a program), threads
-# holding VECTORS_LARGE 16-byte vectors of each tensor (4 warps there). Few tokens (a grid of
-# fewer than SMALL_WAVES programs an SM at that BLOCK_T): one token a program, one vector a thread
-# (T = 1: 4 warps, each thread one 16-byte load of key and one of value). Untuned guesses for the
-# H100 (no GPU where this was written): benchmarks/sweep_kv_cache.py sweeps them.
-PROGRAM_BYTES = 16384
-VECTORS_SMALL, VECTORS_LARGE = 1, 4
+# and value, threads holding VECTORS_LARGE 16-byte vectors of each tensor (copies) or one (fp8: the
+# conversion wants more threads). H100 sweep (benchmarks/results/h100/sweep_kv_cache.md, 8 heads of
+# 128, bf16, PDL on): T = 4096 one token a program, 1 warp 12.47 µs against 14.55 for the 4 tokens x 4
+# warps first guessed (16 KB a program); T = 32768 93-94 µs for every config; fp8 one token x 4 warps
+# best at T = 4096 (10.83 µs) and 32768 (68.95, 8 warps 77.8). Small heads (H = 4 of 64: 512-byte
+# tiles) still take several tokens a program. Few tokens (a grid of fewer than SMALL_WAVES programs
+# an SM): one token a program, one vector a thread (T = 1 0.90 µs, T = 256 1.98 at 4 warps).
+PROGRAM_BYTES = 4096
+VECTORS_SMALL, VECTORS_LARGE, VECTORS_FP8 = 1, 4, 1
 SMALL_WAVES = 4
 MAX_BLOCK_T = 8
 # Descriptor mode: a program waits out its TMA copies (see ops/rotary.py): small programs
@@ -59,9 +61,9 @@ DESCRIPTOR_WARPS = 2
 _plans: dict = {}
 
 
-def kv_config(H: int, D: int, elem_bytes: int, small: bool) -> tuple[int, int, int, int, int]:
-    """(BLOCK_T, BLOCK_H, groups, BLOCK_D, num_warps) from the model's shape, the key's element size
-    and whether the token count is small; never from the data."""
+def kv_config(H: int, D: int, elem_bytes: int, small: bool, fp8: bool = False) -> tuple[int, int, int, int, int]:
+    """(BLOCK_T, BLOCK_H, groups, BLOCK_D, num_warps) from the model's shape, the key's element size,
+    whether the token count is small and whether the cache is fp8; never from the data."""
     block_d = triton.next_power_of_2(D)
     block_h = min(triton.next_power_of_2(H), max(1, MAX_TILE // block_d))
     groups = -(-H // block_h)
@@ -70,7 +72,7 @@ def kv_config(H: int, D: int, elem_bytes: int, small: bool) -> tuple[int, int, i
         block_t, per_thread = 1, VECTORS_SMALL
     else:
         block_t = 1 << max(0, min(MAX_BLOCK_T.bit_length() - 1, (PROGRAM_BYTES // (2 * tile_bytes)).bit_length() - 1))
-        per_thread = VECTORS_LARGE
+        per_thread = VECTORS_FP8 if fp8 else VECTORS_LARGE
     vectors = max(1, block_t * tile_bytes // 16)
     warps = 1 << max(0, min(3, (vectors // (32 * per_thread)).bit_length() - 1))  # power of two, 1..8
     return block_t, block_h, groups, block_d, warps
@@ -96,7 +98,7 @@ def _plan(key):
     sct = _F32 if has_scale else kdt  # no scale: the kernel gets key as a stand-in pointer it never reads
     configs = []
     for small in (True, False):
-        block_t, block_h, groups, block_d, warps = kv_config(H, D, kdt.itemsize, small)
+        block_t, block_h, groups, block_d, warps = kv_config(H, D, kdt.itemsize, small, fp8 > 0)
         consts = (H, D, fp8, has_scale, soft, block_t, block_h, block_d, _access.POINTER, use_pdl, False)
         meta = _launch.meta_id(consts, warps, 1, (kdt, kdt, cdt, cdt, sdt, sct, sct), use_pdl)
         configs.append((block_t, groups, consts, warps, meta))
