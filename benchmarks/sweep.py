@@ -64,7 +64,7 @@ def sweep_act(copy):
             grid = (triton.cdiv(d, bd), triton.cdiv(T, bt))
             calls = [lambda x=x, bt=bt, bd=bd, w=w, grid=grid: act_ops._launch(
                 0, grid, (x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0),
-                (0, bt, bd, True, False, 1, 0), num_warps=w) for x in xs]
+                (0, bt, bd, True, 0), num_warps=w) for x in xs]
             _row((T, bt, bd, w), graph_us(calls, reps=30), nbytes, copy)
         fn = torch.compile(ref.silu_and_mul, dynamic=False, fullgraph=True)
         _row((T, "torch.compile", "", ""), graph_us([lambda x=x: fn(x) for x in xs], reps=30), nbytes, copy)
@@ -73,37 +73,25 @@ def sweep_act(copy):
 
 
 def sweep_act_desc(copy):
-    """Descriptor mode: tile shapes and persistent prefetching grids (waves of resident programs, stages)."""
+    """Descriptor mode: tile shapes, one tile a program (the persistent prefetching grids this swept
+    before ran 4-5 % behind: results/h100/sweep_activation_descriptor.md)."""
     d = 14336
     print("\n| T | BLOCK_T | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---:|---:|---:|")
     for T in (256, 4096, 16384):
         nbytes = 3 * T * d * 2
         xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) * 3 for _ in range(n_input_sets(nbytes))]
-        for bt, bd, w, waves, stages in ((1, 1024, 8, 4, 3), (1, 2048, 8, 4, 3), (2, 1024, 8, 4, 3), (1, 1024, 4, 4, 3),
-                                         (1, 1024, 8, 8, 3), (1, 1024, 8, 4, 4), (4, 512, 8, 4, 3), (1, 2048, 4, 4, 3)):
-            tiles = triton.cdiv(T, bt) * triton.cdiv(d, bd)
-            grid = (act_ops.balanced_programs(tiles, act_ops.resident_programs(0, w, waves)),)
-
-            def call(x, grid=grid, bt=bt, bd=bd, w=w, stages=stages):
-                y = torch.empty(T, d, device="cuda", dtype=DT)
-                act_ops._launch_desc(0, grid, (tile_descriptor(x, T, d, 2 * d, bt, bd),
-                                               tile_descriptor(x[:, d:], T, d, 2 * d, bt, bd),
-                                               tile_descriptor(y, T, d, d, bt, bd), T, d, 2 * d, d, 0.0),
-                                     (0, bt, bd, True, True, stages, 2), num_warps=w)
-            calls = [lambda x=x, c=call: c(x) for x in xs]
-            _row((T, bt, bd, w, waves, stages), graph_us(calls, reps=30), nbytes, copy)
         for bd, w in ((1024, 4), (1024, 8), (2048, 4), (2048, 8)):  # one tile a program, as pointer mode
             def call(x, bd=bd, w=w):
                 y = torch.empty(T, d, device="cuda", dtype=DT)
                 act_ops._launch_desc(0, (triton.cdiv(d, bd), T), (tile_descriptor(x, T, d, 2 * d, 1, bd),
                                                                 tile_descriptor(x[:, d:], T, d, 2 * d, 1, bd),
                                                                 tile_descriptor(y, T, d, d, 1, bd), T, d, 2 * d, d, 0.0),
-                                     (0, 1, bd, True, False, 1, 2), num_warps=w)
+                                     (0, 1, bd, True, 2), num_warps=w)
             calls = [lambda x=x, c=call: c(x) for x in xs]
             _row((T, 1, bd, w, "one tile a program", ""), graph_us(calls, reps=30), nbytes, copy)
         bt, bd, w = act_ops.act_config(T, d, 132)
         calls = [lambda x=x: act_ops._launch(0, (triton.cdiv(d, bd), triton.cdiv(T, bt)), (
-            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0), (0, bt, bd, True, False, 1, 0),
+            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0), (0, bt, bd, True, 0),
             num_warps=w) for x in xs]
         _row((T, bt, bd, w, "pointer", ""), graph_us(calls, reps=30), nbytes, copy)
         del xs

@@ -57,12 +57,10 @@ for target in TARGETS:
         t2 = f"tensordesc<{dt}[1, 1024]>" if mode == 2 else f"*{dt}"
         sig = {"x_ptr": t2, "u_ptr": t2, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",
                "stride_y": "i32", "limit": "fp32", "ACT": "constexpr", "BLOCK_T": "constexpr",
-               "BLOCK_D": "constexpr", "PRECISE": "constexpr", "PERSISTENT": "constexpr", "NUM_STAGES": "constexpr",
-               "ACCESS": "constexpr"}
+               "BLOCK_D": "constexpr", "PRECISE": "constexpr", "ACCESS": "constexpr"}
         attrs = {(i,): D16 for i in ((0, 1, 2, 4, 5, 6) if mode != 2 else (4, 5, 6))}
         compile_one(f"gated act={act} mode={mode} {dt}", _gated_act_kernel, sig,
-                    {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "PERSISTENT": mode == 2,
-                     "NUM_STAGES": 3 if mode == 2 else 1, "ACCESS": mode}, attrs, target, 4)
+                    {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "ACCESS": mode}, attrs, target, 4)
     # rotary: Llama-style 32 q + 8 kv heads of 128 (NeoX 4-D and GPT-J 3-D views), rotary and mrope
     nq, nk, head, half, bhq, bhk, bh = 32, 8, 128, 64, 32, 8, 64
     for mode, neox, mrope in itertools.product((0, 1, 2), (True, False), (False, True)):

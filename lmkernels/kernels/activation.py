@@ -45,26 +45,18 @@ def _act_tile(x_ptr, u_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, l
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _gated_act_kernel(x_ptr, u_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                      PRECISE: tl.constexpr, PERSISTENT: tl.constexpr, NUM_STAGES: tl.constexpr,
-                      ACCESS: tl.constexpr):
+                      PRECISE: tl.constexpr, ACCESS: tl.constexpr):
     """y [n_rows, d] in [BLOCK_T, BLOCK_D] tiles. Program (i, j) computes column tile i of row tile j:
     the column tiles of a row are neighbouring programs, so neighbouring programs read neighbouring
     addresses (with the row tile on grid axis 0 instead, T = 4096, d = 14336 ran at 2.79 TB/s on
-    the H100 against 2.87 for a flat elementwise kernel). With PERSISTENT (descriptor mode) program p
-    takes tiles p, p + n_programs, ... in that order, and NUM_STAGES > 1 prefetches the next one.
+    the H100 against 2.87 for a flat elementwise kernel; a persistent grid prefetching tiles ran 4-5 %
+    behind in descriptor mode and gained nothing for pointers).
     x_ptr and u_ptr are the same pointer for pointer/block_ptr (up = x_ptr + d), two host-made
     descriptors for descriptor."""
     if ACCESS == DESCRIPTOR:
         u_view = u_ptr
     else:
         u_view = u_ptr + d
-    if PERSISTENT:
-        col_tiles = tl.cdiv(d, BLOCK_D)
-        for tile in tl.range(tl.program_id(0), tl.cdiv(n_rows, BLOCK_T) * col_tiles, tl.num_programs(0),
-                             num_stages=NUM_STAGES):
-            _act_tile(x_ptr, u_view, y_ptr, (tile // col_tiles) * BLOCK_T, (tile % col_tiles) * BLOCK_D,
-                      n_rows, d, stride_x, stride_y, limit, ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)
-    else:
-        # no tile-index division here: at T = 1 its ~0.05 µs of latency is 4 % of the kernel
-        _act_tile(x_ptr, u_view, y_ptr, tl.program_id(1) * BLOCK_T, tl.program_id(0) * BLOCK_D,
-                  n_rows, d, stride_x, stride_y, limit, ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)
+    # no tile-index division here: at T = 1 its ~0.05 µs of latency is 4 % of the kernel
+    _act_tile(x_ptr, u_view, y_ptr, tl.program_id(1) * BLOCK_T, tl.program_id(0) * BLOCK_D,
+              n_rows, d, stride_x, stride_y, limit, ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)

@@ -107,16 +107,6 @@ def resident_programs(device_index: int, num_warps: int, waves: float) -> int:
     return max(1, int(num_sms(max(device_index, 0)) * max(1, 2048 // (32 * num_warps)) * waves))
 
 
-def balanced_programs(n_items: int, cap: int) -> int:
-    """Programs for a loop over n_items (rows or tiles), at most cap, each getting the same number of
-    items: 4096 rows over a 1056-program cap run as 1024 programs x 4 rows, not 1056 x 3.88 with a
-    ragged last wave."""
-    if n_items <= cap:
-        return max(1, n_items)
-    per_program = -(-n_items // cap)
-    return -(-n_items // per_program)
-
-
 def resolve_pdl(pdl, device_index: int) -> bool:
     """Whether a launch uses programmatic dependent launch: None means where the GPU has it (sm90+);
     True is a request that becomes a plain launch where it has not (pre-Hopper, AMD, the interpreter),

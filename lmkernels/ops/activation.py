@@ -11,14 +11,14 @@ from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      balanced_programs, cpu_interpreted, resident_programs, tile_descriptor, use_dispatcher)
+                      cpu_interpreted, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
 _launch_desc = Launcher(_gated_act_kernel, "ddd" "n" "iii" "f")  # access="descriptor"
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no libdevice
-DESCRIPTOR_STAGES, DESCRIPTOR_WAVES, DESCRIPTOR_BLOCK_D = 3, 4, 2048
+DESCRIPTOR_BLOCK_D, DESCRIPTOR_WARPS = 1024, 4
 
 
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
@@ -98,18 +98,20 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)])
     if mode != _access.DESCRIPTOR:
         _launch(dev, (col_tiles, row_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
-                (act, block_t, block_d, PRECISE, False, 1, mode), num_warps=warps)
+                (act, block_t, block_d, PRECISE, mode), num_warps=warps)
         return
-    # Descriptors: persistent tile loops that prefetch (TMA loads need several in flight), on their
-    # own tile shape: one row x 2048 columns, 4 warps (H100 sweep, d = 14336: 126.9 / 482 µs at
-    # T = 4096 / 16384, 4.2 / 4.9 % behind pointer; the pointer mode's 1024 x 8 warps ran 128.8 / 495)
+    # Descriptors: one tile a program as for pointers, on their own tile shape: one row x 1024 columns,
+    # 4 warps (H100 sweep, d = 14336, sweep_activation_descriptor.md: T = 4096 / 16384 116.2 / 456.5 µs,
+    # 0.8 / 0.4 % behind pointer; the persistent prefetching grid of 1 x 2048 tiles they had ran
+    # 120.0 / 478.2, 4-5 % behind, and 1024 x 8 warps one tile a program 146 / 577)
     block_d = min(DESCRIPTOR_BLOCK_D, triton.next_power_of_2(d))
-    block_t, warps, col_tiles = 1, max(1, min(4, block_d // 256)), -(-d // block_d)
-    _launch_desc(dev, (balanced_programs(n_rows * col_tiles, resident_programs(dev, warps, DESCRIPTOR_WAVES)),),
+    warps = max(1, min(DESCRIPTOR_WARPS, block_d // 256))
+    col_tiles = -(-d // block_d)
+    _launch_desc(dev, (col_tiles, row_tiles),
                  (tile_descriptor(x2, n_rows, d, sx, block_t, block_d),
                   tile_descriptor(x2[:, d:], n_rows, d, sx, block_t, block_d),
                   tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
-                 (act, block_t, block_d, PRECISE, True, DESCRIPTOR_STAGES, mode), num_warps=warps)
+                 (act, block_t, block_d, PRECISE, mode), num_warps=warps)
 
 
 _plans: dict = {}
@@ -127,7 +129,7 @@ def _plan(d: int, dtype, device: int, act: int):
         launches = []
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
-            consts = (act, block_t, block_d, PRECISE, False, 1, _access.POINTER)
+            consts = (act, block_t, block_d, PRECISE, _access.POINTER)
             launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps, 1, (dtype,) * 3)))
         plan = _plans[key] = (wave_rows, *launches)
     return plan
