@@ -72,26 +72,26 @@ def sweep_act(copy):
         torch.cuda.empty_cache()
 
 
-def sweep_act_desc(copy):
+def sweep_act_desc(copy, act=0, sizes=((256, 14336), (4096, 14336), (16384, 14336))):
     """Descriptor mode: tile shapes, one tile a program (the persistent prefetching grids this swept
     before ran 4-5 % behind: results/h100/sweep_activation_descriptor.md)."""
-    d = 14336
-    print("\n| T | BLOCK_T | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n|---|---|---|---|---|---|---:|---:|---:|")
-    for T in (256, 4096, 16384):
+    print(f"\nact {act}\n| T | BLOCK_T | BLOCK_D | warps | waves | stages | µs | GB/s | of copy |\n"
+          "|---|---|---|---|---|---|---:|---:|---:|")
+    for T, d in sizes:
         nbytes = 3 * T * d * 2
         xs = [torch.randn(T, 2 * d, device="cuda", dtype=DT) * 3 for _ in range(n_input_sets(nbytes))]
-        for bd, w in ((1024, 4), (1024, 8), (2048, 4), (2048, 8)):  # one tile a program, as pointer mode
+        for bd, w in ((512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8)):  # one tile a program, as pointer mode
             def call(x, bd=bd, w=w):
                 y = torch.empty(T, d, device="cuda", dtype=DT)
                 act_ops._launch_desc(0, (triton.cdiv(d, bd), T), (tile_descriptor(x, T, d, 2 * d, 1, bd),
                                                                 tile_descriptor(x[:, d:], T, d, 2 * d, 1, bd),
-                                                                tile_descriptor(y, T, d, d, 1, bd), T, d, 2 * d, d, 0.0),
-                                     (0, 1, bd, True, 2), num_warps=w)
+                                                                tile_descriptor(y, T, d, d, 1, bd), T, d, 2 * d, d, 7.0),
+                                     (act, 1, bd, True, 2), num_warps=w)
             calls = [lambda x=x, c=call: c(x) for x in xs]
             _row((T, 1, bd, w, "one tile a program", ""), graph_us(calls, reps=30), nbytes, copy)
         bt, bd, w = act_ops.act_config(T, d, 132)
         calls = [lambda x=x: act_ops._launch(0, (triton.cdiv(d, bd), triton.cdiv(T, bt)), (
-            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0), (0, bt, bd, True, 0),
+            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 7.0), (act, bt, bd, True, 0),
             num_warps=w) for x in xs]
         _row((T, bt, bd, w, "pointer", ""), graph_us(calls, reps=30), nbytes, copy)
         del xs
@@ -108,3 +108,5 @@ if __name__ == "__main__":
         sweep_act(copy)
     if "activation-descriptor" in which:
         sweep_act_desc(copy)
+    if "activation-descriptor-step" in which:  # swiglustep_and_mul
+        sweep_act_desc(copy, 1, ((4096, 14336), (16384, 14336), (4096, 4096)))
