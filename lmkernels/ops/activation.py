@@ -18,7 +18,7 @@ _launch_desc = Launcher(_gated_act_kernel, "ddd" "n" "iii" "f")  # access="descr
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no libdevice
-DESCRIPTOR_BLOCK_D, DESCRIPTOR_WARPS = 1024, 4
+DESCRIPTOR_BLOCK_D, DESCRIPTOR_WARPS = (1024, 2048), 4  # [act]
 
 
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
@@ -100,11 +100,12 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
         _launch(dev, (col_tiles, row_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, mode), num_warps=warps)
         return
-    # Descriptors: one tile a program as for pointers, on their own tile shape: one row x 1024 columns,
-    # 4 warps (H100 sweep, d = 14336, sweep_activation_descriptor.md: T = 4096 / 16384 116.2 / 456.5 µs,
-    # 0.8 / 0.4 % behind pointer; the persistent prefetching grid of 1 x 2048 tiles they had ran
-    # 120.0 / 478.2, 4-5 % behind, and 1024 x 8 warps one tile a program 146 / 577)
-    block_d = min(DESCRIPTOR_BLOCK_D, triton.next_power_of_2(d))
+    # Descriptors: one tile a program as for pointers, on their own tile shape: one row x 1024 columns
+    # (silu) or 2048 (swiglustep), 4 warps. H100 sweeps (sweep_activation_descriptor*.md, d = 14336,
+    # T = 4096 / 16384): silu 116.2 / 456.5 µs, 0.8 / 0.4 % behind pointer; swiglustep 121.8 / 477.0,
+    # 4.7 / 4.1 % behind (1024 columns: 8 %). The persistent prefetching grid of 1 x 2048 tiles they
+    # had ran 4-5 % behind for both; 8 warps one tile a program 10-30 % behind.
+    block_d = min(DESCRIPTOR_BLOCK_D[act], triton.next_power_of_2(d))
     warps = max(1, min(DESCRIPTOR_WARPS, block_d // 256))
     col_tiles = -(-d // block_d)
     _launch_desc(dev, (col_tiles, row_tiles),
