@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms, pdl_supported
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -25,6 +26,24 @@ def cpu_interpreted(x, y, a, b) -> bool:
     CPU test suite runs the same fast path the GPU does."""
     return (is_interpreter() and x.is_cpu and y.is_cpu and (a is None or a.is_cpu)
             and (b is None or b.is_cpu))
+
+
+def check_tensor(t, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def check_last_contiguous(t, name: str) -> None:
+    """The last dim must have stride 1 (a dim of size 1 may have any)."""
+    if t.stride(-1) != 1 and t.shape[-1] > 1:
+        raise ValueError(f"{name}.stride(-1)={t.stride(-1)}: the last dim must be contiguous "
+                         f"(shape {tuple(t.shape)}, strides {t.stride()})")
+
+
+def pointer_mode(access) -> bool:
+    """True when `access` asks for pointer mode, explicitly or through the process default: the ops'
+    fast branches take only that mode."""
+    return access is None and _access._default == _access.POINTER or type(access) is str and access == "pointer"
 
 
 def check_float(t, name: str) -> None:

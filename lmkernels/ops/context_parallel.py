@@ -21,8 +21,8 @@ import triton
 from ..kernels.context_parallel import _correct_attn_out_kernel, _merge_attn_states_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted,
-                      resolve_pdl, use_dispatcher)
+from ._common import (FLOAT_DTYPES, check_float, check_last_contiguous, check_runnable, check_same_device,
+                      cpu_interpreted, pointer_mode, resolve_pdl, use_dispatcher)
 
 # out, prefix, suffix, prefix_lse, suffix_lse, output_lse | T | H, 6 tile strides, 6 LSE strides
 _merge = Launcher(_merge_attn_states_kernel, "tttttt" "n" "i" "iiiiii" "iiiiii")
@@ -59,10 +59,6 @@ def tile_config(heads: int, D: int, small: bool) -> tuple[int, int, int]:
     threads = block_h * block_d // PER_THREAD
     warps = 1 << max(0, min(3, (max(1, threads // 32)).bit_length() - 1))  # power of two, 1..8
     return block_h, block_d, warps
-
-
-def _pointer_mode(access) -> bool:
-    return access is None and _access._default == _access.POINTER or type(access) is str and access == "pointer"
 
 
 def _tma_strides(t) -> list[int]:
@@ -130,7 +126,7 @@ def merge_into(output, prefix_output, prefix_lse, suffix_output, suffix_lse, out
             and prefix_output.get_device() == dev and suffix_output.get_device() == dev
             and prefix_lse.get_device() == dev and suffix_lse.get_device() == dev
             and (output_lse is None or (output_lse.dtype is ldt and output_lse.get_device() == dev))
-            and _pointer_mode(access) and (pdl is None or type(pdl) is bool)):
+            and pointer_mode(access) and (pdl is None or type(pdl) is bool)):
         T, H, D = shape
         so = output.stride()
         sp = prefix_output.stride()
@@ -154,17 +150,11 @@ def merge_into(output, prefix_output, prefix_lse, suffix_output, suffix_lse, out
     _merge_careful(output, prefix_output, prefix_lse, suffix_output, suffix_lse, output_lse, access, pdl)
 
 
-def _last_contiguous(t, name: str) -> None:
-    if t.stride(-1) != 1 and t.shape[-1] > 1:
-        raise ValueError(f"{name}.stride(-1)={t.stride(-1)}: the last dim must be contiguous "
-                         f"(shape {tuple(t.shape)}, strides {t.stride()})")
-
-
 def _merge_careful(output, p, p_lse, s, s_lse, o_lse, access, pdl) -> None:
     check_merge(output, p, p_lse, s, s_lse, o_lse)
     check_runnable(output, "output")
     for name, t in (("output", output), ("prefix_output", p), ("suffix_output", s)):
-        _last_contiguous(t, name)
+        check_last_contiguous(t, name)
     T, H, D = output.shape
     dev = output.get_device()
     if output.numel() == 0:
@@ -263,7 +253,7 @@ def correct_into(out, lses, cp_rank, lse_out, lse_base_e, access, pdl=None) -> N
     ldt = lses.dtype
     if (type(lses) is _Tensor and (dev >= 0 or cpu_interpreted(out, lses, lse_out, None)) and len(shape) == 3
             and dt in FLOAT_DTYPES and ldt in FLOAT_DTYPES and lses.get_device() == dev and type(cp_rank) is int
-            and type(lse_base_e) is bool and _pointer_mode(access) and (pdl is None or type(pdl) is bool)):
+            and type(lse_base_e) is bool and pointer_mode(access) and (pdl is None or type(pdl) is bool)):
         B, H, D = shape
         lshape = lses.shape
         so = out.stride()
@@ -281,7 +271,7 @@ def correct_into(out, lses, cp_rank, lse_out, lse_base_e, access, pdl=None) -> N
             return
     check_correct(out, lses, cp_rank, lse_base_e)
     check_runnable(out, "out")
-    _last_contiguous(out, "out")
+    check_last_contiguous(out, "out")
     sb, sh = _tma_strides(out)
     H = out.shape[1]
     _correct_launch(out, out, (sb, H * sh, sh), 1, H, lses, cp_rank, lse_out, lse_base_e, access, pdl)
@@ -367,40 +357,39 @@ def _unsupported(e: Exception) -> bool:
     return isinstance(e, NotImplementedError) or "not support" in msg or "unsupported" in msg or "not implemented" in msg
 
 
-def _all_gather(out, inp, group) -> None:
-    """out [W, ...] <- every rank's inp [...] (contiguous), rank order."""
+def _native(names: tuple, lacks: set, out, inp, group) -> bool:
+    """Run the flat tensor collective (the first of `names` torch.distributed has: renamed to
+    *_single in torch 2.13) out <- inp; False, with the backend remembered in `lacks`, where the
+    backend refuses it as unsupported (the caller then takes its fallback)."""
     dist = _dist()
     backend = str(dist.get_backend(group))
-    if backend not in LACKS_ALL_GATHER:
-        native = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor  # renamed in torch 2.13
-        try:
-            native(out.view(-1), inp.view(-1), group=group)
-            return
-        except (RuntimeError, NotImplementedError, ValueError) as e:
-            if not _unsupported(e):
-                raise
-            LACKS_ALL_GATHER.add(backend)
-    # fallback: the list all-gather into out's W rows (contiguous views, so nothing is copied back)
-    dist.all_gather(list(out.unbind(0)), inp, group=group)
+    if backend in lacks:
+        return False
+    native = next(getattr(dist, n) for n in names if hasattr(dist, n))
+    try:
+        native(out.view(-1), inp.view(-1), group=group)
+        return True
+    except (RuntimeError, NotImplementedError, ValueError) as e:
+        if not _unsupported(e):
+            raise
+        lacks.add(backend)
+        return False
+
+
+def _all_gather(out, inp, group) -> None:
+    """out [W, ...] <- every rank's inp [...] (contiguous), rank order."""
+    if not _native(("all_gather_single", "all_gather_into_tensor"), LACKS_ALL_GATHER, out, inp, group):
+        # the list all-gather into out's W rows (contiguous views, so nothing is copied back)
+        _dist().all_gather(list(out.unbind(0)), inp, group=group)
 
 
 def _reduce_scatter(out, buf, group, rank: int) -> None:
     """out <- sum over ranks of buf[rank] (buf [W, ...] contiguous, out contiguous like buf[0])."""
-    dist = _dist()
-    backend = str(dist.get_backend(group))
-    if backend not in LACKS_REDUCE_SCATTER:
-        native = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor  # renamed in torch 2.13
-        try:
-            native(out.view(-1), buf.view(-1), group=group)
-            return
-        except (RuntimeError, NotImplementedError, ValueError) as e:
-            if not _unsupported(e):
-                raise
-            LACKS_REDUCE_SCATTER.add(backend)
-    # fallback: all-reduce the whole buffer and keep this rank's chunk: the same sums, twice the
-    # traffic of a reduce-scatter (an all-reduce is a reduce-scatter plus an all-gather)
-    dist.all_reduce(buf, group=group)
-    out.copy_(buf[rank])
+    if not _native(("reduce_scatter_single", "reduce_scatter_tensor"), LACKS_REDUCE_SCATTER, out, buf, group):
+        # all-reduce the whole buffer and keep this rank's chunk: the same sums, twice the traffic
+        # of a reduce-scatter (an all-reduce is a reduce-scatter plus an all-gather)
+        _dist().all_reduce(buf, group=group)
+        out.copy_(buf[rank])
 
 
 def _group_facts(group) -> tuple[int, int]:
@@ -426,7 +415,7 @@ def _check_cp(out, lse, world: int) -> None:
     if out.shape[1] % world:
         raise ValueError(f"cp_attn_out.shape[1]={out.shape[1]} heads must be a multiple of the group's world size "
                          f"{world}")
-    _last_contiguous(out, "cp_attn_out")
+    check_last_contiguous(out, "cp_attn_out")
 
 
 def _combine(cp_attn_out, cp_attn_lse, group, reduce_scatter: bool, return_lse, lse_base_e, access):

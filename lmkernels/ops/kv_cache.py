@@ -25,7 +25,8 @@ from ..kernels.kv_cache import _reshape_and_cache_kernel
 from ..runtime import access as _access
 from ..runtime.device import fp8_cast_native, is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import FLOAT_DTYPES, check_runnable, check_same_device, cpu_interpreted, resolve_pdl, use_dispatcher
+from ._common import (FLOAT_DTYPES, check_last_contiguous, check_runnable, check_same_device, check_tensor,
+                      cpu_interpreted, resolve_pdl, use_dispatcher)
 
 # key, value, key_cache, value_cache, slots, k_scale, v_scale | n | num_blocks, block_size |
 # stride_kt, kh, vt, vh, cb, co, ch | stride_slot, stride_ks, stride_vs
@@ -109,19 +110,8 @@ def _plan(key):
 
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
 
-def _tensor(t, name: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-
-
-def _last_dim_contiguous(t, name: str) -> None:
-    if t.stride(-1) != 1 and t.shape[-1] > 1:
-        raise ValueError(f"{name}.stride(-1)={t.stride(-1)}: the last dim must be contiguous "
-                         f"(shape {tuple(t.shape)}, strides {t.stride()})")
-
-
 def _check_scale(scale, name: str, H: int, key) -> None:
-    _tensor(scale, name)
+    check_tensor(scale, name)
     if scale.dtype != torch.float32:
         raise TypeError(f"{name}.dtype={scale.dtype} must be torch.float32")
     check_same_device(scale, name, key, "key")
@@ -136,7 +126,7 @@ def check_reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, kv
     (fp8 kind: 0 copy, 1 e4m3, 2 e5m2; whether the scales are used)."""
     for t, name in ((key, "key"), (value, "value"), (key_cache, "key_cache"), (value_cache, "value_cache"),
                     (slot_mapping, "slot_mapping")):
-        _tensor(t, name)
+        check_tensor(t, name)
     if key.dtype not in FLOAT_DTYPES:
         raise TypeError(f"key.dtype={key.dtype} is not supported; expected float16, bfloat16 or float32")
     if key.dim() != 3:
@@ -166,7 +156,7 @@ def check_reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, kv
         raise ValueError(f"slot_mapping.shape={tuple(slot_mapping.shape)} must be [n] with n <= T = "
                          f"key.shape[0] = {T}")
     for t, name in ((key, "key"), (value, "value"), (key_cache, "key_cache")):
-        _last_dim_contiguous(t, name)
+        check_last_contiguous(t, name)
     if not isinstance(kv_cache_dtype, str) or kv_cache_dtype not in KV_CACHE_DTYPES:
         raise ValueError(f"kv_cache_dtype={kv_cache_dtype!r} is not supported; expected one of "
                          f"{list(KV_CACHE_DTYPES)}")
@@ -352,7 +342,7 @@ def reshape_and_cache_flash(key: torch.Tensor, value: torch.Tensor, key_cache: t
     >>> k, v = torch.randn(2, 3, 8, 128, dtype=torch.bfloat16, device="cuda")
     >>> lmkernels.reshape_and_cache_flash(k, v, kc, vc, torch.tensor([0, 17, 40], device="cuda"))
     """
-    _tensor(key, "key")
+    check_tensor(key, "key")
     if use_dispatcher(key):
         torch.ops.lmkernels.reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype,
                                                     k_scale, v_scale, access, validate, pdl)

@@ -123,10 +123,6 @@ def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack):
     return plan
 
 
-def _pointer_mode(access) -> bool:
-    return access is None and _access._default == _access.POINTER or type(access) is str and access == "pointer"
-
-
 def _check_pad(pad_value, dtype) -> None:
     if isinstance(pad_value, bool) or not isinstance(pad_value, (float, int)):
         raise TypeError(f"pad_value must be a Python float or int, got {type(pad_value).__name__}")

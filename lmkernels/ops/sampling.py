@@ -18,7 +18,7 @@ from ..kernels.sampling import (_lse_partial_kernel, _rank_partial_kernel, _toke
                                 _token_ranks_kernel)
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted,
+from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted, pointer_mode,
                       resident_programs, resolve_pdl, tile_descriptor, use_dispatcher)
 
 _lse = Launcher(_lse_partial_kernel, "tttt" "n" "i" "n" "iii" "nn")
@@ -105,10 +105,6 @@ def _careful_plan(logits, token_ids, ranks: bool, access, pdl):
     return plan[:4] + (part,) + plan[5:], mode, sx
 
 
-def _pointer_mode(access) -> bool:
-    return access is None and _access._default == _access.POINTER or type(access) is str and access == "pointer"
-
-
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
 
 def _check_logits(logits) -> None:
@@ -182,7 +178,7 @@ def token_logprobs_into(logits, token_ids, out, access, pdl=None) -> None:
     idt = token_ids.dtype
     if ((dev >= 0 or cpu_interpreted(logits, token_ids, out, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
             and idt in ID_DTYPES and token_ids.get_device() == dev and out.get_device() == dev
-            and out.dtype is torch.float32 and _pointer_mode(access) and (pdl is None or type(pdl) is bool)):
+            and out.dtype is torch.float32 and pointer_mode(access) and (pdl is None or type(pdl) is bool)):
         B, V = shape
         ishape = token_ids.shape
         xs = logits.stride()
@@ -245,7 +241,7 @@ def token_ranks_into(logits, token_ids, out, access, pdl=None) -> None:
     idt = token_ids.dtype
     if ((dev >= 0 or cpu_interpreted(logits, token_ids, out, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
             and idt in ID_DTYPES and token_ids.get_device() == dev and out.get_device() == dev
-            and out.dtype is torch.int64 and _pointer_mode(access) and (pdl is None or type(pdl) is bool)):
+            and out.dtype is torch.int64 and pointer_mode(access) and (pdl is None or type(pdl) is bool)):
         B, V = shape
         xs = logits.stride()
         if (xs[1] == 1 and token_ids.shape == (B,) and out.shape == (B,) and B > 0 and 0 < V <= MAX_VOCAB):
