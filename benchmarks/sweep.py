@@ -14,7 +14,7 @@ from lmkernels import reference as ref
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.ops import activation as act_ops
 from lmkernels.ops import norm as norm_ops
-from lmkernels.ops._common import tile_descriptor, vector_descriptor
+from lmkernels.ops._common import halves_descriptor, tile_descriptor, vector_descriptor
 
 DT = torch.bfloat16
 
@@ -63,7 +63,7 @@ def sweep_act(copy):
                           (1, 1024, 8), (1, 2048, 4), (1, 2048, 8), (2, 512, 4), (2, 1024, 8)]:
             grid = (triton.cdiv(d, bd), triton.cdiv(T, bt))
             calls = [lambda x=x, bt=bt, bd=bd, w=w, grid=grid: act_ops._launch(
-                0, grid, (x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0),
+                0, grid, (x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 0.0),
                 (0, bt, bd, True, 0), num_warps=w) for x in xs]
             _row((T, bt, bd, w), graph_us(calls, reps=30), nbytes, copy)
         fn = torch.compile(ref.silu_and_mul, dynamic=False, fullgraph=True)
@@ -83,15 +83,14 @@ def sweep_act_desc(copy, act=0, sizes=((256, 14336), (4096, 14336), (16384, 1433
         for bd, w in ((512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8)):  # one tile a program, as pointer mode
             def call(x, bd=bd, w=w):
                 y = torch.empty(T, d, device="cuda", dtype=DT)
-                act_ops._launch_desc(0, (triton.cdiv(d, bd), T), (tile_descriptor(x, T, d, 2 * d, 1, bd),
-                                                                tile_descriptor(x[:, d:], T, d, 2 * d, 1, bd),
+                act_ops._launch_desc(0, (triton.cdiv(d, bd), T), (halves_descriptor(x, T, d, 2 * d, 1, bd),
                                                                 tile_descriptor(y, T, d, d, 1, bd), T, d, 2 * d, d, 7.0),
                                      (act, 1, bd, True, 2), num_warps=w)
             calls = [lambda x=x, c=call: c(x) for x in xs]
             _row((T, 1, bd, w, "one tile a program", ""), graph_us(calls, reps=30), nbytes, copy)
         bt, bd, w = act_ops.act_config(T, d, 132)
         calls = [lambda x=x: act_ops._launch(0, (triton.cdiv(d, bd), triton.cdiv(T, bt)), (
-            x, x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 7.0), (act, bt, bd, True, 0),
+            x, torch.empty(T, d, device="cuda", dtype=DT), T, d, 2 * d, d, 7.0), (act, bt, bd, True, 0),
             num_warps=w) for x in xs]
         _row((T, bt, bd, w, "pointer", ""), graph_us(calls, reps=30), nbytes, copy)
         del xs

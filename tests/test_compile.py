@@ -55,10 +55,11 @@ for target in TARGETS:
                      "USE_PDL": pdl}, attrs, target, 8)
     for mode, dt, act in itertools.product((0, 1, 2), ("bf16", "fp16", "fp32"), (0, 1)):
         t2 = f"tensordesc<{dt}[1, 1024]>" if mode == 2 else f"*{dt}"
-        sig = {"x_ptr": t2, "u_ptr": t2, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",
+        t3 = f"tensordesc<{dt}[1, 2, 1024]>" if mode == 2 else f"*{dt}"  # both halves in one box
+        sig = {"x_ptr": t3, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",
                "stride_y": "i32", "limit": "fp32", "ACT": "constexpr", "BLOCK_T": "constexpr",
                "BLOCK_D": "constexpr", "PRECISE": "constexpr", "ACCESS": "constexpr"}
-        attrs = {(i,): D16 for i in ((0, 1, 2, 4, 5, 6) if mode != 2 else (4, 5, 6))}
+        attrs = {(i,): D16 for i in ((0, 1, 3, 4, 5) if mode != 2 else (3, 4, 5))}
         compile_one(f"gated act={act} mode={mode} {dt}", _gated_act_kernel, sig,
                     {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "ACCESS": mode}, attrs, target, 4)
     # rotary: Llama-style 32 q + 8 kv heads of 128 (NeoX 4-D and GPT-J 3-D views), rotary and mrope

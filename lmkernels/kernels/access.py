@@ -197,6 +197,23 @@ def load_halves_3d(view, n0, n2, s0, s1, o0, B2: tl.constexpr, ACCESS: tl.conste
 
 
 @triton.jit
+def load_halves_2d(view, n_rows, half, stride_r, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                   ACCESS: tl.constexpr):
+    """The [BLOCK_R, BLOCK_C] tiles at (row0, col0) of a row's two halves (columns [0, half) and
+    [half, 2 half): a gated activation's gate and up). Pointer and block_ptr: two tiles of the 2-D
+    operand. Descriptor: `view` is a 3-D descriptor over the rows as [n_rows, 2, half], and one
+    [BLOCK_R, 2, BLOCK_C] box is split in registers: Triton gives two descriptor loads one shared
+    buffer and waits out the first before issuing the second (sm90 PTX), two round trips where one
+    box needs one."""
+    if ACCESS == DESCRIPTOR:
+        return tl.split(tl.permute(view.load([row0, 0, col0]), (0, 2, 1)))
+    else:
+        a = load_tile(view, n_rows, half, stride_r, row0, col0, BLOCK_R, BLOCK_C, ACCESS)
+        b = load_tile(view + half, n_rows, half, stride_r, row0, col0, BLOCK_R, BLOCK_C, ACCESS)
+        return a, b
+
+
+@triton.jit
 def load_halves_4d(view, n0, n1, n3, s0, s1, s2, o0, o1, B1: tl.constexpr, B3: tl.constexpr, ACCESS: tl.constexpr):
     """The [1, B1, 1, B3] tiles at (o0, o1, 0, 0) and (o0, o1, 1, 0) of an [n0, n1, 2, n3] operand
     (NeoX's x and y halves of B1 heads). Pointer and block_ptr: two tiles; descriptor: one

@@ -6,7 +6,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from .access import DESCRIPTOR, load_tile, round_to, store_tile
+from .access import load_halves_2d, round_to, store_tile
 
 SILU_MUL: tl.constexpr = tl.constexpr(0)
 SWIGLUSTEP: tl.constexpr = tl.constexpr(1)
@@ -27,11 +27,12 @@ def _silu(g, PRECISE: tl.constexpr):
 
 
 @triton.jit
-def _act_tile(x_ptr, u_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, limit,
+def _act_tile(x_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, limit,
               ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, PRECISE: tl.constexpr,
               ACCESS: tl.constexpr):
-    g = load_tile(x_ptr, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
-    u = load_tile(u_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS).to(tl.float32)
+    g, u = load_halves_2d(x_view, n_rows, d, stride_x, row0, col0, BLOCK_T, BLOCK_D, ACCESS)
+    g = g.to(tl.float32)
+    u = u.to(tl.float32)
     s = _silu(g, PRECISE)
     if ACT == SILU_MUL:
         # PyTorch's F.silu(g) * u rounds silu to the dtype, then the product: so do we
@@ -43,7 +44,7 @@ def _act_tile(x_ptr, u_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, l
 
 
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
-def _gated_act_kernel(x_ptr, u_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
+def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                       PRECISE: tl.constexpr, ACCESS: tl.constexpr):
     """y [n_rows, d] in [BLOCK_T, BLOCK_D] tiles. Program (i, j) computes column tile i of row tile j:
@@ -51,12 +52,8 @@ def _gated_act_kernel(x_ptr, u_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
     addresses (with the row tile on grid axis 0 instead, T = 4096, d = 14336 ran at 2.79 TB/s on
     the H100 against 2.87 for a flat elementwise kernel; a persistent grid prefetching tiles ran 4-5 %
     behind in descriptor mode and gained nothing for pointers).
-    x_ptr and u_ptr are the same pointer for pointer/block_ptr (up = x_ptr + d), two host-made
-    descriptors for descriptor."""
-    if ACCESS == DESCRIPTOR:
-        u_view = u_ptr
-    else:
-        u_view = u_ptr + d
+    x_ptr: the [n_rows, 2d] rows for pointer/block_ptr, a host-made [n_rows, 2, d] descriptor for
+    descriptor (kernels/access.py load_halves_2d)."""
     # no tile-index division here: at T = 1 its ~0.05 µs of latency is 4 % of the kernel
-    _act_tile(x_ptr, u_view, y_ptr, tl.program_id(1) * BLOCK_T, tl.program_id(0) * BLOCK_D,
+    _act_tile(x_ptr, y_ptr, tl.program_id(1) * BLOCK_T, tl.program_id(0) * BLOCK_D,
               n_rows, d, stride_x, stride_y, limit, ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)

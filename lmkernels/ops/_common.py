@@ -116,6 +116,13 @@ def tile_descriptor(t, n_rows: int, n_cols: int, stride: int, block_r: int, bloc
     return TensorDescriptor(t, [n_rows, n_cols], [stride, 1], [block_r, block_c])
 
 
+def halves_descriptor(t, n_rows: int, half: int, stride: int, block_r: int, block_c: int):
+    """A host tensor descriptor over the rows of t [n_rows, 2 half] as [n_rows, 2, half], in boxes of
+    [block_r, 2, block_c]: both halves of a row's tile in one TMA copy (kernels/access.py load_halves_2d)."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    return TensorDescriptor(t, [n_rows, 2, half], [stride, half, 1], [block_r, 2, block_c])
+
+
 def vector_descriptor(t, n: int, block: int):
     from triton.tools.tensor_descriptor import TensorDescriptor
     return TensorDescriptor(t, [n], [1], [block])

@@ -11,10 +11,10 @@ from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      cpu_interpreted, tile_descriptor, use_dispatcher)
+                      cpu_interpreted, halves_descriptor, tile_descriptor, use_dispatcher)
 
-_launch = Launcher(_gated_act_kernel, "ttt" "n" "iii" "f")
-_launch_desc = Launcher(_gated_act_kernel, "ddd" "n" "iii" "f")  # access="descriptor"
+_launch = Launcher(_gated_act_kernel, "tt" "n" "iii" "f")
+_launch_desc = Launcher(_gated_act_kernel, "dd" "n" "iii" "f")  # access="descriptor"
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no libdevice
@@ -78,8 +78,8 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
                 plan = _plan(d, dt, dev, act)
             col_tiles, consts, warps, meta = plan[1] if n_rows <= plan[0] else plan[2]
             limit = float(limit)
-            if not _launch.fast(dev, meta, col_tiles, n_rows, x, x, y, n_rows, d, xs[0], ys[0], limit):
-                _launch(dev, (col_tiles, n_rows), (x, x, y, n_rows, d, xs[0], ys[0], limit), consts, num_warps=warps)
+            if not _launch.fast(dev, meta, col_tiles, n_rows, x, y, n_rows, d, xs[0], ys[0], limit):
+                _launch(dev, (col_tiles, n_rows), (x, y, n_rows, d, xs[0], ys[0], limit), consts, num_warps=warps)
             return
     _gated_into_careful(x, y, act, limit, access)
 
@@ -97,7 +97,7 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     row_tiles, col_tiles = -(-n_rows // block_t), -(-d // block_d)
     mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)])
     if mode != _access.DESCRIPTOR:
-        _launch(dev, (col_tiles, row_tiles), (x2, x2, y2, n_rows, d, sx, sy, float(limit)),
+        _launch(dev, (col_tiles, row_tiles), (x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, mode), num_warps=warps)
         return
     # Descriptors: one tile a program as for pointers, on their own tile shape: one row x 1024 columns
@@ -109,8 +109,7 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     warps = max(1, min(DESCRIPTOR_WARPS, block_d // 256))
     col_tiles = -(-d // block_d)
     _launch_desc(dev, (col_tiles, row_tiles),
-                 (tile_descriptor(x2, n_rows, d, sx, block_t, block_d),
-                  tile_descriptor(x2[:, d:], n_rows, d, sx, block_t, block_d),
+                 (halves_descriptor(x2, n_rows, d, sx, block_t, block_d),
                   tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
                  (act, block_t, block_d, PRECISE, mode), num_warps=warps)
 
@@ -131,7 +130,7 @@ def _plan(d: int, dtype, device: int, act: int):
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
             consts = (act, block_t, block_d, PRECISE, _access.POINTER)
-            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps, 1, (dtype,) * 3)))
+            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps, 1, (dtype,) * 2)))
         plan = _plans[key] = (wave_rows, *launches)
     return plan
 

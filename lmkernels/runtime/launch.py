@@ -155,27 +155,33 @@ class Launcher:
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
             assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
 
-    def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple, pdl: bool = False) -> int:
-        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl), len(self.metas))
+    def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple, pdl: bool = False,
+                fp_fusion: bool = True) -> int:
+        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl, fp_fusion),
+                                     len(self.metas))
 
-    def key(self, dev, args, consts, num_warps, num_stages, pdl=False):
+    def key(self, dev, args, consts, num_warps, num_stages, pdl=False, fp_fusion=True):
         """The cache key of a launch, from the arguments themselves (the slow path, and tests)."""
         dtypes = tuple(a.dtype for a, k in zip(args, self.kinds) if k == "t")
-        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl), *args)[0]
+        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl, fp_fusion), *args)[0]
 
-    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False):
+    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False, fp_fusion=True):
         """pdl: launch with programmatic dependent launch (a compile option in Triton, so part of the
-        key); the kernel must then call gdc_wait() before its first global memory access."""
+        key); the kernel must then call gdc_wait() before its first global memory access.
+        fp_fusion=False compiles with enable_fp_fusion=False: a * b + c stays two roundings instead of
+        one FMA, so an epilogue can match a PyTorch reference that rounds after each op bit for bit."""
         opts = {"launch_pdl": True} if pdl else {}
+        if not fp_fusion:
+            opts["enable_fp_fusion"] = False
         if not FAST_LAUNCH:
             self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages, **opts)
             return
         dev = _current_device()
         if device != dev:  # launch where the data is, as a CUDA op's device guard would
             with torch.cuda.device(device):
-                self(device, grid, args, consts, num_warps, num_stages, pdl)
+                self(device, grid, args, consts, num_warps, num_stages, pdl, fp_fusion)
             return
-        key = self.key(dev, args, consts, num_warps, num_stages, pdl)
+        key = self.key(dev, args, consts, num_warps, num_stages, pdl, fp_fusion)
         entry = self.cache.get(key)
         if entry is not None and len(grid) < 3 and self.fast(dev, key[0], grid[0], grid[1] if len(grid) > 1 else 1, *args):
             return
