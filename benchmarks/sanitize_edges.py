@@ -85,5 +85,37 @@ for mode in available_modes():
             slots[:5] = torch.tensor([0, nb * bs - 1, nb * bs, -1, 2**40], device=dev)[:T]
             scale = torch.tensor([0.5], device=dev) if kv == "fp8" else None
             lmkernels.reshape_and_cache_flash(qkv[:, 1], qkv[:, 2], kc, vc, slots, kv, scale, scale, access=mode)
+    # scaled_mm: M = 1 and ragged M, N and K (tiles masked on every side), a column-major a, a
+    # row-major b, split-K (workspace and reduce), persistent, fp8 where the GPU has it
+    kinds = (torch.int8, torch.float8_e4m3fn) if torch.cuda.get_device_capability() >= (8, 9) else (torch.int8,)
+    for dt in kinds:
+        for M, N, K in ((1, 971, 496), (33, 20, 1040), (5, 256, 80), (130, 97, 16)):
+            if dt == torch.int8:
+                a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
+            else:
+                a, w = (torch.randn(shape, device=dev).to(dt) for shape in ((M, K), (N, K)))
+            sa, sb, bias = torch.rand(M, 1, device=dev), torch.rand(1, N, device=dev), torch.randn(N, device=dev)
+            if mode == "descriptor" and K % 16:
+                continue  # explicit descriptor refuses rows of K % 16 bytes (tested)
+            for cfg in (None, {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 4,
+                               "num_warps": 4, "num_stages": 3, "SPLIT_K": 3, "PERSISTENT": True}):
+                lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
+            if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
+                lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
+# ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
+# at an odd offset, the heuristic (split-K where N is small) and explicit FMA / dot / split-K configs,
+# PDL with the early launch and the L2 prefetch (whose predicated-off addresses must not fault); fp8
+# with odd K where the GPU has it
+fp8_ll = torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
+for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,):
+    for M, N, K in ((1, 1, 17), (16, 1, 2047), (1, 256, 7169), (16, 3, 1001), (16, 384, 5)):
+        x = torch.randn(M, K + 1, device=dev).to(dt)[:, 1:]
+        w = torch.randn(N, K, device=dev).to(dt)
+        s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
+        bias = torch.randn(N, device=dev)
+        for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64}, {"USE_DOT": True, "BLOCK_M": 16},
+                    {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 2}):
+            lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
+            lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
 torch.cuda.synchronize()
 print("edge shapes ran")

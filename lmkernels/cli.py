@@ -1,4 +1,4 @@
-"""`lmkernels info | verify | bench`.
+"""`lmkernels info | verify | bench | tune`.
 
 On a machine without a GPU the kernels can only run under Triton's interpreter, which must be
 chosen before the kernels are decorated; `verify` and `info` re-execute themselves once with
@@ -12,7 +12,7 @@ import sys
 
 
 # each names a module lmkernels/bench/<family>.py with a cases() list for harness.run_cases
-BENCH_FAMILIES = ("norm", "activation", "rotary", "sampling", "kv_cache", "context_parallel")
+BENCH_FAMILIES = ("norm", "activation", "rotary", "sampling", "kv_cache", "context_parallel", "scaled_mm", "small_gemm")
 
 
 def _needs_interpreter() -> bool:
@@ -65,10 +65,47 @@ def cmd_bench(args) -> int:
     table = harness.Table(f"{args.family} on {describe_device()}", copy)
     harness.run_cases(table, family.cases())
     print(table.markdown())
+    if hasattr(family, "summary"):  # families with targets to read off (small_gemm)
+        print(family.summary(table))
     print(f"\nhost µs of torch.mul(x, 2, out=y) in this run: {mul_host:.1f}")
     if args.csv:
         table.write_csv(args.csv)
     return 0
+
+
+def cmd_tune(args) -> int:
+    import torch
+    if not torch.cuda.is_available():
+        print("lmkernels tune needs a GPU: it times each candidate config with CUDA-graph replays on the "
+              "GPU the tables are for. Run it there; the tables it writes are JSON files anyone can ship.",
+              file=sys.stderr)
+        return 2
+    from .tuning import scaled_mm
+    return scaled_mm.run_cli(args)
+
+
+def _tune_parser(sub) -> None:
+    from .tuning.common import parse_count, parse_int_list, parse_minutes, parse_pair
+    t = sub.add_parser("tune", help="time candidate kernel configs on this GPU and write JSON tables (GPU only)")
+    ops = t.add_subparsers(dest="op", required=True, metavar="OP")
+    s = ops.add_parser("scaled-mm", help="W8A8 scaled_mm: one table per (N, K, dtype) on this GPU",
+                       description="Tune scaled_mm for [M, K] x [K, N] problems: one file "
+                       "OUT/scaled_mm/N=..,K=..,device_name=..,dtype=...json per (N, K, dtype), rewritten "
+                       "after every M; Ms already in a file are skipped. Exit status 0: every table complete; "
+                       "3: --max-minutes stopped it with Ms left (rerun the same command to continue).")
+    s.add_argument("--nk", type=parse_pair, nargs="+", required=True, metavar="N,K",
+                   help="weight shapes, N (output features) and K (input features), e.g. 4096,14336")
+    s.add_argument("--dtype", nargs="+", choices=("int8", "fp8"), required=True,
+                   help="operand dtype(s); several are tuned one after the other")
+    s.add_argument("--m", type=parse_int_list, metavar="M,M,...",
+                   help="the M buckets (default 1,2,4,8,16,24,32,48,64,96,128,256,512,1024,1536,2048,3072,4096)")
+    s.add_argument("--out", default="configs", help="root folder; files go to OUT/scaled_mm/ (default ./configs; "
+                   "lmkernels/configs ships them with the package)")
+    s.add_argument("--max-minutes", type=parse_minutes, metavar="F",
+                   help="stop between Ms once this much time is spent (or the next M would overrun it)")
+    s.add_argument("--force", action="store_true", help="re-tune Ms already in the files")
+    s.add_argument("--compile-workers", type=parse_count, default=8, metavar="W",
+                   help="processes compiling candidates ahead of timing (0: compile in this process)")
 
 
 def main(argv=None) -> int:
@@ -81,10 +118,11 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="CUDA-graph benchmarks against peers (GPU only)")
     b.add_argument("family", choices=BENCH_FAMILIES)
     b.add_argument("--csv", help="also write the table as CSV to this file")
+    _tune_parser(sub)
     args = parser.parse_args(argv)
     if args.cmd in ("info", "verify") and _needs_interpreter():
         _reexec_interpreted(argv)
-    return {"info": cmd_info, "verify": cmd_verify, "bench": cmd_bench}[args.cmd](args)
+    return {"info": cmd_info, "verify": cmd_verify, "bench": cmd_bench, "tune": cmd_tune}[args.cmd](args)
 
 
 if __name__ == "__main__":

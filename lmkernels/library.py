@@ -7,6 +7,7 @@ the public functions route here, and the fake implementations give shapes withou
 """
 from __future__ import annotations
 
+import json
 from typing import List, Optional
 
 import torch
@@ -19,6 +20,8 @@ from .ops.norm import check_norm, norm_into
 from .ops.packing import check_pack, check_unpack, pack_impl, unpack_impl
 from .ops.rotary import check_mrope, check_rotary, mrope_into, rotary_into
 from .ops.sampling import check_token_logprobs, check_token_ranks, token_logprobs_into, token_ranks_into
+from .ops.scaled_mm import check_scaled_mm, scaled_mm_impl
+from .ops.small_gemm import check_ll_gemm, ll_gemm_impl
 
 
 @torch.library.custom_op("lmkernels::rms_norm", mutates_args=())
@@ -217,7 +220,33 @@ def _(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale,
     check_reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale)
 
 
+@torch.library.custom_op("lmkernels::scaled_mm", mutates_args=())
+def _scaled_mm(a: Tensor, b: Tensor, scale_a: Tensor, scale_b: Tensor, out_dtype: torch.dtype, bias: Optional[Tensor],
+               access: Optional[str], config: Optional[str]) -> Tensor:
+    """config: the config dict as JSON (a schema has no dict type; ops/scaled_mm.py:scaled_mm encodes it)."""
+    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access, None if config is None else json.loads(config))
+
+
+@_scaled_mm.register_fake
+def _(a, b, scale_a, scale_b, out_dtype, bias, access, config):
+    M, N = check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias)[:2]
+    return a.new_empty((M, N), dtype=out_dtype)
+
+
+@torch.library.custom_op("lmkernels::ll_gemm", mutates_args=())
+def _ll_gemm(x: Tensor, weight: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype, x_scale: Optional[Tensor],
+             w_scale: Optional[Tensor], pdl: Optional[bool], config: Optional[str]) -> Tensor:
+    """config: the config dict as JSON (ops/small_gemm.py:ll_gemm encodes it)."""
+    return ll_gemm_impl(x, weight, bias, out_dtype, x_scale, w_scale, pdl, None if config is None else json.loads(config))
+
+
+@_ll_gemm.register_fake
+def _(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
+    M, N, _ = check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale)
+    return x.new_empty((M, N), dtype=out_dtype)
+
+
 OPS = ("rms_norm", "rms_norm_out", "fused_add_rms_norm", "silu_and_mul", "silu_and_mul_out",
        "swiglustep_and_mul", "swiglustep_and_mul_out", "rotary_embedding", "mrope", "token_logprobs",
        "token_ranks", "merge_attn_states", "correct_attn_out", "pack_seq", "unpack_seq",
-       "reshape_and_cache_flash")
+       "reshape_and_cache_flash", "scaled_mm", "ll_gemm")

@@ -27,6 +27,18 @@ output dtype relative to the fp32 reference rounded once, unless the unit column
     the element's share of the inputs (N = 2 for a merge; spread: the LSEs' largest difference; the
     fp32 weights' exp/log error, tests/test_context_parallel.py derives it); LSEs ~10 % +inf and
     -inf, NaN in the outputs of states without keys (which must contribute exactly 0)
+  scaled_mm (the dtype column is out_dtype; a row-major or column-major b, per-token x per-channel
+    scales and a bias): int8 bit-exact on a GPU (exact int32 sums, the reference's fp32 order, no
+    FMA), 1 ulp under the interpreter for bfloat16 (its truncating cast), counted in ulps; fp8 e4m3
+    as an error over its bound against float64 (<= 1 passes): |sa sb| sum|a b| (K 2^-24 + 2^-10
+    on a GPU for the tensor cores' accumulator, + 4 2^-24) + 2^-23 |bias| + 1 ulp of the output
+    (tests/test_scaled_mm.py derives it); a split-K config and, in descriptor mode, K a multiple of
+    16 (TMA's 16-byte rows)
+  ll_gemm (pointer mode only: it has no access argument; the dtype column is out_dtype, inputs
+    bfloat16, float16 and fp8 e4m3 with scales, a bias): an error over its bound against float64
+    (<= 1 passes): (K + 3) 2^-23 (|x_scale w_scale| sum|x w| + |bias|) + 1 ulp of the output (fp32
+    sums in any order, 2^-23 for the tensor cores' truncating adds; tests/test_small_gemm.py
+    derives it); the heuristic config, and a split-K FMA one
 """
 from __future__ import annotations
 
@@ -40,6 +52,10 @@ from .ops import (fused_add_rms_norm, mrope, rms_norm, rotary_embedding, silu_an
 from .ops import pack_seq, unpack_seq
 from .ops import correct_attn_out, merge_attn_states
 from .ops import reshape_and_cache_flash
+from .ops.scaled_mm import scaled_mm
+from .reference.scaled_mm import broadcast_scales, scaled_mm_float64
+from .ops.small_gemm import ll_gemm
+from .reference.small_gemm import ll_gemm_float64
 from .runtime.access import available_modes
 from .runtime.device import is_interpreter
 
@@ -58,6 +74,10 @@ PACK_SHAPES = [(1, 7), (5, 64), (3, 1024)]
 KV_SHAPES = [(1, 64), (21, 80), (5, 256)]
 # context parallel: (rows, head size); merge: 5 heads, correct: 3 ranks x 5 heads
 CP_SHAPES = [(1, 64), (7, 100), (3, 128)]
+# scaled_mm: (M, N, K); K % 16 == 0 where descriptors must address a and w (w [N, K] as b = w.t())
+SCALED_MM_SHAPES = [(1, 97, 80), (33, 971, 496), (5, 256, 1040)]
+# ll_gemm: (M, N, K); odd K, N = 1, M = 1 and 16
+LL_GEMM_SHAPES = [(1, 1, 17), (16, 100, 1001), (5, 256, 2048)]
 
 
 @dataclasses.dataclass
@@ -289,10 +309,104 @@ def _check_correct(device, mode, dtype, B, D, gen):
     yield "correct_attn_out:lse", _bound_error(lse, wlse, 1.0, spread, N), 1.0, "bound"
 
 
+def fp8_mm_bound(got, a, b, scale_a, scale_b, bias, acc_rel) -> float:
+    """max |got - exact| / bound over the elements (<= 1 passes), exact from float64. bound =
+    |sa sb| sum_k |a b| (acc_rel + 4u) + 2u |bias| + 1 ulp(exact) of got's dtype, u = 2^-24: the
+    accumulation (acc_rel relative to the sum of magnitudes), the epilogue's three fp32 roundings,
+    and the final rounding (1 ulp also covers the interpreter's truncating bf16 cast)."""
+    want = scaled_mm_float64(a, b, scale_a, scale_b, bias)
+    if got.shape != want.shape or bool(got.isnan().any()):
+        return float("inf")
+    sa, sb = broadcast_scales(a, b, scale_a, scale_b)
+    mag = (a.double().abs() @ b.double().abs()) * (sa.double() * sb.double()).abs()
+    u = 2.0**-24
+    ulp = torch.ldexp(torch.ones_like(want), torch.frexp(want.abs().clamp_min(torch.finfo(got.dtype).tiny)).exponent
+                      - 1 - MANTISSA[got.dtype])
+    bound = mag * (acc_rel + 4 * u) + ulp + (0.0 if bias is None else 2 * u * bias.double().abs()[None, :])
+    err = (got.double() - want).abs() / bound
+    return float(err.max()) if err.numel() else 0.0
+
+
+def fp8_acc_rel(K: int) -> float:
+    """The fp8 sum's error over sum |a b|: fp32 in any order (K u); on a GPU also 2^-10 for the
+    tensor cores' accumulator within each BLOCK_SIZE_K slice (fewer bits than fp32 on sm90; 2^-10
+    is ~8x the ~14 bits reported for H800 (DeepSeek-V3, 3.3.2); tests/test_scaled_mm.py)."""
+    return K * 2.0**-24 + (0.0 if is_interpreter() else 2.0**-10)
+
+
+def _check_scaled_mm(device, mode, dtype, M, N, K, gen):
+    split = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 4, "num_warps": 4,
+             "num_stages": 3, "SPLIT_K": 3}
+    sa = torch.rand(M, 1, device=device, generator=gen) + 0.5
+    sb = torch.rand(1, N, device=device, generator=gen) * 0.01 + 0.005
+    bias = torch.randn(N, device=device, generator=gen)
+    fp8_ok = is_interpreter() or torch.cuda.get_device_capability() >= (8, 9)
+    for kind in ("int8", "fp8") if fp8_ok else ("int8",):
+        if kind == "int8":
+            a = torch.randint(-128, 128, (M, K), device=device, generator=gen, dtype=torch.int8)
+            w = torch.randint(-128, 128, (N, K), device=device, generator=gen, dtype=torch.int8)
+        else:
+            a = (torch.randn(M, K, device=device, generator=gen) * 16).to(torch.float8_e4m3fn)
+            w = (torch.randn(N, K, device=device, generator=gen) * 16).to(torch.float8_e4m3fn)
+        variants = [("", w.t(), None)]
+        if dtype == torch.bfloat16:  # the layout and split-K variants once, not for each out_dtype
+            variants += [(":row_major_b", w.t().contiguous(), None), (":split_k", w.t(), split)]
+        for name, b, cfg in variants:
+            if mode == "descriptor" and name == ":row_major_b" and N % 16:
+                continue  # TMA needs 16-byte rows of b [K, N]: explicit descriptor refuses it (tested)
+            got = scaled_mm(a, b, sa, sb, dtype, bias, access=mode, config=cfg)
+            if kind == "int8":
+                allowed = 1.0 if dtype == torch.bfloat16 and is_interpreter() else 0.0
+                yield f"scaled_mm:int8{name}", ulp_error(got, ref.scaled_mm(a, b, sa, sb, dtype, bias)), allowed
+            else:
+                yield f"scaled_mm:fp8{name}", fp8_mm_bound(got, a, b, sa, sb, bias, fp8_acc_rel(K)), 1.0, "bound"
+
+
+def ll_gemm_error(got, x, weight, bias=None, x_scale=None, w_scale=None) -> float:
+    """max |got - exact| / bound over the elements (<= 1 passes; inf for a NaN or a wrong shape),
+    exact from float64, bound = (K + 3) 2^-23 (|x_scale w_scale| sum_k |x w| + |bias|) + 1 ulp(exact)
+    of got's dtype: an fp32 sum of K exact products in any order (split-K and trees included) is
+    within (K - 1) u sum|x w|, u = 2^-23 covering the tensor cores' truncating adds; 3 more for the
+    scale product, the scaling and the bias add; one rounding to the output (1 ulp also covers the
+    interpreter's truncating cast)."""
+    want = ll_gemm_float64(x, weight, bias=bias, x_scale=x_scale, w_scale=w_scale)
+    if got.shape != want.shape or bool(got.isnan().any()):
+        return float("inf")
+    mag = x.double().abs() @ weight.double().abs().t()
+    if x_scale is not None:
+        mag = mag * (x_scale.double() * w_scale.double()).abs().reshape(())
+    if bias is not None:
+        mag = mag + bias.double().abs()
+    ulp = torch.ldexp(torch.ones_like(want), torch.frexp(want.abs().clamp_min(torch.finfo(got.dtype).tiny)).exponent
+                      - 1 - MANTISSA[got.dtype])
+    err = (got.double() - want).abs() / ((x.shape[1] + 3) * 2.0**-23 * mag + ulp)
+    return float(err.max()) if err.numel() else 0.0
+
+
+def _check_ll_gemm(device, dtype, M, N, K, gen):
+    fp8_ok = is_interpreter() or torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
+    for in_dt in (torch.bfloat16, torch.float16) + ((torch.float8_e4m3fn,) if fp8_ok else ()):
+        x = (torch.randn(M, K + 3, device=device, generator=gen) * 4).to(in_dt)[:, 1:K + 1]  # strided, odd offset
+        w = (torch.randn(N, K, device=device, generator=gen) * 4).to(in_dt)
+        fp8 = in_dt == torch.float8_e4m3fn
+        s = (torch.rand((), device=device, generator=gen) + 0.5, torch.rand(1, device=device, generator=gen) * 0.1) \
+            if fp8 else (None, None)
+        bias = torch.randn(N, device=device, generator=gen).to(torch.float32 if fp8 else in_dt)
+        name = "ll_gemm:" + str(in_dt).split(".")[-1]
+        variants = [("", None)]
+        if dtype == torch.float32 and N * K < 2**17:  # split-K FMA once a shape and input (the interpreter
+            # runs an FMA tile row by row: 5 x 256 x 2048 took 20 s there)
+            variants.append((":split_k_fma", {"SPLIT_K": 3, "BLOCK_K": 256, "USE_DOT": False}))
+        for suffix, cfg in variants:
+            got = ll_gemm(x, w, bias=bias, out_dtype=dtype, x_scale=s[0], w_scale=s[1], config=cfg)
+            yield name + suffix, ll_gemm_error(got, x, w, bias, *s), 1.0, "bound"
+
+
 CHECKS_OPS = {_check_norm: ("rms_norm", "fused_add_rms_norm"), _check_act: ("silu_and_mul", "swiglustep_and_mul"),
               _check_rope: ("rotary_embedding", "mrope"), _check_sampling: ("token_logprobs", "token_ranks"),
               _check_packing: ("pack_seq", "unpack_seq"), _check_kv: ("reshape_and_cache_flash",),
-              _check_merge: ("merge_attn_states",), _check_correct: ("correct_attn_out",)}
+              _check_merge: ("merge_attn_states",), _check_correct: ("correct_attn_out",),
+              _check_scaled_mm: ("scaled_mm",), _check_ll_gemm: ("ll_gemm",)}
 
 
 def run(ops=None, device=None):
@@ -316,6 +430,20 @@ def run(ops=None, device=None):
                         continue
                     results.append(Result(op, mode, str(dtype).split(".")[-1], f"{T}x{n}", err, allowed,
                                           *unit))
+            if mode == "pointer" and (not ops or any(o.startswith("ll_gemm") or "ll_gemm".startswith(o) for o in ops)):
+                for M, N, K in LL_GEMM_SHAPES:  # pointer mode only: ll_gemm has no access argument
+                    for op, err, allowed, *unit in _check_ll_gemm(device, dtype, M, N, K, gen):
+                        if not ops or any(op.startswith(o) for o in ops):
+                            results.append(Result(op, mode, str(dtype).split(".")[-1], f"{M}x{N}x{K}", err, allowed,
+                                                  *unit))
+            scaled = not ops or any(o.startswith("scaled_mm") or "scaled_mm".startswith(o) for o in ops)
+            for M, N, K in SCALED_MM_SHAPES if scaled else ():  # (M, N, K): the checks above take (T, n)
+                if mode == "descriptor" and K % 16:
+                    continue  # TMA needs 16-byte rows of a and w: explicit descriptor refuses these (tested)
+                for op, err, allowed, *unit in _check_scaled_mm(device, mode, dtype, M, N, K, gen):
+                    if not ops or any(op.startswith(o) for o in ops):
+                        results.append(Result(op, mode, str(dtype).split(".")[-1], f"{M}x{N}x{K}", err, allowed,
+                                              *unit))
     return results
 
 

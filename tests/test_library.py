@@ -43,6 +43,15 @@ def _op_args():
         "pack_seq": (seqs, seq_lens, float("-inf"), 4, None),
         "unpack_seq": (ref.pack_seq(seqs, seq_lens, 0.0, max_len=4), seq_lens, 7, None),
         "reshape_and_cache_flash": _kv_cache_args(),
+        # ll_gemm: 3 rows, K 67 (odd), N 5, bf16 bias, fp32 out (a router's call); tests/test_small_gemm.py has fp8
+        "ll_gemm": (randn(3, 67, dtype=torch.bfloat16, seed=17), randn(5, 67, dtype=torch.bfloat16, seed=18),
+                    randn(5, dtype=torch.bfloat16, seed=19), torch.float32, None, None, None, None),
+        # scaled_mm: int8 (opcheck's schema check has no fp8 mul on the CPU), b = w.t(), per-token x
+        # per-channel scales, a bias; tests/test_scaled_mm.py has a config and split-K
+        "scaled_mm": (torch.randint(-128, 128, (3, H), dtype=torch.int8, device=DEVICE),
+                      torch.randint(-128, 128, (40, H), dtype=torch.int8, device=DEVICE).t(),
+                      randn(3, 1, seed=20).abs(), randn(1, 40, seed=21).abs(), torch.bfloat16, randn(40, seed=22),
+                      None, None),
     }
 
 

@@ -33,10 +33,11 @@ def n_input_sets(bytes_per_call: int) -> int:
 MIN_GRAPH_CALLS = 32
 
 
-def graph_us(calls, reps: int = 50) -> float:
+def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS) -> float:
     """Median device µs per call: calls is a list of zero-argument callables, one per input set,
-    cycled in the graph until it holds MIN_GRAPH_CALLS calls."""
-    calls = list(calls) * -(-MIN_GRAPH_CALLS // len(calls))
+    cycled in the graph until it holds min_calls calls (the tuner lowers it for calls of
+    milliseconds, where one call already dwarfs the replay's launch)."""
+    calls = list(calls) * -(-min_calls // len(calls))
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -109,55 +110,98 @@ class Row:
     frac_copy: float
     host_us: float | None
     note: str = ""
+    tflops: float | None = None       # matmuls: 2 M N K / time
+    weight_gbs: float | None = None   # decode matmuls: the weight's bytes / time (the bytes that matter)
+    weight_frac: float | None = None  # weight_gbs over the run's copy bandwidth
+
+
+def _opt(v, fmt: str) -> str:
+    return "" if v is None or v != v else format(v, fmt)
 
 
 @dataclass
 class Table:
+    """Rows of one family. The TFLOP/s and weight-bandwidth columns appear only when some row has
+    them (matmul families), so the other families' tables keep their columns."""
     title: str
     copy_gbs: float
     rows: list = field(default_factory=list)
 
+    def _extras(self) -> tuple[bool, bool]:
+        return (any(r.tflops is not None for r in self.rows), any(r.weight_gbs is not None for r in self.rows))
+
     def markdown(self) -> str:
-        head = ("| op | shape | dtype | provider | µs (graph median) | GB/s | of copy BW | host µs/call | note |\n"
-                "|---|---|---|---|---:|---:|---:|---:|---|")
-        lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "", head]
+        flops, weight = self._extras()
+        head = "| op | shape | dtype | provider | µs (graph median) | GB/s | of copy BW |"
+        rule = "|---|---|---|---|---:|---:|---:|"
+        if flops:
+            head, rule = head + " TFLOP/s |", rule + "---:|"
+        if weight:
+            head, rule = head + " weight GB/s | weight of copy BW |", rule + "---:|---:|"
+        head, rule = head + " host µs/call | note |", rule + "---:|---|"
+        lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "",
+                 head + "\n" + rule]
         for r in self.rows:
             host = "" if r.host_us is None else f"{r.host_us:.1f}"
-            lines.append(f"| {r.op} | {r.shape} | {r.dtype} | {r.provider} | {r.us:.2f} | {r.gbs:.0f} | "
-                         f"{r.frac_copy:.3f} | {host} | {r.note} |")
+            line = (f"| {r.op} | {r.shape} | {r.dtype} | {r.provider} | {r.us:.2f} | {r.gbs:.0f} | "
+                    f"{r.frac_copy:.3f} | ")
+            if flops:
+                line += f"{_opt(r.tflops, '.1f')} | "
+            if weight:
+                line += f"{_opt(r.weight_gbs, '.0f')} | {_opt(r.weight_frac, '.3f')} | "
+            lines.append(line + f"{host} | {r.note} |")
         return "\n".join(lines)
 
     def write_csv(self, path: str) -> None:
+        flops, weight = self._extras()
+        extra_head = (["tflops"] if flops else []) + (["weight_gbs", "weight_frac_copy"] if weight else [])
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["op", "shape", "dtype", "provider", "us", "gbs", "frac_copy", "host_us", "copy_gbs", "note"])
+            w.writerow(["op", "shape", "dtype", "provider", "us", "gbs", "frac_copy", "host_us", "copy_gbs", "note"]
+                       + extra_head)
             for r in self.rows:
+                extra = (([_opt(r.tflops, ".2f")] if flops else [])
+                         + ([_opt(r.weight_gbs, ".1f"), _opt(r.weight_frac, ".4f")] if weight else []))
                 w.writerow([r.op, r.shape, r.dtype, r.provider, f"{r.us:.3f}", f"{r.gbs:.1f}", f"{r.frac_copy:.4f}",
-                            "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note])
+                            "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note] + extra)
 
 
 def run_cases(table: Table, cases) -> None:
-    """cases: (op, shape, dtype, bytes_per_call, {provider: make(set_index) -> callable}).
+    """cases: (op, shape, dtype, bytes_per_call, {provider: make(set_index) -> callable}[, extra]).
 
     Each provider's maker builds one input set per index (fresh random data) and returns the call.
-    Providers that raise are recorded with the error instead of a time.
+    Providers that raise are recorded with the error instead of a time. extra (optional dict):
+    "flops" a call does (adds TFLOP/s), "weight_bytes" it reads (adds the weight's GB/s and its
+    fraction of the copy bandwidth), "copy_row" False to leave out the same-bytes copy (a
+    compute-bound case's ceiling is not a copy), "host_calls" per host-timing round (default 200;
+    a call of milliseconds is device-bound there, and 5 x 200 of them cost seconds).
     """
-    for op, shape, dtype, nbytes, providers in cases:
+    for op, shape, dtype, nbytes, providers, *rest in cases:
+        extra = rest[0] if rest else {}
         k = n_input_sets(nbytes)
 
         def same_bytes_copy(i, n=max(1, nbytes // 4)):  # bf16 elements: n*2 bytes read, n*2 written
             src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
             dst = torch.empty_like(src)
             return lambda: torch.add(src, 0, out=dst)
-        providers = dict(providers, **{"copy, same bytes (ceiling at this size)": same_bytes_copy})
+        if extra.get("copy_row", True):
+            providers = dict(providers, **{"copy, same bytes (ceiling at this size)": same_bytes_copy})
+        flops, wbytes = extra.get("flops"), extra.get("weight_bytes")
         for name, make in providers.items():
             try:
                 calls = [make(i) for i in range(k)]
                 us = graph_us(calls)
-                host = host_us(calls[0], n=200)
+                host = host_us(calls[0], n=extra.get("host_calls", 200))
                 gbs = nbytes / us / 1e3
-                table.rows.append(Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host))
+                row = Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host)
             except Exception as e:  # a peer that cannot run this case is reported, not fatal
-                table.rows.append(Row(op, shape, dtype, name, float("nan"), float("nan"), float("nan"), None,
-                                      f"failed: {type(e).__name__}: {str(e)[:80]}"))
+                us = float("nan")
+                row = Row(op, shape, dtype, name, us, us, us, None, f"failed: {type(e).__name__}: {str(e)[:80]}")
+            if flops is not None and make is not same_bytes_copy:
+                row.tflops = flops / us / 1e6
+            if wbytes is not None and make is not same_bytes_copy:
+                row.weight_gbs = wbytes / us / 1e3
+                row.weight_frac = row.weight_gbs / table.copy_gbs
+            table.rows.append(row)
+            calls = None
             torch.cuda.empty_cache()

@@ -1,0 +1,308 @@
+"""`lmkernels bench small_gemm`: ll_gemm on MoE router shapes against cuBLAS, and the PDL chain.
+
+Router rows: every (K, N) of ROUTERS at M in MS, bf16 x and weight, fp32 logits (what a router
+hands to top-k). Providers:
+  lmkernels                       ll_gemm, pdl default (on for sm90+). The graph replays the calls
+                                  back to back, so with PDL each call's launch overlaps the previous
+                                  call's tail, as between a model's kernels
+  lmkernels pdl=False             the same kernels launched plainly: the isolated latency
+  cuBLAS F.linear (bf16 out)      what nn.Linear / vLLM's ReplicatedLinear router does (bf16 logits,
+                                  the .float() after it not counted)
+  cuBLAS torch.mm out_dtype=fp32  the like-for-like call: bf16 in, fp32 accumulation and logits
+fp8 rows (K >= 4096): ll_gemm with e4m3 x and weight and per-tensor scales, and torch._scaled_mm
+(cuBLASLt; it needs K and N multiples of 16, so N = 8 is reported as failed).
+
+Columns: the harness's, with weight_bytes = N K elem, so "weight of copy BW" is the weight-read
+floor (N K elem bytes at the copy bandwidth measured in the run) over the time; summary() prints the
+floor in µs and time / floor. Each input set has its own weight (fresh random data), and the sets
+overflow L2 4x (harness.n_input_sets) except where 64 sets of a small weight do not (2880 x 64 bf16:
+64 x 0.37 MB = 24 MB; 4096 x 8: 4 MB): those rows may read part of the weights from L2, and their
+floors (0.1 µs and less) are far below the launch latency anyway.
+
+PDL chain: CHAIN_LAYERS layers of (fused_add_rms_norm -> ll_gemm to CHAIN_N outputs), hidden size K
+in CHAIN_K, M in CHAIN_M, one call = the whole chain, each layer its own weight. pdl=True on both
+ops against pdl=False on both (and the early-launch / L2-prefetch variants of ll_gemm). Before
+timing, the pdl=True maker replays the chain in two CUDA graphs, PDL on and off, on the same data,
+and raises unless every output (each layer's logits, x, residual) is bit-identical: the row then
+shows "failed: AssertionError ...". summary() reports µs per layer and the saving per kernel
+boundary, (t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1 or 2 with split-K, a layer).
+
+The full report (tables plus summary): python -m lmkernels.bench.small_gemm [--csv FILE]
+The config sweep that should replace ll_gemm_config's numbers: python -m lmkernels.bench.small_gemm --sweep
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import lmkernels
+
+ROUTERS = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128), (4096, 8), (2880, 64)]  # (K, N)
+MS = (1, 2, 4, 8, 16)
+FP8_MIN_K = 4096
+CHAIN_K = (7168, 4096)
+CHAIN_M = (1, 2, 4, 8, 16)
+CHAIN_N = 256
+CHAIN_LAYERS = 8
+EPS = 1e-6
+FP8 = torch.float8_e4m3fn
+
+
+def _router_case(K: int, N: int, M: int, fp8: bool):
+    def inputs(i):
+        g = torch.Generator(device="cuda").manual_seed(7000 + 131 * i + M)
+        x = torch.randn(M, K, device="cuda", generator=g)
+        w = torch.randn(N, K, device="cuda", generator=g)
+        if not fp8:
+            return x.bfloat16(), w.bfloat16(), None, None
+        xs = torch.full((), 0.05, device="cuda")
+        ws = torch.full((), 0.02, device="cuda")
+        return (x / 0.05).to(FP8), (w / 0.02).to(FP8), xs, ws
+
+    def ours(**kw):
+        def make(i):
+            x, w, xs, ws = inputs(i)
+            return lambda: lmkernels.ll_gemm(x, w, x_scale=xs, w_scale=ws, **kw)
+        return make
+
+    def cublas_linear(i):
+        x, w, _, _ = inputs(i)
+        return lambda: F.linear(x, w)
+
+    def cublas_fp32(i):
+        x, w, _, _ = inputs(i)
+        return lambda: torch.mm(x, w.t(), out_dtype=torch.float32)
+
+    def scaled_mm(i):
+        x, w, xs, ws = inputs(i)
+        return lambda: torch._scaled_mm(x, w.t(), scale_a=xs, scale_b=ws, out_dtype=torch.float32)
+
+    p = {"lmkernels": ours(), "lmkernels pdl=False": ours(pdl=False)}
+    if fp8:
+        p["torch._scaled_mm (cuBLASLt)"] = scaled_mm
+    else:
+        p["cuBLAS F.linear (bf16 out)"] = cublas_linear
+        p["cuBLAS torch.mm out_dtype=fp32"] = cublas_fp32
+    e = 1 if fp8 else 2
+    # bytes a call: the weight and x once each, fp32 logits written once
+    nbytes = N * K * e + M * K * e + M * N * 4
+    extra = {"weight_bytes": N * K * e, "flops": 2 * M * N * K}
+    return ("ll_gemm", f"M={M} N={N} K={K}", ("fp8 e4m3" if fp8 else "bf16") + " -> fp32", nbytes, p, extra)
+
+
+def _chain_inputs(M: int, K: int, i: int):
+    g = torch.Generator(device="cuda").manual_seed(9100 + 17 * i + M)
+    x = torch.randn(M, K, device="cuda", generator=g).bfloat16()
+    r = torch.randn(M, K, device="cuda", generator=g).bfloat16()
+    nw = [torch.randn(K, device="cuda", generator=g).bfloat16() for _ in range(CHAIN_LAYERS)]
+    ws = [torch.randn(CHAIN_N, K, device="cuda", generator=g).bfloat16() for _ in range(CHAIN_LAYERS)]
+    return x, r, nw, ws
+
+
+def _chain(x, r, nw, ws, pdl, cfg=None):
+    ys = []
+    for n, w in zip(nw, ws):
+        lmkernels.fused_add_rms_norm(x, r, n, EPS, pdl=pdl)
+        ys.append(lmkernels.ll_gemm(x, w, pdl=pdl, config=cfg))
+    return ys
+
+
+def check_chain_bits(M: int, K: int) -> None:
+    """Replay the chain in a CUDA graph with PDL off and on, from the same inputs: every output must
+    be bit-identical (PDL moves when kernels start, never what they compute)."""
+    outs = []
+    for pdl in (False, True):
+        x0, r0, nw, ws = _chain_inputs(M, K, 0)
+        x, r = x0.clone(), r0.clone()
+        _chain(x, r, nw, ws, pdl)  # compile outside the capture
+        torch.cuda.synchronize()
+        x.copy_(x0)
+        r.copy_(r0)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            ys = _chain(x, r, nw, ws, pdl)
+        graph.replay()
+        torch.cuda.synchronize()
+        outs.append([t.clone() for t in ys] + [x.clone(), r.clone()])
+    for a, b in zip(*outs):
+        ints = torch.int32 if a.dtype == torch.float32 else torch.int16
+        if not torch.equal(a.view(ints), b.view(ints)):
+            raise AssertionError(f"PDL changed bits: {int((a.view(ints) != b.view(ints)).sum())} of {a.numel()}")
+
+
+def _chain_case(M: int, K: int):
+    def make_with(pdl, cfg=None, check=False):
+        def make(i):
+            if check and i == 0:
+                check_chain_bits(M, K)
+            x, r, nw, ws = _chain_inputs(M, K, i)
+            return lambda: _chain(x, r, nw, ws, pdl, cfg)
+        return make
+
+    p = {"lmkernels pdl=True (both ops)": make_with(True, check=True),
+         "lmkernels pdl=False (both ops)": make_with(False),
+         "pdl=True, ll_gemm EARLY_LAUNCH": make_with(True, {"EARLY_LAUNCH": True}),
+         "pdl=True, ll_gemm EARLY_LAUNCH + PREFETCH": make_with(True, {"EARLY_LAUNCH": True, "PREFETCH": True})}
+    # a layer: the norm reads x, residual, its weight and writes x and residual; ll_gemm reads its
+    # weight and x and writes fp32 logits
+    layer = (4 * M * K + K) * 2 + CHAIN_N * K * 2 + M * K * 2 + M * CHAIN_N * 4
+    extra = {"weight_bytes": CHAIN_LAYERS * CHAIN_N * K * 2, "copy_row": False}
+    return ("pdl chain", f"{CHAIN_LAYERS} layers M={M} K={K} N={CHAIN_N}", "bf16", CHAIN_LAYERS * layer, p, extra)
+
+
+def cases(routers=ROUTERS, ms=MS, chain_k=CHAIN_K, chain_m=CHAIN_M):
+    out = [_router_case(K, N, M, False) for K, N in routers for M in ms]
+    out += [_router_case(K, N, M, True) for K, N in routers if K >= FP8_MIN_K for M in ms]
+    out += [_chain_case(M, K) for K in chain_k for M in chain_m]
+    return out
+
+
+# ---------------------------------------------------------------- the derived report
+
+def _kernels_per_layer(M: int, K: int, sms: int) -> int:
+    """fused_add_rms_norm (1) + ll_gemm (1, or 2 with split-K) under the default config."""
+    from lmkernels.ops.small_gemm import ll_gemm_config
+    c = ll_gemm_config(M, CHAIN_N, K, 2, sms)
+    k_tiles = -(-K // c["BLOCK_K"])
+    chunk = -(-k_tiles // min(c["SPLIT_K"], k_tiles)) * c["BLOCK_K"]
+    return 1 + (2 if -(-K // chunk) > 1 else 1)
+
+
+def summary(table, sms: int | None = None) -> str:
+    """Markdown: router rows (ours, floor, time / floor, cuBLAS, speedup, the issue's targets), fp8 /
+    bf16 ratios, and the PDL chain (µs a layer, saving per kernel boundary). sms: the GPU's (default
+    the current one's), for the chain's kernel count."""
+    if sms is None:
+        from lmkernels.runtime.device import num_sms
+        sms = num_sms(torch.cuda.current_device())
+    rows = {}
+    for r in table.rows:
+        rows.setdefault((r.op, r.shape, r.dtype), {})[r.provider] = r
+    lines = ["### ll_gemm router shapes: against the weight-read floor and cuBLAS", "",
+             "| shape | ll_gemm µs | pdl=False µs | floor µs | time / floor | best cuBLAS µs | cuBLAS / ours | "
+             "target (<= max(2, 1.5 floor), >= 2x cuBLAS) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    bf16 = {}
+    for (op, shape, dt), p in rows.items():
+        if op != "ll_gemm" or not dt.startswith("bf16"):
+            continue
+        ours = p["lmkernels"]
+        floor = ours.us * (ours.weight_frac or float("nan"))
+        cub = min((r.us for k, r in p.items() if k.startswith("cuBLAS") and r.us == r.us), default=float("nan"))
+        ok = ours.us <= max(2.0, 1.5 * floor) and cub / ours.us >= 2
+        bf16[shape] = ours.us
+        lines.append(f"| {shape} | {ours.us:.2f} | {p['lmkernels pdl=False'].us:.2f} | {floor:.2f} | "
+                     f"{ours.us / floor:.2f} | {cub:.2f} | {cub / ours.us:.2f} | {'met' if ok else 'MISSED'} |")
+    lines += ["", "### fp8 e4m3 against bf16 (target <= 0.7)", "", "| shape | fp8 µs | bf16 µs | fp8 / bf16 |",
+              "|---|---:|---:|---:|"]
+    for (op, shape, dt), p in rows.items():
+        if op == "ll_gemm" and dt.startswith("fp8") and shape in bf16:
+            us = p["lmkernels"].us
+            lines.append(f"| {shape} | {us:.2f} | {bf16[shape]:.2f} | {us / bf16[shape]:.2f} |")
+    lines += ["", f"### PDL chain: {CHAIN_LAYERS} x (fused_add_rms_norm -> ll_gemm), one CUDA graph", "",
+              "| shape | µs a layer, pdl on | pdl off | early launch | + prefetch | kernels a layer | "
+              "saving a boundary µs | bits |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for (op, shape, dt), p in rows.items():
+        if op != "pdl chain":
+            continue
+        on, off = p["lmkernels pdl=True (both ops)"], p["lmkernels pdl=False (both ops)"]
+        M, K = (int(s.split("=")[1]) for s in shape.split()[2:4])
+        kern = _kernels_per_layer(M, K, sms)
+        early = p["pdl=True, ll_gemm EARLY_LAUNCH"].us
+        pre = p["pdl=True, ll_gemm EARLY_LAUNCH + PREFETCH"].us
+        bits = "identical" if "failed" not in on.note else on.note
+        lines.append(f"| {shape} | {on.us / CHAIN_LAYERS:.2f} | {off.us / CHAIN_LAYERS:.2f} | "
+                     f"{early / CHAIN_LAYERS:.2f} | {pre / CHAIN_LAYERS:.2f} | {kern} | "
+                     f"{(off.us - on.us) / (CHAIN_LAYERS * kern):.3f} | {bits} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- config sweep (fills ll_gemm_config)
+
+SWEEP_MS = (1, 2, 4, 8, 16)
+
+
+def sweep_configs(M: int, N: int, K: int, sms: int) -> list[dict]:
+    """FMA (M <= 8) and dot tiles: BLOCK_N 16/32/64 x BLOCK_K 128/256/512, each with SPLIT_K aiming at
+    1, 2 and 4 programs an SM (one K tile a program at most, 64 splits at most), 4 warps."""
+    out = []
+    for dot in ((False, True) if M <= 8 else (True,)):
+        for bn in (16, 32, 64):
+            for bk in (128, 256, 512):
+                n_tiles, k_tiles = -(-N // bn), -(-K // bk)
+                splits = sorted({max(1, min(64, k_tiles, round(f * sms / n_tiles))) for f in (1, 2, 4)})
+                for sk in splits:
+                    out.append({"USE_DOT": dot, "BLOCK_M": 16 if dot else 1 << (M - 1).bit_length(), "BLOCK_N": bn,
+                                "BLOCK_K": bk, "SPLIT_K": sk, "num_stages": 1 if sk * bk >= K else 3})
+    return out
+
+
+def sweep(routers=ROUTERS, ms=SWEEP_MS) -> str:
+    """Time every sweep config (pdl=False: the kernel alone) on each router shape and M; markdown of
+    the best against the heuristic's. Runtime on an H100: a few minutes, most of it compiles."""
+    from lmkernels.ops.small_gemm import ll_gemm_config
+    from lmkernels.runtime.device import num_sms
+
+    from .harness import graph_us, n_input_sets
+    sms = num_sms(torch.cuda.current_device())
+    lines = ["| shape | heuristic µs | its config | best µs | best config | heuristic / best |",
+             "|---|---:|---|---:|---|---:|"]
+    for K, N in routers:
+        for M in ms:
+            k = n_input_sets(N * K * 2)
+            data = []
+            for i in range(k):
+                g = torch.Generator(device="cuda").manual_seed(500 + i)
+                data.append((torch.randn(M, K, device="cuda", generator=g).bfloat16(),
+                             torch.randn(N, K, device="cuda", generator=g).bfloat16()))
+            results = []
+            heur = ll_gemm_config(M, N, K, 2, sms)
+            for cfg in [heur] + sweep_configs(M, N, K, sms):
+                try:
+                    us = graph_us([lambda x=x, w=w, c=cfg: lmkernels.ll_gemm(x, w, pdl=False, config=c) for x, w in data])
+                except Exception as e:  # a config the GPU cannot run (shared memory): reported, not fatal
+                    us = float("nan")
+                    print(f"M={M} N={N} K={K} {cfg}: {type(e).__name__}: {str(e)[:80]}")
+                results.append((us, cfg))
+            h_us = results[0][0]
+            best_us, best = min((r for r in results if r[0] == r[0]), key=lambda r: r[0])
+            lines.append(f"| M={M} N={N} K={K} | {h_us:.2f} | {_short(heur)} | {best_us:.2f} | {_short(best)} | "
+                         f"{h_us / best_us:.2f} |")
+            del data
+            torch.cuda.empty_cache()
+    return "\n".join(lines)
+
+
+def _short(cfg: dict) -> str:
+    return (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
+            f"split {cfg['SPLIT_K']} st {cfg.get('num_stages', 1)}")
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from .harness import Table, copy_bandwidth_gbs, run_cases
+    ap = argparse.ArgumentParser(description="ll_gemm and PDL-chain bench with the derived summary")
+    ap.add_argument("--csv", help="also write the table as CSV to this file")
+    ap.add_argument("--sweep", action="store_true", help="instead: time sweep_configs on every router shape")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("this bench needs a GPU: it times CUDA-graph replays", file=sys.stderr)
+        return 2
+    from lmkernels.runtime.device import describe_device
+    if args.sweep:
+        print(f"### ll_gemm config sweep on {describe_device()}, bf16 -> fp32, pdl off\n")
+        print(sweep())
+        return 0
+    table = Table(f"small_gemm on {describe_device()}", copy_bandwidth_gbs())
+    run_cases(table, cases())
+    print(table.markdown())
+    print()
+    print(summary(table))
+    if args.csv:
+        table.write_csv(args.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

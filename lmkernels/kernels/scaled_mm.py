@@ -1,0 +1,191 @@
+"""W8A8 scaled matmul: out = round(scale_a[m] * scale_b[n] * (a @ b)[m, n] + bias[n]).
+
+Two kernels:
+  _scaled_mm_kernel      one [BLOCK_M, BLOCK_N] output tile (of one K split) a work item; int32
+                         (int8) or fp32 (fp8) accumulation; with SPLIT_K == 1 the epilogue is
+                         applied in place, with SPLIT_K > 1 the raw partial sums go to a workspace
+                         [SPLIT_K, M, N] (int32 / fp32).
+  _split_k_reduce_kernel sums a workspace's splits in the fixed order 0, 1, ..., SPLIT_K - 1, then
+                         applies the same epilogue: run to run the result is the same, and int8's
+                         integer sums are exact in any order, so split-K int8 is still bit-exact.
+
+Operands: a [M, K] and b [K, N]; each either K-contiguous or M/N-contiguous (the *_T constexprs),
+addressed through kernels/access.py as a 2-D operand with a contiguous last dim:
+  a, A_T False: rows m, cols k (a row-major)        A_T True: rows k, cols m (a column-major)
+  b, B_T False: rows k, cols n (b row-major)        B_T True: rows n, cols k (b = w.t(), w [N, K])
+A tile read the other way round is transposed in registers (tl.trans: on a GPU a change of the
+shared-memory layout the MMA reads, no data movement), so every layout feeds tl.dot [BM, BK] x
+[BK, BN]. For descriptors the host builds each over the operand's memory order with that box.
+
+Epilogue, one fixed order in kernel and reference (lmkernels/reference/scaled_mm.py):
+    t = float32(acc); t = t * sa[m]; t = t * sb[n]; t = t + float32(bias[n]); out = cast(t)
+each step one fp32 rounding. The op launches with enable_fp_fusion=False so the compiler keeps
+t * sb + bias two roundings instead of one FMA; int8's acc is exact (int32), so int8 results are
+bit-identical to the reference on a GPU.
+"""
+import triton
+import triton.language as tl
+
+from .access import POINTER, load_tile, store_tile
+
+
+@triton.jit
+def _tile_coords(tile, tiles_m, tiles_n, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of work tile `tile`: tiles walk down a band of GROUP_M tile rows, column by
+    column, so consecutive programs share b's column tiles (and the band's a rows) in L2 instead of
+    each streaming a fresh weight slice."""
+    band = GROUP_M * tiles_n
+    first_m = (tile // band) * GROUP_M
+    rows = tl.minimum(tiles_m - first_m, GROUP_M)
+    within = tile % band
+    return first_m + within % rows, within // rows
+
+
+@triton.jit
+def _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+            A_T: tl.constexpr, ACCESS: tl.constexpr):
+    """a's [BLOCK_M, BLOCK_K] tile at (m0, k0); zeros past M and K."""
+    if A_T:
+        return tl.trans(load_tile(a_view, K, M, stride_a, k0, m0, BLOCK_K, BLOCK_M, ACCESS))
+    else:
+        return load_tile(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, ACCESS)
+
+
+@triton.jit
+def _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+            B_T: tl.constexpr, ACCESS: tl.constexpr):
+    """b's [BLOCK_K, BLOCK_N] tile at (k0, n0); zeros past K and N."""
+    if B_T:
+        return tl.trans(load_tile(b_view, N, K, stride_b, n0, k0, BLOCK_N, BLOCK_K, ACCESS))
+    else:
+        return load_tile(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, ACCESS)
+
+
+@triton.jit
+def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
+              SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """Scale, add the bias, round once, store the in-bounds part of the tile (the module's order)."""
+    t = acc.to(tl.float32)
+    if SA_PER_TOKEN:
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        t = t * tl.load(sa_ptr + offs_m.to(tl.int64) * stride_sa, mask=offs_m < M, other=0.0)[:, None]
+    else:
+        t = t * tl.load(sa_ptr)
+    if SB_PER_CHANNEL:
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        t = t * tl.load(sb_ptr + offs_n.to(tl.int64) * stride_sb, mask=offs_n < N, other=0.0)[None, :]
+    else:
+        t = t * tl.load(sb_ptr)
+    if HAS_BIAS:
+        offs_b = n0 + tl.arange(0, BLOCK_N)
+        t = t + tl.load(bias_ptr + offs_b, mask=offs_b < N, other=0.0).to(tl.float32)[None, :]
+    store_tile(c_ptr, t, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
+
+
+@triton.jit
+def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+               stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk,
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+               SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
+               SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
+    """Work item w: split w // tiles of tile w % tiles; its K range [split * k_chunk, + k_chunk).
+
+    k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile straddles two splits and the
+    only partial tile is the one ending at K, which every mode zero-fills: the K mask of the pointer
+    mode and the descriptor's bounds agree. Without a split the K range is the constant (0, K):
+    a persistent loop can then be flattened (see _scaled_mm_kernel)."""
+    tiles = tiles_m * tiles_n
+    split = w // tiles
+    pid_m, pid_n = _tile_coords(w % tiles, tiles_m, tiles_n, GROUP_M)
+    m0 = pid_m * BLOCK_M
+    n0 = pid_n * BLOCK_N
+    if SPLIT_K == 1:
+        k_lo = 0
+        k_hi = K
+    else:
+        k_lo = split * k_chunk
+        k_hi = tl.minimum(k_lo + k_chunk, K)
+    if INT8:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+            a = _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
+            b = _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+            a = _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
+            b = _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            if FAST_ACCUM:
+                # sm90: the whole K loop accumulates in the tensor cores' own fp8 accumulator
+                # (Triton's sm90 default, max_num_imprecise_acc 2^30), which keeps fewer bits than fp32
+                acc = tl.dot(a, b, acc)
+            else:
+                # each BLOCK_K slice's wgmma chain is added into a separate fp32 accumulator:
+                # the products' sum loses at most the hardware accumulator's bits over BLOCK_K terms
+                acc = tl.dot(a, b, acc, max_num_imprecise_acc=BLOCK_K)
+    if SPLIT_K == 1:
+        _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+                  BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    else:  # the raw partial sums of this split; the reduce kernel scales them
+        store_tile(c_ptr + split.to(tl.int64) * stride_cs, acc, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
+
+
+# M changes every decode step: do_not_specialize keeps one compiled kernel for M = 1, M % 16 == 0
+# and the rest (Triton would otherwise specialise M == 1 and M's divisibility by 16, two extra
+# compiles the first time a batch size of each kind shows up, for no gain: M only bounds masks
+# and the tile count). stride_cs (= M * N, the workspace's split stride) likewise.
+@triton.jit(do_not_specialize=["M", "stride_cs"])
+def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+                      stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, k_chunk,
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                      GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, PERSISTENT: tl.constexpr,
+                      A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
+                      SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
+                      FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
+    """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, scaled and rounded) or the workspace
+    [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are pointers, or
+    host-made tensor descriptors over the operands' memory order when ACCESS is descriptor.
+
+    Work items: tiles_m * tiles_n tiles times SPLIT_K splits, split-major. Not PERSISTENT: one item
+    a program (grid = items). PERSISTENT: grid = min(items, SMs), each program takes items pid,
+    pid + grid, ... so the last wave's tail and the launch of further waves disappear. The loop
+    asks Triton to flatten the tile loop and the K loop into one (tl.range flatten=True) so the
+    pipeline's loads run on into the next tile while this one's epilogue stores: with SPLIT_K == 1
+    the K loop's bounds (0, K) do not depend on the tile and the sm90 TTGIR shows one fused loop;
+    with SPLIT_K > 1 they do and the loops stay nested (the K loop pipelined, as without PERSISTENT).
+    """
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)
+    if PERSISTENT:
+        items = tiles_m * tiles_n * SPLIT_K
+        for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
+            _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
+                       stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
+                       GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
+    else:
+        _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
+                   stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
+                   GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
+
+
+@triton.jit(do_not_specialize=["M", "stride_ws"])
+def _split_k_reduce_kernel(ws_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_ws, stride_cm, stride_sa,
+                           stride_sb, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                           SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """c <- epilogue(ws[0] + ws[1] + ... + ws[SPLIT_K - 1]) over one [BLOCK_M, BLOCK_N] tile, the sum
+    taken left to right (the workspace holds int32 for int8, fp32 for fp8; each row stride N)."""
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)  # a 1-D grid: no 65535 limit on the M tiles of axis 1
+    pid_m = pid // tiles_n
+    pid_n = pid % tiles_n
+    m0 = pid_m * BLOCK_M
+    n0 = pid_n * BLOCK_N
+    acc = load_tile(ws_ptr, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
+    for s in tl.static_range(1, SPLIT_K):
+        acc += load_tile(ws_ptr + stride_ws.to(tl.int64) * s, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
+    _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+              BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)

@@ -1,0 +1,162 @@
+"""Low-latency small-batch GEMM: out [M, N] = x [M, K] @ weight [N, K]^T for M <= 16 (decode, routers).
+
+At M <= 16 the weight is the whole cost: N K elements read once, against M K for x and M N for the
+output (router 7168 x 256 at M = 16: 3.7 MB of weight, 0.23 MB of x, 16 KB of logits). The GPU
+finishes in a few µs only if every SM streams its share of the weight at once, so:
+
+  _ll_gemm_kernel   one program per (K split, BLOCK_N output columns). It reads its [BLOCK_N,
+                    BLOCK_K] weight tiles with 16-byte loads (row-major weight, K contiguous; the
+                    Launcher specialises 16-byte divisible row strides, which is what lets Triton
+                    vectorise) and the matching [M, BLOCK_K] slice of x, all M rows at once.
+                    USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
+                    cores do the FMAs, the padding costs no memory traffic: masked rows are not
+                    read). Otherwise fp32 FMAs, one reduction over K per row of x (cheaper for
+                    M <= 4: no shared-memory round trip for the dot operands).
+                    SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here. SPLIT_K > 1:
+                    the raw fp32 partial sums go to a workspace [SPLIT_K, M, N].
+  _ll_gemm_reduce_kernel  sums the workspace's SPLIT_K partials of BLOCK flattened (m, n) outputs
+                    with one tl.sum over the split axis (a fixed tree order, the same every run:
+                    results are bit-identical run to run, which atomics would not give), then the
+                    same epilogue.
+
+Accumulation is fp32 throughout; fp8 e4m3 tiles are widened to bf16 before tl.dot (exact: 3
+mantissa bits and e4m3's exponent range fit in bf16), so the products are exact and the sums fp32
+on every GPU, instead of sm90 wgmma's reduced-precision fp8 accumulator. Epilogue order, the same
+in both kernels and in reference/small_gemm.py: t = acc; t = t * (x_scale * w_scale); t = t + bias;
+out = cast(t).
+
+USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
+gdc_wait() (x, the scales and the bias may all be the previous kernel's outputs, and the weight
+read is in the loop Triton pipelines, which must start after the wait). gdc_launch_dependents()
+runs after the K loop by default (EARLY_LAUNCH False): by then this program's reads of x are done,
+so even a dependent that writes x before its own wait cannot race with us; EARLY_LAUNCH True moves
+it to right after the wait, which starts the next kernel's launch a whole loop earlier (safe for
+every lmkernels kernel: each waits before touching memory). The bench sweep picks between them.
+PREFETCH (only with USE_PDL): before the wait, each program asks L2 for its first weight tile
+(prefetch.global.L2: no register receives data, so nothing read can be stale; L2 is the GPU's
+point of coherence, so a write by the previous kernel lands in the same lines). It overlaps the
+weight's HBM latency with the previous kernel's tail; off by default until the H100 says it pays.
+"""
+import triton
+import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+from ..runtime.device import is_interpreter
+
+# Triton 3.6's interpreter multiplies bf16 dot operands wrongly (a [16, 64] x [64, 32] tl.dot gave
+# errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
+# an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
+DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
+
+
+@triton.jit
+def _prefetch_l2(ptrs, mask):
+    """prefetch.global.L2 of each masked-in address (CUDA only; one per 128-byte line is enough)."""
+    tl.inline_asm_elementwise("{ .reg .pred p; setp.ne.b32 p, $2, 0; @p prefetch.global.L2 [$1]; mov.u32 $0, 0; }",
+                              "=r,l,r", [ptrs, mask.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N, stride_om,
+              HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
+    """out[m, n] = cast((acc * (x_scale * w_scale)) + bias[n]) for the in-bounds (m, n); offs_m and
+    offs_n broadcast against acc (a [BM, BN] tile, or flattened 1-D outputs)."""
+    t = acc
+    if HAS_SCALE:
+        t = t * (tl.load(xs_ptr) * tl.load(ws_ptr))
+    mask = (offs_m < M) & (offs_n < N)
+    if HAS_BIAS:
+        t = t + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offs_m.to(tl.int64) * stride_om + offs_n, t.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# M changes every decode step: one compiled kernel for every M (Triton would otherwise specialise
+# M == 1 and M % 16 == 0, extra compiles for nothing: M only bounds masks).
+@triton.jit(do_not_specialize=["M"])
+def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, stride_xm, stride_wn, k_chunk,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+                    USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
+                    USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr):
+    """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous.
+    SPLIT_K == 1: out [M, N] contiguous, finished. SPLIT_K > 1: out_ptr is the fp32 workspace
+    [SPLIT_K, M, N]; split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple of
+    BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
+
+    Programs are split-major: the n-tiles of one split run side by side and share x's K slice in L2.
+    """
+    pid = tl.program_id(0)
+    n_tiles = tl.cdiv(N, BLOCK_N)
+    split = pid // n_tiles
+    offs_n = (pid - split * n_tiles) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask_n = offs_n < N
+    mask_m = offs_m < M
+    k_lo = split * k_chunk
+    k_hi = tl.minimum(k_lo + k_chunk, K)
+    w_rows = w_ptr + offs_n.to(tl.int64)[:, None] * stride_wn
+    x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
+    if USE_PDL:
+        if PREFETCH:
+            LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth  # elements in 128 bytes
+            LINES: tl.constexpr = BLOCK_K // LINE if BLOCK_K >= LINE else 1
+            cols = k_lo + tl.arange(0, LINES) * LINE
+            _prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
+        gdc_wait()
+        if EARLY_LAUNCH:
+            gdc_launch_dependents()
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+        ks = k0 + offs_k
+        mask_k = ks < k_hi
+        w = tl.load(w_rows + ks[None, :], mask=mask_n[:, None] & mask_k[None, :], other=0.0)
+        if USE_DOT:
+            x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+            if DOT_IN_FP32:
+                acc = tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc, input_precision="ieee")
+            else:
+                if w.dtype.is_fp8():  # exact widening; bf16 x bf16 products are exact in the fp32 accumulator
+                    w = w.to(tl.bfloat16)
+                    x = x.to(tl.bfloat16)
+                acc = tl.dot(x, tl.trans(w), acc)
+        else:
+            wf = w.to(tl.float32)
+            for m in tl.static_range(BLOCK_M):
+                x_row = x_ptr + tl.full([], m, tl.int64) * stride_xm  # 64-bit: x may be a view of a huge tensor
+                xm = tl.load(x_row + ks, mask=mask_k & (m < M), other=0.0).to(tl.float32)
+                part = tl.sum(wf * xm[None, :], axis=1)
+                acc = tl.where(offs_m[:, None] == m, acc + part[None, :], acc)
+    if USE_PDL:
+        if not EARLY_LAUNCH:
+            gdc_launch_dependents()
+    if SPLIT_K == 1:
+        _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
+                  HAS_BIAS, HAS_SCALE)
+    else:  # raw partial sums; the reduce kernel scales and rounds
+        ws = out_ptr + split.to(tl.int64) * M * N
+        tl.store(ws + offs_m[:, None] * N + offs_n[None, :], acc, mask=mask_m[:, None] & mask_n[None, :])
+
+
+@triton.jit(do_not_specialize=["M"])
+def _ll_gemm_reduce_kernel(ws_ptr, out_ptr, bias_ptr, xs_ptr, wsc_ptr, M, N,
+                           SPLIT_K: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, USE_PDL: tl.constexpr):
+    """out.flat[i] = epilogue(sum over s of ws[s].flat[i]) for BLOCK consecutive i of the M N outputs
+    (out and each workspace split are contiguous [M, N]). The [BLOCK_S, BLOCK] tile of partials is
+    summed over axis 0 in one tl.sum: its tree order depends on the layout alone, fixed at compile
+    time, so every run adds the same numbers in the same order (split rows past SPLIT_K read 0.0).
+
+    USE_PDL: wait for the partials (the previous kernel's complete, flushed output), then let the
+    next kernel launch: it waits in its own gdc_wait until this grid is done."""
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+    total = M * N
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    s = tl.arange(0, BLOCK_S)
+    mask = offs < total
+    parts = tl.load(ws_ptr + s.to(tl.int64)[:, None] * total + offs[None, :],
+                    mask=(s[:, None] < SPLIT_K) & mask[None, :], other=0.0)
+    acc = tl.sum(parts, axis=0)
+    m = offs // N
+    _epilogue(acc, out_ptr, bias_ptr, xs_ptr, wsc_ptr, m, offs - m * N, M, N, N, HAS_BIAS, HAS_SCALE)

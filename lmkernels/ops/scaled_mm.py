@@ -1,0 +1,456 @@
+"""W8A8 scaled matmul (vLLM's cutlass_scaled_mm): int8 or fp8 e4m3 operands, per-tensor / per-token /
+per-channel fp32 scales, optional bias, one rounding to bf16 / fp16 / fp32.
+
+Shape of the module (for library.py):
+  scaled_mm          public: refuses non-tensors, routes to torch.ops.lmkernels.scaled_mm while
+                     torch.compile traces (config travels as JSON there), else scaled_mm_impl.
+  scaled_mm_impl     what the registered op calls. The common call (config None, pointer or default
+                     access, every operand on one GPU) looks its plan up by the operands' shapes,
+                     strides and dtypes and launches through Launcher.fast: a plan exists only for
+                     facts the careful path has checked once. Anything else takes _careful, which
+                     checks everything, explains what is wrong, resolves the access mode and config,
+                     and caches the plan.
+  check_scaled_mm    shape/dtype/device/layout checks, no data: the fake implementation runs it.
+  check_config       validates and normalises a config dict (also registered with config_store).
+  heuristic_config   the config when no tuned table covers a shape.
+
+Kernels: kernels/scaled_mm.py (its docstring has the layouts and the epilogue's order).
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+import torch
+import triton
+
+from ..kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
+from ..runtime import access as _access
+from ..runtime import config_store
+from ..runtime.device import is_interpreter, num_sms
+from ..runtime.launch import Launcher
+from ._common import check_runnable, check_same_device, check_tensor, cpu_interpreted, tile_descriptor, use_dispatcher
+
+# a, b, c (or workspace), scale_a, scale_b, bias | M | N, K, stride_a, stride_b, stride_cm | stride_cs |
+# stride_sa, stride_sb, k_chunk
+_launch = Launcher(_scaled_mm_kernel, "tttttt" "n" "iiiii" "n" "iii")
+_launch_desc = Launcher(_scaled_mm_kernel, "ddtttt" "n" "iiiii" "n" "iii")  # access="descriptor"
+# workspace, c, scale_a, scale_b, bias | M | N | stride_ws | stride_cm, stride_sa, stride_sb
+_launch_reduce = Launcher(_split_k_reduce_kernel, "ttttt" "n" "i" "n" "iii")
+
+INT8, FP8 = torch.int8, torch.float8_e4m3fn
+OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+# int32 accumulation is exact while |sum| <= 2^31 - 1; every product is at most (-128)^2 = 2^14
+MAX_INT8_K = (2**31 - 1) // 2**14
+_Tensor, _Dtype = torch.Tensor, torch.dtype
+
+REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages")
+OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": False}
+# Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
+# box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
+BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
+MAX_SPLIT_K = 64
+CONFIG_ACCESS = ("pointer", "block_ptr", "descriptor")
+
+_plans: dict = {}
+MAX_PLANS = 4096
+
+
+# ---------------------------------------------------------------- configs
+
+def _int(cfg, key, lo, hi, pow2=False) -> int:
+    v = cfg[key]
+    if type(v) is not int:
+        raise ValueError(f"config[{key!r}]={v!r} must be an int, got {type(v).__name__}")
+    if not lo <= v <= hi or (pow2 and v & (v - 1)):
+        raise ValueError(f"config[{key!r}]={v} must be {'a power of two ' if pow2 else 'an int '}in [{lo}, {hi}]")
+    return v
+
+
+def check_config(cfg) -> dict:
+    """A validated copy of a scaled_mm config dict with the optional keys filled in. Keys:
+    BLOCK_SIZE_M, BLOCK_SIZE_N (powers of two, 16-256), BLOCK_SIZE_K (power of two, 32-256),
+    GROUP_SIZE_M (1-64), num_warps (1, 2, 4, 8, 16), num_stages (1-8) required; SPLIT_K (1-64,
+    default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
+    the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default False: see
+    scaled_mm). Raises ValueError naming the key and the value."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
+    unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"config has unknown key(s) {unknown}; expected {list(REQUIRED_KEYS)} and optionally "
+                         f"{list(OPTIONAL_KEYS)}")
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"config lacks {missing} (required: {list(REQUIRED_KEYS)})")
+    out = dict(OPTIONAL_KEYS)
+    out.update(cfg)
+    for key, (lo, hi) in BLOCK_RANGE.items():
+        _int(out, key, lo, hi, pow2=True)
+    _int(out, "GROUP_SIZE_M", 1, 64)
+    _int(out, "num_warps", 1, 16, pow2=True)
+    _int(out, "num_stages", 1, 8)
+    _int(out, "SPLIT_K", 1, MAX_SPLIT_K)
+    if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
+        raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM"):
+        if type(out[key]) is not bool:
+            raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
+    return out
+
+
+if hasattr(config_store, "register_validator"):
+    config_store.register_validator("scaled_mm", check_config)
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu(device_index: int) -> tuple[str, int, int]:
+    """(vendor "cuda" / "hip" / "cpu", compute capability major*10+minor (0 off NVIDIA), the
+    shared memory a program may use in bytes)."""
+    if is_interpreter() or device_index < 0 or not torch.cuda.is_available():
+        return "cpu", 0, 1 << 30
+    p = torch.cuda.get_device_properties(device_index)
+    if torch.version.hip:
+        return "hip", 0, 64 * 1024  # MI300 LDS
+    smem = getattr(p, "shared_memory_per_block_optin", 0) or 48 * 1024
+    return "cuda", p.major * 10 + p.minor, smem
+
+
+def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -> dict:
+    """The config used when no tuned table covers (N, K) on this GPU. Written for the H100 (132
+    SMs, 227 KB shared memory a program) without measurements yet (the tuner's tables replace
+    it), shrunk to the shared memory of others.
+
+    M <= 64 is a weight stream: the time is N x K bytes over the bandwidth, so what matters is
+    enough loads in flight on every SM. BLOCK_M is the smallest MMA tile that covers M (16 to 64
+    rows), BLOCK_N 64, BLOCK_K 256 (256-byte rows, TMA's widest box), 4 stages (80-128 KB).
+    Larger M is compute: 128 x 256 tiles for int8 past M = 512 (the accumulator is 128 registers
+    a thread at 8 warps; sm90 compile: 175 registers, no spills) and 256 x 128 for fp8 (its
+    precise accumulation keeps a second fp32 accumulator: 128 x 256 spills 128 bytes at 8 warps,
+    256 x 128 fits in 254 registers); 128 x 128 up to M = 512, 64 x 128 up to 128; BLOCK_K 128,
+    3 stages for the 384-row tiles (147 KB), 4 otherwise. Where the tiles leave SMs idle BLOCK_N
+    halves, down to 64: M = 128, N = 6144 runs 192 tiles of 64 x 64, both row tiles of a column
+    back to back so the second reads the weight tile from L2 (GROUP_SIZE_M 8 bands).
+
+    Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
+    4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
+    costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
+    of the weight's traffic (M = 128, K = 4096: none; M = 16: up to 8). sm90+: descriptors (TMA)
+    where the operands allow, pointers otherwise.
+    """
+    vendor, cc, smem = _gpu(device_index)
+    sms = num_sms(max(device_index, 0))
+    if M <= 64:
+        bm, bn, bk, stages = max(16, triton.next_power_of_2(M)), 64, 256, 4
+    else:
+        bk = 128
+        if M <= 128:
+            bm, bn = 64, 128
+        elif M <= 512:
+            bm, bn = 128, 128
+        else:
+            bm, bn = (256, 128) if fp8 else (128, 256)
+        while triton.cdiv(M, bm) * triton.cdiv(N, bn) < sms and bn > 64:
+            bn //= 2
+        stages = 3 if bm + bn > 256 else 4
+    while (bm + bn) * bk * stages > smem and stages > 2:  # smaller GPUs: fewer stages, then shorter K tiles
+        stages -= 1
+    while (bm + bn) * bk * stages > smem and bk > 32:
+        bk //= 2
+    warps = 8 if bm * bn >= 128 * 128 else 4
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    split = 1
+    if 0 < tiles < sms:
+        split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
+    cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8, "num_warps": warps,
+           "num_stages": stages, "SPLIT_K": split, "PERSISTENT": False, "FP8_FAST_ACCUM": False}
+    if vendor == "cuda" and cc >= 90:
+        cfg["ACCESS"] = "descriptor"
+    return check_config(cfg)
+
+
+# ---------------------------------------------------------------- checks (no data: fake tensors too)
+
+def _scale_kind(scale, name: str, n: int, what: str, ref, allow_row: bool) -> tuple[bool, int]:
+    """(per row/column, element stride) of a scale tensor; raises for anything else."""
+    check_tensor(scale, name)
+    if scale.dtype != torch.float32:
+        raise TypeError(f"{name}.dtype={scale.dtype} must be torch.float32")
+    check_same_device(scale, name, ref, "a")
+    shape = tuple(scale.shape)
+    if scale.dim() <= 2 and scale.numel() == 1:
+        return False, 0
+    if shape == (n, 1):
+        return True, scale.stride(0)
+    if allow_row and shape == (1, n):
+        return True, scale.stride(1)
+    forms = f"[{n}, 1]" + (f" or [1, {n}]" if allow_row else "")
+    raise ValueError(f"{name}.shape={shape} must be per tensor (0-d, [1] or [1, 1]) or per {what} {forms}")
+
+
+def _layout(t, name: str, rows: int, cols: int, prefer_transposed: bool) -> tuple[bool, int]:
+    """(transposed, row stride of the view the kernel addresses) for a 2-D operand [rows, cols]:
+    False = cols contiguous (view [rows, cols]), True = rows contiguous (view [cols, rows]). A dim
+    of size 1 counts as contiguous, its stride replaced by the dense one (never used to address).
+    prefer_transposed: the reading to take when both apply (the K-contiguous one, which the MMA
+    wants: a's rows, b's columns)."""
+    s0, s1 = t.stride()
+    row_major = s1 == 1 or cols <= 1
+    col_major = s0 == 1 or rows <= 1
+    if row_major and (not col_major or not prefer_transposed):
+        return False, s0 if rows > 1 else cols
+    if col_major:
+        return True, s1 if cols > 1 else rows
+    raise ValueError(f"{name} has shape {tuple(t.shape)} and strides {t.stride()}: one of its dims must be "
+                     f"contiguous (row-major, or a transposed view such as w.t()); pass {name}.contiguous()")
+
+
+def check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias=None) -> tuple:
+    """Every check that needs no data. Returns (M, N, K, int8, scale_a per token, its stride,
+    scale_b per channel, its stride)."""
+    check_tensor(a, "a")
+    check_tensor(b, "b")
+    if a.dtype not in (INT8, FP8):
+        raise TypeError(f"a.dtype={a.dtype} is not supported; expected torch.int8 or torch.float8_e4m3fn")
+    if b.dtype != a.dtype:
+        raise TypeError(f"b.dtype={b.dtype} must equal a.dtype={a.dtype} (both int8 or both float8_e4m3fn)")
+    if a.dim() != 2 or b.dim() != 2:
+        raise ValueError(f"a and b must be 2-D, got a.shape={tuple(a.shape)} and b.shape={tuple(b.shape)}")
+    M, K = a.shape
+    if b.shape[0] != K:
+        raise ValueError(f"b.shape[0]={b.shape[0]} must equal a.shape[1]={K} (K); a is [M, K], b is [K, N]")
+    N = b.shape[1]
+    check_same_device(b, "b", a, "a")
+    if not isinstance(out_dtype, torch.dtype) or out_dtype not in OUT_DTYPES:
+        raise TypeError(f"out_dtype={out_dtype!r} is not supported; expected torch.bfloat16, torch.float16 or "
+                        f"torch.float32")
+    sa_tok, ssa = _scale_kind(scale_a, "scale_a", M, "token", a, False)
+    sb_ch, ssb = _scale_kind(scale_b, "scale_b", N, "output channel", a, True)
+    if bias is not None:
+        check_tensor(bias, "bias")
+        if bias.dtype not in (torch.float32, out_dtype):
+            raise TypeError(f"bias.dtype={bias.dtype} must be torch.float32 or out_dtype={out_dtype}")
+        check_same_device(bias, "bias", a, "a")
+        if tuple(bias.shape) != (N,):
+            raise ValueError(f"bias.shape={tuple(bias.shape)} must be [N] = [{N}]")
+    if a.dtype == INT8 and K > MAX_INT8_K:
+        raise ValueError(f"K={K} exceeds {MAX_INT8_K} for int8: the int32 accumulator could overflow "
+                         f"(128 x 128 x K > 2^31 - 1)")
+    _layout(a, "a", M, K, False)
+    _layout(b, "b", K, N, True)
+    return M, N, K, a.dtype == INT8, sa_tok, ssa, sb_ch, ssb
+
+
+# ---------------------------------------------------------------- plans
+
+def _fp8_problem(device_index: int) -> str | None:
+    vendor, cc, _ = _gpu(device_index)
+    if vendor == "cuda" and cc < 89:
+        return (f"float8_e4m3fn operands need an NVIDIA GPU of compute capability >= 8.9 (Triton has no "
+                f"fp8e4nv MMA below sm89); this one is sm{cc}")
+    return None
+
+
+def _descriptor_problem(a, b, A_T, B_T, sa_view, sb_view, bm, bn, bk) -> str | None:
+    if a.numel() == 0 or b.numel() == 0:
+        return None  # nothing is addressed (the op returns early or reads no K tile)
+    ops = [("a", a, sa_view, bm if A_T else bk), ("b", b, sb_view, bk if B_T else bn)]
+    return _access.unavailable_reason(_access.DESCRIPTOR) or _access.descriptor_problem(ops)
+
+
+def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
+               dev, mode, cfg) -> tuple:
+    """Everything a launch needs but the tensors: see _launch_plan for how it is read."""
+    bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+    k_tiles = triton.cdiv(K, bk)
+    split = min(cfg["SPLIT_K"], max(k_tiles, 1))
+    k_chunk = triton.cdiv(k_tiles, split) * bk  # whole K tiles a split: no tile straddles two
+    split = triton.cdiv(K, k_chunk) if K else 1  # every split non-empty
+    items = triton.cdiv(M, bm) * triton.cdiv(N, bn) * split
+    persistent = cfg["PERSISTENT"]
+    grid = min(items, num_sms(max(dev, 0))) if persistent else items
+    consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode)
+    dt = INT8 if int8 else FP8
+    ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
+    stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
+    launcher = _launch_desc if mode == _access.DESCRIPTOR else _launch
+    tensor_dtypes = ((ws_dtype, torch.float32, torch.float32, stand_in) if mode == _access.DESCRIPTOR
+                     else (dt, dt, ws_dtype, torch.float32, torch.float32, stand_in))
+    warps, stages = cfg["num_warps"], cfg["num_stages"]
+    meta = launcher.meta_id(consts, warps, stages, tensor_dtypes, False, fp_fusion=False)
+    ints = (M, N, K, stride_a, stride_b, N, M * N, ssa, ssb, k_chunk)
+    boxes = ((bk, bm) if A_T else (bm, bk), (bn, bk) if B_T else (bk, bn))
+    reduce = None
+    if split > 1:
+        rbm = min(16, triton.next_power_of_2(M))
+        rbn = max(16, min(triton.next_power_of_2(N), 2048 // rbm))
+        rconsts = (split, rbm, rbn, sa_tok, sb_ch, bias_dtype is not None)
+        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (ws_dtype, out_dtype, torch.float32, torch.float32, stand_in),
+                                       False, fp_fusion=False)
+        rgrid = triton.cdiv(M, rbm) * triton.cdiv(N, rbn)
+        reduce = (rconsts, rmeta, rgrid, (M, N, M * N, N, ssa, ssb))
+    return (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, (M, N), out_dtype,
+            A_T, B_T)
+
+
+def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
+    """Allocate the output (and split-K workspace) and launch the plan's kernel(s)."""
+    mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T = plan
+    out = a.new_empty(shape, dtype=out_dtype)
+    c = out if split == 1 else a.new_empty((split, *shape), dtype=ws_dtype)
+    bias_arg = scale_a if bias is None else bias
+    if mode == _access.DESCRIPTOR:
+        M, N, K, stride_a, stride_b = ints[:5]
+        av = tile_descriptor(a, K, M, stride_a, *boxes[0]) if A_T else tile_descriptor(a, M, K, stride_a, *boxes[0])
+        bv = tile_descriptor(b, N, K, stride_b, *boxes[1]) if B_T else tile_descriptor(b, K, N, stride_b, *boxes[1])
+        if not _launch_desc.fast(dev, meta, grid, 1, av, bv, c, scale_a, scale_b, bias_arg, *ints):
+            _launch_desc(dev, (grid,), (av, bv, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages,
+                         fp_fusion=False)
+    elif not _launch.fast(dev, meta, grid, 1, a, b, c, scale_a, scale_b, bias_arg, *ints):
+        _launch(dev, (grid,), (a, b, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages, fp_fusion=False)
+    if reduce is not None:
+        rconsts, rmeta, rgrid, rints = reduce
+        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, c, out, scale_a, scale_b, bias_arg, *rints):
+            _launch_reduce(dev, (rgrid,), (c, out, scale_a, scale_b, bias_arg, *rints), rconsts, 4, 1,
+                           fp_fusion=False)
+    return out
+
+
+def _resolve_mode(access, cfg_access, explicit_cfg: bool, problem) -> tuple[int, bool]:
+    """(The access mode of a call, whether it fell back to pointers). An explicit request (the access argument, or ACCESS in a config
+    the caller passed) that cannot serve raises; a tuned or heuristic config's ACCESS, and the
+    process default, fall back to pointer (the default never fails for a reason of addressing).
+    `problem()` says why descriptors cannot address the operands, or None."""
+    if access is not None and explicit_cfg and cfg_access is not None and cfg_access != access:
+        raise ValueError(f"access={access!r} and config['ACCESS']={cfg_access!r} disagree; give one")
+    want = access if access is not None else cfg_access if explicit_cfg else None
+    if want is not None:
+        if not isinstance(want, str):
+            raise TypeError(f"access must be a str or None, got {type(want).__name__}")
+        if want not in _access.MODES:
+            raise ValueError(f"access={want!r} is not an access mode; expected one of {sorted(_access.MODES)} or None")
+        mode = _access.MODES[want]
+        why = _access.unavailable_reason(mode) or (problem() if mode == _access.DESCRIPTOR else None)
+        if why is not None:
+            raise ValueError(f"access={want!r} cannot serve this call: {why}")
+        return mode, False
+    mode = _access.MODES[cfg_access] if cfg_access is not None else _access.default_mode()
+    if _access.unavailable_reason(mode) or (mode == _access.DESCRIPTOR and problem() is not None):
+        return _access.POINTER, True
+    return mode, False
+
+
+def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key):
+    M, N, K, int8, sa_tok, ssa, sb_ch, ssb = check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias)
+    check_runnable(a, "a")
+    dev = a.get_device()
+    if not int8:
+        why = _fp8_problem(dev)
+        if why is not None:
+            raise ValueError(why)
+    explicit = config is not None
+    if explicit:
+        cfg = check_config(config)
+    else:
+        cfg = config_store.lookup("scaled_mm", N, K, "int8" if int8 else "fp8", M, dev) if M * N else None
+        cfg = check_config(cfg) if cfg is not None else heuristic_config(M, N, K, not int8, dev)
+    A_T, stride_a = _layout(a, "a", M, K, False)
+    B_T, stride_b = _layout(b, "b", K, N, True)
+    bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+    mode, fell_back = _resolve_mode(access, cfg["ACCESS"], explicit,
+                         lambda: _descriptor_problem(a, b, A_T, B_T, stride_a, stride_b, bm, bn, bk))
+    if M == 0 or N == 0:
+        return torch.empty((M, N), dtype=out_dtype, device=a.device)
+    if K == 0:  # nothing to read: out = 0 * scales + bias from the epilogue, whatever the mode asked
+        mode = _access.POINTER
+    bias_dtype = None if bias is None else bias.dtype
+    plan = _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb,
+                      bias_dtype, dev, mode, cfg)
+    # the fast path reuses the plan for calls with the key's facts, which hold everything but the
+    # bases' alignment: a descriptor plan re-checks it at each call (a base off 16 bytes comes back
+    # here), and a pointer plan that fell back for a misaligned base is not kept (the next, aligned
+    # call of the shape may have descriptors)
+    if key is not None and not (fell_back and (a.data_ptr() & 15 or b.data_ptr() & 15)):
+        if len(_plans) >= MAX_PLANS:  # a server sees a few hundred batch sizes; this bounds a stranger caller
+            _plans.clear()
+        _plans[key] = plan
+    return _launch_plan(plan, a, b, scale_a, scale_b, bias, dev)
+
+
+def scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias=None, access=None, config=None):
+    """out = scaled_mm(...): the fast branch for a call whose facts have a plan, else _careful.
+
+    The plan key holds every fact the plan was derived from (shapes, strides, dtypes, scale and
+    bias forms, device, the access request and the process default); devices are asked of each
+    operand, and for a descriptor plan the two bases' 16-byte alignment (TMA's rule; the strides'
+    alignment is in the key)."""
+    key = None
+    if (config is None and type(a) is _Tensor and type(b) is _Tensor and type(scale_a) is _Tensor
+            and type(scale_b) is _Tensor and type(out_dtype) is _Dtype and (access is None or type(access) is str)):
+        dev = a.get_device()
+        if bias is None:
+            bkey = None
+        elif type(bias) is _Tensor:
+            bkey = (bias.shape, bias.stride(), bias.dtype)
+        else:
+            bkey = False
+        if bkey is not False:
+            key = (a.shape, b.shape, a.stride(), b.stride(), a.dtype, b.dtype, out_dtype, scale_a.shape,
+                   scale_a.stride(), scale_a.dtype, scale_b.shape, scale_b.stride(), scale_b.dtype, bkey, dev,
+                   access, _access._default)
+            plan = _plans.get(key)
+            if (plan is not None and b.get_device() == dev and scale_a.get_device() == dev
+                    and scale_b.get_device() == dev and (bias is None or bias.get_device() == dev)
+                    and (dev >= 0 or cpu_interpreted(a, b, scale_a, scale_b) and (bias is None or bias.is_cpu))
+                    and (plan[0] != _access.DESCRIPTOR or (a.data_ptr() & 15) == 0 == (b.data_ptr() & 15))):
+                return _launch_plan(plan, a, b, scale_a, scale_b, bias, dev)
+            if plan is not None and plan[0] == _access.DESCRIPTOR:
+                key = None  # misaligned bases this call: the careful path decides again, caching nothing
+    return _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key)
+
+
+@torch.compiler.assume_constant_result
+def config_json(config) -> str:
+    """A config dict as the registered op's JSON string. Checked and encoded in Python while
+    torch.compile traces (dynamo cannot trace json's C encoder; the config is a constant of the
+    graph anyway)."""
+    return json.dumps(check_config(config), sort_keys=True)
+
+
+def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+              out_dtype: torch.dtype, bias: torch.Tensor | None = None, *, access: str | None = None,
+              config: dict | None = None) -> torch.Tensor:
+    """W8A8 scaled matmul: ``out[m, n] = round(sa[m] * sb[n] * sum_k a[m, k] b[k, n] + bias[n])``.
+
+    a [M, K], b [K, N]: both torch.int8 (int32 accumulation, exact; K <= 131071) or both
+    torch.float8_e4m3fn (fp32 accumulation; NVIDIA sm89+). Each may be row-major or column-major
+    (b is typically w.t() of a row-major [N, K] weight), never copied; other strides are refused.
+    scale_a float32: per tensor (0-d, [1] or [1, 1]) or per token [M, 1]; scale_b float32: per
+    tensor or per output channel [N, 1] or [1, N]. bias None or [N] of float32 or out_dtype.
+    out_dtype torch.bfloat16, torch.float16 or torch.float32. Returns a new [M, N] tensor.
+
+    Evaluated in fp32 in this order, each step rounded once, then one rounding to out_dtype:
+    t = float(acc) * sa[m]; t = t * sb[n]; t = t + bias[n] (no FMA contraction). int8 results are
+    therefore bit-identical to lmkernels.reference.scaled_mm on a GPU. fp8: each BLOCK_SIZE_K slice
+    of products is summed in the tensor cores' accumulator and added into an fp32 one (config
+    FP8_FAST_ACCUM=True keeps the whole sum in the tensor cores, faster on sm90, fewer bits).
+    K == 0 gives bias (or zeros) times nothing: out = 0 * sa * sb + bias. M == 0 or N == 0: an
+    empty result.
+
+    access: None (a tuned or heuristic config's choice: descriptors on sm90+ where the bases and
+    strides are 16-byte aligned, else the process default), "pointer", "block_ptr" or
+    "descriptor" (raises ValueError where it cannot serve). config: a dict (see check_config) that
+    replaces the tuned / heuristic one; None looks up lmkernels.runtime.config_store, then
+    heuristic_config. Deterministic: split-K sums its partials in a fixed order.
+
+    >>> w = torch.randint(-128, 128, (4096, 4096), dtype=torch.int8, device="cuda")
+    >>> x = torch.randint(-128, 128, (16, 4096), dtype=torch.int8, device="cuda")
+    >>> y = lmkernels.scaled_mm(x, w.t(), torch.rand(16, 1, device="cuda"), torch.rand(4096, 1, device="cuda"),
+    ...                         torch.bfloat16)
+    """
+    check_tensor(a, "a")
+    if use_dispatcher(a):
+        cfg = None if config is None else config_json(config)
+        return torch.ops.lmkernels.scaled_mm(a, b, scale_a, scale_b, out_dtype, bias, access, cfg)
+    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access, config)

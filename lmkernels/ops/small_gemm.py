@@ -1,0 +1,395 @@
+"""Low-latency small-batch GEMM (decode and MoE router logits) and the `linear` dispatcher.
+
+  ll_gemm     x [M <= 16, K] @ weight [N, K]^T -> [M, N], bf16/fp16 or fp8 e4m3 (per-tensor scales)
+              operands, fp32 accumulation, fp32 (router logits) / bf16 / fp16 out, optional bias;
+              with programmatic dependent launch on sm90+. Kernels: kernels/small_gemm.py.
+  linear      what an engine calls: ll_gemm where it wins (use_ll_gemm, the rule below), cuBLAS
+              (torch) elsewhere.
+
+Shape of the module (for library.py): ll_gemm routes to torch.ops.lmkernels.ll_gemm while
+torch.compile traces (config travels as JSON), else ll_gemm_impl. ll_gemm_impl's fast branch
+recognises the common call with a handful of attribute reads and launches a cached plan through
+Launcher.fast; anything else takes _careful, which checks everything (check_ll_gemm, also the fake
+implementation's check), explains what is wrong and caches the plan.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
+from ..runtime.device import is_interpreter, num_sms
+from ..runtime.launch import Launcher
+from ._common import check_runnable, check_same_device, check_tensor, cpu_interpreted, resolve_pdl, use_dispatcher
+
+# x, weight, out (or workspace), bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
+_launch = Launcher(_ll_gemm_kernel, "tttttt" "n" "iiiii")
+# workspace, out, bias, x_scale, w_scale | M | N
+_launch_reduce = Launcher(_ll_gemm_reduce_kernel, "ttttt" "n" "i")
+
+MAX_M = 16
+FP8 = torch.float8_e4m3fn
+IN_DTYPES = (torch.bfloat16, torch.float16, FP8)
+OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+MAX_SPLIT_K = 64  # the reduce kernel holds [next_pow2(SPLIT_K), BLOCK] partials in registers
+_Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
+
+CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
+               "PREFETCH")
+
+_plans: dict = {}
+# linear asks this on every call, torch.compile traces it: read once (the interpreter is chosen before
+# triton is imported and never changes in a process)
+_INTERPRETED = is_interpreter()
+
+
+# ---------------------------------------------------------------- configs
+
+def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+    """The heuristic config (a starting point for the H100 sweep, which should replace the numbers).
+
+    The time is the weight's N K bytes over the bandwidth, reached only when every SM has its share
+    in flight at once: about 2 programs an SM (2 x 132 on an H100), each reading one weight tile
+    of <= 8192 elements (router 7168 x 256 bf16: 3.7 MB over 264 programs is 14 KB each).
+      USE_DOT: M > 4 (tl.dot on a 16-row padded tile; at M <= 4 fp32 FMAs cost M BLOCK_N BLOCK_K
+        / 128 threads <= 256 a thread and skip the dot operands' shared-memory round trip).
+      BLOCK_M: 16 for the dot (mma's m16), next_pow2(M) for FMAs.
+      BLOCK_N: 16 at M <= 4 or N <= 16, else 32. Every n-tile rereads x's K slice (from L2; x is
+        <= 460 KB): M / BLOCK_N of the weight's bytes, 50 % at M = 16 with 32; 64 would need twice
+        the K splits, whose fp32 partials cost 2 M / BLOCK_K of the weight's bytes in the workspace.
+      BLOCK_K: next_pow2(K / splits) in [64, 8192 / BLOCK_N], splits = 2 SMs / n-tiles (7168 x 256:
+        M = 1 -> 16 n-tiles x 14 splits of 512; M = 16 -> 8 x 28 of 256). The cap keeps a tile at
+        8192 elements, 64 fp32 registers a thread once widened (sm90 ptxas: fp8 [16, 1024] FMA
+        tiles at M = 2 took 200 registers, bf16 [16, 512] at M = 4 143, no spills).
+      SPLIT_K: whole K tiles dealt to at most min(splits, 64) programs (split_k); 1 once N alone
+        fills the GPU. Where whole tiles leave < 2/3 of the wanted programs, BLOCK_K halves (>= 64)
+        while that adds splits.
+      num_stages 3 when a program loops over more than one K tile (Triton pipelines the loop), else 1.
+      num_warps 4; EARLY_LAUNCH False, PREFETCH False (kernels/small_gemm.py: safe defaults).
+    """
+    use_dot = M > 4
+    block_n = min(16 if M <= 4 else 32, max(16, triton.next_power_of_2(N)))
+    n_tiles = triton.cdiv(N, block_n)
+    want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
+    max_bk = max(64, 8192 // block_n)  # <= 8192 elements a tile: 64 fp32 registers a thread once widened
+    block_k = min(max_bk, max(64, triton.next_power_of_2(triton.cdiv(max(K, 1), want))))
+    split, k_chunk = split_k(K, block_k, want)
+    while block_k > 64 and 3 * split * n_tiles < 2 * 2 * sms:
+        # whole tiles a split can leave far fewer splits than wanted (7168 x 384, M = 16: 28 tiles of
+        # 256 over 22 splits is 14 splits of 2, 168 programs); halve the tile while that adds splits
+        # (56 of 128: 19 splits of 3, 228 programs)
+        more, chunk = split_k(K, block_k // 2, want)
+        if more <= split:
+            break
+        block_k, split, k_chunk = block_k // 2, more, chunk
+    return {"BLOCK_M": 16 if use_dot else triton.next_power_of_2(M), "BLOCK_N": block_n, "BLOCK_K": block_k,
+            "SPLIT_K": split, "USE_DOT": use_dot, "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1,
+            "EARLY_LAUNCH": False, "PREFETCH": False}
+
+
+def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
+    """(splits, K columns a split) for at most `split` splits of whole BLOCK_K tiles: every split but
+    the last covers the same number of tiles, none is empty (so no tile straddles two splits)."""
+    k_tiles = max(1, triton.cdiv(K, block_k))
+    k_chunk = triton.cdiv(k_tiles, max(1, min(split, k_tiles))) * block_k
+    return max(1, triton.cdiv(K, k_chunk)), k_chunk
+
+
+def _pow2_in(cfg, key, lo, hi) -> int:
+    v = cfg[key]
+    if type(v) is not int or not lo <= v <= hi or v & (v - 1):
+        raise ValueError(f"config[{key!r}]={v!r} must be a power of two in [{lo}, {hi}]")
+    return v
+
+
+def check_config(cfg: dict, M: int) -> dict:
+    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
+    with USE_DOT; BLOCK_N 16-256 (8 allowed for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
+    1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH bools."""
+    unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH"):
+        if type(cfg[key]) is not bool:
+            raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
+    dot = cfg["USE_DOT"]
+    bm = _pow2_in(cfg, "BLOCK_M", 16 if dot else 1, 16)
+    if bm < M:
+        raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M}")
+    _pow2_in(cfg, "BLOCK_N", 16 if dot else 8, 256)
+    _pow2_in(cfg, "BLOCK_K", 16, 2048)
+    _pow2_in(cfg, "num_warps", 1, 16)
+    for key, hi in (("SPLIT_K", MAX_SPLIT_K), ("num_stages", 6)):
+        if type(cfg[key]) is not int or not 1 <= cfg[key] <= hi:
+            raise ValueError(f"config[{key!r}]={cfg[key]!r} must be an int in [1, {hi}]")
+    return dict(cfg)
+
+
+# ---------------------------------------------------------------- checks (no data: fake tensors too)
+
+def _check_scale(s, name: str, x) -> None:
+    check_tensor(s, name)
+    if s.dtype != torch.float32:
+        raise TypeError(f"{name}.dtype={s.dtype} must be torch.float32")
+    if s.numel() != 1 or s.dim() > 1:
+        raise ValueError(f"{name}.shape={tuple(s.shape)}: ll_gemm takes one per-tensor scale, 0-d or [1]")
+    check_same_device(s, name, x, "x")
+
+
+def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, int, int]:
+    """Every check that needs no data; returns (M, N, K)."""
+    check_tensor(x, "x")
+    check_tensor(weight, "weight")
+    if x.dim() != 2 or weight.dim() != 2:
+        raise ValueError(f"x [M, K] and weight [N, K] must be 2-D, got x.shape={tuple(x.shape)} and "
+                         f"weight.shape={tuple(weight.shape)}")
+    M, K = x.shape
+    N = weight.shape[0]
+    if M > MAX_M:
+        raise ValueError(f"x.shape[0]={M} rows: ll_gemm serves M <= {MAX_M} (decode); use lmkernels.linear, "
+                         f"which sends larger M to cuBLAS")
+    if weight.shape[1] != K:
+        raise ValueError(f"weight.shape[1]={weight.shape[1]} must equal x.shape[1]={K} (K); weight is [N, K]")
+    if x.dtype not in IN_DTYPES:
+        raise TypeError(f"x.dtype={x.dtype} is not supported; expected torch.bfloat16, torch.float16 or "
+                        f"torch.float8_e4m3fn")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight.dtype={weight.dtype} must equal x.dtype={x.dtype}")
+    check_same_device(weight, "weight", x, "x")
+    if not isinstance(out_dtype, torch.dtype) or out_dtype not in OUT_DTYPES:
+        raise TypeError(f"out_dtype={out_dtype!r} is not supported; expected torch.float32, torch.bfloat16 or "
+                        f"torch.float16")
+    if x.dtype == FP8:
+        if x_scale is None or w_scale is None:
+            raise ValueError(f"float8_e4m3fn inputs need per-tensor scales: x_scale={'None' if x_scale is None else 'given'}"
+                             f", w_scale={'None' if w_scale is None else 'given'} (fp32, 0-d or [1])")
+        _check_scale(x_scale, "x_scale", x)
+        _check_scale(w_scale, "w_scale", x)
+    elif x_scale is not None or w_scale is not None:
+        raise ValueError(f"x_scale and w_scale are for float8_e4m3fn inputs only; x.dtype={x.dtype} takes none")
+    if bias is not None:
+        check_tensor(bias, "bias")
+        allowed = (torch.float32, x.dtype) if x.dtype != FP8 else (torch.float32, torch.bfloat16, torch.float16)
+        if bias.dtype not in allowed:
+            raise TypeError(f"bias.dtype={bias.dtype} must be one of {[str(d) for d in allowed]} for "
+                            f"x.dtype={x.dtype}")
+        check_same_device(bias, "bias", x, "x")
+        if tuple(bias.shape) != (N,):
+            raise ValueError(f"bias.shape={tuple(bias.shape)} must be [N] = [{N}]")
+        if bias.stride(0) != 1 and N > 1:
+            raise ValueError(f"bias.stride(0)={bias.stride(0)} must be 1")
+    if x.stride(1) != 1 and K > 1:
+        raise ValueError(f"x.stride(1)={x.stride(1)}: x's rows must be contiguous (shape {tuple(x.shape)}, "
+                         f"strides {x.stride()})")
+    if weight.stride(1) != 1 and K > 1:
+        raise ValueError(f"weight.stride(1)={weight.stride(1)}: weight's rows must be contiguous, weight [N, K] "
+                         f"row-major (shape {tuple(weight.shape)}, strides {weight.stride()}); a w.t() view is "
+                         f"the wrong way round")
+    return M, N, K
+
+
+def _fp8_problem(dev: int) -> str | None:
+    if dev < 0 or is_interpreter() or torch.version.hip:
+        return None
+    cc = torch.cuda.get_device_capability(dev)
+    if cc < (8, 9):
+        return (f"float8_e4m3fn needs an NVIDIA GPU of compute capability >= 8.9 (Triton has no fp8e4nv "
+                f"below sm89); this one is sm{cc[0]}{cc[1]}")
+    return None
+
+
+# ---------------------------------------------------------------- plans and launches
+
+def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
+    """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, reduce, use
+    PDL, out dtype) where reduce is None or (constexprs, meta id, grid)."""
+    use_pdl = resolve_pdl(pdl, dev)
+    bk = cfg["BLOCK_K"]
+    split, k_chunk = split_k(K, bk, cfg["SPLIT_K"])
+    grid = triton.cdiv(N, cfg["BLOCK_N"]) * split
+    stand = dt  # a None operand's pointer slot holds x (never read)
+    dtypes = (dt, dt, out_dtype if split == 1 else _F32, bias_dtype or stand, _F32 if scaled else stand,
+              _F32 if scaled else stand)
+    consts = (cfg["BLOCK_M"], cfg["BLOCK_N"], bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl)
+    warps, stages = cfg["num_warps"], cfg["num_stages"]
+    meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
+    reduce = None
+    if split > 1:
+        block_s = triton.next_power_of_2(split)
+        block = min(max(32, 4096 // block_s), triton.next_power_of_2(M * N))
+        rconsts = (split, block_s, block, bias_dtype is not None, scaled, use_pdl)
+        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[3:], use_pdl)
+        reduce = (rconsts, rmeta, triton.cdiv(M * N, block))
+    return grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype
+
+
+def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
+    grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype = plan
+    out = x.new_empty((M, N), dtype=out_dtype)
+    b = x if bias is None else bias
+    s1 = x if x_scale is None else x_scale
+    s2 = x if w_scale is None else w_scale
+    dst = out if split == 1 else x.new_empty((split, M, N), dtype=_F32)
+    if not _launch.fast(dev, meta, grid, 1, x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk):
+        _launch(dev, (grid,), (x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps, stages,
+                pdl=use_pdl)
+    if reduce is not None:
+        rconsts, rmeta, rgrid = reduce
+        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, dst, out, b, s1, s2, M, N):
+            _launch_reduce(dev, (rgrid,), (dst, out, b, s1, s2, M, N), rconsts, 4, 1, pdl=use_pdl)
+    return out
+
+
+def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
+    M, N, K = check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale)
+    check_runnable(x, "x")
+    dev = x.get_device()
+    resolve_pdl(pdl, dev)  # refuses a pdl that is not a bool or None
+    if x.dtype == FP8:
+        why = _fp8_problem(dev)
+        if why is not None:
+            raise ValueError(why)
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"config must be a dict or None, got {type(config).__name__}")
+    if M == 0 or N == 0:
+        return x.new_empty((M, N), dtype=out_dtype)
+    cfg = ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
+    if config is not None:
+        cfg = check_config({**cfg, **config}, M)
+    scaled = x_scale is not None
+    bias_dtype = None if bias is None else bias.dtype
+    plan = _make_plan(M, N, K, x.dtype, out_dtype, bias_dtype, scaled, dev, pdl, cfg)
+    if config is None:
+        _plans[(M, N, K, x.dtype, out_dtype, bias_dtype, scaled, dev, pdl)] = plan
+    return _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, x.stride(0) if M > 1 else K,
+                weight.stride(0) if N > 1 else K, dev)
+
+
+def ll_gemm_impl(x, weight, bias=None, out_dtype=torch.float32, x_scale=None, w_scale=None, pdl=None, config=None):
+    """ll_gemm without the dispatcher. The fast branch: both operands 2-D on one GPU with contiguous
+    rows, the bias (if any) a contiguous [N] there, fp8's scales one fp32 element there; the plan
+    key holds the rest (M, N, K, dtypes, out dtype, bias dtype, scaled or not, device, pdl request),
+    and a plan exists only for facts the careful path accepted once."""
+    if (config is None and type(x) is _Tensor and type(weight) is _Tensor and type(out_dtype) is _Dtype
+            and (pdl is None or type(pdl) is bool)):
+        xshape = x.shape
+        wshape = weight.shape
+        dt = x.dtype
+        dev = x.get_device()
+        if (len(xshape) == 2 and len(wshape) == 2 and weight.dtype is dt and weight.get_device() == dev
+                and (dev >= 0 or cpu_interpreted(x, weight, bias, x_scale))):
+            M, K = xshape
+            N = wshape[0]
+            xst = x.stride()
+            wst = weight.stride()
+            if wshape[1] == K and xst[1] == 1 and wst[1] == 1 and 0 < M <= MAX_M and N > 0:
+                if bias is None:
+                    bdt = None
+                elif type(bias) is _Tensor and bias.stride() == (1,) and bias.shape[0] == N and bias.get_device() == dev:
+                    bdt = bias.dtype
+                else:
+                    bdt = False
+                plan = _plans.get((M, N, K, dt, out_dtype, bdt, x_scale is not None, dev, pdl))
+                if plan is not None and (
+                        w_scale is None if x_scale is None else
+                        type(x_scale) is _Tensor and type(w_scale) is _Tensor and x_scale.dtype is _F32
+                        and w_scale.dtype is _F32 and x_scale.numel() == 1 == w_scale.numel()
+                        and x_scale.dim() <= 1 >= w_scale.dim() and x_scale.get_device() == dev == w_scale.get_device()
+                        and (dev >= 0 or w_scale.is_cpu)):
+                    return _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, xst[0] if M > 1 else K,
+                                wst[0] if N > 1 else K, dev)
+    return _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config)
+
+
+def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None = None,
+            out_dtype: torch.dtype = torch.float32, x_scale: torch.Tensor | None = None,
+            w_scale: torch.Tensor | None = None, pdl: bool | None = None, config: dict | None = None) -> torch.Tensor:
+    """Small-batch GEMM: ``out[m, n] = sum_k x[m, k] weight[n, k] (* x_scale * w_scale) + bias[n]``.
+
+    x [M, K] with M <= 16 (larger M: lmkernels.linear), weight [N, K] row-major (an nn.Linear
+    weight), both torch.bfloat16, both torch.float16, or both torch.float8_e4m3fn with per-tensor
+    float32 scales x_scale and w_scale (0-d or [1]; required for fp8, refused otherwise). Rows of x
+    may be strided; both must have contiguous rows. Any K and N (odd ones included). bias None or [N]
+    of float32 or x's dtype (fp8: float32, bfloat16 or float16). fp32 accumulation and epilogue
+    (t = acc * (x_scale * w_scale) + bias), one rounding to out_dtype (float32 by default: router
+    logits; bfloat16 or float16). Returns a new [M, N] tensor; M == 0 or N == 0 gives an empty one.
+    Deterministic: the split-K partials are summed in a fixed order, bit-identical run to run and
+    with pdl on or off. Not batch invariant: the config (and so the summation order) follows M.
+    pdl: programmatic dependent launch, None = where the GPU has it (sm90+); never changes the result.
+    config: optional dict of config keys (ll_gemm_config's) replacing the heuristic's, for sweeps.
+
+    >>> logits = lmkernels.ll_gemm(h, router_w)   # h [4, 7168] bf16, router_w [256, 7168] bf16 -> fp32
+    """
+    if use_dispatcher(x):
+        cfg = None if config is None else json.dumps(config, sort_keys=True)
+        return torch.ops.lmkernels.ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale, pdl, cfg)
+    return ll_gemm_impl(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config)
+
+
+# ---------------------------------------------------------------- linear: the dispatcher
+
+def use_ll_gemm(M: int, N: int, K: int, dtype) -> bool:
+    """Where ll_gemm replaces cuBLAS in `linear`. Rule to fill from the H100 bench (bench/small_gemm.py
+    rows, ll_gemm vs cuBLAS at each M); the starting point: M <= 16 rows of bf16, fp16 or fp8 e4m3.
+    (cuBLAS took 4.4-6.2 µs on router shapes at M <= 16, ANCHORS.md, against a 0.1-1.2 µs weight read.)"""
+    return 0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES
+
+
+def _cublas(x2, weight, bias, out_dtype, x_scale, w_scale):
+    """x2 [M, K] @ weight^T through torch (cuBLAS on a GPU), fp32 maths where out_dtype asks for it."""
+    if x2.dtype == FP8:  # dequantised fp32 matmul: right, not fast (large-M fp8 belongs to scaled_mm)
+        y = torch.mm(x2.float(), weight.float().t()) * (x_scale.reshape(()) * w_scale.reshape(()))
+        return (y if bias is None else y + bias.float()).to(out_dtype)
+    if out_dtype == x2.dtype and (bias is None or bias.dtype == x2.dtype):
+        return F.linear(x2, weight, bias)
+    y = None
+    if out_dtype == torch.float32 and x2.is_cuda:
+        try:  # cuBLAS, fp32 accumulation and output (aten::mm.dtype, a CUDA kernel in torch >= 2.8)
+            y = torch.mm(x2, weight.t(), out_dtype=torch.float32)
+        except (TypeError, RuntimeError, NotImplementedError):
+            y = None
+    if y is None:  # fp32 maths on the widened operands as well, reading 2x the bytes
+        y = torch.mm(x2.float(), weight.float().t())
+    return (y if bias is None else y + bias.float()).to(out_dtype)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+           out_dtype: torch.dtype | None = None, x_scale: torch.Tensor | None = None,
+           w_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``y = x @ weight^T + bias`` (torch.nn.functional.linear's semantics) with the engine's choice of
+    kernel: lmkernels.ll_gemm where use_ll_gemm says it wins (M <= 16 rows of bf16/fp16/fp8), torch
+    (cuBLAS) elsewhere. x [..., K] (M = the product of the leading dims), weight [N, K], bias [N] or
+    None. out_dtype None = x's dtype (bfloat16 for fp8 x); torch.float32 from 16-bit inputs accumulates and stores in fp32
+    on either path (cuBLAS: torch.mm(..., out_dtype=torch.float32)). fp8 e4m3 x and weight need
+    x_scale and w_scale (per tensor, fp32), as for ll_gemm. Not registered as one custom op: under
+    torch.compile the choice is made while tracing (M is a guard), so the cuBLAS branch stays an
+    ordinary matmul the compiler sees, and the ll_gemm branch is torch.ops.lmkernels.ll_gemm.
+
+    >>> y = lmkernels.linear(h, w)                            # [..., K] -> [..., N]
+    """
+    check_tensor(x, "x")
+    check_tensor(weight, "weight")
+    if x.dim() == 0 or weight.dim() != 2:
+        raise ValueError(f"x must be [..., K] and weight [N, K], got x.shape={tuple(x.shape)}, "
+                         f"weight.shape={tuple(weight.shape)}")
+    od = (torch.bfloat16 if x.dtype == FP8 else x.dtype) if out_dtype is None else out_dtype
+    K = x.shape[-1]
+    N = weight.shape[0]
+    lead = x.shape[:-1]
+    M = 1
+    for d in lead:
+        M *= d
+    x2 = x if x.dim() == 2 else x.reshape(M, K)
+    if use_ll_gemm(M, N, K, x.dtype) and (x.is_cuda or _INTERPRETED) and od in OUT_DTYPES:
+        y = ll_gemm(x2, weight, bias=bias, out_dtype=od, x_scale=x_scale, w_scale=w_scale)
+    else:
+        if x.dtype == FP8 or x_scale is not None or w_scale is not None:
+            check_ll_gemm(x2[:0], weight, bias, od, x_scale, w_scale)  # the same messages as ll_gemm's
+        elif weight.dtype != x.dtype:
+            raise TypeError(f"weight.dtype={weight.dtype} must equal x.dtype={x.dtype}")
+        y = _cublas(x2, weight, bias, od, x_scale, w_scale)
+    return y if x.dim() == 2 else y.reshape(*lead, N)

@@ -1,0 +1,541 @@
+"""`lmkernels tune scaled-mm`: time a pruned set of configs per (N, K, dtype, M) on this GPU and write
+the table runtime/config_store.py serves (its docstring has the layout, format and bucket rule).
+
+Per shape and M:
+  1. candidates(): the heuristic's config first, then the pruned space (below), normalised by the
+     op's check_config and deduplicated: at most 31 a M.
+  2. compile them all up front: worker processes (spawned, --compile-workers, 8 by default) call
+     the op once per candidate so Triton's on-disk cache holds every binary, then this process
+     warms each candidate once (a disk-cache load). A candidate that fails here (out of shared
+     memory, refused) is skipped, not fatal. Processes, not threads: two threads in one process
+     would race on the launchers' caches, and a candidate that faults takes down a worker, not
+     the tuner.
+  3. time each with CUDA-graph replays over rotated input sets (bench/harness.graph_us: the sets
+     overflow L2 4x, so the weight is read from HBM as in a real step). A probe of the heuristic
+     sizes the replays (>= 1 ms of calls, at most 32 calls); a quick pass gives every candidate
+     ~30 ms of replays, then the REFINE fastest and the heuristic get ~150 ms; the fastest wins.
+  4. check the winner's output against the reference (int8 bit-exact; fp8 within a derived bound,
+     check_output) and fall back to the next fastest when it fails.
+  5. rewrite the file (atomic) with the new M: an interruption loses at most the M in flight, and
+     a rerun skips the Ms already in the file (unless --force).
+
+The search space (sized for H100-class GPUs, sm80+ compatible; FP8_FAST_ACCUM never):
+  M <= 32, weight streaming: BLOCK_M 16 (32 when M > 16), BLOCK_N 32/64/128, BLOCK_K 128/256,
+    4 warps, stages 4/6 (BLOCK_K 128) or 3/5 (256), pointer access; SPLIT_K the two powers of two
+    that bring the tile count up to the SM count (1 when the tiles fill the SMs), each split >= 2
+    K steps: at most 3 x 2 x 2 x 2 = 24.
+  M > 32, tiles: BLOCK_M x BLOCK_N x BLOCK_K (warps) among 64x128x128 (4), 64x256x128 (8),
+    64x128x64 (4) for M <= 128; 128x128x64 (4), 128x128x128 (8) for M >= 96; 128x256x64 (8),
+    128x256x128 (8) for int8, 256x128x64 (8), 256x128x128 (8) for fp8, at M >= 256; GROUP_SIZE_M
+    8; the two largest of 3/4/5 stages within 200 KiB of shared memory (smaller GPUs: their opt-in
+    maximum less 27 KiB; the decode space obeys the same limit); SPLIT_K the smallest power
+    of two that fills the SMs (>= 4 K steps a split); access pointer and descriptor (sm90+,
+    aligned), plus a persistent variant when there is more than one wave of work: at most
+    3 x 2 x 3 = 18 (M = 48, 64), 30 (96, 128), 24 (>= 256) candidates.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime
+import functools
+import importlib
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..runtime import config_store
+from .common import Budget, Progress, fmt_seconds, write_json_atomic
+
+OP = "scaled_mm"
+M_GRID = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096)
+OUT_DTYPE = torch.bfloat16  # tables are tuned for bf16 outputs (vLLM's W8A8 default); fp16 is the same bytes
+SMALL_M = 32
+SMEM_BUDGET = 200 * 1024  # H100 gives a block 227 KiB; ~27 KiB stay free for the epilogue's layout change
+SMEM_SPARE = 27 * 1024    # other GPUs: their opt-in maximum less the same spare (A100: 137 KiB of stages)
+# (BM, BN, BK, warps, smallest M, largest M, dtypes): 64-row tiles while M <= 128 (at most 2 row
+# tiles, so a 128-row tile would be half empty), 128 x 256 (int8) or 256 x 128 (fp8) once M >= 256
+# (each weight tile is re-read M / BM times: bigger tiles halve that). fp8 avoids 128 x 256: its
+# precise accumulation keeps a second fp32 accumulator, and 128 x 256 at 8 warps spills on sm90
+# where 256 x 128 fits in 254 registers (ops/scaled_mm.heuristic_config). 8 warps from 64 x 256 or
+# 128 x 128 x 128 up. dtypes: None both, "int8" or "fp8" one.
+_BIG = 2**62
+TILES = ((64, 128, 128, 4, 33, 128, None), (64, 256, 128, 8, 33, 128, None), (64, 128, 64, 4, 33, 128, None),
+         (128, 128, 64, 4, 96, _BIG, None), (128, 128, 128, 8, 96, _BIG, None),
+         (128, 256, 64, 8, 256, _BIG, "int8"), (128, 256, 128, 8, 256, _BIG, "int8"),
+         (256, 128, 64, 8, 256, _BIG, "fp8"), (256, 128, 128, 8, 256, _BIG, "fp8"))
+# device seconds of replays a candidate gets in the quick pass / the refine (3 to 20 / 10 to 100
+# replays): ~25 candidates x 30 ms + 4 x 150 ms, ~2 s of timing a M besides compiles and checks
+QUICK_S, FULL_S = 0.03, 0.15
+REFINE = 3
+REPLAY_US = 1000.0
+
+
+def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
+    return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group,
+            "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent}
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _splits(tiles: int, num_sms: int) -> tuple[int, ...]:
+    """SPLIT_K values worth timing: the smallest power of two s <= 8 with tiles * s >= SMs, and s / 2
+    (one wave a little short of the SMs can beat a wave and a bit); 1 when the tiles fill the SMs."""
+    if tiles >= num_sms:
+        return (1,)
+    s = 1
+    while tiles * s < num_sms and s < 8:
+        s *= 2
+    return tuple(sorted({max(1, s // 2), s}))
+
+
+def _decode_space(M, N, K, num_sms, smem):
+    bm = 16 if M <= 16 else 32
+    for bn in (32, 64, 128):
+        for split in _splits(_cdiv(M, bm) * _cdiv(N, bn), num_sms):
+            for bk in (128, 256):
+                if _cdiv(K, bk * split) < 2:  # a split with one K step has nothing to pipeline
+                    continue
+                for stages in ((4, 6) if bk == 128 else (3, 5)):
+                    if stages * (bm + bn) * bk <= smem:
+                        yield config(bm, bn, bk, 1, 4, stages, split)
+
+
+def _fill_split(tiles: int, num_sms: int, k_steps: int) -> int:
+    """The smallest power of two s <= 8 with tiles * s >= SMs while each split keeps >= 4 K steps:
+    at M = 256, N = 4096, 128 x 256 tiles are 32 programs, a quarter of an H100's 132 SMs."""
+    s = 1
+    while tiles * s < num_sms and s < 8 and k_steps >= 8 * s:
+        s *= 2
+    return s
+
+
+def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
+    access = ("pointer", "descriptor") if descriptor_ok else ("pointer",)
+    for bm, bn, bk, warps, lo, hi, only in TILES:
+        if not lo <= M <= hi or only not in (None, "fp8" if fp8 else "int8"):
+            continue
+        tiles = _cdiv(M, bm) * _cdiv(N, bn)
+        split = _fill_split(tiles, num_sms, _cdiv(K, bk))
+        # persistent programs only pay with more than one wave of work items to walk
+        modes = [(a, False) for a in access] + ([(access[-1], True)] if tiles * split > num_sms else [])
+        fits = [s for s in (3, 4, 5) if s * (bm + bn) * bk <= smem][-2:]
+        for stages in fits:
+            for a, persistent in modes:
+                yield config(bm, bn, bk, 8, warps, stages, split, a, persistent)
+
+
+def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8: bool = False,
+               heuristic: dict | None = None, normalize: Callable | None = None,
+               smem: int = SMEM_BUDGET) -> list[dict]:
+    """The configs timed for one M: the heuristic's first, then the pruned space (module docstring),
+    each normalised (normalize: the op's check_config; refused ones are dropped) and deduplicated.
+    FP8_FAST_ACCUM is never searched: a table must not trade fp8 accuracy for speed behind the
+    caller's back."""
+    space = (_decode_space(M, N, K, num_sms, smem) if M <= SMALL_M
+             else _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem))
+    out, seen = [], set()
+    for i, cfg in enumerate(([heuristic] if heuristic is not None else []) + list(space)):
+        if normalize is not None:
+            try:
+                cfg = normalize(cfg) or cfg
+            except ValueError:
+                if i == 0 and heuristic is not None:
+                    raise
+                continue
+        key = json.dumps(cfg, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+def describe(cfg: dict) -> str:
+    """16x64x256 g1 w4 s5 split4 pointer: a config in one short word list."""
+    s = (f"{cfg['BLOCK_SIZE_M']}x{cfg['BLOCK_SIZE_N']}x{cfg['BLOCK_SIZE_K']} g{cfg['GROUP_SIZE_M']} "
+         f"w{cfg['num_warps']} s{cfg['num_stages']}")
+    if cfg.get("SPLIT_K", 1) != 1:
+        s += f" split{cfg['SPLIT_K']}"
+    return s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
+
+
+def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
+    """One unit in the last place of `dtype` at |x| (x in [2^(e-1), 2^e) has ulp 2^(e-1) * eps)."""
+    _, e = torch.frexp(x)
+    return torch.ldexp(torch.full_like(x, torch.finfo(dtype).eps), e - 1)
+
+
+def check_output(out, ref, a, b, sa, sb, fp8: bool, interpreter: bool) -> str | None:
+    """None when `out` (the op) matches `ref` (the reference) closely enough, else what is wrong.
+
+    int8 on a GPU: bit-exact (int32 sums are exact, the epilogue's fp32 steps follow the reference's
+    order). Under the interpreter its fp32 -> bf16 cast truncates where the reference rounds to
+    nearest: 2 ulps. fp8: every e4m3 x e4m3 product is exact in fp32; a sum of K fp32 terms is off
+    by at most (K - 1) u sum|a b| in any order (u = 2^-24), once in the kernel and once in the
+    reference: 2 K u; the sm90 MMA adds each BLOCK_K slice with ~14 significand bits (DeepSeek-V3's
+    measurement), at most 2^-13 sum|a b| more, doubled for margin: 2^-12. Scaled by |sa sb|, plus
+    the final rounding: results that close can round to neighbours, 1 ulp (2 under the interpreter)."""
+    if out.shape != ref.shape or out.dtype != ref.dtype:
+        return f"output {tuple(out.shape)} {out.dtype} != reference {tuple(ref.shape)} {ref.dtype}"
+    o, r = out.float(), ref.float()
+    if not bool(torch.isfinite(o).all()):
+        return f"{int((~torch.isfinite(o)).sum())} non-finite outputs (the reference has none)"
+    if not fp8 and not interpreter:
+        if torch.equal(out, ref):
+            return None
+        diff = (o - r).abs()
+        return (f"int8 result must be bit-exact; {int((diff > 0).sum())} of {diff.numel()} elements differ "
+                f"(max |diff| {float(diff.max()):g})")
+    tol = (2.0 if interpreter else 1.0) * _ulp(r, out.dtype)
+    if fp8:
+        K = a.shape[1]
+        mag = (a.float().abs() @ b.float().abs()) * (sa.float() * sb.float()).abs()
+        tol = tol + mag * (2 * K * 2.0**-24 + 2.0**-12)
+    err = (o - r).abs()
+    bad = err > tol
+    if bool(bad.any()):
+        i = int((err - tol).argmax())
+        return (f"{int(bad.sum())} of {err.numel()} elements outside the tolerance; worst at flat index {i}: "
+                f"|{float(o.flatten()[i]):g} - {float(r.flatten()[i]):g}| > {float(tol.flatten()[i]):g}")
+    return None
+
+
+def quantized(rows: int, cols: int, fp8: bool, device, gen) -> torch.Tensor:
+    """Fresh random [rows, cols] operand data, never zeros: int8 uniform over [-128, 127]; e4m3 from
+    normals of sigma 64, spread over its range (max 448) as a quantiser's x / scale would be."""
+    if fp8:
+        return (torch.randn(rows, cols, device=device, generator=gen) * 64).clamp(-448, 448).to(torch.float8_e4m3fn)
+    return torch.randint(-128, 128, (rows, cols), device=device, dtype=torch.int8, generator=gen)
+
+
+def scales(M: int, N: int, device, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 per-token scale_a [M, 1] and per-channel scale_b [1, N] in [0.005, 0.015): int8 sums of
+    ~1e5-1e6 land at ~10-100 in bf16, far from its range's ends."""
+    return (torch.rand(M, 1, device=device, generator=gen) * 0.01 + 0.005,
+            torch.rand(1, N, device=device, generator=gen) * 0.01 + 0.005)
+
+
+def operands(M, N, K, fp8, device, seed):
+    """(a [M, K], b = w.t() of a row-major [N, K] weight, scale_a [M, 1], scale_b [1, N]): the bench's
+    and the tuner's inputs."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    a, w = quantized(M, K, fp8, device, g), quantized(N, K, fp8, device, g)
+    return (a, w.t(), *scales(M, N, device, g))
+
+
+@dataclass
+class Target:
+    """Everything the tuner touches outside itself; gpu_target() builds the real one, tests fakes."""
+    op: Callable           # op(a, b, scale_a, scale_b, out_dtype, config=cfg) -> out
+    reference: Callable    # reference(a, b, scale_a, scale_b, out_dtype) -> out
+    heuristic: Callable    # heuristic(M, N, K, fp8) -> config dict
+    timer: Callable        # timer(cfg, calls, reps) -> µs per call; calls: zero-argument callables
+    check_config: Callable | None = None
+    check: Callable = check_output
+    device: str = "cuda"
+    gpu: str = "cpu"       # the device's name (file names use it with '_' for ' ')
+    num_sms: int = 132
+    descriptor_ok: bool = False
+    smem: int = SMEM_BUDGET                # shared memory the stages of a candidate may take
+    interpreter: bool = False
+    n_sets: Callable = lambda nbytes: 1    # input sets to rotate for a call touching nbytes
+    calls_per_replay: int = 32             # graph_us's MIN_GRAPH_CALLS: how many calls one replay holds
+    compile_workers: int = 0
+    op_path: str | None = None             # "module:function" the compile workers import
+    limit: int | None = None               # at most this many candidates per M (tests)
+    meta: dict = field(default_factory=dict)
+    sync: Callable = lambda: None
+    _pool: object = None
+
+    def warm(self, cands, M, N, K, fp8, inputs) -> dict:
+        """Compile every candidate before timing; {index: why} for those that cannot run."""
+        failed = {}
+        if self.compile_workers > 0 and self.op_path and len(cands) > 1:
+            try:
+                if self._pool is None:
+                    self._pool = cf.ProcessPoolExecutor(self.compile_workers, mp_context=multiprocessing.get_context("spawn"))
+                futures = [self._pool.submit(_compile_in_child, self.op_path, self.device, M, N, K, fp8, c)
+                           for c in cands]
+                for i, fut in enumerate(futures):
+                    why = fut.result()
+                    if why is not None:
+                        failed[i] = why
+            except Exception as e:  # a dead worker: compile the rest here
+                print(f"\ncompile workers failed ({type(e).__name__}: {e}); compiling in this process",
+                      file=sys.stderr)
+                self.close()
+        for i, cfg in enumerate(cands):
+            if i not in failed:
+                try:
+                    self.op(*inputs, OUT_DTYPE, config=cfg)
+                    self.sync()
+                except Exception as e:
+                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
+        return failed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+_child_inputs: dict = {}
+
+
+def _compile_in_child(op_path, device, M, N, K, fp8, cfg) -> str | None:
+    """In a compile worker: one call of the op with this config (Triton compiles it into its disk
+    cache). Uninitialised operands: only the binary matters here."""
+    mod, name = op_path.split(":")
+    op = getattr(importlib.import_module(mod), name)
+    key = (device, M, N, K, fp8)
+    if key not in _child_inputs:
+        _child_inputs.clear()
+        dt = torch.float8_e4m3fn if fp8 else torch.int8
+        _child_inputs[key] = (torch.empty(M, K, dtype=dt, device=device), torch.empty(N, K, dtype=dt, device=device).t(),
+                              torch.ones(M, 1, device=device), torch.ones(1, N, device=device))
+    try:
+        op(*_child_inputs[key], OUT_DTYPE, config=cfg)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def _git_commit() -> str | None:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
+    """The real target: lmkernels.scaled_mm on CUDA device `device_index`, timed with graph_us."""
+    import triton
+
+    import lmkernels
+    from ..bench import harness
+    from ..ops import scaled_mm as ops_mm
+    from ..runtime import access
+    reference = importlib.import_module("lmkernels.reference.scaled_mm").scaled_mm
+    torch.cuda.set_device(device_index)
+    props = torch.cuda.get_device_properties(device_index)
+    cap = torch.cuda.get_device_capability(device_index)
+    return Target(
+        op=ops_mm.scaled_mm, reference=reference,
+        heuristic=lambda M, N, K, fp8: ops_mm.heuristic_config(M, N, K, fp8, device_index),
+        timer=lambda cfg, calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
+        check_config=getattr(ops_mm, "check_config", None), device="cuda", gpu=props.name,
+        num_sms=props.multi_processor_count,
+        smem=min(SMEM_BUDGET, (getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024) - SMEM_SPARE),
+        descriptor_ok=(cap >= (9, 0) and not torch.version.hip and access.unavailable_reason(access.DESCRIPTOR) is None),
+        n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
+        op_path="lmkernels.ops.scaled_mm:scaled_mm", sync=torch.cuda.synchronize,
+        meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
+              "torch": torch.__version__, "triton": triton.__version__, "lmkernels": lmkernels.__version__,
+              "git": _git_commit()})
+
+
+def _read_existing(path: str, N: int, K: int, dtype: str) -> tuple[dict, dict, list]:
+    """({M: config}, {M str: measured record}, m_grid) of a table file already there, or empties."""
+    if not os.path.exists(path):
+        return {}, {}, []
+    try:
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except ValueError as e:
+                raise ValueError(f"config table {path}: not valid JSON: {e}") from None
+        table = config_store.parse(data, OP, path, expect=(N, K, dtype))
+    except ValueError as e:
+        raise ValueError(f"{e}\n(the existing file cannot be resumed: fix or delete it, or pass --force)") from None
+    meta = table.meta
+    return dict(zip(table.ms, (data[str(m)] for m in table.ms))), dict(meta["measured"]), list(meta.get("m_grid", []))
+
+
+def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
+    """Search one M: (winner config, its _meta['measured'] record)."""
+    norm = target.check_config
+    heur = target.heuristic(M, N, K, fp8)
+    cands = candidates(M, N, K, num_sms=target.num_sms, descriptor_ok=target.descriptor_ok and K % 16 == 0
+                       and N % 8 == 0, fp8=fp8, heuristic=heur, normalize=norm, smem=target.smem)[:target.limit]
+    show(f"compile {len(cands)}")
+    failed = target.warm(cands, M, N, K, fp8, sets[0])
+    if 0 in failed:
+        raise RuntimeError(f"M={M} N={N} K={K}: the heuristic config {cands[0]} does not run: {failed[0]}")
+
+    def time_one(i, n_calls, reps):
+        """The timer over n_calls calls a replay: the input sets in turn, whole rotations."""
+        calls = [functools.partial(target.op, a, b, sa, sb, OUT_DTYPE, config=cands[i]) for a, b, sa, sb in sets]
+        try:
+            return target.timer(cands[i], calls * (n_calls // len(calls)), reps)
+        except Exception as e:
+            failed[i] = f"timing: {type(e).__name__}: {str(e)[:200]}"
+            return None
+
+    # a probe of the heuristic (one rotation, 3 replays) sizes the replays: enough calls that a
+    # replay is >= REPLAY_US (its launch, a few µs, stays < 0.5 %), at most calls_per_replay
+    probe = time_one(0, len(sets), 3)
+    if probe is None:
+        raise RuntimeError(f"M={M} N={N} K={K}: timing the heuristic config failed: {failed[0]}")
+    per = min(target.calls_per_replay, max(1, math.ceil(REPLAY_US / max(probe, 1e-3))))
+    n_calls = len(sets) * math.ceil(per / len(sets))
+    replay_s = probe * n_calls * 1e-6
+    quick_reps = min(20, max(3, round(QUICK_S / replay_s)))
+    full_reps = min(100, max(10, round(FULL_S / replay_s)))
+    alive = [i for i in range(len(cands)) if i not in failed]
+    quick = {}
+    for n, i in enumerate(alive, 1):
+        show(f"time {n}/{len(alive)}")
+        quick[i] = time_one(i, n_calls, quick_reps)
+    if quick[0] is None:
+        raise RuntimeError(f"M={M} N={N} K={K}: timing the heuristic config failed: {failed[0]}")
+    order = sorted((i for i in quick if quick[i] is not None), key=quick.get)
+    again = order[:REFINE] + ([0] if 0 not in order[:REFINE] else [])
+    full = {}
+    for n, i in enumerate(again, 1):
+        show(f"refine {n}/{len(again)}")
+        full[i] = time_one(i, n_calls, full_reps)
+    ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
+    a, b, sa, sb = sets[0]
+    ref = target.reference(a, b, sa, sb, OUT_DTYPE)
+    rejected = []
+    for i in ranked:
+        show(f"check {describe(cands[i])}")
+        problem = target.check(target.op(a, b, sa, sb, OUT_DTYPE, config=cands[i]), ref, a, b, sa, sb, fp8,
+                               target.interpreter)
+        if problem is None:
+            break
+        rejected.append(f"{describe(cands[i])}: {problem}")
+    else:
+        raise RuntimeError(f"M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}: no candidate matches the reference; "
+                           + "; ".join(rejected[:3]))
+    best = full.get(i) or quick[i]
+    heur_us = full.get(0) or quick[0]
+    rec = {"us": round(best, 3), "heuristic_us": round(heur_us, 3), "speedup": round(heur_us / best, 3),
+           "candidates": len(cands), "failed": len(failed), "rejected": len(rejected),
+           "calls_per_replay": n_calls, "quick_reps": quick_reps, "full_reps": full_reps}
+    if rejected:
+        rec["rejected_why"] = rejected[:3]
+    return cands[i], rec
+
+
+def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
+    import triton
+    return {"schema": config_store.SCHEMA, "op": OP, "N": N, "K": K, "dtype": dtype, "gpu": target.gpu,
+            "torch": torch.__version__, "triton": triton.__version__, **target.meta,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": all(m in entries for m in grid), "m_grid": grid,
+            "out_dtype": str(OUT_DTYPE).split(".")[-1],
+            "operands": "a [M, K] row-major, b = w.t() of a row-major [N, K] weight, fp32 scale_a [M, 1] "
+                        "and scale_b [1, N]",
+            "timing": "CUDA-graph replays over input sets rotated past 4x L2 (bench/harness.graph_us), median "
+                      f"µs a call: a quick pass, then the {REFINE} fastest and the heuristic with more replays",
+            "bucket_rule": "smallest tuned M >= M, else the largest tuned M",
+            "measured": {str(m): measured[str(m)] for m in sorted(entries) if str(m) in measured}}
+
+
+def _input_sets(target, weights, M, N, K, fp8) -> list:
+    """The input sets one M rotates through: enough that a replay overflows L2 (target.n_sets of the
+    bytes a call moves: a, w, out, scales), each with its own weight (kept across the shape's Ms in
+    `weights`), activations and scales."""
+    k = target.n_sets(M * K + N * K + 2 * M * N + 4 * (M + N))
+    while len(weights) < k:
+        g = torch.Generator(device=target.device).manual_seed(7919 * len(weights) + 1)
+        weights.append(quantized(N, K, fp8, target.device, g).t())
+    sets = []
+    for s in range(k):
+        g = torch.Generator(device=target.device).manual_seed(104729 + 31 * s + M)
+        sets.append((quantized(M, K, fp8, target.device, g), weights[s], *scales(M, N, target.device, g)))
+    return sets
+
+
+def tune(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None, force: bool = False,
+         progress: Progress | None = None, log=functools.partial(print, flush=True)) -> dict:
+    """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/scaled_mm/.
+    Returns {"files": [paths written], "left": [(N, K, dtype, [Ms not tuned])], "stopped": bool}."""
+    budget = budget or Budget(None)
+    progress = progress or Progress()
+    ms = sorted(set(ms))
+    plan = []
+    for N, K, dtype in jobs:
+        path = os.path.join(out_dir, OP, config_store.file_name(N, K, target.gpu, dtype))
+        entries, measured, grid = ({}, {}, []) if force else _read_existing(path, N, K, dtype)
+        plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms))))
+    files, stopped, last = [], False, None
+    try:
+        for n_job, (N, K, dtype, path, entries, measured, grid) in enumerate(plan, 1):
+            todo = [m for m in ms if m not in entries]
+            if not todo:
+                log(f"N={N} K={K} {dtype}: all {len(ms)} M already in {path} (--force redoes them)")
+                continue
+            weights = []
+            for n_m, M in enumerate(todo, 1):
+                # predicted time of this M: the last M's, scaled by the work up to 2x
+                predicted = 0.0 if last is None else last[0] * min(2.0, max(1.0, M * N * K / last[1]))
+                if stopped or not budget.may_start(predicted, first=last is None):
+                    stopped = True
+                    break
+                t0 = budget.elapsed()
+
+                def show(what, n_job=n_job, n_m=n_m, M=M, N=N, K=K, dtype=dtype, todo=todo):
+                    progress.update(f"[{n_job}/{len(plan)}] N={N} K={K} {dtype} | M {n_m}/{len(todo)} = {M} | "
+                                    f"{what} | {fmt_seconds(budget.elapsed())}"
+                                    + ("" if budget.limit_s is None else f" of {fmt_seconds(budget.limit_s)}"))
+                sets = _input_sets(target, weights, M, N, K, dtype == "fp8")
+                cfg, rec = _tune_m(target, sets, M, N, K, dtype == "fp8", show)
+                del sets
+                rec["seconds"] = round(budget.elapsed() - t0, 1)
+                entries[M], measured[str(M)] = cfg, rec
+                write_json_atomic(path, {"_meta": _meta(target, N, K, dtype, grid, entries, measured),
+                                         **{str(m): entries[m] for m in sorted(entries)}})
+                if path not in files:
+                    files.append(path)
+                progress.clear()
+                log(f"N={N} K={K} {dtype} M={M}: {describe(cfg)}  {rec['us']:.2f} µs (heuristic "
+                    f"{rec['heuristic_us']:.2f}, x{rec['speedup']:.2f}); {rec['candidates']} candidates, "
+                    f"{rec['failed']} failed, {rec['rejected']} rejected; {rec['seconds']:.0f} s "
+                    f"[{fmt_seconds(budget.elapsed())}]")
+                last = (budget.elapsed() - t0, M * N * K)
+            del weights
+    finally:
+        target.close()
+        progress.clear()
+    left = [(N, K, dtype, [m for m in ms if m not in entries]) for N, K, dtype, _, entries, _, _ in plan]
+    return {"files": files, "left": [x for x in left if x[3]], "stopped": stopped}
+
+
+def run_cli(args, target: Target | None = None) -> int:
+    """`lmkernels tune scaled-mm ...` on the current GPU (or `target`): 0 when every table is
+    complete, 3 when the budget stopped the run with Ms left (rerun the same command to continue)."""
+    target = target or gpu_target(torch.cuda.current_device(), args.compile_workers)
+    ms = args.m or list(M_GRID)
+    jobs = [(N, K, dtype) for dtype in args.dtype for N, K in args.nk]  # dtype-major: one set of kernels at a time
+    budget = Budget(args.max_minutes)
+    print(f"tuning {OP} on {target.gpu}: {len(jobs)} table(s) x {len(ms)} M into {os.path.join(args.out, OP)}"
+          + ("" if args.max_minutes is None else f", budget {args.max_minutes:g} min"), flush=True)
+    result = tune(jobs, ms, args.out, target, budget=budget, force=args.force)
+    for path in result["files"]:
+        print(f"wrote {path}")
+    if result["left"]:
+        why = f"the {args.max_minutes:g}-minute budget is spent" if result["stopped"] else "not tuned"
+        print(f"\nstopped after {fmt_seconds(budget.elapsed())}: {why}. Left:")
+        for N, K, dtype, todo in result["left"]:
+            print(f"  N={N} K={K} {dtype}: M {','.join(map(str, todo))}")
+        print("Rerun the same command to continue: Ms already in the files are skipped.")
+        return 3
+    print(f"\ndone in {fmt_seconds(budget.elapsed())}: every table is complete")
+    return 0

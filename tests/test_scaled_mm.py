@@ -1,0 +1,521 @@
+"""lmkernels.scaled_mm (W8A8 int8 / fp8 e4m3) against lmkernels.reference.scaled_mm."""
+import itertools
+
+import pytest
+import torch
+from helpers import DEVICE, ON_GPU, assert_ulps, seed_of, skip_unavailable
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import lmkernels
+from lmkernels import reference as ref
+from lmkernels.ops import scaled_mm as mm_ops
+from lmkernels.ops.scaled_mm import MAX_INT8_K, check_config, heuristic_config
+from lmkernels.runtime import access as access_rt
+from lmkernels.runtime import config_store
+from lmkernels.verify import fp8_acc_rel, fp8_mm_bound
+
+# Allowed error, by operand type:
+#   int8, against the reference (the same fp32 steps in the same order on an exact int32 sum; the
+#   kernel is compiled with enable_fp_fusion=False, so t * sb + bias is not one FMA): in ulps of
+#   the output dtype
+INT8_ULPS = {torch.float32: 0, torch.float16: 0,
+             # the interpreter truncates fp32 -> bf16 where the GPU rounds to nearest (fp32 -> fp16
+             # goes through numpy there, which rounds to nearest: exact too)
+             torch.bfloat16: 0 if ON_GPU else 1}
+#   fp8 e4m3, against float64 (lmkernels.verify.fp8_mm_bound, <= 1 passes): |got - exact| <=
+#     |sa sb| sum_k |a b| (acc_rel + 4u) + 2u |bias| + 1 ulp(exact) of the output, u = 2^-24:
+#     the products are exact in fp32; summing K of them in any order errs by at most (K - 1) u of
+#     sum |a b|; the epilogue's three fp32 roundings add 3u of |t| <= |sa sb| sum|a b| + |bias|
+#     (one u spare); the final rounding half an ulp (a whole one: the interpreter's bf16 truncates).
+#     acc_rel = K u (fp8_acc_rel), plus on a GPU 2^-10: sm90's tensor cores sum each BLOCK_SIZE_K
+#     slice with fewer bits than fp32 (~14 kept, DeepSeek-V3 3.3.2 on H800) before the kernel adds
+#     it into its fp32 accumulator: 2^-13 a slice, 8x spare
+#   FP8_FAST_ACCUM (the whole K in the tensor cores' accumulator, sm90): acc_rel = K/32 x 2^-10: a
+#     truncation of ~2^-13 of the running sum at each 32-deep wgmma step, 8x spare
+FP8_FAST_ACC_REL = 2.0**-10 / 32
+
+INT8, FP8 = torch.int8, torch.float8_e4m3fn
+KINDS = ("int8", "fp8")
+OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+# the issue's grid: every shape on a GPU; a subset under the interpreter, which runs one program
+# at a time (~1 s for a 512 x 971 x 1024 product): each M, N and K value appears at least once
+FULL_GRID = list(itertools.product((1, 33, 64, 512), (256, 971, 20486), (128, 496, 1024)))
+CPU_GRID = [(1, 256, 128), (33, 971, 496), (64, 256, 1024), (512, 971, 128), (1, 20486, 128)]
+# N = 20486 under the interpreter: 80 wide tiles instead of the heuristic's 320
+CPU_WIDE = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 256, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8, "num_warps": 4,
+            "num_stages": 3}
+MODES = list(access_rt.MODES)
+
+
+def _cfg(bm=16, bn=64, bk=64, **kw):
+    return dict({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 4, "num_warps": 4,
+                 "num_stages": 3}, **kw)
+
+
+def _operands(M, N, K, kind, seed):
+    """(a [M, K], w [N, K]): int8 uniform in [-128, 127]; fp8 e4m3 from normals x 16 (|x| mostly
+    below 64, far from e4m3's 448; test_fp8_extremes has those), fresh for every seed."""
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    if kind == "int8":
+        return (torch.randint(-128, 128, (M, K), dtype=INT8, device=DEVICE, generator=gen),
+                torch.randint(-128, 128, (N, K), dtype=INT8, device=DEVICE, generator=gen))
+    return ((torch.randn(M, K, device=DEVICE, generator=gen) * 16).to(FP8),
+            (torch.randn(N, K, device=DEVICE, generator=gen) * 16).to(FP8))
+
+
+def _scales(M, N, seed):
+    """per-token scale_a [M, 1] in [0.5, 1.5), per-channel scale_b [N, 1] in [0.005, 0.015) (keeps
+    int8's sums inside fp16's range), bias [N] fp32."""
+    gen = torch.Generator(device=DEVICE).manual_seed(seed + 1)
+    return (torch.rand(M, 1, device=DEVICE, generator=gen) + 0.5,
+            torch.rand(N, 1, device=DEVICE, generator=gen) * 0.01 + 0.005,
+            torch.randn(N, device=DEVICE, generator=gen))
+
+
+def _check(got, a, b, sa, sb, out_dtype, bias=None, acc_rel=None):
+    M, N = a.shape[0], b.shape[1]
+    assert got.shape == (M, N) and got.dtype == out_dtype
+    assert not bool(got.isnan().any()), "NaN in the output (an unwritten element?)"
+    if a.dtype == INT8:
+        assert_ulps(got, ref.scaled_mm(a, b, sa, sb, out_dtype, bias), INT8_ULPS[out_dtype])
+    else:
+        ratio = fp8_mm_bound(got, a, b, sa, sb, bias, fp8_acc_rel(a.shape[1]) if acc_rel is None else acc_rel)
+        assert ratio <= 1, f"fp8 error is {ratio:.3g} x its bound"
+
+
+def _skip_fp8(kind):
+    if kind == "fp8" and ON_GPU and mm_ops._fp8_problem(torch.cuda.current_device()):
+        pytest.skip(mm_ops._fp8_problem(torch.cuda.current_device()))
+
+
+# ---------------------------------------------------------------- the issue's shapes
+
+@pytest.mark.parametrize("b_layout", ["w.t()", "row-major"] if ON_GPU else ["w.t()"])
+@pytest.mark.parametrize("shape", FULL_GRID if ON_GPU else CPU_GRID, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes(kind, shape, b_layout):
+    _skip_fp8(kind)
+    M, N, K = shape
+    a, w = _operands(M, N, K, kind, seed_of("shape", kind, shape))
+    b = w.t() if b_layout == "w.t()" else w.t().contiguous()
+    sa, sb, bias = _scales(M, N, seed_of("shape", shape))
+    cfg = CPU_WIDE if N > 4096 and not ON_GPU else None
+    _check(lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, bias, config=cfg), a, b, sa, sb, torch.bfloat16, bias)
+
+
+def test_cpu_grid_covers_every_value():
+    for i, values in enumerate(((1, 33, 64, 512), (256, 971, 20486), (128, 496, 1024))):
+        assert {s[i] for s in CPU_GRID} == set(values)
+
+
+# ---------------------------------------------------------------- scales, bias, out dtypes
+
+def _scale_forms(M, N, seed):
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+
+    def r(*shape):
+        return torch.rand(*shape, device=DEVICE, generator=gen) * 0.01 + 0.005
+    sa = {"0-d": r(()) * 100, "[1]": r(1) * 100, "[1,1]": r(1, 1) * 100, "token": r(M, 1) * 100,
+          "token-strided": (r(M, 3) * 100)[:, 1:2]}
+    sb = {"0-d": r(()), "[1]": r(1), "[1,1]": r(1, 1), "[N,1]": r(N, 1), "[1,N]": r(1, N),
+          "[N,1]-strided": r(N, 2)[:, :1], "[1,N]-strided": r(3, N)[1:2]}
+    return sa, sb
+
+
+@pytest.mark.parametrize("out_dtype", OUT_DTYPES, ids=str)
+@pytest.mark.parametrize("kind", KINDS)
+def test_scale_and_bias_forms(kind, out_dtype):
+    """Every scale_a form x every scale_b form, the bias cycling through None, fp32 and out_dtype."""
+    _skip_fp8(kind)
+    M, N, K = 7, 40, 96
+    a, w = _operands(M, N, K, kind, seed_of("forms", kind, out_dtype))
+    sa_forms, sb_forms = _scale_forms(M, N, seed_of("forms", out_dtype))
+    biases = [None, torch.randn(N, device=DEVICE), torch.randn(N, device=DEVICE).to(out_dtype)]
+    for i, ((na, sa), (nb, sb)) in enumerate(itertools.product(sa_forms.items(), sb_forms.items())):
+        bias = biases[i % 3]
+        try:
+            _check(lmkernels.scaled_mm(a, w.t(), sa, sb, out_dtype, bias), a, w.t(), sa, sb, out_dtype, bias)
+        except AssertionError as e:
+            raise AssertionError(f"scale_a {na}, scale_b {nb}, bias {None if bias is None else bias.dtype}: {e}")
+
+
+# ---------------------------------------------------------------- layouts and access modes
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_layouts_and_modes_agree(kind, mode):
+    """a and b each row- or column-major (never copied), in every access mode: right, and the
+    same bits as pointer mode (only addressing differs). 48 x 80 x 96: every view's rows are
+    16-byte multiples, so descriptors serve all four layouts."""
+    _skip_fp8(kind)
+    skip_unavailable(mode)
+    M, N, K = 48, 80, 96
+    a, w = _operands(M, N, K, kind, seed_of("layout", kind))
+    sa, sb, bias = _scales(M, N, 5)
+    cfg = _cfg(bm=32, bn=32, bk=32)  # several tiles each way and three K steps
+    for a_view, b_view in itertools.product((a, a.t().contiguous().t()), (w.t(), w.t().contiguous())):
+        got = lmkernels.scaled_mm(a_view, b_view, sa, sb, torch.float32, bias, access=mode, config=cfg)
+        _check(got, a_view, b_view, sa, sb, torch.float32, bias)
+        want = lmkernels.scaled_mm(a_view, b_view, sa, sb, torch.float32, bias, access="pointer", config=cfg)
+        assert torch.equal(got, want), (a_view.stride(), b_view.stride())
+
+
+def test_other_strides_are_refused():
+    a, w = _operands(8, 32, 64, "int8", 1)
+    sa, sb, _ = _scales(8, 32, 1)
+    with pytest.raises(ValueError, match=r"a has shape \(8, 32\) and strides \(64, 2\)"):
+        lmkernels.scaled_mm(a[:, ::2], w.t()[:32], sa, sb, torch.float32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_descriptor_refusals_and_fallback(kind):
+    """Explicit descriptor where TMA cannot address an operand raises, naming why; the default
+    (and a config's ACCESS from a table) falls back to pointers with the same result."""
+    _skip_fp8(kind)
+    skip_unavailable("descriptor")
+    M, N, K = 5, 64, 100  # rows of 100 bytes: not a 16-byte multiple
+    a, w = _operands(M, N, K, kind, 3)
+    sa, sb, _ = _scales(M, N, 3)
+    with pytest.raises(ValueError, match=r"access='descriptor' cannot serve this call: a stride 100"):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, access="descriptor")
+    with pytest.raises(ValueError, match="access='descriptor' cannot serve this call"):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, config=_cfg(ACCESS="descriptor"))
+    _check(lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32), a, w.t(), sa, sb, torch.float32)
+    # an aligned shape whose base is 1 byte off (a column slice)
+    a2, w2 = _operands(M, N, 97, kind, 4)
+    with pytest.raises(ValueError, match=r"a.data_ptr\(\) % 16 = 1"):
+        lmkernels.scaled_mm(a2[:, 1:], w2.t()[1:], sa, sb, torch.float32, access="descriptor")
+    got = lmkernels.scaled_mm(a2[:, 1:], w2.t()[1:], sa, sb, torch.float32)
+    _check(got, a2[:, 1:], w2.t()[1:], sa, sb, torch.float32)
+
+
+def test_default_descriptor_rechecks_the_base_each_call(default_access, monkeypatch):
+    """With descriptors by default, a plan is cached per shape and strides; a call of that shape
+    whose base is off 16 bytes falls back to pointers for that call alone, and a plan that fell
+    back for a base is not kept."""
+    skip_unavailable("descriptor")
+    default_access("descriptor")
+    monkeypatch.setattr(mm_ops, "_plans", {})
+    M, N, K = 5, 64, 96
+    a, w = _operands(M, N, K, "int8", 43)
+    sa, sb, _ = _scales(M, N, 43)
+    buf = torch.empty(M * K + 16, dtype=INT8, device=DEVICE)
+    off = buf[1:1 + M * K].view(M, K)  # a's shape and strides, base 1 byte off
+    off.copy_(a)
+    _check(lmkernels.scaled_mm(off, w.t(), sa, sb, torch.float32), off, w.t(), sa, sb, torch.float32)
+    assert not mm_ops._plans
+    _check(lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32), a, w.t(), sa, sb, torch.float32)
+    assert [p[0] for p in mm_ops._plans.values()] == [access_rt.DESCRIPTOR]
+    _check(lmkernels.scaled_mm(off, w.t(), sa, sb, torch.float32), off, w.t(), sa, sb, torch.float32)
+    assert [p[0] for p in mm_ops._plans.values()] == [access_rt.DESCRIPTOR]
+
+
+def test_access_and_config_access_must_agree():
+    a, w = _operands(4, 32, 64, "int8", 5)
+    sa, sb, _ = _scales(4, 32, 5)
+    with pytest.raises(ValueError, match="disagree"):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, access="pointer", config=_cfg(ACCESS="descriptor"))
+    with pytest.raises(ValueError, match="not an access mode"):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, access="tma")
+
+
+# ---------------------------------------------------------------- split-K and persistent
+
+@pytest.mark.parametrize("M", [1, 33])
+@pytest.mark.parametrize("kind", KINDS)
+def test_split_k_is_right_and_deterministic(kind, M):
+    """SPLIT_K 2, 3 and 7 (K = 496 in 8 tiles of 64: 7 splits become 4 of 2 tiles), pointer and
+    descriptor: right, the same bits on a second run, and int8 the same bits as no split."""
+    _skip_fp8(kind)
+    N, K = 200, 496
+    a, w = _operands(M, N, K, kind, seed_of("split", kind, M))
+    sa, sb, bias = _scales(M, N, 7)
+    one = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=_cfg(bm=32))
+    for split, mode in ((2, "pointer"), (3, "descriptor"), (7, "pointer")):
+        if access_rt.unavailable_reason(access_rt.MODES[mode]):
+            continue
+        cfg = _cfg(bm=32, SPLIT_K=split, ACCESS=mode)  # M = 33: two row tiles, the second 1 row deep
+        got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+        _check(got, a, w.t(), sa, sb, torch.bfloat16, bias)
+        assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg))
+        if kind == "int8":
+            assert torch.equal(got, one)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_persistent(kind):
+    """PERSISTENT: fewer programs than tiles (the interpreter has 4 'SMs'), each looping; with
+    split-K and descriptors too; the same bits as the plain grid."""
+    _skip_fp8(kind)
+    M, N, K = 33, 300, 128
+    a, w = _operands(M, N, K, kind, seed_of("persistent", kind))
+    sa, sb, bias = _scales(M, N, 9)
+    plain = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float16, bias, config=_cfg())
+    _check(plain, a, w.t(), sa, sb, torch.float16, bias)
+    variants = [_cfg(PERSISTENT=True), _cfg(PERSISTENT=True, SPLIT_K=2)]
+    if access_rt.unavailable_reason(access_rt.DESCRIPTOR) is None:
+        variants.append(_cfg(PERSISTENT=True, ACCESS="descriptor"))
+    for cfg in variants:
+        got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float16, bias, config=cfg)
+        _check(got, a, w.t(), sa, sb, torch.float16, bias)
+        if kind == "int8" or cfg.get("SPLIT_K", 1) == 1:  # fp8 split-K sums in another order
+            assert torch.equal(got, plain), cfg
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fp8_fast_accum_config(kind):
+    _skip_fp8(kind)
+    M, N, K = 17, 64, 496
+    a, w = _operands(M, N, K, kind, 11)
+    sa, sb, bias = _scales(M, N, 11)
+    got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=_cfg(FP8_FAST_ACCUM=True))
+    _check(got, a, w.t(), sa, sb, torch.float32, bias, acc_rel=fp8_acc_rel(K) + K * FP8_FAST_ACC_REL)
+
+
+# ---------------------------------------------------------------- edges
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_and_k_zero(kind):
+    _skip_fp8(kind)
+    dt = INT8 if kind == "int8" else FP8
+    for M, N in ((0, 16), (3, 0), (0, 0)):
+        a = torch.empty(M, 32, dtype=dt, device=DEVICE)
+        b = torch.empty(16 if N else 0, 32, dtype=dt, device=DEVICE).t()
+        out = lmkernels.scaled_mm(a, b, torch.ones(M, 1, device=DEVICE) if M else torch.ones(1, device=DEVICE),
+                                  torch.ones(1, device=DEVICE), torch.bfloat16)
+        assert out.shape == (M, N) and out.dtype == torch.bfloat16
+    # K == 0: the sum is 0, so out = (0 * sa) * sb + bias, bias rounded once to out_dtype
+    a, b = torch.empty(3, 0, dtype=dt, device=DEVICE), torch.empty(0, 5, dtype=dt, device=DEVICE)
+    sa, sb, bias = torch.rand(3, 1, device=DEVICE), torch.rand(1, 5, device=DEVICE), torch.randn(5, device=DEVICE)
+    for access in (None, "descriptor"):
+        if access and access_rt.unavailable_reason(access_rt.DESCRIPTOR):
+            continue
+        got = lmkernels.scaled_mm(a, b, sa, sb, torch.float16, bias, access=access)
+        assert torch.equal(got, bias.to(torch.float16).expand(3, 5))
+        assert torch.equal(lmkernels.scaled_mm(a, b, sa, sb, torch.float32, access=access), torch.zeros(3, 5, device=DEVICE))
+
+
+def test_int8_extremes_are_exact():
+    """Every product 2^14 (-128 x -128) over K = 4096: |sum| 2^26, exact in int32 and in fp32;
+    and the same with 127 x -128 (negative sums)."""
+    M, N, K = 3, 20, 4096
+    a = torch.full((M, K), -128, dtype=INT8, device=DEVICE)
+    for fill in (-128, 127):
+        w = torch.full((N, K), fill, dtype=INT8, device=DEVICE)
+        sa, sb = torch.ones(1, device=DEVICE), torch.ones(N, 1, device=DEVICE)
+        got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32)
+        assert torch.equal(got, torch.full((M, N), float(-128 * fill * K), device=DEVICE))
+
+
+def test_fp8_extremes():
+    """Saturated (+-448), subnormal (2^-9) and zero operands."""
+    _skip_fp8("fp8")
+    M, N, K = 9, 24, 160
+    a, w = _operands(M, N, K, "fp8", 13)
+    vals = torch.tensor([448.0, -448.0, 2.0**-9, -(2.0**-9), 0.0], device=DEVICE).to(FP8)
+    a[0], w[:, 0] = vals[torch.arange(K, device=DEVICE) % 5], vals[torch.arange(N, device=DEVICE) % 5]
+    sa, sb, bias = _scales(M, N, 13)
+    _check(lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias), a, w.t(), sa, sb, torch.float32, bias)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+def _bad_cases():
+    a, w = _operands(4, 16, 32, "int8", 17)
+    a8, w8 = _operands(4, 16, 32, "fp8", 17)
+    sa, sb, bias = _scales(4, 16, 17)
+    f32 = torch.float32
+    return {
+        "a not a tensor": ((a.tolist(), w.t(), sa, sb, f32), TypeError, r"a must be a torch.Tensor"),
+        "a float": ((a.float(), w.t(), sa, sb, f32), TypeError, r"a.dtype=torch.float32 is not supported"),
+        "mixed dtypes": ((a, w8.t(), sa, sb, f32), TypeError, r"b.dtype=torch.float8_e4m3fn must equal a.dtype=torch.int8"),
+        "mixed fp8": ((a8, w.t(), sa, sb, f32), TypeError, r"b.dtype=torch.int8 must equal a.dtype"),
+        "a 3-D": ((a[None], w.t(), sa, sb, f32), ValueError, r"a and b must be 2-D"),
+        "b 1-D": ((a, w[0], sa, sb, f32), ValueError, r"b.shape=\(32,\)"),
+        "K mismatch": ((a, w.t()[:31], sa, sb, f32), ValueError, r"b.shape\[0\]=31 must equal a.shape\[1\]=32"),
+        "out int8": ((a, w.t(), sa, sb, torch.int8), TypeError, r"out_dtype=torch.int8 is not supported"),
+        "out str": ((a, w.t(), sa, sb, "bfloat16"), TypeError, r"out_dtype='bfloat16' is not supported"),
+        "scale_a fp16": ((a, w.t(), sa.half(), sb, f32), TypeError, r"scale_a.dtype=torch.float16 must be torch.float32"),
+        "scale_a [M]": ((a, w.t(), sa[:, 0], sb, f32), ValueError, r"scale_a.shape=\(4,\) must be per tensor .* \[4, 1\]"),
+        "scale_a [1, M]": ((a, w.t(), sa.t(), sb, f32), ValueError, r"scale_a.shape=\(1, 4\)"),
+        "scale_b [N]": ((a, w.t(), sa, sb[:, 0], f32), ValueError, r"scale_b.shape=\(16,\) must be per tensor .* "
+                                                                   r"\[16, 1\] or \[1, 16\]"),
+        "scale_b wrong N": ((a, w.t(), sa, sb[:8], f32), ValueError, r"scale_b.shape=\(8, 1\)"),
+        "scale_b list": ((a, w.t(), sa, [1.0], f32), TypeError, r"scale_b must be a torch.Tensor"),
+        "bias shape": ((a, w.t(), sa, sb, f32, bias[:8]), ValueError, r"bias.shape=\(8,\) must be \[N\] = \[16\]"),
+        "bias dtype": ((a, w.t(), sa, sb, torch.bfloat16, bias.half()), TypeError,
+                       r"bias.dtype=torch.float16 must be torch.float32 or out_dtype=torch.bfloat16"),
+        "bias 2-D": ((a, w.t(), sa, sb, f32, bias[None]), ValueError, r"bias.shape=\(1, 16\)"),
+        "scale on meta": ((a, w.t(), sa.to("meta"), sb, f32), ValueError, r"scale_a is on meta but a is on"),
+        "b on meta": ((a, w.t().to("meta"), sa, sb, f32), ValueError, r"b is on meta but a is on"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_cases()))
+def test_bad_inputs_raise_clear_errors(case):
+    args, exc, match = _bad_cases()[case]
+    with pytest.raises(exc, match=match):
+        lmkernels.scaled_mm(*args)
+
+
+def test_int8_k_limit():
+    a = torch.zeros(1, MAX_INT8_K + 1, dtype=INT8, device=DEVICE)
+    one = torch.ones(1, device=DEVICE)
+    with pytest.raises(ValueError, match=rf"K={MAX_INT8_K + 1} exceeds {MAX_INT8_K} for int8"):
+        lmkernels.scaled_mm(a, a.t(), one, one, torch.float32)
+
+
+# ---------------------------------------------------------------- configs
+
+BAD_CONFIGS = [
+    ({"BLOCK_SIZE_M": 48}, r"config\['BLOCK_SIZE_M'\]=48 must be a power of two in \[16, 256\]"),
+    ({"BLOCK_SIZE_N": 512}, r"config\['BLOCK_SIZE_N'\]=512"),
+    ({"BLOCK_SIZE_K": 16}, r"config\['BLOCK_SIZE_K'\]=16 must be a power of two in \[32, 256\]"),
+    ({"BLOCK_SIZE_K": 64.0}, r"config\['BLOCK_SIZE_K'\]=64.0 must be an int"),
+    ({"GROUP_SIZE_M": 0}, r"config\['GROUP_SIZE_M'\]=0"),
+    ({"num_warps": 3}, r"config\['num_warps'\]=3"),
+    ({"num_stages": 0}, r"config\['num_stages'\]=0"),
+    ({"num_stages": True}, r"config\['num_stages'\]=True must be an int, got bool"),
+    ({"SPLIT_K": 65}, r"config\['SPLIT_K'\]=65"),
+    ({"ACCESS": "tma"}, r"config\['ACCESS'\]='tma' must be one of"),
+    ({"PERSISTENT": 1}, r"config\['PERSISTENT'\]=1 must be a bool"),
+    ({"FP8_FAST_ACCUM": "yes"}, r"config\['FP8_FAST_ACCUM'\]='yes' must be a bool"),
+    ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
+]
+
+
+@pytest.mark.parametrize("change,match", BAD_CONFIGS, ids=[str(c) for c, _ in BAD_CONFIGS])
+def test_check_config_refuses(change, match):
+    with pytest.raises(ValueError, match=match):
+        check_config(dict(_cfg(), **change))
+
+
+def test_check_config_normalises_and_is_registered():
+    cfg = _cfg()
+    out = check_config(cfg)
+    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=False) and out is not cfg
+    with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
+        check_config({k: v for k, v in cfg.items() if k != "num_stages"})
+    with pytest.raises(ValueError, match="config must be a dict, got list"):
+        check_config([1])
+    if hasattr(config_store, "register_validator"):
+        assert config_store._validators.get("scaled_mm") is check_config
+    a, w = _operands(4, 32, 64, "int8", 19)
+    sa, sb, _ = _scales(4, 32, 19)
+    with pytest.raises(ValueError, match=r"config\['num_warps'\]=5"):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, config=dict(cfg, num_warps=5))
+
+
+def test_heuristic_config_for_the_h100(monkeypatch):
+    """Valid everywhere on the issue's grid; small M: 16-row tiles and split-K when the N tiles
+    leave SMs idle; large M: 128 x 256 (int8) / 256 x 128 (fp8); descriptors on sm90; the shared
+    memory of a program within the H100's 227 KB, and within MI300's 64 KB there."""
+    monkeypatch.setattr(mm_ops, "num_sms", lambda i: 132)
+    for gpu in (("cuda", 90, 232448), ("hip", 0, 65536)):
+        monkeypatch.setattr(mm_ops, "_gpu", lambda i, gpu=gpu: gpu)
+        for M, N, K in FULL_GRID + [(4096, 4096, 4096), (128, 6144, 4096), (16, 4096, 14336)]:
+            for fp8 in (False, True):
+                cfg = heuristic_config(M, N, K, fp8, 0)
+                assert check_config(cfg) == cfg
+                bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+                assert (bm + bn) * bk * cfg["num_stages"] <= gpu[2]
+                assert (cfg["ACCESS"] == "descriptor") == (gpu[0] == "cuda")
+                if M == 1 and gpu[0] == "cuda":
+                    assert bm == 16 and bk == 256
+                if M >= 4096 and gpu[0] == "cuda":
+                    assert (bm, bn) == ((256, 128) if fp8 else (128, 256))
+    monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
+    assert heuristic_config(16, 4096, 14336, True, 0)["SPLIT_K"] > 1  # 64 tiles on 132 SMs
+    assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1
+
+
+def test_tuned_config_is_looked_up_first(monkeypatch):
+    """config=None asks config_store.lookup (op, N, K, dtype tag, M, device) and uses its answer;
+    None from it means the heuristic."""
+    calls = []
+    tuned = _cfg(bm=32, bn=16, bk=32)
+
+    def lookup(op, N, K, dtype, M, dev):
+        calls.append((op, N, K, dtype, M))
+        return tuned if M == 3 else None
+    monkeypatch.setattr(config_store, "lookup", lookup)
+    monkeypatch.setattr(mm_ops, "_plans", {})
+    for M in (3, 5):
+        a, w = _operands(M, 48, 64, "int8", 23)
+        sa, sb, bias = _scales(M, 48, 23)
+        _check(lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias), a, w.t(), sa, sb, torch.float32, bias)
+    assert calls == [("scaled_mm", 48, 64, "int8", 3), ("scaled_mm", 48, 64, "int8", 5)]
+    blocks = sorted(plan[2][:3] for plan in mm_ops._plans.values())
+    heur = heuristic_config(5, 48, 64, False, max(torch.device(DEVICE).index or 0, 0))
+    assert blocks == sorted([(32, 16, 32), (heur["BLOCK_SIZE_M"], heur["BLOCK_SIZE_N"], heur["BLOCK_SIZE_K"])])
+
+
+# ---------------------------------------------------------------- fast path, dispatcher, compile
+
+def test_repeat_calls_take_the_fast_path(monkeypatch):
+    a, w = _operands(6, 40, 64, "int8", 29)
+    sa, sb, bias = _scales(6, 40, 29)
+    first = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias)
+
+    def forbid(*args, **kw):
+        raise AssertionError("the careful path ran for a call with a cached plan")
+    monkeypatch.setattr(mm_ops, "_careful", forbid)
+    a2, w2 = _operands(6, 40, 64, "int8", 30)  # new data, same facts
+    got = lmkernels.scaled_mm(a2, w2.t(), sa, sb, torch.bfloat16, bias)
+    _check(got, a2, w2.t(), sa, sb, torch.bfloat16, bias)
+    assert not torch.equal(got, first)
+    with pytest.raises(AssertionError, match="careful path"):  # a config always takes the careful path
+        lmkernels.scaled_mm(a2, w2.t(), sa, sb, torch.bfloat16, bias, config=_cfg())
+
+
+def _linear(x, w, sa, sb, bias):
+    return lmkernels.scaled_mm(x, w.t(), sa, sb, torch.bfloat16, bias) * 2, \
+        lmkernels.scaled_mm(x, w.t(), sa, sb, torch.float32, config=_cfg(SPLIT_K=2))
+
+
+def test_torch_compile_fullgraph_matches_eager():
+    a, w = _operands(5, 48, 128, "int8", 31)
+    sa, sb, bias = _scales(5, 48, 31)
+    got = torch.compile(_linear, fullgraph=True)(a, w, sa, sb, bias)
+    want = _linear(a, w, sa, sb, bias)
+    assert all(torch.equal(g, h) for g, h in zip(got, want))
+
+
+def test_fake_tensors_give_shapes_without_running():
+    with FakeTensorMode():
+        a = torch.empty(7, 64, dtype=FP8, device=DEVICE)
+        w = torch.empty(40, 64, dtype=FP8, device=DEVICE)
+        sa, sb = torch.empty(7, 1, device=DEVICE), torch.empty(1, 40, device=DEVICE)
+        out = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float16)
+        assert out.shape == (7, 40) and out.dtype == torch.float16
+        with pytest.raises(ValueError, match=r"scale_b.shape=\(1, 41\)"):
+            lmkernels.scaled_mm(a, w.t(), sa, torch.empty(1, 41, device=DEVICE), torch.float16)
+
+
+def test_opcheck_with_config_and_bias():
+    """int8: opcheck's schema check compares inputs with torch ops that float8_e4m3fn lacks
+    ("mul_cpu_reduced_float" not implemented for 'Float8_e4m3fn'); fp8 goes through the same op."""
+    a, w = _operands(3, 32, 64, "int8", 37)
+    sa, sb, bias = _scales(3, 32, 37)
+    import json
+    torch.library.opcheck(torch.ops.lmkernels.scaled_mm.default,
+                          (a, w.t(), sa, sb, torch.bfloat16, bias.bfloat16(), None,
+                           json.dumps(check_config(_cfg(SPLIT_K=2)))))
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+def test_cuda_graph_replays_with_new_data():
+    M, N, K = 16, 512, 1024
+    a, w = _operands(M, N, K, "int8", 41)
+    sa, sb, bias = _scales(M, N, 41)
+    for cfg in (None, _cfg(SPLIT_K=4)):
+        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)  # compile outside the capture
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+        for seed in (42, 43):
+            a.copy_(_operands(M, N, K, "int8", seed)[0])
+            graph.replay()
+            torch.cuda.synchronize()
+            _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)

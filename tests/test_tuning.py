@@ -1,0 +1,423 @@
+"""The scaled_mm tuner's control flow on the CPU: pruning, picking the fastest, the vLLM-style file
+with _meta, resuming after an interruption, the time budget, refusing a winner that fails the
+reference check, compile failures. A fake timer stands in for CUDA-graph timing and (except in the
+last tests) a fake op for the kernel, so no GPU is needed and no kernel needs to exist."""
+import argparse
+import json
+import os
+import zlib
+
+import pytest
+import torch
+
+from lmkernels.runtime import config_store as cs
+from lmkernels.tuning import common
+from lmkernels.tuning import scaled_mm as t
+
+GPU = "Fake GPU 80GB"
+N, K = 64, 2048  # small: the fake op runs the torch reference on it; K leaves room for split-K
+
+
+def reference(a, b, sa, sb, out_dtype, bias=None, **_):
+    """The op's rounding order ((acc * sa) * sb, one cast) in plain torch: int8 sums exactly in float64."""
+    acc = (a.double() @ b.double()).float() if a.dtype == torch.int8 else a.float() @ b.float()
+    return ((acc * sa) * sb).to(out_dtype)
+
+
+def fake_us(cfg) -> float:
+    """A deterministic, practically tie-free time per config."""
+    return 100.0 + zlib.crc32(t.describe(cfg).encode()) % 100000 / 1000
+
+
+class Fake:
+    """A target whose op is the reference (wrong for configs in `bad`, raising for those in `broken`)
+    and whose timer returns fake_us, counting calls by M; `on_time(M)` runs before each timing."""
+
+    def __init__(self, bad=(), broken=(), on_time=None, **target_kw):
+        self.bad, self.broken, self.on_time = set(bad), set(broken), on_time
+        self.timed = []
+        self.target = t.Target(op=self.op, reference=reference, heuristic=self.heuristic, timer=self.timer,
+                               device="cpu", gpu=GPU, num_sms=8, interpreter=True, **target_kw)
+
+    @staticmethod
+    def heuristic(M, N, K, fp8):
+        return t.config(16, 64, 128, 1, 4, 4) if M <= 32 else t.config(64, 128, 64, 8, 4, 3)
+
+    def op(self, a, b, sa, sb, out_dtype, bias=None, *, config=None):
+        if t.describe(config) in self.broken:
+            raise RuntimeError("out of resources: shared memory")
+        out = reference(a, b, sa, sb, out_dtype)
+        return out * 1.5 if t.describe(config) in self.bad else out
+
+    def timer(self, cfg, calls, reps):
+        M = calls[0].args[0].shape[0]  # functools.partial(op, a, b, ...): a is [M, K]
+        if self.on_time is not None:
+            self.on_time(M)
+        self.timed.append(M)
+        assert len(calls) >= 1 and reps >= 3
+        return fake_us(cfg)
+
+
+def expected_winner(M, skip=()):
+    cands = t.candidates(M, N, K, num_sms=8, descriptor_ok=False, heuristic=Fake.heuristic(M, N, K, False))
+    return min((c for c in cands if t.describe(c) not in skip), key=fake_us)
+
+
+def quiet():
+    return common.Progress(stream=open(os.devnull, "w"))
+
+
+def run(fake, tmp_path, ms=(1, 16, 48), dtype="int8", **kw):
+    kw.setdefault("progress", quiet())
+    kw.setdefault("log", lambda *a: None)
+    return t.tune([(N, K, dtype)], ms, str(tmp_path), fake.target, **kw)
+
+
+def table_path(tmp_path, dtype="int8"):
+    return tmp_path / "scaled_mm" / cs.file_name(N, K, GPU, dtype)
+
+
+# ---- the search space -------------------------------------------------------------------------
+
+LLAMA = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336), (10240, 8192), (8192, 8192), (57344, 8192),
+         (8192, 28672)]
+
+
+@pytest.mark.parametrize("descriptor_ok", [False, True])
+@pytest.mark.parametrize("nk", LLAMA)
+def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor_ok):
+    n, k = nk
+    for M in t.M_GRID:
+        heur = t.config(32, 32, 32, 4, 2, 2)  # outside the space: must still be timed, first
+        cands = t.candidates(M, n, k, num_sms=132, descriptor_ok=descriptor_ok, heuristic=heur)
+        assert cands[0] == heur and 10 <= len(cands) <= 31, (M, len(cands))
+        assert len({json.dumps(c, sort_keys=True) for c in cands}) == len(cands)
+        for c in cands[1:]:
+            assert set(c) == set(t.config(1, 1, 1, 1, 1, 1))
+            bm, bn, bk = c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"]
+            assert c["num_stages"] * (bm + bn) * bk <= t.SMEM_BUDGET
+            tiles = -(-M // bm) * -(-n // bn)
+            if M <= t.SMALL_M:
+                assert bm == (16 if M <= 16 else 32) and bk in (128, 256) and c["ACCESS"] == "pointer"
+                assert c["SPLIT_K"] == 1 or tiles < 132, c
+                assert -(-k // (bk * c["SPLIT_K"])) >= 2
+            else:
+                assert bm in (64, 128) and c["GROUP_SIZE_M"] == 8
+                assert c["SPLIT_K"] == 1 or tiles < 132, c
+                assert c["PERSISTENT"] <= (tiles * c["SPLIT_K"] > 132)
+                assert (c["ACCESS"] == "descriptor") <= descriptor_ok
+                assert bm == 128 or M <= 128
+                assert bm == 64 or M >= 96
+                assert bn == 128 or bm == 64 or M >= 256
+
+
+def test_splits_fill_the_sms():
+    assert t._splits(132, 132) == (1,) and t._splits(500, 132) == (1,)
+    assert t._splits(64, 132) == (2, 4)   # 128 programs: 97 % of a wave; 256: two
+    assert t._splits(128, 132) == (1, 2)
+    assert t._splits(4, 132) == (4, 8)    # capped at 8
+    assert t._splits(1, 1) == (1,)
+
+
+def test_normalize_drops_refused_configs_but_not_the_heuristic():
+    def check(cfg):
+        if cfg["BLOCK_SIZE_N"] == 128:
+            raise ValueError("no")
+        return dict(cfg, EXTRA=1)
+    cands = t.candidates(1, 4096, 4096, num_sms=132, descriptor_ok=False, heuristic=Fake.heuristic(1, 0, 0, 0),
+                         normalize=check)
+    assert all(c["BLOCK_SIZE_N"] != 128 and c["EXTRA"] == 1 for c in cands)
+    with pytest.raises(ValueError):
+        t.candidates(1, 4096, 4096, num_sms=132, descriptor_ok=False, heuristic=t.config(16, 128, 128, 1, 4, 4),
+                     normalize=check)
+
+
+# ---- the tuner --------------------------------------------------------------------------------
+
+def test_picks_the_fastest_and_writes_a_vllm_style_table(tmp_path, monkeypatch):
+    fake = Fake()
+    res = run(fake, tmp_path)
+    path = table_path(tmp_path)
+    assert res == {"files": [str(path)], "left": [], "stopped": False}
+    data = json.loads(path.read_text())
+    assert sorted(data) == ["1", "16", "48", "_meta"]
+    for M in (1, 16, 48):
+        assert data[str(M)] == expected_winner(M)
+    meta = data["_meta"]
+    assert meta["schema"] == cs.SCHEMA and meta["op"] == "scaled_mm" and (meta["N"], meta["K"]) == (N, K)
+    assert meta["gpu"] == GPU and meta["dtype"] == "int8" and meta["complete"] is True
+    assert meta["m_grid"] == [1, 16, 48] and meta["torch"] == torch.__version__ and meta["triton"]
+    rec = meta["measured"]["16"]
+    assert rec["us"] == round(fake_us(expected_winner(16)), 3) and rec["heuristic_us"] >= rec["us"]
+    assert rec["candidates"] >= 10 and rec["failed"] == 0 and rec["rejected"] == 0
+    # what the tuner writes is what the op's lookup serves, through the bucket rule
+    monkeypatch.setenv(cs.ENV_DIR, str(tmp_path))
+    monkeypatch.setattr(cs, "device_name", lambda i: GPU.replace(" ", "_"))
+    cs.clear_cache()
+    try:  # (the op's validator, when registered, adds its defaults)
+        assert expected_winner(16).items() <= cs.lookup("scaled_mm", N, K, "int8", 9, 0).items()
+        assert expected_winner(48).items() <= cs.lookup("scaled_mm", N, K, "int8", 4096, 0).items()
+    finally:
+        cs.clear_cache()
+
+
+def test_fp8_tunes_with_the_derived_tolerance(tmp_path):
+    run(Fake(), tmp_path, ms=(2,), dtype="fp8")
+    assert json.loads(table_path(tmp_path, "fp8").read_text())["2"] == expected_winner(2)
+
+
+def test_resumes_after_an_interruption(tmp_path):
+    def stop_at_48(M):
+        if M == 48:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run(Fake(on_time=stop_at_48), tmp_path)
+    data = json.loads(table_path(tmp_path).read_text())
+    assert sorted(data) == ["1", "16", "_meta"] and data["_meta"]["complete"] is False
+    assert not [f for f in os.listdir(table_path(tmp_path).parent) if f.startswith(".tmp")]
+    again = Fake()
+    res = run(again, tmp_path)
+    assert set(again.timed) == {48} and res["left"] == []
+    data = json.loads(table_path(tmp_path).read_text())
+    assert sorted(data) == ["1", "16", "48", "_meta"] and data["_meta"]["complete"] is True
+    assert sorted(data["_meta"]["measured"]) == ["1", "16", "48"]
+    # a rerun with nothing left times nothing; --force times everything again
+    third = Fake()
+    assert run(third, tmp_path)["files"] == [] and third.timed == []
+    forced = Fake()
+    run(forced, tmp_path, force=True)
+    assert set(forced.timed) == {1, 16, 48}
+
+
+def test_stops_between_ms_when_the_budget_is_spent(tmp_path):
+    now = [0.0]
+    fake = Fake(on_time=lambda M: now.__setitem__(0, now[0] + 2.0))  # each timing "takes" 2 s
+    budget = common.Budget(1.0, clock=lambda: now[0])
+    res = run(fake, tmp_path, ms=(1, 2, 4, 8, 16), budget=budget)
+    data = json.loads(table_path(tmp_path).read_text())
+    done = sorted(int(m) for m in data if m != "_meta")
+    assert res["stopped"] and done and len(done) < 5
+    assert res["left"] == [(N, K, "int8", [m for m in (1, 2, 4, 8, 16) if m not in done])]
+    assert now[0] <= 60.0 + 2.0 * 40  # it stopped between Ms, not long after the minute
+    assert data["_meta"]["complete"] is False
+
+
+def test_first_m_runs_even_when_it_outlasts_the_budget(tmp_path):
+    now = [0.0]
+    fake = Fake(on_time=lambda M: now.__setitem__(0, now[0] + 100.0))
+    res = run(fake, tmp_path, ms=(1, 2), budget=common.Budget(0.5, clock=lambda: now[0]))
+    assert res["stopped"] and res["left"] == [(N, K, "int8", [2])]
+
+
+def test_a_winner_that_fails_the_reference_is_rejected(tmp_path):
+    wrong = t.describe(expected_winner(16))
+    run(Fake(bad={wrong}), tmp_path, ms=(16,))
+    data = json.loads(table_path(tmp_path).read_text())
+    assert data["16"] == expected_winner(16, skip={wrong})
+    rec = data["_meta"]["measured"]["16"]
+    assert rec["rejected"] == 1 and wrong in rec["rejected_why"][0] and "elements outside" in rec["rejected_why"][0]
+
+
+def test_candidates_that_fail_to_compile_are_skipped(tmp_path):
+    broken = t.describe(expected_winner(1))
+    run(Fake(broken={broken}), tmp_path, ms=(1,))
+    data = json.loads(table_path(tmp_path).read_text())
+    assert data["1"] == expected_winner(1, skip={broken}) and data["_meta"]["measured"]["1"]["failed"] == 1
+
+
+def test_a_heuristic_that_does_not_run_is_fatal(tmp_path):
+    with pytest.raises(RuntimeError, match="heuristic config"):
+        run(Fake(broken={t.describe(Fake.heuristic(1, N, K, False))}), tmp_path, ms=(1,))
+
+
+def test_no_candidate_matching_the_reference_is_fatal(tmp_path):
+    everything = {t.describe(c) for c in t.candidates(1, N, K, num_sms=8, descriptor_ok=False,
+                                                       heuristic=Fake.heuristic(1, N, K, False))}
+    with pytest.raises(RuntimeError, match="no candidate matches the reference"):
+        run(Fake(bad=everything), tmp_path, ms=(1,))
+    assert not table_path(tmp_path).exists()
+
+
+def test_a_malformed_existing_file_is_refused_unless_forced(tmp_path):
+    path = table_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{")
+    with pytest.raises(ValueError, match="cannot be resumed.*--force"):
+        run(Fake(), tmp_path, ms=(1,))
+    run(Fake(), tmp_path, ms=(1,), force=True)
+    assert json.loads(path.read_text())["1"] == expected_winner(1)
+
+
+def test_limit_keeps_the_heuristic_and_a_few(tmp_path):
+    fake = Fake(limit=2)
+    run(fake, tmp_path, ms=(1,))
+    assert len(fake.timed) == 1 + 2 + 2  # the probe, quick 2, refine both
+
+
+# ---- the output check -------------------------------------------------------------------------
+
+def _mm(fp8, M=8, n=16, k=256, seed=0):
+    return t.operands(M, n, k, fp8, "cpu", seed)
+
+
+def test_check_output_int8_is_exact_on_gpu_and_two_ulps_interpreted():
+    a, b, sa, sb = _mm(False)
+    ref = reference(a, b, sa, sb, torch.bfloat16)
+    assert t.check_output(ref.clone(), ref, a, b, sa, sb, False, False) is None
+    one_ulp = torch.nextafter(ref.float(), torch.full_like(ref.float(), float("inf"))).to(torch.bfloat16)
+    bumped = ref.clone()
+    bumped[0, 0] = (ref[0, 0].float() + t._ulp(ref[0, 0:1].float(), torch.bfloat16)[0]).to(torch.bfloat16)
+    assert "bit-exact" in t.check_output(bumped, ref, a, b, sa, sb, False, False)
+    assert t.check_output(bumped, ref, a, b, sa, sb, False, True) is None
+    assert one_ulp.shape == ref.shape
+    far = ref.clone()
+    far[1, 2] = far[1, 2] * 1.1
+    assert "outside the tolerance" in t.check_output(far, ref, a, b, sa, sb, False, True)
+    nan = ref.clone()
+    nan[0, 0] = float("nan")
+    assert "non-finite" in t.check_output(nan, ref, a, b, sa, sb, False, True)
+    assert "reference" in t.check_output(ref[:, :4], ref, a, b, sa, sb, False, True)
+
+
+def test_check_output_fp8_tolerance_covers_summation_order_but_not_a_missing_block():
+    a, b, sa, sb = _mm(True, k=1024)
+    ref = reference(a, b, sa, sb, torch.bfloat16)
+    # another summation order: the product sum in float64, rounded once
+    other = ((a.double() @ b.double()).float() * sa * sb).to(torch.bfloat16)
+    assert t.check_output(other, ref, a, b, sa, sb, True, False) is None
+    # one BLOCK_K of 128 products lost: far outside
+    partial = reference(a[:, 128:], b[128:], sa, sb, torch.bfloat16)
+    assert "outside the tolerance" in t.check_output(partial, ref, a, b, sa, sb, True, False)
+
+
+# ---- common -----------------------------------------------------------------------------------
+
+def test_write_json_atomic_replaces_whole_files(tmp_path):
+    path = tmp_path / "a" / "b.json"
+    common.write_json_atomic(str(path), {"x": 1})
+    common.write_json_atomic(str(path), {"x": 2})
+    assert json.loads(path.read_text()) == {"x": 2} and os.listdir(path.parent) == ["b.json"]
+    with pytest.raises(TypeError):
+        common.write_json_atomic(str(path), {"x": object()})
+    assert json.loads(path.read_text()) == {"x": 2} and os.listdir(path.parent) == ["b.json"]
+
+
+def test_progress_redraws_on_a_tty_and_throttles_elsewhere():
+    class Stream(list):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+        def write(self, s):
+            self.append(s)
+
+        def flush(self):
+            pass
+    now = [0.0]
+    log = Stream(False)
+    p = common.Progress(stream=log, every=30, clock=lambda: now[0])
+    for i in range(100):
+        p.update(f"step {i}")
+        now[0] += 1
+    assert log == ["step 0\n", "step 30\n", "step 60\n", "step 90\n"]
+    tty = Stream(True)
+    p = common.Progress(stream=tty)
+    p.update("long status")
+    p.update("short")
+    p.clear()
+    assert tty == ["\rlong status", "\rshort      ", "\r" + " " * 5 + "\r"]
+
+
+def test_budget():
+    now = [0.0]
+    b = common.Budget(2.0, clock=lambda: now[0])
+    now[0] = 100.0
+    assert b.elapsed() == 100.0 and b.left() == 20.0
+    assert b.may_start(10.0, first=False) and not b.may_start(30.0, first=False) and b.may_start(30.0, first=True)
+    assert common.Budget(None).may_start(1e9, first=False)
+
+
+@pytest.mark.parametrize("fn, text", [(common.parse_pair, "4096"), (common.parse_pair, "4096,x"),
+                                      (common.parse_pair, "0,4096"), (common.parse_pair, "1,2,3"),
+                                      (common.parse_int_list, "0,16"), (common.parse_int_list, "a"),
+                                      (common.parse_int_list, ""), (common.parse_minutes, "-1"),
+                                      (common.parse_minutes, "soon"), (common.parse_count, "-1")])
+def test_parsers_refuse_with_the_value(fn, text):
+    with pytest.raises(argparse.ArgumentTypeError, match=repr(text).replace("(", r"\(")):
+        fn(text)
+
+
+def test_parsers_accept():
+    assert common.parse_pair("4096,14336") == (4096, 14336)
+    assert common.parse_int_list("16,1,16,4") == [1, 4, 16]
+    assert common.parse_minutes("7.5") == 7.5 and common.parse_count("0") == 0
+
+
+def test_run_cli_reports_what_is_left_and_exits_3(tmp_path, capsys):
+    fake = Fake(on_time=lambda M: None)
+    args = argparse.Namespace(nk=[(N, K)], dtype=["int8"], m=[1, 2], out=str(tmp_path), max_minutes=1e-9,
+                              force=False, compile_workers=0)
+    assert t.run_cli(args, target=fake.target) == 3
+    out = capsys.readouterr().out
+    assert "budget is spent" in out and f"N={N} K={K} int8: M 2" in out and "Rerun the same command" in out
+    args.max_minutes = None
+    assert t.run_cli(args, target=Fake().target) == 0
+    assert "every table is complete" in capsys.readouterr().out
+
+
+# ---- compile workers (spawned processes) ------------------------------------------------------
+
+def pool_op(a, b, sa, sb, out_dtype, bias=None, *, config=None):
+    """The op a compile worker imports by name ("test_tuning:pool_op")."""
+    if config["num_stages"] == 6:
+        raise RuntimeError("out of resources: shared memory, required 240000")
+    return torch.zeros(a.shape[0], b.shape[1], dtype=out_dtype)
+
+
+def test_compile_workers_report_failures_from_their_processes():
+    target = t.Target(op=pool_op, reference=reference, heuristic=Fake.heuristic, timer=None, device="cpu",
+                      compile_workers=2, op_path="test_tuning:pool_op")
+    cands = t.candidates(1, N, K, num_sms=8, descriptor_ok=False, heuristic=Fake.heuristic(1, N, K, False))
+    try:
+        failed = target.warm(cands, 1, N, K, False, t.operands(1, N, K, False, "cpu", 0))
+    finally:
+        target.close()
+    want = {i for i, c in enumerate(cands) if c["num_stages"] == 6}
+    assert want and set(failed) == want and all("shared memory" in why for why in failed.values())
+
+
+# ---- the real op (skips until lmkernels.ops.scaled_mm exists) ----------------------------------
+
+@pytest.mark.parametrize("dtype", ["int8", "fp8"])
+def test_tunes_the_real_op_and_its_winner_passes_the_reference(tmp_path, dtype):
+    ops = pytest.importorskip("lmkernels.ops.scaled_mm", reason="the scaled_mm op is not written yet")
+    ref = pytest.importorskip("lmkernels.reference.scaled_mm", reason="the scaled_mm reference is not written yet")
+    from lmkernels.runtime.device import is_interpreter
+    on_gpu = torch.cuda.is_available()
+    if dtype == "fp8" and on_gpu and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 e4m3 needs sm89+")
+    dev = 0 if on_gpu else -1
+    timed = []
+
+    def timer(cfg, calls, reps):  # runs the calls once (the real op, compiled or interpreted), fake time
+        for c in calls:
+            c()
+        timed.append(cfg)
+        return fake_us(cfg)
+    target = t.Target(op=ops.scaled_mm, reference=ref.scaled_mm, timer=timer,
+                      heuristic=lambda M, N, K, fp8: ops.heuristic_config(M, N, K, fp8, dev),
+                      check_config=ops.check_config, device="cuda" if on_gpu else "cpu", gpu=GPU, num_sms=4,
+                      interpreter=is_interpreter(), limit=3)
+    res = t.tune([(32, 512, dtype)], (1, 40), str(tmp_path), target, progress=quiet(), log=lambda *a: None)
+    data = json.loads((tmp_path / "scaled_mm" / cs.file_name(32, 512, GPU, dtype)).read_text())
+    assert res["left"] == [] and sorted(data) == ["1", "40", "_meta"] and timed
+    for m in ("1", "40"):
+        assert ops.check_config(data[m]) == data[m]  # stored normalised: lookups get exactly this
+        assert data["_meta"]["measured"][m]["rejected"] == 0
+    # the file resumes (it passes the op's validator on reading): a rerun times nothing
+    timed.clear()
+    assert t.tune([(32, 512, dtype)], (1, 40), str(tmp_path), target, progress=quiet(), log=lambda *a: None)["left"] == []
+    assert timed == []
