@@ -18,7 +18,7 @@ _launch_desc = Launcher(_gated_act_kernel, "dd" "n" "iii" "f")  # access="descri
 
 SILU_MUL, SWIGLUSTEP = 0, 1
 PRECISE = not is_interpreter()  # libdevice expf on GPUs; the interpreter has no libdevice
-DESCRIPTOR_BLOCK_D, DESCRIPTOR_WARPS = (1024, 2048), 4  # [act]
+DESCRIPTOR_BLOCK_D, DESCRIPTOR_WARPS = 1024, 4
 
 
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the row tiles
@@ -100,12 +100,12 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
         _launch(dev, (col_tiles, row_tiles), (x2, y2, n_rows, d, sx, sy, float(limit)),
                 (act, block_t, block_d, PRECISE, mode), num_warps=warps)
         return
-    # Descriptors: one tile a program as for pointers, on their own tile shape: one row x 1024 columns
-    # (silu) or 2048 (swiglustep), 4 warps. H100 sweeps (sweep_activation_descriptor*.md, d = 14336,
-    # T = 4096 / 16384): silu 116.2 / 456.5 µs, 0.8 / 0.4 % behind pointer; swiglustep 121.8 / 477.0,
-    # 4.7 / 4.1 % behind (1024 columns: 8 %). The persistent prefetching grid of 1 x 2048 tiles they
-    # had ran 4-5 % behind for both; 8 warps one tile a program 10-30 % behind.
-    block_d = min(DESCRIPTOR_BLOCK_D[act], triton.next_power_of_2(d))
+    # Descriptors: one tile a program as for pointers, one row x 1024 columns, 4 warps, gate and up in
+    # one [1, 2, 1024] box (kernels/access.py load_halves_2d). H100, T = 4096 (probe_limits_desc.md),
+    # behind pointer: swiglustep 0.8 % (d = 4096) / 0.3 % (14336), silu 2.2 / 1.5 %; 1 x 2048 tiles
+    # 0.7-2.2 %, 8 warps or 16-row tiles up to 7 %. With two boxes (one per half) Triton waited out
+    # the first before issuing the second, and swiglustep ran 8.1 % behind at d = 4096.
+    block_d = min(DESCRIPTOR_BLOCK_D, triton.next_power_of_2(d))
     warps = max(1, min(DESCRIPTOR_WARPS, block_d // 256))
     col_tiles = -(-d // block_d)
     _launch_desc(dev, (col_tiles, row_tiles),
