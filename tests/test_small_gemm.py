@@ -586,5 +586,5 @@ def test_bench_summary_derives_floor_ratio_and_pdl_saving():
     text = fam.summary(t, sms=132)
     assert f"| {shape} | 2.00 | 2.50 | 1.20 | 1.67 | 5.00 | 2.50 | met |" in text
     assert f"| {shape} | 1.20 | 2.00 | 0.60 |" in text
-    # split-K is one ll_gemm launch on NVIDIA: 2 kernels a layer, 16 boundaries, (64 - 40) / 16
-    assert f"| {chain} | 5.00 | 8.00 | 4.75 | 4.50 | 2 | 1.500 | identical |" in text
+    # 7168 x 256 at M = 1 on 132 SMs is split-K: 3 kernels a layer, 24 boundaries, (64 - 40) / 24
+    assert f"| {chain} | 5.00 | 8.00 | 4.75 | 4.50 | 3 | 1.000 | identical |" in text
