@@ -103,8 +103,7 @@ for mode in available_modes():
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
-# at an odd offset, the heuristic (split-K where N is small) and explicit FMA / dot / split-K configs
-# (64 splits: the one-launch split-K's counters and chunked sum at their widest),
+# at an odd offset, the heuristic (split-K where N is small) and explicit FMA / dot / split-K configs,
 # PDL with the early launch and the L2 prefetch (whose predicated-off addresses must not fault); fp8
 # with odd K where the GPU has it
 fp8_ll = torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
@@ -115,7 +114,7 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
         s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
         bias = torch.randn(N, device=dev)
         for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64}, {"USE_DOT": True, "BLOCK_M": 16},
-                    {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 2}, {"SPLIT_K": 64, "BLOCK_K": 16}):
+                    {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 2}):
             lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
 torch.cuda.synchronize()

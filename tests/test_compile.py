@@ -40,8 +40,6 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
                         "prefetch": "prefetch.global.L2" in asm,
-                        "atomic": bool(re.search(r"atom\.global\.gpu\.acq_rel\.add|global_atomic_add", asm)),
-                        "ld_cg": "ld.global.cg" in asm,
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -251,10 +249,8 @@ for target, cases in MM_CASES.items():
         compile_one(f"scaled_mm split-K reduce {ws}", _split_k_reduce_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 6, 7, 8)}, target, 4, enable_fp_fusion=False)
 # ll_gemm (decode GEMM, weight [N, K] row-major): FMA and tl.dot tiles, bf16 / fp16 / fp8 e4m3
-# (scaled), split-K in one launch (partials, counter atomic, the last program's sum) on CUDA, and
-# partials + reduce kernel on gfx942 (the HIP fallback, as the op runs them); sm90 with PDL (early
-# launch and the L2 prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no
-# fp8 case on sm80)
+# (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
+# prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no fp8 case on sm80)
 # (in dtype, out dtype, BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K, USE_DOT, bias, stages, early, prefetch)
 LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("bf16", "fp32", 4, 16, 512, 1, False, True, 3, False, False),
@@ -264,23 +260,21 @@ LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("fp8e4nv", "bf16", 2, 16, 512, 1, False, False, 3, False, False)]
 for target in TARGETS:
     pdl = target == "sm90"
-    one = target != "gfx942"
     for dt, od, bm, bn, bk, split, dot, bias, stages, early, pre in LL_CASES:
         if dt == "fp8e4nv" and target == "sm80":
             continue
         scaled = dt == "fp8e4nv"
-        sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": f"*{od}", "part_ptr": "*fp32" if split > 1 else f"*{od}",
-               "count_ptr": "*i32" if split > 1 else f"*{od}", "bias_ptr": "*fp32" if scaled or not bias else f"*{dt}",
-               "xs_ptr": "*fp32" if scaled else f"*{dt}", "ws_ptr": "*fp32" if scaled else f"*{dt}", "M": "i32",
-               "N": "i32", "K": "i32", "stride_xm": "i32", "stride_wn": "i32", "k_chunk": "i32"}
+        sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": "*fp32" if split > 1 else f"*{od}",
+               "bias_ptr": "*fp32" if scaled or not bias else f"*{dt}", "xs_ptr": "*fp32" if scaled else f"*{dt}",
+               "ws_ptr": "*fp32" if scaled else f"*{dt}", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32",
+               "stride_wn": "i32", "k_chunk": "i32"}
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
-                  "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
-                  "ONE_LAUNCH": one}
+                  "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
-                    f"prefetch={pre and pdl} one_launch={one} pdl={pdl}", _ll_gemm_kernel, sig, consts,
-                    {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
-    for rpdl in (() if one else (False,)):  # the reduce runs on HIP only (no PDL there)
+                    f"prefetch={pre and pdl} pdl={pdl}", _ll_gemm_kernel, sig, consts,
+                    {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11)}, target, 4, num_stages=stages)
+    for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
                "M": "i32", "N": "i32"}
         consts = {"SPLIT_K": 28, "BLOCK_S": 32, "BLOCK": 128, "HAS_BIAS": True, "HAS_SCALE": False, "USE_PDL": rpdl}
@@ -292,7 +286,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 8 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
-LL_GEMM_ROWS = {"sm90": 6, "sm80": 4, "gfx942": 6 + 1}  # sm80: no fp8 case; the reduce on gfx942 only
+LL_GEMM_ROWS = {"sm90": 6 + 2, "sm80": 4 + 1, "gfx942": 6 + 1}  # sm80: no fp8 case
 
 
 def _fp8_refused(row) -> bool:
@@ -365,17 +359,3 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
             assert r["mma"], r["case"]
         if r["target"] == "sm90" and "reduce" not in r["case"]:
             assert r["vec16"], r["case"]
-
-
-def test_ll_gemm_split_k_is_one_launch_on_cuda(compiled):
-    """Split-K cases on sm90 / sm80: the counter's atom.global.gpu.acq_rel.add and the .cg (L2) loads
-    of the partials, with griddepcontrol on sm90 (asserted above); SPLIT_K 1 has neither; gfx942
-    compiles the HIP fallback (no atomic) and its reduce."""
-    rows = [r for r in compiled if r["case"].startswith("ll_gemm") and r["ok"]]
-    cuda = [r for r in rows if r["target"] != "gfx942"]
-    assert any(" split=1 " not in r["case"] for r in cuda)
-    for r in cuda:
-        split = " split=1 " not in r["case"]
-        assert r["atomic"] == split and r["ld_cg"] == split, r["case"]
-    assert not any(r["atomic"] for r in rows if r["target"] == "gfx942")
-    assert any("reduce" in r["case"] for r in rows if r["target"] == "gfx942")

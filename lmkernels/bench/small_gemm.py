@@ -25,7 +25,7 @@ ops against pdl=False on both (and the early-launch / L2-prefetch variants of ll
 timing, the pdl=True maker replays the chain in two CUDA graphs, PDL on and off, on the same data,
 and raises unless every output (each layer's logits, x, residual) is bit-identical: the row then
 shows "failed: AssertionError ...". summary() reports µs per layer and the saving per kernel
-boundary, (t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1 a layer; on HIP 2 with split-K).
+boundary, (t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1 or 2 with split-K, a layer).
 
 The full report (tables plus summary): python -m lmkernels.bench.small_gemm [--csv FILE]
 The config sweep that should replace ll_gemm_config's numbers: python -m lmkernels.bench.small_gemm --sweep
@@ -160,12 +160,9 @@ def cases(routers=ROUTERS, ms=MS, chain_k=CHAIN_K, chain_m=CHAIN_M):
 # ---------------------------------------------------------------- the derived report
 
 def _kernels_per_layer(M: int, K: int, sms: int) -> int:
-    """fused_add_rms_norm (1) + ll_gemm: one kernel on NVIDIA (split-K reduces in the last program
-    to arrive); on HIP split-K keeps its second, reduce kernel (ops/small_gemm.py)."""
-    from lmkernels.ops import small_gemm as sg
-    if not sg._HIP:
-        return 2
-    c = sg.ll_gemm_config(M, CHAIN_N, K, 2, sms)
+    """fused_add_rms_norm (1) + ll_gemm (1, or 2 with split-K) under the default config."""
+    from lmkernels.ops.small_gemm import ll_gemm_config
+    c = ll_gemm_config(M, CHAIN_N, K, 2, sms)
     k_tiles = -(-K // c["BLOCK_K"])
     chunk = -(-k_tiles // min(c["SPLIT_K"], k_tiles)) * c["BLOCK_K"]
     return 1 + (2 if -(-K // chunk) > 1 else 1)

@@ -4,54 +4,30 @@ At M <= 16 the weight is the whole cost: N K elements read once, against M K for
 output (router 7168 x 256 at M = 16: 3.7 MB of weight, 0.23 MB of x, 16 KB of logits). The GPU
 finishes in a few µs only if every SM streams its share of the weight at once, so:
 
-  _ll_gemm_kernel   one program per (K split, BLOCK_N output columns), ONE launch whatever SPLIT_K.
-                    It reads its [BLOCK_N, BLOCK_K] weight tiles with 16-byte loads (row-major
-                    weight, K contiguous; the Launcher specialises 16-byte divisible row strides,
-                    which is what lets Triton vectorise) and the matching [M, BLOCK_K] slice of x,
-                    all M rows at once. USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma
-                    m16: the tensor cores do the FMAs, the padding costs no memory traffic: masked
-                    rows are not read). Otherwise fp32 FMAs, one reduction over K per row of x.
-                    SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here.
-                    SPLIT_K > 1 (split-K, "last one finishes"): each program stores its raw fp32
-                    partial tile to the workspace [SPLIT_K, M, N], then counts itself in with an
-                    atomic add on its n-tile's int32 counter (acq_rel, gpu scope, after a CTA
-                    barrier: the release publishes every thread's partial store). The program that
-                    sees SPLIT_K - 1 arrived before it is the last: it reads the tile's SPLIT_K
-                    partials from L2 (.cg) in a fixed order (_finish_split_tile), runs the
-                    epilogue, stores the output and puts the counter back to 0. No float atomics:
-                    which program is last varies, the numbers it adds and their order do not, so
-                    results are bit-identical run to run.
-                    One launch instead of the partials kernel + reduce kernel of before: inside a
-                    CUDA graph each launch cost ~1.5-2.5 µs of launch and ramp on the H100, against
-                    router calls of 3.7-10 µs. The price is a serial tail: the last program of a
-                    tile reads SPLIT_K x M x BLOCK_N x 4 bytes alone (56 splits, M = 16, BLOCK_N 32:
-                    114 KB on one SM), where the old reduce kernel spread it over the GPU. No
-                    program ever waits for another (the last to arrive does the work, nobody spins),
-                    so nothing depends on how many programs are resident at once.
-                    ONE_LAUNCH False (HIP): the partials only, then
-  _ll_gemm_reduce_kernel  (a second launch) sums the workspace's SPLIT_K partials of BLOCK flattened
-                    outputs with one tl.sum over the split axis, then the same epilogue. HIP keeps
-                    it because Triton's AMD barrier fences LDS only (no s_waitcnt vmcnt(0) before
-                    s_barrier on gfx942), so the one-thread release would not cover the other
-                    waves' partial stores; the AMD memory model needs every wave's stores complete.
-
-The counters are zero at every launch because each launch leaves them zero: the last program of
-every tile resets its counter, and every program of a launch touches counters and workspace only
-after gdc_wait (with PDL) or after the previous kernel in the stream finished (without), so
-launches that share the buffers (ops/small_gemm.py caches them per device and stream) never
-overlap on them. Inside a CUDA graph the same holds per replay: the graph's kernels run in stream
-order (programmatic edges wait in gdc_wait the same way).
+  _ll_gemm_kernel   one program per (K split, BLOCK_N output columns). It reads its [BLOCK_N,
+                    BLOCK_K] weight tiles with 16-byte loads (row-major weight, K contiguous; the
+                    Launcher specialises 16-byte divisible row strides, which is what lets Triton
+                    vectorise) and the matching [M, BLOCK_K] slice of x, all M rows at once.
+                    USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
+                    cores do the FMAs, the padding costs no memory traffic: masked rows are not
+                    read). Otherwise fp32 FMAs, one reduction over K per row of x (cheaper for
+                    M <= 4: no shared-memory round trip for the dot operands).
+                    SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here. SPLIT_K > 1:
+                    the raw fp32 partial sums go to a workspace [SPLIT_K, M, N].
+  _ll_gemm_reduce_kernel  sums the workspace's SPLIT_K partials of BLOCK flattened (m, n) outputs
+                    with one tl.sum over the split axis (a fixed tree order, the same every run:
+                    results are bit-identical run to run, which atomics would not give), then the
+                    same epilogue.
 
 Accumulation is fp32 throughout; fp8 e4m3 tiles are widened to bf16 before tl.dot (exact: 3
 mantissa bits and e4m3's exponent range fit in bf16), so the products are exact and the sums fp32
 on every GPU, instead of sm90 wgmma's reduced-precision fp8 accumulator. Epilogue order, the same
-in both branches and in reference/small_gemm.py: t = acc; t = t * (x_scale * w_scale); t = t + bias;
+in both kernels and in reference/small_gemm.py: t = acc; t = t * (x_scale * w_scale); t = t + bias;
 out = cast(t).
 
 USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
-gdc_wait() (x, the scales and the bias may all be the previous kernel's outputs, the weight read
-is in the loop Triton pipelines, which must start after the wait, and the previous ll_gemm in the
-stream may still use the workspace and counters until the wait returns). gdc_launch_dependents()
+gdc_wait() (x, the scales and the bias may all be the previous kernel's outputs, and the weight
+read is in the loop Triton pipelines, which must start after the wait). gdc_launch_dependents()
 runs after the K loop by default (EARLY_LAUNCH False): by then this program's reads of x are done,
 so even a dependent that writes x before its own wait cannot race with us; EARLY_LAUNCH True moves
 it to right after the wait, which starts the next kernel's launch a whole loop earlier (safe for
@@ -97,27 +73,21 @@ def _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N, stri
 # M changes every decode step: one compiled kernel for every M (Triton would otherwise specialise
 # M == 1 and M % 16 == 0, extra compiles for nothing: M only bounds masks).
 @triton.jit(do_not_specialize=["M"])
-def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, stride_xm,
-                    stride_wn, k_chunk,
+def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, stride_xm, stride_wn, k_chunk,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
-                    USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
-                    ONE_LAUNCH: tl.constexpr):
-    """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
-    out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
-    of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
-    SPLIT_K > 1: part_ptr is the fp32 workspace [SPLIT_K, M, N] and count_ptr an int32 counter per
-    n-tile, zero at launch; the last of a tile's SPLIT_K programs to arrive finishes the tile and
-    puts its counter back to 0 (module docstring). ONE_LAUNCH False (the HIP fallback): the partials
-    only, _ll_gemm_reduce_kernel finishes. SPLIT_K == 1: neither buffer is touched.
+                    USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr):
+    """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous.
+    SPLIT_K == 1: out [M, N] contiguous, finished. SPLIT_K > 1: out_ptr is the fp32 workspace
+    [SPLIT_K, M, N]; split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple of
+    BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
 
     Programs are split-major: the n-tiles of one split run side by side and share x's K slice in L2.
     """
     pid = tl.program_id(0)
     n_tiles = tl.cdiv(N, BLOCK_N)
     split = pid // n_tiles
-    n_tile = pid - split * n_tiles
-    offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_n = (pid - split * n_tiles) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_k = tl.arange(0, BLOCK_K)
     mask_n = offs_n < N
@@ -162,58 +132,16 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     if SPLIT_K == 1:
         _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
                   HAS_BIAS, HAS_SCALE)
-    else:
-        tile = offs_m[:, None] * N + offs_n[None, :]  # (m, n) inside one split's [M, N]; < 2^31 (M <= 16)
-        mask = mask_m[:, None] & mask_n[None, :]
-        tl.store(part_ptr + split.to(tl.int64) * M * N + tile, acc, mask=mask)
-        if ONE_LAUNCH:
-            # Every thread's partial store before the counter's release: the CTA barrier orders
-            # them before the (one-thread) atomic, whose gpu-scope release is cumulative over them
-            # (PTX's memory model; the pattern of CUDA's grid-wide barriers).
-            tl.debug_barrier()
-            arrived = tl.atomic_add(count_ptr + n_tile, 1, sem="acq_rel", scope="gpu")
-            if arrived == SPLIT_K - 1:  # the last of the tile's programs: every partial is in L2
-                _finish_split_tile(part_ptr, count_ptr + n_tile, tile, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr,
-                                   offs_m, offs_n, M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
-
-
-@triton.jit
-def _finish_split_tile(part_ptr, count_ptr, tile, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N,
-                       SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                       HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
-    """out tile = epilogue(sum over s of part[s] tile), then the tile's counter back to 0.
-
-    The sum runs in chunks of CHUNK splits, in split order: each chunk is one [CHUNK, BLOCK_M,
-    BLOCK_N] load (all its loads in flight at once) summed over axis 0 by tl.sum, whose tree order
-    is fixed by the constexprs alone, and the chunks add up from split 0. Whichever program arrives
-    last, the same numbers are added in the same order: bit-identical run to run. CHUNK keeps a
-    chunk at <= 4096 fp32 (32 registers a thread at 4 warps; split rows past SPLIT_K read 0.0).
-    The chunk loop stays a loop: unrolled, ptxas hoisted every chunk's loads (sm90, dot 16x32x128
-    at 56 splits: 255 registers and 168 bytes of spills); as a loop the kernel takes 128 registers
-    (48-64 without this function), 4 programs of 4 warps an SM, the heuristic's cap. The price is
-    one L2 round trip a chunk (56 splits at M = 16: 7 chunks).
-    .cg loads read L2 (the point of coherence), never a stale L1 line; the acquire of the atomic
-    (one thread; Triton's broadcast of its result is a CTA barrier) orders them after the others'
-    stores. The counter store needs no atomic: all SPLIT_K programs have counted, none touches it
-    again in this launch, and the next launch on the stream reads it only once this grid is done.
-    """
-    CHUNK: tl.constexpr = min(64, max(1, 4096 // (BLOCK_M * BLOCK_N)))
-    total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for s0 in tl.range(0, SPLIT_K, CHUNK, loop_unroll_factor=1):
-        s = s0 + tl.arange(0, CHUNK)
-        ptrs = part_ptr + (s.to(tl.int64) * M * N)[:, None, None] + tile[None, :, :]
-        parts = tl.load(ptrs, mask=(s < SPLIT_K)[:, None, None] & mask[None, :, :], other=0.0, cache_modifier=".cg")
-        total += tl.sum(parts, axis=0)
-    _epilogue(total, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N, HAS_BIAS, HAS_SCALE)
-    tl.store(count_ptr, 0)
+    else:  # raw partial sums; the reduce kernel scales and rounds
+        ws = out_ptr + split.to(tl.int64) * M * N
+        tl.store(ws + offs_m[:, None] * N + offs_n[None, :], acc, mask=mask_m[:, None] & mask_n[None, :])
 
 
 @triton.jit(do_not_specialize=["M"])
 def _ll_gemm_reduce_kernel(ws_ptr, out_ptr, bias_ptr, xs_ptr, wsc_ptr, M, N,
                            SPLIT_K: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK: tl.constexpr,
                            HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, USE_PDL: tl.constexpr):
-    """The HIP fallback's second launch (ONE_LAUNCH False; module docstring says why).
-    out.flat[i] = epilogue(sum over s of ws[s].flat[i]) for BLOCK consecutive i of the M N outputs
+    """out.flat[i] = epilogue(sum over s of ws[s].flat[i]) for BLOCK consecutive i of the M N outputs
     (out and each workspace split are contiguous [M, N]). The [BLOCK_S, BLOCK] tile of partials is
     summed over axis 0 in one tl.sum: its tree order depends on the layout alone, fixed at compile
     time, so every run adds the same numbers in the same order (split rows past SPLIT_K read 0.0).

@@ -25,16 +25,16 @@ from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import check_runnable, check_same_device, check_tensor, cpu_interpreted, resolve_pdl, use_dispatcher
 
-# x, weight, out, workspace, counters, bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
-_launch = Launcher(_ll_gemm_kernel, "tttttttt" "n" "iiiii")
-# the HIP fallback's reduce (kernels/small_gemm.py): workspace, out, bias, x_scale, w_scale | M | N
+# x, weight, out (or workspace), bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
+_launch = Launcher(_ll_gemm_kernel, "tttttt" "n" "iiiii")
+# workspace, out, bias, x_scale, w_scale | M | N
 _launch_reduce = Launcher(_ll_gemm_reduce_kernel, "ttttt" "n" "i")
 
 MAX_M = 16
 FP8 = torch.float8_e4m3fn
 IN_DTYPES = (torch.bfloat16, torch.float16, FP8)
 OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-MAX_SPLIT_K = 64  # the last program of a tile sums SPLIT_K partials alone: its tail grows with SPLIT_K
+MAX_SPLIT_K = 64  # the reduce kernel holds [next_pow2(SPLIT_K), BLOCK] partials in registers
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
@@ -44,64 +44,50 @@ _plans: dict = {}
 # linear asks this on every call, torch.compile traces it: read once (the interpreter is chosen before
 # triton is imported and never changes in a process)
 _INTERPRETED = is_interpreter()
-# split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
-_HIP = torch.version.hip is not None
 
 
 # ---------------------------------------------------------------- configs
 
 def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """The heuristic config, from the H100 sweep (bench/small_gemm.py --sweep, bf16 -> fp32, CUDA-graph
-    medians, split-K still two launches then).
+    """The heuristic config (a starting point for the H100 sweep, which should replace the numbers).
 
     The time is the weight's N K bytes over the bandwidth, reached only when every SM has its share
-    in flight at once, so the grid aims at 2-4 programs an SM.
-      M == 1: fp32 FMAs, BLOCK_M 1, BLOCK_N 16; BLOCK_K next_pow2(K / splits) in [64, 512],
-        splits = 2 SMs / n-tiles (7168 x 256: 16 n-tiles x 14 splits of 512, 4.5-5.6 µs; the sweep's
-        1x16x256 at 28 splits timed the same). Where whole tiles leave < 2/3 of the wanted programs,
-        BLOCK_K halves (>= 64) while that adds splits.
-      M >= 2: tl.dot on a 16-row padded tile (mma m16), BLOCK_N 32 (16 where N <= 16), BLOCK_K 128
-        (256 for 1-byte fp8: the same 256 bytes a weight row; not swept). The sweep's best at every
-        M in 2-16, 1.0-1.8x faster than the FMA configs the old heuristic took at M <= 4 (M = 4,
-        7168 x 384: FMA 4x16x256 at 10 splits 11.4 µs, dot 16x32x128 at 22 asked = 19 splits
-        6.4 µs). The dot's shared-memory round trip costs less than the FMA path's M-fold reduction.
-        SPLIT_K: one BLOCK_K step a program (SPLIT_K = K tiles) while that is <= 4 programs an SM
-        and <= 64 splits (7168 x 256: 8 n-tiles x 56 splits = 448 programs, 3.4 an SM, the sweep's
-        best); else whole K tiles dealt to about 2 programs an SM (7168 x 384: 12 x 56 = 672 > 4 x
-        132, so 22 asked -> 19 splits of 3 tiles, 228 programs, the sweep's best there; 44 asked ->
-        28 splits, 336 programs, was slower). 1 once N alone fills the GPU. The 4 an SM cap is also
-        residency: with the in-kernel split-K sum the dot kernel takes 128 registers (sm90 ptxas),
-        4 programs of 4 warps an SM.
+    in flight at once: about 2 programs an SM (2 x 132 on an H100), each reading one weight tile
+    of <= 8192 elements (router 7168 x 256 bf16: 3.7 MB over 264 programs is 14 KB each).
+      USE_DOT: M > 4 (tl.dot on a 16-row padded tile; at M <= 4 fp32 FMAs cost M BLOCK_N BLOCK_K
+        / 128 threads <= 256 a thread and skip the dot operands' shared-memory round trip).
+      BLOCK_M: 16 for the dot (mma's m16), next_pow2(M) for FMAs.
+      BLOCK_N: 16 at M <= 4 or N <= 16, else 32. Every n-tile rereads x's K slice (from L2; x is
+        <= 460 KB): M / BLOCK_N of the weight's bytes, 50 % at M = 16 with 32; 64 would need twice
+        the K splits, whose fp32 partials cost 2 M / BLOCK_K of the weight's bytes in the workspace.
+      BLOCK_K: next_pow2(K / splits) in [64, 8192 / BLOCK_N], splits = 2 SMs / n-tiles (7168 x 256:
+        M = 1 -> 16 n-tiles x 14 splits of 512; M = 16 -> 8 x 28 of 256). The cap keeps a tile at
+        8192 elements, 64 fp32 registers a thread once widened (sm90 ptxas: fp8 [16, 1024] FMA
+        tiles at M = 2 took 200 registers, bf16 [16, 512] at M = 4 143, no spills).
+      SPLIT_K: whole K tiles dealt to at most min(splits, 64) programs (split_k); 1 once N alone
+        fills the GPU. Where whole tiles leave < 2/3 of the wanted programs, BLOCK_K halves (>= 64)
+        while that adds splits.
       num_stages 3 when a program loops over more than one K tile (Triton pipelines the loop), else 1.
       num_warps 4; EARLY_LAUNCH False, PREFETCH False (kernels/small_gemm.py: safe defaults).
-    Split-K is one launch now (kernels/small_gemm.py: the last program of a tile sums the partials),
-    so the split counts above, measured with a separate reduce kernel, want re-sweeping: the tail a
-    tile's last program reads alone grows with SPLIT_K (56 x M x 32 x 4 bytes: 114 KB at M = 16).
     """
-    if M == 1:
-        block_n = 16
-        n_tiles = triton.cdiv(N, block_n)
-        want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
-        block_k = min(512, max(64, triton.next_power_of_2(triton.cdiv(max(K, 1), want))))
-        split, k_chunk = split_k(K, block_k, want)
-        while block_k > 64 and 3 * split * n_tiles < 2 * 2 * sms:
-            # whole tiles can leave far fewer splits than wanted; halve the tile while that adds splits
-            more, chunk = split_k(K, block_k // 2, want)
-            if more <= split:
-                break
-            block_k, split, k_chunk = block_k // 2, more, chunk
-        return {"BLOCK_M": 1, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": False,
-                "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False}
-    block_n = 16 if N <= 16 else 32
-    block_k = 256 // max(1, min(2, elem_bytes))
+    use_dot = M > 4
+    block_n = min(16 if M <= 4 else 32, max(16, triton.next_power_of_2(N)))
     n_tiles = triton.cdiv(N, block_n)
-    k_tiles = triton.cdiv(max(K, 1), block_k)
-    if k_tiles <= MAX_SPLIT_K and n_tiles * k_tiles <= 4 * sms:
-        split, k_chunk = k_tiles, block_k
-    else:
-        split, k_chunk = split_k(K, block_k, min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K))
-    return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True,
-            "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False}
+    want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
+    max_bk = max(64, 8192 // block_n)  # <= 8192 elements a tile: 64 fp32 registers a thread once widened
+    block_k = min(max_bk, max(64, triton.next_power_of_2(triton.cdiv(max(K, 1), want))))
+    split, k_chunk = split_k(K, block_k, want)
+    while block_k > 64 and 3 * split * n_tiles < 2 * 2 * sms:
+        # whole tiles a split can leave far fewer splits than wanted (7168 x 384, M = 16: 28 tiles of
+        # 256 over 22 splits is 14 splits of 2, 168 programs); halve the tile while that adds splits
+        # (56 of 128: 19 splits of 3, 228 programs)
+        more, chunk = split_k(K, block_k // 2, want)
+        if more <= split:
+            break
+        block_k, split, k_chunk = block_k // 2, more, chunk
+    return {"BLOCK_M": 16 if use_dot else triton.next_power_of_2(M), "BLOCK_N": block_n, "BLOCK_K": block_k,
+            "SPLIT_K": split, "USE_DOT": use_dot, "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1,
+            "EARLY_LAUNCH": False, "PREFETCH": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -218,100 +204,43 @@ def _fp8_problem(dev: int) -> str | None:
 # ---------------------------------------------------------------- plans and launches
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
-    """(grid, SPLIT_K, constexprs, meta id, num_warps, num_stages, k_chunk, scratch, use PDL, out
-    dtype, reduce); scratch is None at SPLIT_K == 1, else (its _scratch key's tail, {stream:
-    buffers}); reduce is None but for split-K on HIP: (constexprs, meta id, grid) of the reduce."""
+    """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, reduce, use
+    PDL, out dtype) where reduce is None or (constexprs, meta id, grid)."""
     use_pdl = resolve_pdl(pdl, dev)
-    one_launch = not _HIP
-    bk, bn = cfg["BLOCK_K"], cfg["BLOCK_N"]
+    bk = cfg["BLOCK_K"]
     split, k_chunk = split_k(K, bk, cfg["SPLIT_K"])
-    grid = triton.cdiv(N, bn) * split
+    grid = triton.cdiv(N, cfg["BLOCK_N"]) * split
     stand = dt  # a None operand's pointer slot holds x (never read)
-    # workspace and counters: out's stand-ins at SPLIT_K == 1 (never touched)
-    scratch_dtypes = (out_dtype, out_dtype) if split == 1 else (_F32, torch.int32)
-    dtypes = (dt, dt, out_dtype) + scratch_dtypes + (bias_dtype or stand, _F32 if scaled else stand,
-                                                     _F32 if scaled else stand)
-    consts = (cfg["BLOCK_M"], bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
-              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch)
+    dtypes = (dt, dt, out_dtype if split == 1 else _F32, bias_dtype or stand, _F32 if scaled else stand,
+              _F32 if scaled else stand)
+    consts = (cfg["BLOCK_M"], cfg["BLOCK_N"], bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
-    scratch = None if split == 1 else ((split, N, bn), {})
     reduce = None
-    if split > 1 and not one_launch:
+    if split > 1:
         block_s = triton.next_power_of_2(split)
         block = min(max(32, 4096 // block_s), triton.next_power_of_2(M * N))
         rconsts = (split, block_s, block, bias_dtype is not None, scaled, use_pdl)
-        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[5:], use_pdl)
+        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[3:], use_pdl)
         reduce = (rconsts, rmeta, triton.cdiv(M * N, block))
-    return grid, split, consts, meta, warps, stages, k_chunk, scratch, use_pdl, out_dtype, reduce
-
-
-# ---------------------------------------------------------------- split-K scratch: workspace and counters
-#
-# One (workspace, counters) pair per (device, stream, SPLIT_K, N, BLOCK_N), made on first use and
-# kept for the life of the process (never freed or grown: a captured CUDA graph holds their
-# addresses). workspace: fp32 [SPLIT_K, MAX_M, N] (a call of M rows uses the first SPLIT_K M N);
-# counters: int32 [cdiv(N, BLOCK_N)], zeroed once. Sharing them between calls is sound because
-# a launch touches them only after the previous kernel in its stream is done (stream order, or
-# gdc_wait with PDL), and leaves every counter at 0 (kernels/small_gemm.py); keying on the stream
-# keeps calls on concurrent streams apart. A CUDA graph replays the buffers of the stream it was
-# captured on, so: do not replay a graph concurrently with ll_gemm calls issued on its capture
-# stream (the usual pattern, capture on a side stream and replay on the main one, is fine).
-# Capture: a pair first made while capturing is zeroed by a memset recorded into that graph (the
-# memory is not zeroed outside it); until it is first used outside a capture, every captured call
-# records that memset again (correct, an extra graph node), and its first eager use zeroes it
-# eagerly. Warming up on the capture stream before capturing (as vLLM does) avoids both.
-
-_scratch_bufs: dict = {}  # (dev, stream, SPLIT_K, N, BLOCK_N) -> (workspace, counters)
-_zeroed_in_graph_only: set = set()  # keys of pairs whose counters only a captured memset zeroed
-_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-
-
-def _scratch(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
-    """The (workspace, counters) of this device, stream and (SPLIT_K, N, BLOCK_N); remembered in
-    the plan's `fast` dict once no capture bookkeeping is left to do."""
-    key = (dev, stream) + spec
-    bufs = _scratch_bufs.get(key)
-    capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
-    if bufs is None:
-        split, N, bn = spec
-        where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
-        bufs = (torch.empty(split * MAX_M * N, dtype=_F32, device=where),
-                torch.zeros(triton.cdiv(N, bn), dtype=torch.int32, device=where))
-        _scratch_bufs[key] = bufs
-        if capturing:
-            _zeroed_in_graph_only.add(key)
-            return bufs
-    elif key in _zeroed_in_graph_only:
-        bufs[1].zero_()  # recorded into this capture, or run now on this stream before the launch
-        if capturing:
-            return bufs
-        _zeroed_in_graph_only.discard(key)
-    fast[stream] = bufs
-    return bufs
+    return grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype
 
 
 def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
-    grid, split, consts, meta, warps, stages, k_chunk, scratch, use_pdl, out_dtype, reduce = plan
+    grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype = plan
     out = x.new_empty((M, N), dtype=out_dtype)
     b = x if bias is None else bias
     s1 = x if x_scale is None else x_scale
     s2 = x if w_scale is None else w_scale
-    if scratch is None:
-        part = count = out
-    else:
-        stream = _raw_stream(dev) if dev >= 0 else 0
-        bufs = scratch[1].get(stream)
-        if bufs is None:
-            bufs = _scratch(dev, stream, scratch[0], scratch[1])
-        part, count = bufs
-    if not _launch.fast(dev, meta, grid, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
-        _launch(dev, (grid,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
-                stages, pdl=use_pdl)
+    dst = out if split == 1 else x.new_empty((split, M, N), dtype=_F32)
+    if not _launch.fast(dev, meta, grid, 1, x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk):
+        _launch(dev, (grid,), (x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps, stages,
+                pdl=use_pdl)
     if reduce is not None:
         rconsts, rmeta, rgrid = reduce
-        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, part, out, b, s1, s2, M, N):
-            _launch_reduce(dev, (rgrid,), (part, out, b, s1, s2, M, N), rconsts, 4, 1, pdl=use_pdl)
+        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, dst, out, b, s1, s2, M, N):
+            _launch_reduce(dev, (rgrid,), (dst, out, b, s1, s2, M, N), rconsts, 4, 1, pdl=use_pdl)
     return out
 
 
