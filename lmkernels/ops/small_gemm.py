@@ -54,10 +54,11 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     The time is the weight's N K bytes over the bandwidth, reached only when every SM has its share
     in flight at once: about 2 programs an SM (2 x 132 on an H100), each reading one weight tile
     of <= 8192 elements (router 7168 x 256 bf16: 3.7 MB over 264 programs is 14 KB each).
-      USE_DOT: M > 4 (tl.dot on a 16-row padded tile; at M <= 4 fp32 FMAs cost M BLOCK_N BLOCK_K
-        / 128 threads <= 256 a thread and skip the dot operands' shared-memory round trip).
+      USE_DOT: M > 1 (tl.dot on a 16-row padded tile). H100 sweep (small_gemm_sweep.md): at M = 2-4
+        the dot tiles beat fp32 FMAs by 1.1-1.8x (M = 4, 7168 x 384: FMA 11.4 µs, dot 6.4); at M = 1
+        the FMA tile was as fast as any (7168 x 256: 5.47 vs 5.63 µs).
       BLOCK_M: 16 for the dot (mma's m16), next_pow2(M) for FMAs.
-      BLOCK_N: 16 at M <= 4 or N <= 16, else 32. Every n-tile rereads x's K slice (from L2; x is
+      BLOCK_N: 16 for FMAs or N <= 16, else 32. Every n-tile rereads x's K slice (from L2; x is
         <= 460 KB): M / BLOCK_N of the weight's bytes, 50 % at M = 16 with 32; 64 would need twice
         the K splits, whose fp32 partials cost 2 M / BLOCK_K of the weight's bytes in the workspace.
       BLOCK_K: next_pow2(K / splits) in [64, 8192 / BLOCK_N], splits = 2 SMs / n-tiles (7168 x 256:
@@ -70,8 +71,8 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
       num_stages 3 when a program loops over more than one K tile (Triton pipelines the loop), else 1.
       num_warps 4; EARLY_LAUNCH False, PREFETCH False (kernels/small_gemm.py: safe defaults).
     """
-    use_dot = M > 4
-    block_n = min(16 if M <= 4 else 32, max(16, triton.next_power_of_2(N)))
+    use_dot = M > 1
+    block_n = min(32 if use_dot else 16, max(16, triton.next_power_of_2(N)))
     n_tiles = triton.cdiv(N, block_n)
     want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
     max_bk = max(64, 8192 // block_n)  # <= 8192 elements a tile: 64 fp32 registers a thread once widened
