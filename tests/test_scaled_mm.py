@@ -12,6 +12,7 @@ from lmkernels.ops import scaled_mm as mm_ops
 from lmkernels.ops.scaled_mm import MAX_INT8_K, check_config, heuristic_config
 from lmkernels.runtime import access as access_rt
 from lmkernels.runtime import config_store
+from lmkernels.runtime.device import fp8_mma_problem
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound
 
 # Allowed error, by operand type:
@@ -84,8 +85,8 @@ def _check(got, a, b, sa, sb, out_dtype, bias=None, acc_rel=None):
 
 
 def _skip_fp8(kind):
-    if kind == "fp8" and ON_GPU and mm_ops._fp8_problem(torch.cuda.current_device()):
-        pytest.skip(mm_ops._fp8_problem(torch.cuda.current_device()))
+    if kind == "fp8" and ON_GPU and fp8_mma_problem(torch.cuda.current_device()):
+        pytest.skip(fp8_mma_problem(torch.cuda.current_device()))
 
 
 # ---------------------------------------------------------------- the shapes

@@ -42,23 +42,15 @@ def _tile_coords(tile, tiles_m, tiles_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
-def _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-            A_T: tl.constexpr, ACCESS: tl.constexpr):
-    """a's [BLOCK_M, BLOCK_K] tile at (m0, k0); zeros past M and K."""
-    if A_T:
-        return tl.trans(load_tile(a_view, K, M, stride_a, k0, m0, BLOCK_K, BLOCK_M, ACCESS))
+def _load_operand(view, n_rows, n_cols, stride, r0, c0, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                  TRANSPOSED: tl.constexpr, ACCESS: tl.constexpr):
+    """The logical [BLOCK_R, BLOCK_C] tile at (r0, c0) of an [n_rows, n_cols] operand; zeros past its
+    ends. TRANSPOSED: the operand is stored [n_cols, n_rows] (the *_T constexprs), so the tile is
+    read the other way round and transposed in registers. a: (M, K) at (m0, k0); b: (K, N) at (k0, n0)."""
+    if TRANSPOSED:
+        return tl.trans(load_tile(view, n_cols, n_rows, stride, c0, r0, BLOCK_C, BLOCK_R, ACCESS))
     else:
-        return load_tile(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, ACCESS)
-
-
-@triton.jit
-def _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
-            B_T: tl.constexpr, ACCESS: tl.constexpr):
-    """b's [BLOCK_K, BLOCK_N] tile at (k0, n0); zeros past K and N."""
-    if B_T:
-        return tl.trans(load_tile(b_view, N, K, stride_b, n0, k0, BLOCK_N, BLOCK_K, ACCESS))
-    else:
-        return load_tile(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, ACCESS)
+        return load_tile(view, n_rows, n_cols, stride, r0, c0, BLOCK_R, BLOCK_C, ACCESS)
 
 
 @triton.jit
@@ -110,14 +102,14 @@ def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-            a = _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
-            b = _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
+            b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-            a = _load_a(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
-            b = _load_b(b_view, N, K, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
+            b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
             if FAST_ACCUM:
                 # sm90: the whole K loop accumulates in the tensor cores' own fp8 accumulator
                 # (Triton's sm90 default, max_num_imprecise_acc 2^30), which keeps fewer bits than fp32

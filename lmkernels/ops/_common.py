@@ -78,6 +78,16 @@ def check_runnable(x, name: str) -> None:
                          f"with TRITON_INTERPRET=1 set before triton is imported")
 
 
+def config_int(cfg: dict, key: str, lo: int, hi: int, pow2: bool = False) -> int:
+    """cfg[key], which must be an int in [lo, hi] (a power of two with pow2): the ops' config checks."""
+    v = cfg[key]
+    if type(v) is not int:
+        raise ValueError(f"config[{key!r}]={v!r} must be an int, got {type(v).__name__}")
+    if not lo <= v <= hi or (pow2 and v & (v - 1)):
+        raise ValueError(f"config[{key!r}]={v} must be {'a power of two ' if pow2 else 'an int '}in [{lo}, {hi}]")
+    return v
+
+
 def new_rows_like(x):
     """An uninitialised output of x's shape and dtype whose leading dims collapse to one row stride.
 

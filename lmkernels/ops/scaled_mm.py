@@ -27,9 +27,10 @@ import triton
 from ..kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
 from ..runtime import access as _access
 from ..runtime import config_store
-from ..runtime.device import is_interpreter, num_sms
+from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import check_runnable, check_same_device, check_tensor, cpu_interpreted, tile_descriptor, use_dispatcher
+from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, tile_descriptor,
+                      use_dispatcher)
 
 # a, b, c (or workspace), scale_a, scale_b, bias | M | N, K, stride_a, stride_b, stride_cm | stride_cs |
 # stride_sa, stride_sb, k_chunk
@@ -58,15 +59,6 @@ MAX_PLANS = 4096
 
 # ---------------------------------------------------------------- configs
 
-def _int(cfg, key, lo, hi, pow2=False) -> int:
-    v = cfg[key]
-    if type(v) is not int:
-        raise ValueError(f"config[{key!r}]={v!r} must be an int, got {type(v).__name__}")
-    if not lo <= v <= hi or (pow2 and v & (v - 1)):
-        raise ValueError(f"config[{key!r}]={v} must be {'a power of two ' if pow2 else 'an int '}in [{lo}, {hi}]")
-    return v
-
-
 def check_config(cfg) -> dict:
     """A validated copy of a scaled_mm config dict with the optional keys filled in. Keys:
     BLOCK_SIZE_M, BLOCK_SIZE_N (powers of two, 16-256), BLOCK_SIZE_K (power of two, 32-256),
@@ -86,11 +78,11 @@ def check_config(cfg) -> dict:
     out = dict(OPTIONAL_KEYS)
     out.update(cfg)
     for key, (lo, hi) in BLOCK_RANGE.items():
-        _int(out, key, lo, hi, pow2=True)
-    _int(out, "GROUP_SIZE_M", 1, 64)
-    _int(out, "num_warps", 1, 16, pow2=True)
-    _int(out, "num_stages", 1, 8)
-    _int(out, "SPLIT_K", 1, MAX_SPLIT_K)
+        config_int(out, key, lo, hi, pow2=True)
+    config_int(out, "GROUP_SIZE_M", 1, 64)
+    config_int(out, "num_warps", 1, 16, pow2=True)
+    config_int(out, "num_stages", 1, 8)
+    config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
     for key in ("PERSISTENT", "FP8_FAST_ACCUM"):
@@ -243,14 +235,6 @@ def check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias=None) -> tuple:
 
 # ---------------------------------------------------------------- plans
 
-def _fp8_problem(device_index: int) -> str | None:
-    vendor, cc, _ = _gpu(device_index)
-    if vendor == "cuda" and cc < 89:
-        return (f"float8_e4m3fn operands need an NVIDIA GPU of compute capability >= 8.9 (Triton has no "
-                f"fp8e4nv MMA below sm89); this one is sm{cc}")
-    return None
-
-
 def _descriptor_problem(a, b, A_T, B_T, sa_view, sb_view, bm, bn, bk) -> str | None:
     if a.numel() == 0 or b.numel() == 0:
         return None  # nothing is addressed (the op returns early or reads no K tile)
@@ -346,7 +330,7 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key):
     check_runnable(a, "a")
     dev = a.get_device()
     if not int8:
-        why = _fp8_problem(dev)
+        why = fp8_mma_problem(dev)
         if why is not None:
             raise ValueError(why)
     explicit = config is not None

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 import triton
 
 from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
-from ..runtime.device import is_interpreter, num_sms
+from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import check_runnable, check_same_device, check_tensor, cpu_interpreted, resolve_pdl, use_dispatcher
+from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
+                      use_dispatcher)
 
 # x, weight, out (or workspace), bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
 _launch = Launcher(_ll_gemm_kernel, "tttttt" "n" "iiiii")
@@ -99,13 +100,6 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
     return max(1, triton.cdiv(K, k_chunk)), k_chunk
 
 
-def _pow2_in(cfg, key, lo, hi) -> int:
-    v = cfg[key]
-    if type(v) is not int or not lo <= v <= hi or v & (v - 1):
-        raise ValueError(f"config[{key!r}]={v!r} must be a power of two in [{lo}, {hi}]")
-    return v
-
-
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
     with USE_DOT; BLOCK_N 16-256 (8 allowed for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
@@ -117,15 +111,14 @@ def check_config(cfg: dict, M: int) -> dict:
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
-    bm = _pow2_in(cfg, "BLOCK_M", 16 if dot else 1, 16)
+    bm = config_int(cfg, "BLOCK_M", 16 if dot else 1, 16, pow2=True)
     if bm < M:
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M}")
-    _pow2_in(cfg, "BLOCK_N", 16 if dot else 8, 256)
-    _pow2_in(cfg, "BLOCK_K", 16, 2048)
-    _pow2_in(cfg, "num_warps", 1, 16)
-    for key, hi in (("SPLIT_K", MAX_SPLIT_K), ("num_stages", 6)):
-        if type(cfg[key]) is not int or not 1 <= cfg[key] <= hi:
-            raise ValueError(f"config[{key!r}]={cfg[key]!r} must be an int in [1, {hi}]")
+    config_int(cfg, "BLOCK_N", 16 if dot else 8, 256, pow2=True)
+    config_int(cfg, "BLOCK_K", 16, 2048, pow2=True)
+    config_int(cfg, "num_warps", 1, 16, pow2=True)
+    config_int(cfg, "SPLIT_K", 1, MAX_SPLIT_K)
+    config_int(cfg, "num_stages", 1, 6)
     return dict(cfg)
 
 
@@ -192,16 +185,6 @@ def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, in
     return M, N, K
 
 
-def _fp8_problem(dev: int) -> str | None:
-    if dev < 0 or is_interpreter() or torch.version.hip:
-        return None
-    cc = torch.cuda.get_device_capability(dev)
-    if cc < (8, 9):
-        return (f"float8_e4m3fn needs an NVIDIA GPU of compute capability >= 8.9 (Triton has no fp8e4nv "
-                f"below sm89); this one is sm{cc[0]}{cc[1]}")
-    return None
-
-
 # ---------------------------------------------------------------- plans and launches
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
@@ -251,7 +234,7 @@ def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
     dev = x.get_device()
     resolve_pdl(pdl, dev)  # refuses a pdl that is not a bool or None
     if x.dtype == FP8:
-        why = _fp8_problem(dev)
+        why = fp8_mma_problem(dev)
         if why is not None:
             raise ValueError(why)
     if config is not None and not isinstance(config, dict):

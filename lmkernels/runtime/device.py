@@ -63,3 +63,15 @@ def fp8_cast_native(device_index: int) -> bool:
     if is_interpreter() or not torch.cuda.is_available() or device_index < 0 or torch.version.hip:
         return False
     return torch.cuda.get_device_capability(device_index) >= (8, 9)
+
+
+def fp8_mma_problem(device_index: int) -> str | None:
+    """Why float8_e4m3fn matmul operands cannot run on this device, or None: Triton has no fp8e4nv
+    MMA on NVIDIA GPUs below sm89 (the interpreter, AMD and the CPU have no such limit here)."""
+    if is_interpreter() or device_index < 0 or torch.version.hip or not torch.cuda.is_available():
+        return None
+    cc = torch.cuda.get_device_capability(device_index)
+    if cc < (8, 9):
+        return (f"float8_e4m3fn operands need an NVIDIA GPU of compute capability >= 8.9 (Triton has no "
+                f"fp8e4nv MMA below sm89); this one is sm{cc[0]}{cc[1]}")
+    return None
