@@ -381,6 +381,7 @@ BAD_CONFIGS = [
     ({"ACCESS": "tma"}, r"config\['ACCESS'\]='tma' must be one of"),
     ({"PERSISTENT": 1}, r"config\['PERSISTENT'\]=1 must be a bool"),
     ({"FP8_FAST_ACCUM": "yes"}, r"config\['FP8_FAST_ACCUM'\]='yes' must be a bool"),
+    ({"WARP_SPECIALIZE": 0}, r"config\['WARP_SPECIALIZE'\]=0 must be a bool"),
     ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
 ]
 
@@ -394,7 +395,8 @@ def test_check_config_refuses(change, match):
 def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
-    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=False) and out is not cfg
+    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=False,
+                       WARP_SPECIALIZE=False) and out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
     with pytest.raises(ValueError, match="config must be a dict, got list"):

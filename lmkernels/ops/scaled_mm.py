@@ -46,7 +46,8 @@ MAX_INT8_K = (2**31 - 1) // 2**14
 _Tensor, _Dtype = torch.Tensor, torch.dtype
 
 REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages")
-OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": False}
+OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": False,
+                 "WARP_SPECIALIZE": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -65,7 +66,8 @@ def check_config(cfg) -> dict:
     GROUP_SIZE_M (1-64), num_warps (1, 2, 4, 8, 16), num_stages (1-8) required; SPLIT_K (1-64,
     default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
     the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default False: see
-    scaled_mm). Raises ValueError naming the key and the value."""
+    scaled_mm), WARP_SPECIALIZE (bool, default False: a producer warp for the loads, see the
+    kernel). Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str)
@@ -85,7 +87,7 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "WARP_SPECIALIZE"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     return out
@@ -254,7 +256,7 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
-              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode)
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, cfg["WARP_SPECIALIZE"], mode)
     dt = INT8 if int8 else FP8
     ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot

@@ -1,0 +1,154 @@
+"""Configs the tuner does not search yet, timed against its winners (GPU; a developer tool).
+
+Session 6 questions (benchmarks/NOTES.md has the predictions):
+  big      M = 4096 / 1024: does Triton's warp specialisation (WARP_SPECIALIZE) or fp8's fast
+           accumulation close the gap to cuBLASLt / CUTLASS? Peers: torch._scaled_mm with
+           use_fast_accum False and True.
+  mid      M = 128: 128-row tiles with split-K, 32-wide tiles, against the tuned 64 x 64.
+  decode   M = 16: deeper pipelines and descriptors for the weight stream.
+Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
+sets (the weight read from HBM). int8 variants must equal the first config's output bit for bit;
+fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
+own, wider one, as in tests/test_scaled_mm.py).
+python benchmarks/probe_scaled_mm.py [big] [mid] [decode]
+"""
+import sys
+import time
+
+import torch
+
+import lmkernels
+from lmkernels.bench.harness import graph_us, n_input_sets
+from lmkernels.reference.scaled_mm import scaled_mm as reference
+from lmkernels.tuning.scaled_mm import check_output, describe, operands
+
+
+def cfg(bm, bn, bk, warps, stages, split=1, access="descriptor", persistent=False, group=8, ws=False, fast=False):
+    return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group, "num_warps": warps,
+            "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent,
+            "WARP_SPECIALIZE": ws, "FP8_FAST_ACCUM": fast}
+
+
+def name(c):
+    return describe(c) + (" WS" if c.get("WARP_SPECIALIZE") else "") + (" FAST" if c.get("FP8_FAST_ACCUM") else "")
+
+
+def probe(M, N, K, fp8, configs):
+    nbytes = M * K + N * K + 2 * M * N + 4 * (M + N)
+    sets = [operands(M, N, K, fp8, "cuda", 500 + 13 * i + M) for i in range(n_input_sets(nbytes))]
+    a0, b0, sa0, sb0 = sets[0]
+    ref = reference(a0, b0, sa0, sb0, torch.bfloat16)
+    flops = 2 * M * N * K
+    tag = "fp8" if fp8 else "int8"
+    print(f"\n### M={M} N={N} K={K} {tag}\n\n| config | µs | T(FL)OP/s | weight TB/s | check | compile s |\n"
+          "|---|---:|---:|---:|---|---:|", flush=True)
+    first = None
+    rows = []
+    for c in configs:
+        t0 = time.time()
+        try:
+            out = lmkernels.scaled_mm(a0, b0, sa0, sb0, torch.bfloat16, config=c)
+            torch.cuda.synchronize()
+        except Exception as e:  # a config Triton refuses: say so and go on
+            print(f"| {name(c)} | fails: {type(e).__name__}: {str(e)[:120]!r} | | | | |", flush=True)
+            continue
+        comp = time.time() - t0
+        if not fp8:
+            ok = "bit-exact" if torch.equal(out, ref) else "DIFFERS"
+        else:
+            why = check_output(out, ref, a0, b0, sa0, sb0, True, False)
+            if why is not None and c.get("FP8_FAST_ACCUM"):
+                err = (out.float() - ref.float()).abs().max().item()
+                why = f"outside the precise bound (max err {err:.3g})"
+            ok = "ok" if why is None else why[:60]
+        first = out if first is None else first
+        us = graph_us([lambda s=s, c=c: lmkernels.scaled_mm(*s, torch.bfloat16, config=c) for s in sets], reps=20,
+                      min_calls=max(len(sets), 8 if M >= 1024 else 32))
+        rows.append((us, name(c)))
+        print(f"| {name(c)} | {us:.2f} | {flops / us / 1e6:.1f} | {N * K / us / 1e6:.2f} | {ok} | {comp:.1f} |",
+              flush=True)
+    if fp8:
+        for fast in (False, True):
+            us = graph_us([lambda s=s, f=fast: torch._scaled_mm(s[0], s[1], scale_a=s[2], scale_b=s[3],
+                                                                out_dtype=torch.bfloat16, use_fast_accum=f)
+                           for s in sets], reps=20, min_calls=max(len(sets), 8 if M >= 1024 else 32))
+            rows.append((us, f"torch._scaled_mm fast={fast}"))
+            print(f"| torch._scaled_mm use_fast_accum={fast} | {us:.2f} | {flops / us / 1e6:.1f} | "
+                  f"{N * K / us / 1e6:.2f} | peer | |", flush=True)
+    best = min(rows)
+    print(f"\nfastest: {best[1]} {best[0]:.2f} µs")
+    del sets
+    torch.cuda.empty_cache()
+
+
+def big():
+    for M, N, K in ((4096, 6144, 4096), (4096, 28672, 4096), (1024, 4096, 4096)):
+        probe(M, N, K, False, [
+            cfg(128, 256, 128, 8, 4, persistent=True),
+            cfg(128, 256, 128, 8, 3, persistent=True),
+            cfg(128, 256, 128, 8, 4, persistent=True, ws=True),
+            cfg(128, 256, 128, 8, 3, persistent=True, ws=True),
+            cfg(128, 256, 128, 8, 4, ws=True),
+            cfg(128, 128, 128, 8, 4, persistent=True, ws=True),
+            cfg(128, 128, 128, 4, 4, persistent=True, ws=True),
+            cfg(128, 256, 64, 8, 5, persistent=True, ws=True),
+            cfg(256, 128, 128, 8, 4, persistent=True),
+            cfg(128, 256, 128, 8, 4, persistent=True, group=16),
+        ])
+        probe(M, N, K, True, [
+            cfg(256, 128, 128, 8, 4),
+            cfg(256, 128, 128, 8, 3, persistent=True),
+            cfg(256, 128, 128, 8, 4, persistent=True, ws=True),
+            cfg(128, 128, 128, 8, 4, persistent=True, ws=True),
+            cfg(128, 256, 128, 8, 4, persistent=True, ws=True),
+            cfg(256, 128, 128, 8, 4, fast=True),
+            cfg(256, 128, 128, 8, 4, persistent=True, fast=True),
+            cfg(128, 256, 128, 8, 4, persistent=True, fast=True),
+            cfg(128, 256, 128, 8, 4, persistent=True, ws=True, fast=True),
+            cfg(128, 256, 128, 8, 3, persistent=True, ws=True, fast=True),
+            cfg(256, 128, 128, 8, 4, persistent=True, ws=True, fast=True),
+        ])
+
+
+def mid():
+    for N in (4096, 6144):
+        for fp8 in (False, True):
+            probe(128, N, 4096, fp8, [
+                cfg(64, 64, 128, 4, 4),
+                cfg(64, 64, 256, 4, 4, split=2),
+                cfg(64, 64, 128, 4, 4, ws=True),
+                cfg(128, 64, 128, 4, 4),
+                cfg(128, 64, 128, 4, 4, split=2),
+                cfg(128, 64, 256, 4, 3, split=2),
+                cfg(128, 64, 128, 4, 4, ws=True),
+                cfg(128, 128, 128, 8, 4, split=2),
+                cfg(128, 128, 128, 8, 4, split=4),
+                cfg(128, 128, 128, 4, 4, split=4),
+                cfg(64, 128, 128, 4, 4, split=2),
+                cfg(128, 32, 256, 4, 4),
+                cfg(64, 32, 256, 4, 5),
+                cfg(64, 32, 256, 4, 5, ws=True),
+            ] + ([cfg(64, 64, 128, 4, 4, fast=True), cfg(128, 64, 128, 4, 4, fast=True)] if fp8 else []))
+
+
+def decode():
+    for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
+        probe(16, N, K, False, [
+            cfg(16, 32, 256, 4, 5, access="pointer", group=1),
+            cfg(16, 32, 256, 4, 7, access="pointer", group=1),
+            cfg(16, 32, 128, 4, 8, access="pointer", group=1),
+            cfg(16, 32, 256, 4, 5, access="descriptor", group=1),
+            cfg(16, 32, 256, 4, 7, access="descriptor", group=1),
+            cfg(16, 32, 256, 2, 5, access="pointer", group=1),
+            cfg(16, 32, 256, 4, 5, split=2, access="pointer", group=1),
+            cfg(16, 64, 256, 4, 5, split=2, access="pointer", group=1),
+            cfg(16, 16, 256, 2, 6, access="pointer", group=1),
+        ])
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    which = sys.argv[1:] or ["big", "mid", "decode"]
+    print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
+    for w in which:
+        {"big": big, "mid": mid, "decode": decode}[w]()
