@@ -1,9 +1,10 @@
 """Configs the tuner does not search yet, timed against its winners (GPU; a developer tool).
 
 Session 6 questions (benchmarks/NOTES.md has the predictions):
-  big      M = 4096 / 1024: does Triton's warp specialisation (WARP_SPECIALIZE) or fp8's fast
-           accumulation close the gap to cuBLASLt / CUTLASS? Peers: torch._scaled_mm with
-           use_fast_accum False and True.
+  big      M = 4096 / 1024: does fp8's fast accumulation close the gap to cuBLASLt / CUTLASS?
+           Peers: torch._scaled_mm with use_fast_accum False and True. (Session 6 also timed
+           Triton's warp specialisation here, through a WARP_SPECIALIZE key of commit be2935a:
+           results/h100/probe_scaled_mm_big.md; the key is gone, see benchmarks/NOTES.md.)
   mid      M = 128: 128-row tiles with split-K, 32-wide tiles, against the tuned 64 x 64.
   decode   M = 16: deeper pipelines and descriptors for the weight stream.
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -23,14 +24,14 @@ from lmkernels.reference.scaled_mm import scaled_mm as reference
 from lmkernels.tuning.scaled_mm import check_output, describe, operands
 
 
-def cfg(bm, bn, bk, warps, stages, split=1, access="descriptor", persistent=False, group=8, ws=False, fast=False):
+def cfg(bm, bn, bk, warps, stages, split=1, access="descriptor", persistent=False, group=8, fast=False):
     return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group, "num_warps": warps,
             "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent,
-            "WARP_SPECIALIZE": ws, "FP8_FAST_ACCUM": fast}
+            "FP8_FAST_ACCUM": fast}
 
 
 def name(c):
-    return describe(c) + (" WS" if c.get("WARP_SPECIALIZE") else "") + (" FAST" if c.get("FP8_FAST_ACCUM") else "")
+    return describe(c) + (" FAST" if c.get("FP8_FAST_ACCUM") else "")
 
 
 def probe(M, N, K, fp8, configs):
@@ -86,27 +87,15 @@ def big():
         probe(M, N, K, False, [
             cfg(128, 256, 128, 8, 4, persistent=True),
             cfg(128, 256, 128, 8, 3, persistent=True),
-            cfg(128, 256, 128, 8, 4, persistent=True, ws=True),
-            cfg(128, 256, 128, 8, 3, persistent=True, ws=True),
-            cfg(128, 256, 128, 8, 4, ws=True),
-            cfg(128, 128, 128, 8, 4, persistent=True, ws=True),
-            cfg(128, 128, 128, 4, 4, persistent=True, ws=True),
-            cfg(128, 256, 64, 8, 5, persistent=True, ws=True),
             cfg(256, 128, 128, 8, 4, persistent=True),
             cfg(128, 256, 128, 8, 4, persistent=True, group=16),
         ])
         probe(M, N, K, True, [
             cfg(256, 128, 128, 8, 4),
             cfg(256, 128, 128, 8, 3, persistent=True),
-            cfg(256, 128, 128, 8, 4, persistent=True, ws=True),
-            cfg(128, 128, 128, 8, 4, persistent=True, ws=True),
-            cfg(128, 256, 128, 8, 4, persistent=True, ws=True),
             cfg(256, 128, 128, 8, 4, fast=True),
             cfg(256, 128, 128, 8, 4, persistent=True, fast=True),
             cfg(128, 256, 128, 8, 4, persistent=True, fast=True),
-            cfg(128, 256, 128, 8, 4, persistent=True, ws=True, fast=True),
-            cfg(128, 256, 128, 8, 3, persistent=True, ws=True, fast=True),
-            cfg(256, 128, 128, 8, 4, persistent=True, ws=True, fast=True),
         ])
 
 
@@ -116,18 +105,15 @@ def mid():
             probe(128, N, 4096, fp8, [
                 cfg(64, 64, 128, 4, 4),
                 cfg(64, 64, 256, 4, 4, split=2),
-                cfg(64, 64, 128, 4, 4, ws=True),
                 cfg(128, 64, 128, 4, 4),
                 cfg(128, 64, 128, 4, 4, split=2),
                 cfg(128, 64, 256, 4, 3, split=2),
-                cfg(128, 64, 128, 4, 4, ws=True),
                 cfg(128, 128, 128, 8, 4, split=2),
                 cfg(128, 128, 128, 8, 4, split=4),
                 cfg(128, 128, 128, 4, 4, split=4),
                 cfg(64, 128, 128, 4, 4, split=2),
                 cfg(128, 32, 256, 4, 4),
                 cfg(64, 32, 256, 4, 5),
-                cfg(64, 32, 256, 4, 5, ws=True),
             ] + ([cfg(64, 64, 128, 4, 4, fast=True), cfg(128, 64, 128, 4, 4, fast=True)] if fp8 else []))
 
 

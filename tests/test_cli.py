@@ -77,7 +77,10 @@ def test_bench_scaled_mm_cases_build_without_running_kernels():
         assert (extra["weight_bytes"] == N * K) == (M <= 16) == extra["copy_row"]
         assert "lmkernels" in providers and "lmkernels heuristic" in providers
         assert "cuBLAS bf16 torch.mm (unquantised)" in providers
-        assert ("torch._scaled_mm row-wise (cuBLASLt)" in providers) == dtype.startswith("fp8")
+        fp8 = dtype.startswith("fp8")
+        assert ("torch._scaled_mm row-wise (cuBLASLt), fast accumulation" in providers) == fp8
+        assert ("torch._scaled_mm row-wise (cuBLASLt), default precise accumulation" in providers) == fp8
+        assert ("lmkernels precise accumulation (FP8_FAST_ACCUM=False)" in providers) == (fp8 and M >= 1024)
         assert ("torch._int_mm + scale epilogue" in providers) == (dtype.startswith("int8") and M > 16)
 
 

@@ -28,12 +28,10 @@ INT8_ULPS = {torch.float32: 0, torch.float16: 0,
 #     the products are exact in fp32; summing K of them in any order errs by at most (K - 1) u of
 #     sum |a b|; the epilogue's three fp32 roundings add 3u of |t| <= |sa sb| sum|a b| + |bias|
 #     (one u spare); the final rounding half an ulp (a whole one: the interpreter's bf16 truncates).
-#     acc_rel = K u (fp8_acc_rel), plus on a GPU 2^-10: sm90's tensor cores sum each BLOCK_SIZE_K
-#     slice with fewer bits than fp32 (~14 kept, DeepSeek-V3 3.3.2 on H800) before the kernel adds
-#     it into its fp32 accumulator: 2^-13 a slice, 8x spare
-#   FP8_FAST_ACCUM (the whole K in the tensor cores' accumulator, sm90): acc_rel = K/32 x 2^-10: a
-#     truncation of ~2^-13 of the running sum at each 32-deep wgmma step, 8x spare
-FP8_FAST_ACC_REL = 2.0**-10 / 32
+#     acc_rel = K u, plus on a GPU the tensor cores' accumulator (~14 bits kept, DeepSeek-V3 3.3.2
+#     on H800: ~2^-13 of the running sum lost at each 32-deep wgmma step), 8x spare
+#     (lmkernels.verify.fp8_acc_rel): the default FP8_FAST_ACCUM keeps the whole K there,
+#     (K/32) 2^-10; FP8_FAST_ACCUM=False adds each BLOCK_SIZE_K slice into fp32, 2^-10
 
 INT8, FP8 = torch.int8, torch.float8_e4m3fn
 KINDS = ("int8", "fp8")
@@ -193,11 +191,12 @@ def test_descriptor_refusals_and_fallback(kind):
 def test_default_descriptor_rechecks_the_base_each_call(default_access, monkeypatch):
     """With descriptors by default, a plan is cached per shape and strides; a call of that shape
     whose base is off 16 bytes falls back to pointers for that call alone, and a plan that fell
-    back for a base is not kept."""
+    back for a base is not kept. (M = 40: past the weight-stream sizes, for which the sm90
+    heuristic asks for pointers whatever the default.)"""
     skip_unavailable("descriptor")
     default_access("descriptor")
     monkeypatch.setattr(mm_ops, "_plans", {})
-    M, N, K = 5, 64, 96
+    M, N, K = 40, 64, 96
     a, w = _operands(M, N, K, "int8", 43)
     sa, sb, _ = _scales(M, N, 43)
     buf = torch.empty(M * K + 16, dtype=INT8, device=DEVICE)
@@ -263,14 +262,17 @@ def test_persistent(kind):
             assert torch.equal(got, plain), cfg
 
 
+@pytest.mark.parametrize("K", [496, 4096] if ON_GPU else [496])
 @pytest.mark.parametrize("kind", KINDS)
-def test_fp8_fast_accum_config(kind):
+def test_fp8_precise_accum_config(kind, K):
+    """FP8_FAST_ACCUM=False: within the precise bound (one BLOCK_SIZE_K slice in the tensor cores'
+    accumulator at a time); int8 ignores the key (bit-exact either way)."""
     _skip_fp8(kind)
-    M, N, K = 17, 64, 496
+    M, N = 17, 64
     a, w = _operands(M, N, K, kind, 11)
     sa, sb, bias = _scales(M, N, 11)
-    got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=_cfg(FP8_FAST_ACCUM=True))
-    _check(got, a, w.t(), sa, sb, torch.float32, bias, acc_rel=fp8_acc_rel(K) + K * FP8_FAST_ACC_REL)
+    got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=_cfg(FP8_FAST_ACCUM=False))
+    _check(got, a, w.t(), sa, sb, torch.float32, bias, acc_rel=fp8_acc_rel(K, fast=False))
 
 
 # ---------------------------------------------------------------- edges
@@ -381,7 +383,6 @@ BAD_CONFIGS = [
     ({"ACCESS": "tma"}, r"config\['ACCESS'\]='tma' must be one of"),
     ({"PERSISTENT": 1}, r"config\['PERSISTENT'\]=1 must be a bool"),
     ({"FP8_FAST_ACCUM": "yes"}, r"config\['FP8_FAST_ACCUM'\]='yes' must be a bool"),
-    ({"WARP_SPECIALIZE": 0}, r"config\['WARP_SPECIALIZE'\]=0 must be a bool"),
     ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
 ]
 
@@ -395,8 +396,7 @@ def test_check_config_refuses(change, match):
 def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
-    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=False,
-                       WARP_SPECIALIZE=False) and out is not cfg
+    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True) and out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
     with pytest.raises(ValueError, match="config must be a dict, got list"):
@@ -410,9 +410,10 @@ def test_check_config_normalises_and_is_registered():
 
 
 def test_heuristic_config_for_the_h100(monkeypatch):
-    """Valid everywhere on the issue's grid; small M: 16-row tiles and split-K when the N tiles
-    leave SMs idle; large M: 128 x 256 (int8) / 256 x 128 (fp8); descriptors on sm90; the shared
-    memory of a program within the H100's 227 KB, and within MI300's 64 KB there."""
+    """Valid everywhere on the issue's grid; small M: 16-row tiles, pointer loads, and split-K when
+    the N tiles leave SMs idle at a long K; large M: 128 x 256 for both dtypes; descriptors on
+    sm90 past M = 32; the shared memory of a program within the H100's 227 KB, and within MI300's
+    64 KB there; fp8 fast accumulation (vLLM's CUTLASS choice)."""
     monkeypatch.setattr(mm_ops, "num_sms", lambda i: 132)
     for gpu in (("cuda", 90, 232448), ("hip", 0, 65536)):
         monkeypatch.setattr(mm_ops, "_gpu", lambda i, gpu=gpu: gpu)
@@ -422,11 +423,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                 assert check_config(cfg) == cfg
                 bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
                 assert (bm + bn) * bk * cfg["num_stages"] <= gpu[2]
-                assert (cfg["ACCESS"] == "descriptor") == (gpu[0] == "cuda")
+                assert (cfg["ACCESS"] == "descriptor") == (gpu[0] == "cuda" and M > 32)
+                assert cfg["FP8_FAST_ACCUM"]
                 if M == 1 and gpu[0] == "cuda":
-                    assert bm == 16 and bk == 256
+                    assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
                 if M >= 4096 and gpu[0] == "cuda":
-                    assert (bm, bn) == ((256, 128) if fp8 else (128, 256))
+                    assert (bm, bn) == (128, 256) and cfg["PERSISTENT"]
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     assert heuristic_config(16, 4096, 14336, True, 0)["SPLIT_K"] > 1  # 64 tiles on 132 SMs
     assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1

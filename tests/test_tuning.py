@@ -102,11 +102,13 @@ def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor
                 assert c["SPLIT_K"] == 1 or tiles < 132, c
                 assert -(-k // (bk * c["SPLIT_K"])) >= 2
             else:
-                assert bm in (64, 128) and c["GROUP_SIZE_M"] == 8
+                assert bm in (64, 128, 256) and c["GROUP_SIZE_M"] == 8
                 assert c["SPLIT_K"] == 1 or tiles < 132, c
                 assert c["PERSISTENT"] <= (tiles * c["SPLIT_K"] > 132)
                 assert (c["ACCESS"] == "descriptor") <= descriptor_ok
-                assert bm == 128 or M <= 128
+                assert (c["ACCESS"] == "pointer") <= (bk == 64 or not descriptor_ok)
+                assert bm >= 128 or M <= 128
+                assert bm <= 128 or M >= 256
                 assert bm == 64 or M >= 96
                 assert bn == 128 or bm == 64 or M >= 256
 

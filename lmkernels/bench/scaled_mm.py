@@ -12,7 +12,11 @@ Providers:
   lmkernels heuristic           config=heuristic_config(...): the tuned/heuristic ratio is what the
                                 tables buy (vLLM-style tuning is worth it at >= 1/0.85). Its host
                                 µs include checking the explicit config (the op's careful path)
-  torch._scaled_mm row-wise     fp8: cuBLASLt with the same scales, b column-major (its rule)
+  lmkernels precise accumulation  fp8, M >= 1024: FP8_FAST_ACCUM=False (each BLOCK_SIZE_K slice added
+                                into fp32), one fixed 256 x 128 config
+  torch._scaled_mm row-wise     fp8: cuBLASLt with the same scales, b column-major (its rule), with
+                                use_fast_accum=True (the accumulation of lmkernels' default and of
+                                vLLM's CUTLASS FP8FastAccum kernels) and False (torch's default)
   torch._int_mm + epilogue      int8, M > 16 only (_int_mm's rule): the int32 product, then
                                 (acc * sa) * sb -> bf16 in eager torch, the kernel's order
   cuBLAS bf16 torch.mm          bf16 copies of the same shapes, unquantised: the reference point
@@ -32,6 +36,10 @@ from lmkernels.tuning.scaled_mm import operands
 LLAMA3_8B = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # (N, K): qkv, o, gate_up, down
 LLAMA3_70B = ((10240, 8192), (8192, 8192), (57344, 8192), (8192, 28672))
 M_8B = (1, 16, 128, 1024, 4096)
+# fp8 with FP8_FAST_ACCUM=False: the tile that won the precise search of session 5 (its second fp32
+# accumulator fits 256 x 128 at 8 warps; 128 x 256 spills)
+PRECISE_FP8 = {"BLOCK_SIZE_M": 256, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8, "num_warps": 8,
+               "num_stages": 4, "ACCESS": "descriptor", "FP8_FAST_ACCUM": False}
 M_70B = (16, 1024)
 
 
@@ -51,9 +59,16 @@ def _case(M: int, N: int, K: int, tag: str):
             return lambda: lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, config=cfg)
         return make
 
-    def torch_scaled_mm(i):
+    def torch_scaled_mm(fast: bool):
+        def make(i):
+            a, b, sa, sb = inputs(i)
+            return lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                            use_fast_accum=fast)
+        return make
+
+    def ours_precise(i):
         a, b, sa, sb = inputs(i)
-        return lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+        return lambda: lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, config=PRECISE_FP8)
 
     def int_mm(i):
         a, b, sa, sb = inputs(i)
@@ -66,7 +81,10 @@ def _case(M: int, N: int, K: int, tag: str):
 
     p = {"lmkernels": ours(False), "lmkernels heuristic": ours(True)}
     if fp8:
-        p["torch._scaled_mm row-wise (cuBLASLt)"] = torch_scaled_mm
+        p["torch._scaled_mm row-wise (cuBLASLt), fast accumulation"] = torch_scaled_mm(True)
+        p["torch._scaled_mm row-wise (cuBLASLt), default precise accumulation"] = torch_scaled_mm(False)
+        if M >= 1024:
+            p["lmkernels precise accumulation (FP8_FAST_ACCUM=False)"] = ours_precise
     elif M > 16:
         p["torch._int_mm + scale epilogue"] = int_mm
     p["cuBLAS bf16 torch.mm (unquantised)"] = bf16

@@ -81,7 +81,7 @@ def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-               FAST_ACCUM: tl.constexpr, K_LOOP_WS: tl.constexpr, ACCESS: tl.constexpr):
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
     """Work item w: split w // tiles of tile w % tiles; its K range [split * k_chunk, + k_chunk).
 
     k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile straddles two splits and the
@@ -101,22 +101,25 @@ def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
         k_hi = tl.minimum(k_lo + k_chunk, K)
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-        for k0 in tl.range(k_lo, k_hi, BLOCK_K, warp_specialize=K_LOOP_WS):
+        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
             a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
             b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k0 in tl.range(k_lo, k_hi, BLOCK_K, warp_specialize=K_LOOP_WS):
+        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
             a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
             b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
             if FAST_ACCUM:
-                # sm90: the whole K loop accumulates in the tensor cores' own fp8 accumulator
-                # (Triton's sm90 default, max_num_imprecise_acc 2^30), which keeps fewer bits than fp32
+                # sm90: the whole K loop accumulates in the tensor cores' own accumulator (Triton's
+                # sm90 default, max_num_imprecise_acc 2^30), which keeps fewer bits than fp32; the
+                # wgmma chain stays asynchronous across K steps
                 acc = tl.dot(a, b, acc)
             else:
                 # each BLOCK_K slice's wgmma chain is added into a separate fp32 accumulator:
-                # the products' sum loses at most the hardware accumulator's bits over BLOCK_K terms
+                # the products' sum loses at most the hardware accumulator's bits over BLOCK_K
+                # terms, but every K step waits for its wgmmas before the add (the cost measured
+                # in results/h100/probe_scaled_mm_big.md)
                 acc = tl.dot(a, b, acc, max_num_imprecise_acc=BLOCK_K)
     if SPLIT_K == 1:
         _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
@@ -136,7 +139,7 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                       GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, PERSISTENT: tl.constexpr,
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-                      FAST_ACCUM: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, ACCESS: tl.constexpr):
+                      FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, scaled and rounded) or the workspace
     [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are pointers, or
     host-made tensor descriptors over the operands' memory order when ACCESS is descriptor.
@@ -148,26 +151,20 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     pipeline's loads run on into the next tile while this one's epilogue stores: with SPLIT_K == 1
     the K loop's bounds (0, K) do not depend on the tile and the sm90 TTGIR shows one fused loop;
     with SPLIT_K > 1 they do and the loops stay nested (the K loop pipelined, as without PERSISTENT).
-
-    WARP_SPECIALIZE asks Triton (>= 3.5 on sm90/sm100) to split the program into a producer warp
-    issuing the TMA loads and consumer warp groups running the MMAs and the epilogue, on the
-    persistent tile loop when PERSISTENT, else on the K loop; the result is the same bits.
     """
     tiles_m = tl.cdiv(M, BLOCK_M)
     tiles_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     if PERSISTENT:
         items = tiles_m * tiles_n * SPLIT_K
-        for w in tl.range(pid, items, tl.num_programs(0), flatten=True, warp_specialize=WARP_SPECIALIZE):
+        for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
             _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
                        stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
-                       GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, False,
-                       ACCESS)
+                       GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
     else:
         _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
                    stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
-                   GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM,
-                   WARP_SPECIALIZE, ACCESS)
+                   GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
 
 
 @triton.jit(do_not_specialize=["M", "stride_ws"])

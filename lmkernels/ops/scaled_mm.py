@@ -46,8 +46,10 @@ MAX_INT8_K = (2**31 - 1) // 2**14
 _Tensor, _Dtype = torch.Tensor, torch.dtype
 
 REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages")
-OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": False,
-                 "WARP_SPECIALIZE": False}
+# FP8_FAST_ACCUM defaults to True: vLLM's CUTLASS fp8 kernels on sm90 all use the FP8FastAccum schedules
+# (scaled_mm_sm90_fp8_dispatch.cuh), so this is the accuracy its callers already have; the precise
+# variant costs 1.2-1.4x on an H100 (benchmarks/results/h100/probe_scaled_mm_big.md)
+OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -65,9 +67,8 @@ def check_config(cfg) -> dict:
     BLOCK_SIZE_M, BLOCK_SIZE_N (powers of two, 16-256), BLOCK_SIZE_K (power of two, 32-256),
     GROUP_SIZE_M (1-64), num_warps (1, 2, 4, 8, 16), num_stages (1-8) required; SPLIT_K (1-64,
     default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
-    the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default False: see
-    scaled_mm), WARP_SPECIALIZE (bool, default False: a producer warp for the loads, see the
-    kernel). Raises ValueError naming the key and the value."""
+    the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default True: see
+    scaled_mm). Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str)
@@ -87,7 +88,7 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "WARP_SPECIALIZE"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     return out
@@ -111,55 +112,61 @@ def _gpu(device_index: int) -> tuple[str, int, int]:
 
 
 def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -> dict:
-    """The config used when no tuned table covers (N, K) on this GPU. Written for the H100 (132
-    SMs, 227 KB shared memory a program) without measurements yet (the tuner's tables replace
-    it), shrunk to the shared memory of others.
+    """The config used when no tuned table covers (N, K) on this GPU: the patterns of the H100
+    tables for the eight Llama-3 shapes (lmkernels/configs/scaled_mm, 18 Ms each), shrunk to the
+    shared memory of other GPUs. int8 and fp8 (fast accumulation) take the same tiles.
 
-    M <= 64 is a weight stream: the time is N x K bytes over the bandwidth, so what matters is
-    enough loads in flight on every SM. BLOCK_M is the smallest MMA tile that covers M (16 to 64
-    rows), BLOCK_N 64, BLOCK_K 256 (256-byte rows, TMA's widest box), 4 stages (80-128 KB).
-    Larger M is compute: 128 x 256 tiles for int8 past M = 512 (the accumulator is 128 registers
-    a thread at 8 warps; sm90 compile: 175 registers, no spills) and 256 x 128 for fp8 (its
-    precise accumulation keeps a second fp32 accumulator: 128 x 256 spills 128 bytes at 8 warps,
-    256 x 128 fits in 254 registers); 128 x 128 up to M = 512, 64 x 128 up to 128; BLOCK_K 128,
-    3 stages for the 384-row tiles (147 KB), 4 otherwise. Where the tiles leave SMs idle BLOCK_N
-    halves, down to 64: M = 128, N = 6144 runs 192 tiles of 64 x 64, both row tiles of a column
-    back to back so the second reads the weight tile from L2 (GROUP_SIZE_M 8 bands).
+    M <= 32 is a weight stream: the time is N x K bytes over the bandwidth. The tables pick 16
+    (32) x 32 tiles, BLOCK_K 256, 5 stages, pointer loads (Triton's cp.async pipeline: the TMA
+    descriptors lost by 5-15 % here), 4 warps; split-K only for K >= 8192 with fewer tiles than
+    SMs (N = 4096, K = 14336: 128 tiles, 2 splits).
+    M <= 64: 64 x 64 x 256, 4 stages, split-K to fill the SMs. Larger M: 64 x 128 up to M = 128,
+    then 128 x 256 where those tiles fill the SMs (8 warps, 4 stages: 192 KB, persistent once
+    there is more than one wave; M = 256, N = 28672: 1.25x over 128 x 128), else 128 x 128;
+    BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
+    64 x 64). 128 x 128 tiles run 4 warps, BLOCK_K 64 and 5 stages (the tables' winner at
+    M = 512-1024: 1.15-1.3x over 8 warps x BLOCK_K 128).
 
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
-    of the weight's traffic (M = 128, K = 4096: none; M = 16: up to 8). sm90+: descriptors (TMA)
-    where the operands allow, pointers otherwise.
+    of the weight's traffic. sm90+: descriptors (TMA) for M > 32 where the operands allow,
+    pointers for the weight stream; other GPUs: the process default.
     """
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
-    if M <= 64:
-        bm, bn, bk, stages = max(16, triton.next_power_of_2(M)), 64, 256, 4
+    persistent, warps = False, 4
+    if M <= 32:
+        bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
+    elif M <= 64:
+        bm, bn, bk, stages = 64, 64, 256, 4
     else:
-        bk = 128
-        if M <= 128:
-            bm, bn = 64, 128
-        elif M <= 512:
-            bm, bn = 128, 128
-        else:
-            bm, bn = (256, 128) if fp8 else (128, 256)
+        bk, stages = 128, 4
+        bm = 64 if M <= 128 else 128
+        bn = 256 if bm == 128 and triton.cdiv(M, 128) * triton.cdiv(N, 256) >= sms else 128
         while triton.cdiv(M, bm) * triton.cdiv(N, bn) < sms and bn > 64:
             bn //= 2
-        stages = 3 if bm + bn > 256 else 4
+        if (bm, bn) == (128, 128):
+            bk, stages = 64, 5
+        if bm * bn >= 128 * 256:
+            warps = 8
+            persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
     while (bm + bn) * bk * stages > smem and stages > 2:  # smaller GPUs: fewer stages, then shorter K tiles
         stages -= 1
     while (bm + bn) * bk * stages > smem and bk > 32:
         bk //= 2
-    warps = 8 if bm * bn >= 128 * 128 else 4
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
     split = 1
-    if 0 < tiles < sms:
+    if M <= 32:
+        if tiles < sms and K >= 8192:
+            split = 2
+    elif 0 < tiles < sms:
         split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
-    cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8, "num_warps": warps,
-           "num_stages": stages, "SPLIT_K": split, "PERSISTENT": False, "FP8_FAST_ACCUM": False}
+    cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 1 if M <= 32 else 8,
+           "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "PERSISTENT": persistent,
+           "FP8_FAST_ACCUM": True}
     if vendor == "cuda" and cc >= 90:
-        cfg["ACCESS"] = "descriptor"
+        cfg["ACCESS"] = "descriptor" if M > 32 else "pointer"
     return check_config(cfg)
 
 
@@ -256,7 +263,7 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
-              int8, cfg["FP8_FAST_ACCUM"] and not int8, cfg["WARP_SPECIALIZE"], mode)
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode)
     dt = INT8 if int8 else FP8
     ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
@@ -418,9 +425,11 @@ def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: 
 
     Evaluated in fp32 in this order, each step rounded once, then one rounding to out_dtype:
     t = float(acc) * sa[m]; t = t * sb[n]; t = t + bias[n] (no FMA contraction). int8 results are
-    therefore bit-identical to lmkernels.reference.scaled_mm on a GPU. fp8: each BLOCK_SIZE_K slice
-    of products is summed in the tensor cores' accumulator and added into an fp32 one (config
-    FP8_FAST_ACCUM=True keeps the whole sum in the tensor cores, faster on sm90, fewer bits).
+    therefore bit-identical to lmkernels.reference.scaled_mm on a GPU. fp8: on sm90 the whole K sum
+    stays in the tensor cores' accumulator, which keeps fewer bits than fp32 (~14, DeepSeek-V3
+    3.3.2), as vLLM's CUTLASS kernels (FP8FastAccum) and torch._scaled_mm(use_fast_accum=True) do;
+    a config with FP8_FAST_ACCUM=False adds each BLOCK_SIZE_K slice into a separate fp32
+    accumulator instead (torch._scaled_mm's default accuracy, 1.2-1.4x slower on an H100).
     K == 0 gives bias (or zeros) times nothing: out = 0 * sa * sb + bias. M == 0 or N == 0: an
     empty result.
 
