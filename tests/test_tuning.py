@@ -423,3 +423,26 @@ def test_tunes_the_real_op_and_its_winner_passes_the_reference(tmp_path, dtype):
     timed.clear()
     assert t.tune([(32, 512, dtype)], (1, 40), str(tmp_path), target, progress=quiet(), log=lambda *a: None)["left"] == []
     assert timed == []
+
+
+# ---- the shipped tables ------------------------------------------------------------------------
+
+def test_shipped_h100_tables_cover_llama3_8b_and_70b():
+    """Issue 5 ships H100 tables for the Llama-3-8B and -70B (TP 1) linear shapes, int8 and fp8: each
+    file is there, validates through the store and the op's check_config, holds every M of the
+    tuner's default grid, was written by the tuner (its _meta) and keeps fp8 at the op's default
+    (fast) accumulation."""
+    from lmkernels.bench.scaled_mm import LLAMA3_70B, LLAMA3_8B
+    from lmkernels.ops.scaled_mm import OPTIONAL_KEYS, check_config
+    for N, K in LLAMA3_8B + LLAMA3_70B:
+        for dtype in ("int8", "fp8"):
+            path = os.path.join(cs.PACKAGED_DIR, t.OP, cs.file_name(N, K, "NVIDIA H100 80GB HBM3", dtype))
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            table = cs.parse(data, t.OP, path, expect=(N, K, dtype))
+            meta = table.meta
+            assert sorted(table.ms) == sorted(t.M_GRID) and meta["complete"] and meta["gpu"] == "NVIDIA H100 80GB HBM3"
+            assert set(meta["measured"]) == {str(m) for m in t.M_GRID}
+            for m in t.M_GRID:
+                cfg = check_config(data[str(m)])
+                assert cfg["FP8_FAST_ACCUM"] == OPTIONAL_KEYS["FP8_FAST_ACCUM"], (path, m)
