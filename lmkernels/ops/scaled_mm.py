@@ -124,8 +124,9 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     then 128 x 256 where those tiles fill the SMs (8 warps, 4 stages: 192 KB, persistent once
     there is more than one wave; M = 256, N = 28672: 1.25x over 128 x 128), else 128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
-    64 x 64). 128 x 128 tiles run 4 warps, BLOCK_K 64 and 5 stages (the tables' winner at
-    M = 512-1024: 1.15-1.3x over 8 warps x BLOCK_K 128).
+    64 x 64). 128 x 128 tiles run 4 stages, and for int8 4 warps with BLOCK_K 64, for fp8 8
+    warps with BLOCK_K 128: the tables' winners at M = 512-1536 (the other choice, or a fifth
+    stage, measured 1.15-1.3x slower: benchmarks/results/h100/check_heuristic_first.md).
 
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
@@ -148,8 +149,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
         # in 2 splits 94 µs, 64 x 64 tiles 127 µs)
         while triton.cdiv(M, bm) * triton.cdiv(N, bn) < sms and bn > (128 if K >= 16384 else 64):
             bn //= 2
-        if (bm, bn) == (128, 128):
-            bk, stages = 64, 5
+        if (bm, bn) == (128, 128):  # int8: 4 warps, 64-deep K tiles; fp8: 8 warps, 128 (the tables)
+            bk, warps = (128, 8) if fp8 else (64, 4)
         if bm * bn >= 128 * 256:
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
