@@ -121,8 +121,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     descriptors lost by 5-15 % here), 4 warps; split-K only for K >= 8192 with fewer tiles than
     SMs (N = 4096, K = 14336: 128 tiles, 2 splits).
     M <= 64: 64 x 64 x 256, 4 stages, split-K to fill the SMs. Larger M: 64 x 128 up to M = 128,
-    then 128 x 256 where those tiles fill the SMs (8 warps, 4 stages: 192 KB, persistent once
-    there is more than one wave; M = 256, N = 28672: 1.25x over 128 x 128), else 128 x 128;
+    then 128 x 256 where those tiles fill the SMs and at least 80 % of their last wave (8 warps,
+    4 stages: 192 KB, persistent once there is more than one wave; M = 256, N = 28672: 224 tiles,
+    1.25x over 128 x 128; M = 512, N = 10240: 160 tiles, 1.19x slower than 128 x 128), else
+    128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
     64 x 64). 128 x 128 tiles run 4 stages, and for int8 4 warps with BLOCK_K 64, for fp8 8
     warps with BLOCK_K 128: the tables' winners at M = 512-1536 (the other choice, or a fifth
@@ -144,7 +146,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     else:
         bk, stages = 128, 4
         bm = 64 if M <= 128 else 128
-        bn = 256 if bm == 128 and triton.cdiv(M, 128) * triton.cdiv(N, 256) >= sms else 128
+        wide = triton.cdiv(M, 128) * triton.cdiv(N, 256)  # 128 x 256 tiles: >= 80 % of their last wave busy
+        bn = 256 if bm == 128 and wide >= sms and wide >= 0.8 * triton.cdiv(wide, sms) * sms else 128
         # K >= 16384 fills the SMs by split-K below instead (N = 8192, K = 28672, M = 96: 64 x 128
         # in 2 splits 94 µs, 64 x 64 tiles 127 µs)
         while triton.cdiv(M, bm) * triton.cdiv(N, bn) < sms and bn > (128 if K >= 16384 else 64):
