@@ -26,17 +26,22 @@ def _clean(lse: torch.Tensor, dtype) -> torch.Tensor:
     return torch.where(lse.isnan() | (lse == math.inf), -math.inf, lse)
 
 
+def _logsumexp(lse: torch.Tensor, base_e: bool):
+    """(L = logsumexp over dim 0 of cleaned LSEs, in base e or 2, -inf where every state is empty;
+    the exp of that base). Shifted by the max so no term overflows; an all -inf column shifts by 0."""
+    m = lse.amax(dim=0)
+    shift = torch.where(m == -math.inf, 0.0, m)
+    exp = torch.exp if base_e else torch.exp2
+    log = torch.log if base_e else torch.log2
+    return shift + log(exp(lse - shift).sum(dim=0)), exp
+
+
 def combine(outs: torch.Tensor, lses: torch.Tensor, *, lse_base_e: bool = True):
     """The exact merge of N attention states: outs [N, ..., D], lses [N, ...] -> (out [..., D], lse [...])
     in the compute dtype (not rounded). out = sum_n exp(lse_n - L) out_n, L = logsumexp_n(lse_n)."""
     dt = _compute_dtype(outs, lses)
     lse = _clean(lses, dt)
-    m = lse.amax(dim=0)
-    shift = torch.where(m == -math.inf, 0.0, m)
-    exp = torch.exp if lse_base_e else torch.exp2
-    log = torch.log if lse_base_e else torch.log2
-    total = exp(lse - shift).sum(dim=0)
-    L = shift + log(total)
+    L, exp = _logsumexp(lse, lse_base_e)
     keep = lse > -math.inf
     factor = exp(lse - L)
     terms = torch.where(keep[..., None], outs.to(dt) * factor[..., None], 0.0)
@@ -67,11 +72,7 @@ def correct_attn_out(out, lses, cp_rank, *, lse_base_e=True, access=None, pdl=No
     (out, L [B, H] in lses' dtype)."""
     dt = _compute_dtype(out, lses)
     lse = _clean(lses, dt)
-    m = lse.amax(dim=0)
-    shift = torch.where(m == -math.inf, 0.0, m)
-    exp = torch.exp if lse_base_e else torch.exp2
-    log = torch.log if lse_base_e else torch.log2
-    L = shift + log(exp(lse - shift).sum(dim=0))
+    L, exp = _logsumexp(lse, lse_base_e)
     mine = lse[cp_rank]
     y = torch.where((mine > -math.inf)[..., None], out.to(dt) * exp(mine - L)[..., None], 0.0)
     out.copy_(y.to(out.dtype))
