@@ -327,15 +327,20 @@ def fp8_mm_bound(got, a, b, scale_a, scale_b, bias, acc_rel) -> float:
     return float(err.max()) if err.numel() else 0.0
 
 
+def fp8_mma_rel(K: int, fast: bool = True) -> float:
+    """The sm90 tensor cores' own accumulation error over sum |a b|, no margin: their accumulator keeps
+    ~14 bits (DeepSeek-V3, 3.3.2, on H800), ~2^-13 of the running sum lost at each add of a 32-deep
+    wgmma step. fast (scaled_mm's default, FP8_FAST_ACCUM): the whole K in that accumulator, K / 32
+    such adds; precise: one BLOCK_SIZE_K slice before each fp32 add, counted as one."""
+    return (max(1, -(-K // 32)) if fast else 1) * 2.0**-13
+
+
 def fp8_acc_rel(K: int, fast: bool = True) -> float:
-    """The fp8 sum's error over sum |a b|: fp32 in any order (K u); on a GPU also the tensor cores'
-    accumulator, which keeps ~14 bits on sm90 (DeepSeek-V3, 3.3.2, on H800): each add of a 32-deep
-    wgmma step errs by ~2^-13 of the running sum. fast (scaled_mm's default, FP8_FAST_ACCUM): the
-    whole K in that accumulator, K / 32 such adds: (K / 32) 2^-10, 8x spare; precise: one
-    BLOCK_SIZE_K slice before each fp32 add, 2^-10 (tests/test_scaled_mm.py)."""
+    """The fp8 sum's error over sum |a b| the tests allow: fp32 in any order (K u); on a GPU also the
+    tensor cores' accumulator, fp8_mma_rel with 8x spare (tests/test_scaled_mm.py)."""
     if is_interpreter():
         return K * 2.0**-24
-    return K * 2.0**-24 + (max(1, -(-K // 32)) if fast else 1) * 2.0**-10
+    return K * 2.0**-24 + 8 * fp8_mma_rel(K, fast)
 
 
 def _check_scaled_mm(device, mode, dtype, M, N, K, gen):

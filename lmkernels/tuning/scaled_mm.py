@@ -52,6 +52,7 @@ from typing import Callable
 import torch
 
 from ..runtime import config_store
+from ..verify import fp8_mma_rel
 from .common import Budget, Progress, fmt_seconds, write_json_atomic
 
 OP = "scaled_mm"
@@ -185,7 +186,8 @@ def check_output(out, ref, a, b, sa, sb, fp8: bool, interpreter: bool) -> str | 
     by at most (K - 1) u sum|a b| in any order (u = 2^-24), once in the kernel and once in the
     reference: 2 K u; the sm90 MMA's own accumulator keeps ~14 significand bits (DeepSeek-V3's
     measurement), and with fast accumulation (the default) the whole K stays there: K / 32 adds of
-    at most 2^-13 sum|a b| each, doubled for margin: (K / 32) 2^-12 (the tests allow 8x). Scaled
+    at most 2^-13 sum|a b| each (lmkernels.verify.fp8_mma_rel), doubled for margin (the tests
+    allow 8x). Scaled
     by |sa sb|, plus the final rounding: results that close can round to neighbours, 1 ulp (2
     under the interpreter)."""
     if out.shape != ref.shape or out.dtype != ref.dtype:
@@ -203,7 +205,7 @@ def check_output(out, ref, a, b, sa, sb, fp8: bool, interpreter: bool) -> str | 
     if fp8:
         K = a.shape[1]
         mag = (a.float().abs() @ b.float().abs()) * (sa.float() * sb.float()).abs()
-        tol = tol + mag * (2 * K * 2.0**-24 + max(1, -(-K // 32)) * 2.0**-12)
+        tol = tol + mag * (2 * K * 2.0**-24 + 2 * fp8_mma_rel(K))
     err = (o - r).abs()
     bad = err > tol
     if bool(bad.any()):
