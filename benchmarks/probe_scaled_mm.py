@@ -21,13 +21,11 @@ import torch
 import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
 from lmkernels.reference.scaled_mm import scaled_mm as reference
-from lmkernels.tuning.scaled_mm import check_output, describe, operands
+from lmkernels.tuning.scaled_mm import check_output, config, describe, operands
 
 
 def cfg(bm, bn, bk, warps, stages, split=1, access="descriptor", persistent=False, group=8, fast=False):
-    return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group, "num_warps": warps,
-            "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent,
-            "FP8_FAST_ACCUM": fast}
+    return dict(config(bm, bn, bk, group, warps, stages, split, access, persistent), FP8_FAST_ACCUM=fast)
 
 
 def name(c):
