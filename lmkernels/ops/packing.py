@@ -234,13 +234,15 @@ def _rows(t, name: str, lead: int):
 
 def _lengths_stats(lengths, with_sum: bool) -> tuple[int, int]:
     """(min or 0, max or sum), in one host synchronisation; refuses a negative length (this is
-    the one place it can be seen without another sync)."""
+    the one place it can be seen without another sync) and a max or sum past int32."""
     if lengths.shape[0] == 0:
         return 0, 0
     lo, hi = torch.aminmax(lengths)
     mn, v = torch.stack([lo.long(), lengths.long().sum() if with_sum else hi.long()]).tolist()
     if mn < 0:
         raise ValueError(f"lengths holds a negative length ({mn}); lengths must be >= 0")
+    if v > MAX_I32:
+        raise ValueError(f"{'sum' if with_sum else 'max'}(lengths)={v} exceeds {MAX_I32} (int32 token indices)")
     return mn, v
 
 
@@ -292,8 +294,6 @@ def _pack_careful(x, lengths, pad_value, max_len, access):
     x2, D = _rows(x, "x", 1)
     if max_len is None:
         max_len = _lengths_stats(lengths, False)[1]
-        if max_len > MAX_I32:
-            raise ValueError(f"max(lengths)={max_len} exceeds {MAX_I32} (int32 token indices)")
     out = _alloc(x, (B, max_len) + tuple(x.shape[1:]))
     e = x.dtype.itemsize
     if out.numel() == 0 or N == 0:  # nothing to copy (no kernel reads an empty x): all pad
@@ -398,8 +398,6 @@ def _unpack_careful(packed, lengths, num_tokens, access):
     p3, D = _rows(packed, "packed", 2)
     if num_tokens is None:
         num_tokens = _lengths_stats(lengths, True)[1]
-        if num_tokens > MAX_I32:
-            raise ValueError(f"sum(lengths)={num_tokens} exceeds {MAX_I32} (int32 token indices)")
     out = _alloc(packed, (num_tokens,) + tuple(packed.shape[2:]))
     if out.numel() == 0 or B == 0 or L == 0:  # no packed row to copy: any rows are zero
         _access.resolve(access, [])
