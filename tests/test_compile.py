@@ -264,16 +264,19 @@ for target in TARGETS:
         if dt == "fp8e4nv" and target == "sm80":
             continue
         scaled = dt == "fp8e4nv"
-        sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": "*fp32" if split > 1 else f"*{od}",
+        one = split > 1 and target != "gfx942"  # HIP keeps the reduce kernel (kernels/small_gemm.py)
+        sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": f"*{od}", "part_ptr": "*fp32" if split > 1 else f"*{od}",
+               "count_ptr": "*i32" if one else f"*{od}",
                "bias_ptr": "*fp32" if scaled or not bias else f"*{dt}", "xs_ptr": "*fp32" if scaled else f"*{dt}",
                "ws_ptr": "*fp32" if scaled else f"*{dt}", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32",
                "stride_wn": "i32", "k_chunk": "i32"}
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
-                  "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl}
+                  "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
+                  "ONE_LAUNCH": one}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
-                    f"prefetch={pre and pdl} pdl={pdl}", _ll_gemm_kernel, sig, consts,
-                    {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11)}, target, 4, num_stages=stages)
+                    f"prefetch={pre and pdl} one_launch={one} pdl={pdl}", _ll_gemm_kernel, sig, consts,
+                    {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
                "M": "i32", "N": "i32"}

@@ -158,6 +158,146 @@ def test_empty_and_zero_k():
     assert torch.equal(got, bias.expand(2, 8))  # an empty sum is 0: the bias alone
 
 
+# ---------------------------------------------------------------- split-K in one launch
+
+class _CountingLauncher:
+    """Stands in for ops/small_gemm.py's _launch / _launch_reduce: counts the launches and keeps
+    the runtime arguments of the last."""
+
+    def __init__(self, real):
+        self.real, self.n, self.args = real, 0, None
+
+    def meta_id(self, *a, **k):
+        return self.real.meta_id(*a, **k)
+
+    def fast(self, dev, meta, g0, g1, *args):
+        ok = self.real.fast(dev, meta, g0, g1, *args)
+        if ok:
+            self.n, self.args = self.n + 1, args
+        return ok
+
+    def __call__(self, dev, grid, args, *a, **k):
+        self.n, self.args = self.n + 1, args
+        return self.real(dev, grid, args, *a, **k)
+
+
+def _counters(dev):
+    """Every cached split-K counter buffer of this device, whatever its stream and tiles."""
+    return [c for key, (_part, c) in sg._scratch_bufs.items() if key[0] == dev]
+
+
+@pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8}), (11, {"SPLIT_K": 7}),
+                                    (16, {"SPLIT_K": 64, "BLOCK_K": 16}),
+                                    (5, {"SPLIT_K": 6, "BLOCK_K": 64, "EARLY_LAUNCH": True, "PREFETCH": True})])
+def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch):
+    """One kernel launch, no reduce; every counter back at 0 after each call; the second call
+    reuses the cached workspace and counters and gives the same bits."""
+    N, K = 72, 1000
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("one launch", M, N, K))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    main = _CountingLauncher(sg._launch)
+    monkeypatch.setattr(sg, "_launch", main)
+    monkeypatch.setattr(sg, "_launch_reduce", _CountingLauncher(sg._launch_reduce))
+    monkeypatch.setattr(sg, "_HIP", False)  # the one-launch path, also where the tests run on ROCm
+    a = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    _check(a, x, w, bias)
+    part, count = main.args[3:5]  # x, weight, out, workspace, counters, ...
+    assert count.dtype == torch.int32 and part.dtype == torch.float32, "split-K did not run"
+    assert any(c is count for c in _counters(x.get_device())), "the counters are not the cached ones"
+    assert int(count.abs().sum()) == 0
+    bufs = dict(sg._scratch_bufs)
+    b = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    assert torch.equal(_bits(a), _bits(b))
+    assert main.args[3] is part and main.args[4] is count
+    assert len(sg._scratch_bufs) == len(bufs) and all(sg._scratch_bufs[k] is v for k, v in bufs.items())
+    assert int(count.abs().sum()) == 0
+    assert main.n == 2 and sg._launch_reduce.n == 0
+
+
+@pytest.mark.parametrize("M", [1, 2, 9, 16])
+def test_split_k_matches_split_1_within_reordering(M):
+    """Forced split counts, one launch and two, against SPLIT_K 1: each sum is within (K - 1) u
+    sum|x w| of the exact one, so within twice that of each other (fp32 reordering only)."""
+    N, K = 40, 2500
+    x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("split vs 1", M))
+    one = lmkernels.ll_gemm(x, w, config={"SPLIT_K": 1}).double()
+    bound = 2 * (K - 1) * 2.0**-23 * (x.double().abs() @ w.double().abs().T)
+    for cfg in ({}, {"SPLIT_K": 7}, {"SPLIT_K": 64, "BLOCK_K": 32}, {"SPLIT_K": 3, "BLOCK_K": 512, "num_stages": 3},
+                {"SPLIT_K": 7, "ONE_LAUNCH": False}):
+        got = lmkernels.ll_gemm(x, w, config=cfg).double()
+        assert bool(((got - one).abs() <= bound).all()), cfg
+        _check(got.float(), x, w)
+
+
+def test_two_launch_split_k_reduces_in_a_second_launch(monkeypatch):
+    """ONE_LAUNCH False (a config key everywhere; HIP's only path, kernels/small_gemm.py says why):
+    two launches, the reduce reads the main kernel's workspace, the same maths within the
+    reordering bound, and no counter is made or touched. Also the path HIP takes for every split."""
+    M, N, K = 5, 72, 1000
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("hip", M))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    cfg = {"SPLIT_K": 6, "BLOCK_K": 64}
+    one = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    for hip, extra in ((True, {}), (False, {"ONE_LAUNCH": False})):
+        main, red = _CountingLauncher(sg._launch), _CountingLauncher(sg._launch_reduce)
+        monkeypatch.setattr(sg, "_launch", main)
+        monkeypatch.setattr(sg, "_launch_reduce", red)
+        monkeypatch.setattr(sg, "_HIP", hip)
+        n_bufs = len(sg._scratch_bufs)
+        two = lmkernels.ll_gemm(x, w, bias=bias, config={**cfg, **extra})
+        assert (main.n, red.n) == (1, 1) and red.args[0] is main.args[3]  # the reduce reads the workspace
+        assert len(sg._scratch_bufs) == n_bufs
+        _check(two, x, w, bias)
+        bound = 2 * (K - 1) * 2.0**-23 * (x.double().abs() @ w.double().abs().T)
+        assert bool(((two.double() - one.double()).abs() <= bound).all())
+        assert all(int(c.abs().sum()) == 0 for c in _counters(x.get_device()))
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("warm_on_capture_stream", [True, False], ids=["warm", "cold"])
+def test_one_launch_split_k_replays_in_a_cuda_graph(warm_on_capture_stream):
+    """Split-K calls captured on a side stream, replayed with new inputs: bit-equal to eager calls
+    on the main stream, every counter zero after each replay, and eager calls on the capture stream
+    afterwards right too. cold: the capture stream's buffers are made during the capture (their
+    zeroing is a memset in the graph; the first eager use zeroes them itself)."""
+    M, N, K = 4, 384, 7168
+    gen = torch.Generator(device=DEVICE).manual_seed(11)
+    x = torch.randn(16, K, device=DEVICE, generator=gen).bfloat16()
+    w = torch.randn(N, K, device=DEVICE, generator=gen).bfloat16()
+    bias = torch.randn(N, device=DEVICE, generator=gen)
+    side = torch.cuda.Stream()
+
+    def step():
+        return [lmkernels.ll_gemm(x[:M], w), lmkernels.ll_gemm(x[:1], w), lmkernels.ll_gemm(x, w, bias=bias),
+                lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 64, "BLOCK_K": 64}),
+                lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 16, "PREFETCH": True, "EARLY_LAUNCH": True})]
+    step()
+    torch.cuda.synchronize()
+    if warm_on_capture_stream:
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            step()
+        side.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=side):
+        outs = step()
+    for seed in (1, 2, 3):
+        x.copy_(torch.randn(16, K, device=DEVICE, generator=torch.Generator(device=DEVICE).manual_seed(seed)))
+        graph.replay()
+        want = step()
+        torch.cuda.synchronize()
+        for a, b in zip(outs, want):
+            assert torch.equal(_bits(a), _bits(b)), seed
+        assert all(int(c.abs().sum()) == 0 for c in _counters(x.get_device()))
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        again = step()
+    side.synchronize()
+    for a, b in zip(again, want):
+        assert torch.equal(_bits(a), _bits(b))
+    assert all(int(c.abs().sum()) == 0 for c in _counters(x.get_device()))
+
+
 # ---------------------------------------------------------------- determinism and PDL
 
 @pytest.mark.parametrize("M, N, K, cfg", [(16, 256, 7168, None), (1, 8, 4096, None), (13, 384, 2047, {"SPLIT_K": 7}),
@@ -175,7 +315,7 @@ def test_bit_identical_run_to_run_and_with_pdl(M, N, K, cfg):
     assert torch.equal(_bits(a), _bits(b)) and torch.equal(_bits(a), _bits(c)) and torch.equal(_bits(a), _bits(d))
     if cfg is None:
         plan = sg._plans[(M, N, K, torch.bfloat16, torch.float32, None, False, x.get_device(), True)]
-        assert plan[8] == (ON_GPU and torch.version.hip is None and torch.cuda.get_device_capability() >= (9, 0))
+        assert plan[9] == (ON_GPU and torch.version.hip is None and torch.cuda.get_device_capability() >= (9, 0))
 
 
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")

@@ -12,12 +12,33 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     cores do the FMAs, the padding costs no memory traffic: masked rows are not
                     read). Otherwise fp32 FMAs, one reduction over K per row of x (cheaper for
                     M <= 4: no shared-memory round trip for the dot operands).
-                    SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here. SPLIT_K > 1:
-                    the raw fp32 partial sums go to a workspace [SPLIT_K, M, N].
+                    SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here.
+                    SPLIT_K > 1, ONE_LAUNCH ("last one finishes"): each program stores its raw fp32
+                    partial tile to the workspace, [n-tile, split, BLOCK_M, BLOCK_N] so that a
+                    tile's partials are contiguous, then counts itself in with an atomic add on its
+                    n-tile's int32 counter (acq_rel, gpu scope, after a CTA barrier: the release
+                    publishes every thread's partial store, the pattern of CUDA's grid barriers).
+                    The program that sees SPLIT_K - 1 arrivals before its own is the last: it reads
+                    the tile's SPLIT_K partials from L2 in ONE [BLOCK_S, BLOCK_M, BLOCK_N] load,
+                    sums them over the split axis with one tl.sum, runs the epilogue and puts the
+                    counter back to 0. Which program is last varies; the numbers it adds and their
+                    order (tl.sum's tree is fixed by the constexprs) do not: bit-identical run to
+                    run, which float atomics would not give. Nobody waits for anybody, so nothing
+                    depends on how many programs are resident. (A first version, f51e38d, summed
+                    in a loop of 4096-element chunks: one L2 round trip a chunk, 7 at M = 16 with
+                    56 splits, 9-15 µs a call; the heuristic now keeps BLOCK_S BLOCK_M BLOCK_N
+                    small enough for one load.)
+                    SPLIT_K > 1, not ONE_LAUNCH (HIP, where Triton's barrier fences LDS only, so the
+                    one-thread release would not cover the other waves' stores): the partials go to
+                    a workspace [SPLIT_K, M, N] and a second launch finishes:
   _ll_gemm_reduce_kernel  sums the workspace's SPLIT_K partials of BLOCK flattened (m, n) outputs
-                    with one tl.sum over the split axis (a fixed tree order, the same every run:
-                    results are bit-identical run to run, which atomics would not give), then the
-                    same epilogue.
+                    with one tl.sum over the split axis (a fixed tree order, the same every run),
+                    then the same epilogue.
+
+The counters are zero at every launch because every launch leaves them zero (the last program of
+each tile resets its own), and a launch touches counters and workspace only after gdc_wait (with
+PDL) or after the previous kernel in its stream finished (without): launches sharing the buffers
+(ops/small_gemm.py keeps them per device and stream) never overlap on them.
 
 Accumulation is fp32 throughout; fp8 e4m3 tiles are widened to bf16 before tl.dot (exact: 3
 mantissa bits and e4m3's exponent range fit in bf16), so the products are exact and the sums fp32
@@ -32,10 +53,11 @@ runs after the K loop by default (EARLY_LAUNCH False): by then this program's re
 so even a dependent that writes x before its own wait cannot race with us; EARLY_LAUNCH True moves
 it to right after the wait, which starts the next kernel's launch a whole loop earlier (safe for
 every lmkernels kernel: each waits before touching memory). The bench sweep picks between them.
-PREFETCH (only with USE_PDL): before the wait, each program asks L2 for its first weight tile
-(prefetch.global.L2: no register receives data, so nothing read can be stale; L2 is the GPU's
-point of coherence, so a write by the previous kernel lands in the same lines). It overlaps the
-weight's HBM latency with the previous kernel's tail; off by default until the H100 says it pays.
+PREFETCH (only with USE_PDL): before the wait, each program asks L2 for its whole weight share,
+every 128-byte line of its [BLOCK_N, k_chunk] block (prefetch.global.L2: no register receives
+data, so nothing read can be stale; L2 is the GPU's point of coherence, so a write by the previous
+kernel lands in the same lines). The weight is the whole cost at M <= 16 and never depends on the
+previous kernel, so its HBM read overlaps that kernel's tail, and the loads after the wait hit L2.
 """
 import triton
 import triton.language as tl
@@ -70,24 +92,63 @@ def _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N, stri
     tl.store(out_ptr + offs_m.to(tl.int64) * stride_om + offs_n, t.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K: tl.constexpr):
+    """prefetch.global.L2 of every 128-byte line of weight columns [k_lo, k_hi) of this program's
+    rows (w_rows [BLOCK_N, 1] row pointers): one address a line, a [BLOCK_N, SPAN / LINE] tile a
+    step (7168 x 256 bf16, 32 x 256 a program: 128 lines, one a thread at 4 warps)."""
+    LINE: tl.constexpr = 1024 // w_rows.dtype.element_ty.primitive_bitwidth  # elements in 128 bytes
+    SPAN: tl.constexpr = BLOCK_K if BLOCK_K >= LINE else LINE
+    lines = tl.arange(0, SPAN // LINE) * LINE
+    for k0 in range(k_lo, k_hi, SPAN):
+        cols = k0 + lines
+        _prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
+
+
+@triton.jit
+def _finish_split_tile(part_ptr, count_ptr, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n,
+                       M, N, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                       HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
+    """The last program of an n-tile: out tile = epilogue(sum over s of the tile's SPLIT_K partials),
+    then the tile's counter back to 0. part_ptr points at the tile's first partial; tile_ptrs are
+    the (m, n) offsets inside one partial.
+
+    One [BLOCK_S, BLOCK_M, BLOCK_N] load puts every partial in flight at once (.cg: from L2, the
+    point of coherence, never a stale L1 line; the atomic's acquire, then Triton's CTA barrier
+    broadcasting its result, order the loads after the other programs' stores); split rows past
+    SPLIT_K read 0.0. The counter store needs no atomic: every program of the tile has counted, none
+    touches it again in this launch, and the next launch reads it only once this grid is done."""
+    BLOCK_S: tl.constexpr = triton.next_power_of_2(SPLIT_K)
+    s = tl.arange(0, BLOCK_S)
+    ptrs = part_ptr + (s * (BLOCK_M * BLOCK_N))[:, None, None] + tile_ptrs[None, :, :]
+    parts = tl.load(ptrs, mask=(s < SPLIT_K)[:, None, None] & mask[None, :, :], other=0.0, cache_modifier=".cg")
+    _epilogue(tl.sum(parts, axis=0), out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
+              HAS_BIAS, HAS_SCALE)
+    tl.store(count_ptr, 0)
+
+
 # M changes every decode step: one compiled kernel for every M (Triton would otherwise specialise
 # M == 1 and M % 16 == 0, extra compiles for nothing: M only bounds masks).
 @triton.jit(do_not_specialize=["M"])
-def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, stride_xm, stride_wn, k_chunk,
+def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, stride_xm,
+                    stride_wn, k_chunk,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
-                    USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr):
-    """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous.
-    SPLIT_K == 1: out [M, N] contiguous, finished. SPLIT_K > 1: out_ptr is the fp32 workspace
-    [SPLIT_K, M, N]; split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple of
-    BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
+                    USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
+                    ONE_LAUNCH: tl.constexpr):
+    """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
+    out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
+    of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
+    SPLIT_K > 1: part_ptr is the fp32 workspace and count_ptr (ONE_LAUNCH) an int32 counter per
+    n-tile, zero at launch (module docstring). SPLIT_K == 1: neither is touched.
 
     Programs are split-major: the n-tiles of one split run side by side and share x's K slice in L2.
     """
     pid = tl.program_id(0)
     n_tiles = tl.cdiv(N, BLOCK_N)
     split = pid // n_tiles
-    offs_n = (pid - split * n_tiles) * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_tile = pid - split * n_tiles
+    offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_k = tl.arange(0, BLOCK_K)
     mask_n = offs_n < N
@@ -98,10 +159,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, st
     x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
     if USE_PDL:
         if PREFETCH:
-            LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth  # elements in 128 bytes
-            LINES: tl.constexpr = BLOCK_K // LINE if BLOCK_K >= LINE else 1
-            cols = k_lo + tl.arange(0, LINES) * LINE
-            _prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
+            _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
@@ -132,8 +190,20 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, xs_ptr, ws_ptr, M, N, K, st
     if SPLIT_K == 1:
         _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
                   HAS_BIAS, HAS_SCALE)
+    elif ONE_LAUNCH:
+        tile_ptrs = offs_m[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        mask = mask_m[:, None] & mask_n[None, :]
+        tile_part = part_ptr + n_tile.to(tl.int64) * (SPLIT_K * BLOCK_M * BLOCK_N)
+        tl.store(tile_part + split * (BLOCK_M * BLOCK_N) + tile_ptrs, acc, mask=mask)
+        # every thread's store before the counter's release: the CTA barrier orders them before the
+        # (one-thread) atomic, whose gpu-scope release is cumulative over them (PTX memory model)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(count_ptr + n_tile, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:  # the tile's last program: every partial is in L2
+            _finish_split_tile(tile_part, count_ptr + n_tile, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr,
+                               offs_m, offs_n, M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
     else:  # raw partial sums; the reduce kernel scales and rounds
-        ws = out_ptr + split.to(tl.int64) * M * N
+        ws = part_ptr + split.to(tl.int64) * M * N
         tl.store(ws + offs_m[:, None] * N + offs_n[None, :], acc, mask=mask_m[:, None] & mask_n[None, :])
 
 

@@ -26,8 +26,8 @@ from ..runtime.launch import Launcher
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
                       use_dispatcher)
 
-# x, weight, out (or workspace), bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
-_launch = Launcher(_ll_gemm_kernel, "tttttt" "n" "iiiii")
+# x, weight, out, workspace, counters, bias, x_scale, w_scale | M | N, K, stride_xm, stride_wn, k_chunk
+_launch = Launcher(_ll_gemm_kernel, "tttttttt" "n" "iiiii")
 # workspace, out, bias, x_scale, w_scale | M | N
 _launch_reduce = Launcher(_ll_gemm_reduce_kernel, "ttttt" "n" "i")
 
@@ -35,11 +35,13 @@ MAX_M = 16
 FP8 = torch.float8_e4m3fn
 IN_DTYPES = (torch.bfloat16, torch.float16, FP8)
 OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-MAX_SPLIT_K = 64  # the reduce kernel holds [next_pow2(SPLIT_K), BLOCK] partials in registers
+MAX_SPLIT_K = 64  # split-K's finishing sum holds next_pow2(SPLIT_K) partials of a tile in registers
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH")
+               "PREFETCH", "ONE_LAUNCH")
+# split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
+_HIP = torch.version.hip is not None
 
 _plans: dict = {}
 # linear asks this on every call, torch.compile traces it: read once (the interpreter is chosen before
@@ -89,7 +91,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16 if use_dot else triton.next_power_of_2(M), "BLOCK_N": block_n, "BLOCK_K": block_k,
             "SPLIT_K": split, "USE_DOT": use_dot, "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1,
-            "EARLY_LAUNCH": False, "PREFETCH": False}
+            "EARLY_LAUNCH": False, "PREFETCH": False, "ONE_LAUNCH": True}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -103,11 +105,12 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
     with USE_DOT; BLOCK_N 16-256 (8 allowed for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
-    1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH bools."""
+    1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
+    is ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
@@ -188,43 +191,101 @@ def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, in
 # ---------------------------------------------------------------- plans and launches
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
-    """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, reduce, use
-    PDL, out dtype) where reduce is None or (constexprs, meta id, grid)."""
+    """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, scratch, reduce,
+    use PDL, out dtype): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K,
+    else None; reduce is None or (constexprs, meta id, grid) of the second launch."""
     use_pdl = resolve_pdl(pdl, dev)
-    bk = cfg["BLOCK_K"]
+    bk, bn, bm = cfg["BLOCK_K"], cfg["BLOCK_N"], cfg["BLOCK_M"]
     split, k_chunk = split_k(K, bk, cfg["SPLIT_K"])
-    grid = triton.cdiv(N, cfg["BLOCK_N"]) * split
+    one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
+    n_tiles = triton.cdiv(N, bn)
+    grid = n_tiles * split
     stand = dt  # a None operand's pointer slot holds x (never read)
-    dtypes = (dt, dt, out_dtype if split == 1 else _F32, bias_dtype or stand, _F32 if scaled else stand,
-              _F32 if scaled else stand)
-    consts = (cfg["BLOCK_M"], cfg["BLOCK_N"], bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
-              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl)
+    dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
+              bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
+    consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
+    scratch = ((n_tiles, split, bm, bn), {}) if one_launch else None
     reduce = None
-    if split > 1:
+    if split > 1 and not one_launch:
         block_s = triton.next_power_of_2(split)
         block = min(max(32, 4096 // block_s), triton.next_power_of_2(M * N))
         rconsts = (split, block_s, block, bias_dtype is not None, scaled, use_pdl)
-        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[3:], use_pdl)
+        rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[5:], use_pdl)
         reduce = (rconsts, rmeta, triton.cdiv(M * N, block))
-    return grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype
+    return grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype
+
+
+# ---------------------------------------------------------------- one-launch split-K: workspace and counters
+#
+# One (workspace, counters) pair per (device, stream, tile spec), made on first use and kept for
+# the life of the process (never freed or grown: a captured CUDA graph holds their addresses).
+# workspace: fp32 [n_tiles, SPLIT_K, BLOCK_M, BLOCK_N]; counters: int32 [n_tiles], zeroed once.
+# Sharing them between calls is sound because a launch touches them only after the previous kernel
+# in its stream is done (stream order, or gdc_wait with PDL) and leaves every counter at 0
+# (kernels/small_gemm.py); keying on the stream keeps calls on concurrent streams apart. A CUDA
+# graph replays the buffers of the stream it was captured on, so a graph must not be replayed
+# concurrently with ll_gemm calls issued on its capture stream (capturing on a side stream and
+# replaying on the main one, as torch.cuda.graph does, is fine).
+# Capture: a pair first made while capturing is zeroed by a memset recorded into that graph (its
+# memory is not zeroed outside it); until its first use outside a capture, every captured call
+# records that memset again (correct, one extra graph node), and its first eager use zeroes it
+# eagerly. Warming up on the capture stream before capturing avoids both.
+
+_scratch_bufs: dict = {}  # (dev, stream) + spec -> (workspace, counters)
+_zeroed_in_graph_only: set = set()  # keys of pairs whose counters only a captured memset zeroed
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
+def _scratch(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
+    """The (workspace, counters) of this device, stream and spec (n_tiles, SPLIT_K, BLOCK_M,
+    BLOCK_N); remembered in the plan's `fast` dict once no capture bookkeeping is left to do."""
+    key = (dev, stream) + spec
+    bufs = _scratch_bufs.get(key)
+    capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
+    if bufs is None:
+        n_tiles, split, bm, bn = spec
+        where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
+        bufs = (torch.empty(n_tiles * split * bm * bn, dtype=_F32, device=where),
+                torch.zeros(n_tiles, dtype=torch.int32, device=where))
+        _scratch_bufs[key] = bufs
+        if capturing:
+            _zeroed_in_graph_only.add(key)
+            return bufs
+    elif key in _zeroed_in_graph_only:
+        bufs[1].zero_()  # recorded into this capture, or run now on this stream before the launch
+        if capturing:
+            return bufs
+        _zeroed_in_graph_only.discard(key)
+    fast[stream] = bufs
+    return bufs
 
 
 def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
-    grid, split, consts, meta, warps, stages, k_chunk, reduce, use_pdl, out_dtype = plan
+    grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype = plan
     out = x.new_empty((M, N), dtype=out_dtype)
     b = x if bias is None else bias
     s1 = x if x_scale is None else x_scale
     s2 = x if w_scale is None else w_scale
-    dst = out if split == 1 else x.new_empty((split, M, N), dtype=_F32)
-    if not _launch.fast(dev, meta, grid, 1, x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk):
-        _launch(dev, (grid,), (x, weight, dst, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps, stages,
-                pdl=use_pdl)
+    if scratch is not None:
+        stream = _raw_stream(dev) if dev >= 0 else 0
+        bufs = scratch[1].get(stream)
+        if bufs is None:
+            bufs = _scratch(dev, stream, scratch[0], scratch[1])
+        part, count = bufs
+    elif split > 1:  # the two-launch workspace [SPLIT_K, M, N]
+        part = count = x.new_empty((split, M, N), dtype=_F32)
+    else:
+        part = count = out
+    if not _launch.fast(dev, meta, grid, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
+        _launch(dev, (grid,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
+                stages, pdl=use_pdl)
     if reduce is not None:
         rconsts, rmeta, rgrid = reduce
-        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, dst, out, b, s1, s2, M, N):
-            _launch_reduce(dev, (rgrid,), (dst, out, b, s1, s2, M, N), rconsts, 4, 1, pdl=use_pdl)
+        if not _launch_reduce.fast(dev, rmeta, rgrid, 1, part, out, b, s1, s2, M, N):
+            _launch_reduce(dev, (rgrid,), (part, out, b, s1, s2, M, N), rconsts, 4, 1, pdl=use_pdl)
     return out
 
 
