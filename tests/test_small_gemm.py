@@ -253,13 +253,54 @@ def test_two_launch_split_k_reduces_in_a_second_launch(monkeypatch):
         assert all(int(c.abs().sum()) == 0 for c in _counters(x.get_device()))
 
 
+def test_counter_slab_slices_are_zero_and_disjoint(monkeypatch):
+    """Counters are carved from a zeroed per-device slab: disjoint slices, a new slab when one is
+    full, none while capturing once it is full (the caller then zeroes its own)."""
+    monkeypatch.setattr(sg, "_slabs", {})
+    monkeypatch.setattr(sg, "COUNTER_SLAB", 10)
+    dev = torch.device(DEVICE).index if ON_GPU else -1
+    dev = 0 if ON_GPU and dev is None else dev
+    a = sg._zeroed_counters(dev, 4, False)
+    b = sg._zeroed_counters(dev, 6, False)
+    assert a.data_ptr() + 4 * 4 == b.data_ptr() and int(a.abs().sum() + b.abs().sum()) == 0
+    assert sg._zeroed_counters(dev, 1, True) is None  # full, capturing: no new slab
+    c = sg._zeroed_counters(dev, 3, False)  # full, not capturing: a new slab
+    assert c.untyped_storage().data_ptr() != a.untyped_storage().data_ptr() and int(c.abs().sum()) == 0
+    big = sg._zeroed_counters(dev, 25, False)  # more than a slab: a slab of its size
+    assert big.numel() == 25 and int(big.abs().sum()) == 0
+
+
+@pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
+def test_first_call_inside_a_capture_zeroes_its_own_counters(monkeypatch):
+    """No slab yet and the first split-K call is captured: it zeroes counters of its own inside the
+    graph (not cached); replays are right; the next eager call makes the slab and caches."""
+    M, N, K = 3, 96, 2048
+    x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("capture first", M))
+    cfg = {"SPLIT_K": 8, "BLOCK_K": 64}
+    want = lmkernels.ll_gemm(x, w, config=cfg)  # compiles outside the capture
+    torch.cuda.synchronize()
+    monkeypatch.setattr(sg, "_slabs", {})  # then forget every slab and cached pair
+    monkeypatch.setattr(sg, "_scratch_bufs", {})
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        got = lmkernels.ll_gemm(x, w, config=cfg)
+    assert not sg._scratch_bufs and not sg._slabs
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(_bits(got), _bits(lmkernels.ll_gemm(x, w, config=cfg)))
+    _check(got, x, w)
+    assert torch.equal(_bits(got), _bits(want))
+    assert sg._slabs and sg._scratch_bufs  # the eager calls made and cached them
+
+
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("warm_on_capture_stream", [True, False], ids=["warm", "cold"])
 def test_one_launch_split_k_replays_in_a_cuda_graph(warm_on_capture_stream):
     """Split-K calls captured on a side stream, replayed with new inputs: bit-equal to eager calls
     on the main stream, every counter zero after each replay, and eager calls on the capture stream
-    afterwards right too. cold: the capture stream's buffers are made during the capture (their
-    zeroing is a memset in the graph; the first eager use zeroes them itself)."""
+    afterwards right too. cold: the capture stream's buffers are made during the capture, their
+    counters a slice of the device's zeroed slab (no memset node in the graph)."""
     M, N, K = 4, 384, 7168
     gen = torch.Generator(device=DEVICE).manual_seed(11)
     x = torch.randn(16, K, device=DEVICE, generator=gen).bfloat16()

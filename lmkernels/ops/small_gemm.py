@@ -222,43 +222,58 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
 #
 # One (workspace, counters) pair per (device, stream, tile spec), made on first use and kept for
 # the life of the process (never freed or grown: a captured CUDA graph holds their addresses).
-# workspace: fp32 [n_tiles, SPLIT_K, BLOCK_M, BLOCK_N]; counters: int32 [n_tiles], zeroed once.
-# Sharing them between calls is sound because a launch touches them only after the previous kernel
-# in its stream is done (stream order, or gdc_wait with PDL) and leaves every counter at 0
+# workspace: fp32 [n_tiles, SPLIT_K, BLOCK_M, BLOCK_N], any contents; counters: int32 [n_tiles],
+# zero. Sharing them between calls is sound because a launch touches them only after the previous
+# kernel in its stream is done (stream order, or gdc_wait with PDL) and leaves every counter at 0
 # (kernels/small_gemm.py); keying on the stream keeps calls on concurrent streams apart. A CUDA
 # graph replays the buffers of the stream it was captured on, so a graph must not be replayed
-# concurrently with ll_gemm calls issued on its capture stream (capturing on a side stream and
-# replaying on the main one, as torch.cuda.graph does, is fine).
-# Capture: a pair first made while capturing is zeroed by a memset recorded into that graph (its
-# memory is not zeroed outside it); until its first use outside a capture, every captured call
-# records that memset again (correct, one extra graph node), and its first eager use zeroes it
-# eagerly. Warming up on the capture stream before capturing avoids both.
+# concurrently with ll_gemm calls issued on its capture stream (torch.cuda.graph captures on a
+# side stream of its own, where nothing else runs).
+# Counters come from a per-device slab zeroed when it was made, outside any capture, so a stream
+# first seen inside a capture (torch.cuda.graph's side stream always is) takes a zeroed slice with
+# no GPU work. Only if no slab exists yet or the slab is full while capturing does a call zero
+# counters of its own with a memset recorded into the graph (correct: it runs before the kernel at
+# every replay, but one more graph node); those are not cached, and the next call outside a
+# capture makes a slab. (A first version keyed zeroing on the capture and recorded a memset per
+# call until an eager call ran on the capture stream: on torch.cuda.graph's stream, every call,
+# +1.5-2.3 µs and a broken PDL chain in the bench graphs.)
 
+COUNTER_SLAB = 1 << 16  # int32 counters a slab: 256 KB; a tile spec takes cdiv(N, BLOCK_N) of them
 _scratch_bufs: dict = {}  # (dev, stream) + spec -> (workspace, counters)
-_zeroed_in_graph_only: set = set()  # keys of pairs whose counters only a captured memset zeroed
+_slabs: dict = {}  # dev -> [zeroed int32 slab, first free index]
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
+def _zeroed_counters(dev: int, n: int, capturing: bool):
+    """n zero int32 counters carved from the device's slab (a new slab when it is full, unless
+    capturing); None when capturing and no slab has room."""
+    slab = _slabs.get(dev)
+    if slab is None or slab[1] + n > slab[0].numel():
+        if capturing:
+            return None
+        where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
+        slab = _slabs[dev] = [torch.zeros(max(COUNTER_SLAB, n), dtype=torch.int32, device=where), 0]
+        if dev >= 0:  # other streams take slices of it next: the zeroing must be done for all of them
+            torch.cuda.synchronize(dev)
+    start = slab[1]
+    slab[1] = start + n
+    return slab[0][start:start + n]
 
 
 def _scratch(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
     """The (workspace, counters) of this device, stream and spec (n_tiles, SPLIT_K, BLOCK_M,
-    BLOCK_N); remembered in the plan's `fast` dict once no capture bookkeeping is left to do."""
+    BLOCK_N); remembered in the plan's `fast` dict (per stream) once cached."""
     key = (dev, stream) + spec
     bufs = _scratch_bufs.get(key)
-    capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
     if bufs is None:
         n_tiles, split, bm, bn = spec
+        capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
         where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
-        bufs = (torch.empty(n_tiles * split * bm * bn, dtype=_F32, device=where),
-                torch.zeros(n_tiles, dtype=torch.int32, device=where))
-        _scratch_bufs[key] = bufs
-        if capturing:
-            _zeroed_in_graph_only.add(key)
-            return bufs
-    elif key in _zeroed_in_graph_only:
-        bufs[1].zero_()  # recorded into this capture, or run now on this stream before the launch
-        if capturing:
-            return bufs
-        _zeroed_in_graph_only.discard(key)
+        part = torch.empty(n_tiles * split * bm * bn, dtype=_F32, device=where)
+        count = _zeroed_counters(dev, n_tiles, capturing)
+        if count is None:  # the slab-less capture case above: this call's own, recorded memset
+            return part, torch.zeros(n_tiles, dtype=torch.int32, device=where)
+        bufs = _scratch_bufs[key] = (part, count)
     fast[stream] = bufs
     return bufs
 
