@@ -15,6 +15,9 @@ import argparse
 import time
 
 import torch
+import triton
+import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
@@ -25,6 +28,40 @@ FP8 = torch.float8_e4m3fn
 CASES = [(7168, 256, False), (7168, 384, False), (5120, 128, False), (4096, 8, False), (2880, 64, False),
          (7168, 256, True)]
 MS = (1, 4, 16)
+
+
+@triton.jit
+def _chain_floor_kernel(x_ptr, out_ptr, part_ptr, count_ptr, PER_TILE: tl.constexpr, LAST_ONE: tl.constexpr):
+    """The least a dependent kernel in a PDL chain does: wait, let the next launch, read one value
+    of the previous kernel's output, write one. LAST_ONE: also the split-K handshake (partial
+    store, barrier, acq_rel atomic, the tile's last program reads PER_TILE partials)."""
+    gdc_wait()
+    gdc_launch_dependents()
+    pid = tl.program_id(0)
+    v = tl.load(x_ptr + pid)
+    if LAST_ONE:
+        tile = pid // PER_TILE
+        tl.store(part_ptr + pid, v)
+        tl.debug_barrier()
+        if tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu") == PER_TILE - 1:
+            s = tl.sum(tl.load(part_ptr + tile * PER_TILE + tl.arange(0, PER_TILE), cache_modifier=".cg"), axis=0)
+            tl.store(out_ptr + tile, s)
+            tl.store(count_ptr + tile, 0)
+    else:
+        tl.store(out_ptr + pid, v + 1.0)
+
+
+def chain_floor(programs: int = 224, per_tile: int = 16) -> list[str]:
+    """µs a call of _chain_floor_kernel in a 32-call graph, launched with PDL, both variants."""
+    rows = []
+    for last_one in (False, True):
+        bufs = [(torch.randn(programs, device="cuda"), torch.empty(programs, device="cuda"),
+                 torch.empty(programs, device="cuda"), torch.zeros(programs // per_tile, dtype=torch.int32,
+                                                                   device="cuda")) for _ in range(8)]
+        us = graph_us([lambda b=b: _chain_floor_kernel[(programs,)](*b, PER_TILE=per_tile, LAST_ONE=last_one,
+                                                                       launch_pdl=True) for b in bufs])
+        rows.append(f"| {programs} programs, {'+ split-K handshake' if last_one else 'wait, read, write'} | {us:.2f} |")
+    return rows
 
 
 def _sets(M, N, K, fp8):
@@ -47,21 +84,28 @@ def _time(sets, cfg, pdl=True):
 
 
 def _sweep(M, N, K, fp8, sms):
+    """Tiles and splits with ONE_LAUNCH + PREFETCH + EARLY_LAUNCH; full-K FMA rows (no split-K:
+    one program per 1-4 outputs) at M <= 4; PRELOAD wherever a program has one K tile."""
     dot = M > 1
+    base = {"USE_DOT": dot, "BLOCK_M": 16 if dot else 1, "ONE_LAUNCH": True, "PREFETCH": True, "EARLY_LAUNCH": True}
+    if M <= 4:
+        for bn in (1, 2, 4):
+            yield dict(base, USE_DOT=False, BLOCK_M=M if M != 3 else 4, BLOCK_N=bn, BLOCK_K=1024, SPLIT_K=1,
+                       num_stages=3)
     for bn in (16, 32):
-        for bk in ((256, 512) if fp8 else (64, 128, 256, 512)):
+        for bk in ((256, 512) if fp8 else (128, 256, 512)):
             n_tiles, k_tiles = -(-N // bn), -(-K // bk)
-            for f in (1, 2, 4):
+            for f in (1, 2):
                 sk = max(1, min(64, k_tiles, round(f * sms / n_tiles)))
-                yield {"USE_DOT": dot, "BLOCK_M": 16 if dot else 1, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk,
-                       "num_stages": 1 if sk * bk >= K else 3, "ONE_LAUNCH": True, "PREFETCH": True,
-                       "EARLY_LAUNCH": True}
+                yield dict(base, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_stages=1 if sk * bk >= K else 3)
+            if k_tiles <= 64 and n_tiles * k_tiles <= 4 * sms:
+                yield dict(base, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=k_tiles, num_stages=1, PRELOAD=True, PREFETCH=False)
 
 
 def _short(c):
     return (f"{'dot' if c['USE_DOT'] else 'fma'} {c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']} split {c['SPLIT_K']}"
             f"{' 1L' if c.get('ONE_LAUNCH') else ' 2L'}{' pf' if c.get('PREFETCH') else ''}"
-            f"{' early' if c.get('EARLY_LAUNCH') else ''}")
+            f"{' early' if c.get('EARLY_LAUNCH') else ''}{' preload' if c.get('PRELOAD') else ''}")
 
 
 def main() -> int:
@@ -71,6 +115,10 @@ def main() -> int:
     t_end = time.time() + 60 * args.minutes
     sms = num_sms(torch.cuda.current_device())
     print(f"### ll_gemm one-launch probe on {describe_device()}\n")
+    print("| PDL chain floor (32 calls a graph) | µs a call |\n|---|---:|")
+    for n in (128, 256):
+        print("\n".join(chain_floor(n)), flush=True)
+    print()
     print("| shape | dtype | 2 launches | 1 launch | + prefetch | + prefetch + early | 1L pdl=False | best swept | "
           "its config |\n|---|---|---:|---:|---:|---:|---:|---:|---|", flush=True)
     for K, N, fp8 in CASES:

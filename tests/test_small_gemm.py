@@ -125,7 +125,9 @@ def test_fp8_per_tensor_scales(M, N, K, out_dtype):
 # program, the L2 prefetch and the early launch (no-ops without PDL)
 CONFIGS = [{"USE_DOT": False}, {"USE_DOT": True, "BLOCK_M": 16}, {"SPLIT_K": 5, "BLOCK_K": 64},
            {"SPLIT_K": 64, "BLOCK_K": 16, "BLOCK_N": 16}, {"SPLIT_K": 1, "BLOCK_K": 128, "num_stages": 3},
-           {"BLOCK_N": 64, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4}]
+           {"BLOCK_N": 64, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4},
+           {"PRELOAD": True, "SPLIT_K": 17, "BLOCK_K": 64}, {"PRELOAD": True, "SPLIT_K": 1, "BLOCK_K": 2048},
+           {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 512, "num_stages": 3, "PREFETCH": True}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
@@ -433,6 +435,8 @@ BAD = [
      r"config\['BLOCK_M'\]=8 must be >= M=9"),
     ("config dot rows", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 2}}), ValueError,
      r"config\['BLOCK_M'\]=2 must be a power of two in \[16, 16\]"),
+    ("config preload", lambda: ((_bf(2, 640), _bf(8, 640)), {"config": {"PRELOAD": True, "SPLIT_K": 2, "BLOCK_K": 64}}),
+     ValueError, r"PRELOAD=True needs one K tile a program: K=640 in SPLIT_K=2 splits of BLOCK_K=64 gives 5 tiles"),
     ("config split", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"SPLIT_K": 65}}), ValueError,
      r"config\['SPLIT_K'\]=65 must be an int in \[1, 64\]"),
     ("config bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": 1}}), ValueError,

@@ -53,6 +53,12 @@ runs after the K loop by default (EARLY_LAUNCH False): by then this program's re
 so even a dependent that writes x before its own wait cannot race with us; EARLY_LAUNCH True moves
 it to right after the wait, which starts the next kernel's launch a whole loop earlier (safe for
 every lmkernels kernel: each waits before touching memory). The bench sweep picks between them.
+PRELOAD (a config key, off by default; only where every program has one K tile, k_chunk ==
+BLOCK_K): the program's weight tile is loaded into registers BEFORE gdc_wait, so after the wait
+only x, the MMA and the epilogue remain. The issue's contract asks for the wait before the first
+read of x only; but a weight written by the kernel just before (a weight copy or quantisation in
+the same stream) could then be read stale, since a PDL kernel may start before its predecessor's
+stores are visible. Hence opt-in, for weights that are constants of the model.
 PREFETCH (only with USE_PDL): before the wait, each program asks L2 for its whole weight share,
 every 128-byte line of its [BLOCK_N, k_chunk] block (prefetch.global.L2: no register receives
 data, so nothing read can be stale; L2 is the GPU's point of coherence, so a write by the previous
@@ -106,6 +112,29 @@ def _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
+def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_M: tl.constexpr, USE_DOT: tl.constexpr):
+    """acc [BLOCK_M, BLOCK_N] += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks,
+    masked-out columns zero): tl.dot on the padded rows, or fp32 FMAs and a K reduction a row."""
+    if USE_DOT:
+        x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        if DOT_IN_FP32:
+            acc = tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc, input_precision="ieee")
+        else:
+            if w.dtype.is_fp8():  # exact widening; bf16 x bf16 products are exact in the fp32 accumulator
+                w = w.to(tl.bfloat16)
+                x = x.to(tl.bfloat16)
+            acc = tl.dot(x, tl.trans(w), acc)
+    else:
+        wf = w.to(tl.float32)
+        for m in tl.static_range(BLOCK_M):
+            x_row = x_ptr + tl.full([], m, tl.int64) * stride_xm  # 64-bit: x may be a view of a huge tensor
+            xm = tl.load(x_row + ks, mask=mask_k & (m < M), other=0.0).to(tl.float32)
+            part = tl.sum(wf * xm[None, :], axis=1)
+            acc = tl.where(offs_m[:, None] == m, acc + part[None, :], acc)
+    return acc
+
+
+@triton.jit
 def _finish_split_tile(part_ptr, count_ptr, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n,
                        M, N, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                        HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
@@ -135,7 +164,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
-                    ONE_LAUNCH: tl.constexpr):
+                    ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -157,33 +186,25 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     k_hi = tl.minimum(k_lo + k_chunk, K)
     w_rows = w_ptr + offs_n.to(tl.int64)[:, None] * stride_wn
     x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
+    if PRELOAD:
+        w_first = tl.load(w_rows + (k_lo + offs_k)[None, :], mask=mask_n[:, None] & (k_lo + offs_k < k_hi)[None, :],
+                          other=0.0)
     if USE_PDL:
-        if PREFETCH:
+        if PREFETCH and not PRELOAD:
             _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-        ks = k0 + offs_k
-        mask_k = ks < k_hi
-        w = tl.load(w_rows + ks[None, :], mask=mask_n[:, None] & mask_k[None, :], other=0.0)
-        if USE_DOT:
-            x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-            if DOT_IN_FP32:
-                acc = tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc, input_precision="ieee")
-            else:
-                if w.dtype.is_fp8():  # exact widening; bf16 x bf16 products are exact in the fp32 accumulator
-                    w = w.to(tl.bfloat16)
-                    x = x.to(tl.bfloat16)
-                acc = tl.dot(x, tl.trans(w), acc)
-        else:
-            wf = w.to(tl.float32)
-            for m in tl.static_range(BLOCK_M):
-                x_row = x_ptr + tl.full([], m, tl.int64) * stride_xm  # 64-bit: x may be a view of a huge tensor
-                xm = tl.load(x_row + ks, mask=mask_k & (m < M), other=0.0).to(tl.float32)
-                part = tl.sum(wf * xm[None, :], axis=1)
-                acc = tl.where(offs_m[:, None] == m, acc + part[None, :], acc)
+    if PRELOAD:  # the program's one K tile, read before the wait above
+        acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, offs_m, M, stride_xm,
+                   BLOCK_M, USE_DOT)
+    else:
+        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+            ks = k0 + offs_k
+            mask_k = ks < k_hi
+            w = tl.load(w_rows + ks[None, :], mask=mask_n[:, None] & mask_k[None, :], other=0.0)
+            acc = _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_M, USE_DOT)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -39,7 +39,7 @@ MAX_SPLIT_K = 64  # split-K's finishing sum holds next_pow2(SPLIT_K) partials of
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH")
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD")
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
 _HIP = torch.version.hip is not None
 
@@ -91,7 +91,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16 if use_dot else triton.next_power_of_2(M), "BLOCK_N": block_n, "BLOCK_K": block_k,
             "SPLIT_K": split, "USE_DOT": use_dot, "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1,
-            "EARLY_LAUNCH": False, "PREFETCH": False, "ONE_LAUNCH": True}
+            "EARLY_LAUNCH": False, "PREFETCH": False, "ONE_LAUNCH": True, "PRELOAD": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -104,20 +104,20 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
-    with USE_DOT; BLOCK_N 16-256 (8 allowed for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
+    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
     1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
     is ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
     bm = config_int(cfg, "BLOCK_M", 16 if dot else 1, 16, pow2=True)
     if bm < M:
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M}")
-    config_int(cfg, "BLOCK_N", 16 if dot else 8, 256, pow2=True)
+    config_int(cfg, "BLOCK_N", 16 if dot else 1, 256, pow2=True)
     config_int(cfg, "BLOCK_K", 16, 2048, pow2=True)
     config_int(cfg, "num_warps", 1, 16, pow2=True)
     config_int(cfg, "SPLIT_K", 1, MAX_SPLIT_K)
@@ -197,6 +197,9 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     use_pdl = resolve_pdl(pdl, dev)
     bk, bn, bm = cfg["BLOCK_K"], cfg["BLOCK_N"], cfg["BLOCK_M"]
     split, k_chunk = split_k(K, bk, cfg["SPLIT_K"])
+    if cfg["PRELOAD"] and k_chunk != bk:
+        raise ValueError(f"config PRELOAD=True needs one K tile a program: K={K} in SPLIT_K={cfg['SPLIT_K']} splits "
+                         f"of BLOCK_K={bk} gives {k_chunk // bk} tiles a split")
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
     grid = n_tiles * split
@@ -204,7 +207,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
-              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch)
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles, split, bm, bn), {}) if one_launch else None
