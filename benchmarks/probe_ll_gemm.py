@@ -88,10 +88,14 @@ def _sweep(M, N, K, fp8, sms):
     one program per 1-4 outputs) at M <= 4; PRELOAD wherever a program has one K tile."""
     dot = M > 1
     base = {"USE_DOT": dot, "BLOCK_M": 16 if dot else 1, "ONE_LAUNCH": True, "PREFETCH": True, "EARLY_LAUNCH": True}
-    if M <= 4:
-        for bn in (1, 2, 4):
-            yield dict(base, USE_DOT=False, BLOCK_M=M if M != 3 else 4, BLOCK_N=bn, BLOCK_K=1024, SPLIT_K=1,
-                       num_stages=3)
+    if M <= 4:  # full-K FMA rows: the whole [BLOCK_N, K] weight block in registers before the wait
+        bk = 1 << (K - 1).bit_length()
+        for bn, warps in ((1, 4), (1, 8), (2, 8), (2, 16), (4, 16)):
+            yield dict(base, USE_DOT=False, BLOCK_M=M if M != 3 else 4, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=1,
+                       num_stages=1, num_warps=warps, PRELOAD=True, PREFETCH=False)
+        for bn, warps in ((2, 8), (4, 8)):
+            yield dict(base, USE_DOT=False, BLOCK_M=M if M != 3 else 4, BLOCK_N=bn, BLOCK_K=bk // 2, SPLIT_K=2,
+                       num_stages=1, num_warps=warps, PRELOAD=True, PREFETCH=False)
     for bn in (16, 32):
         for bk in ((256, 512) if fp8 else (128, 256, 512)):
             n_tiles, k_tiles = -(-N // bn), -(-K // bk)
@@ -104,6 +108,7 @@ def _sweep(M, N, K, fp8, sms):
 
 def _short(c):
     return (f"{'dot' if c['USE_DOT'] else 'fma'} {c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']} split {c['SPLIT_K']}"
+            f" w{c.get('num_warps', 4)}"
             f"{' 1L' if c.get('ONE_LAUNCH') else ' 2L'}{' pf' if c.get('PREFETCH') else ''}"
             f"{' early' if c.get('EARLY_LAUNCH') else ''}{' preload' if c.get('PRELOAD') else ''}")
 
@@ -121,6 +126,7 @@ def main() -> int:
     print()
     print("| shape | dtype | 2 launches | 1 launch | + prefetch | + prefetch + early | 1L pdl=False | best swept | "
           "its config |\n|---|---|---:|---:|---:|---:|---:|---:|---|", flush=True)
+    every = ["| shape | dtype | config | µs |", "|---|---|---|---:|"]
     for K, N, fp8 in CASES:
         for M in MS:
             sets = _sets(M, N, K, fp8)
@@ -138,10 +144,13 @@ def main() -> int:
                         print(f"<!-- {_short(c)}: {type(e).__name__}: {str(e)[:100]} -->")
                         continue
                     best = min(best, (us, _short(c)), key=lambda r: r[0])
+                    every.append(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {_short(c)} | {us:.2f} |")
             print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | " + " | ".join(f"{t:.2f}" for t in fixed) +
                   f" | {best[0]:.2f} | {best[1] or 'not swept (time)'} |", flush=True)
             del sets
             torch.cuda.empty_cache()
+    print("\n### every swept config\n")
+    print("\n".join(every))
     return 0
 
 

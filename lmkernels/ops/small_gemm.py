@@ -104,7 +104,7 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
-    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048; SPLIT_K 1-64; num_warps
+    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps
     1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
     is ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
@@ -118,7 +118,8 @@ def check_config(cfg: dict, M: int) -> dict:
     if bm < M:
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M}")
     config_int(cfg, "BLOCK_N", 16 if dot else 1, 256, pow2=True)
-    config_int(cfg, "BLOCK_K", 16, 2048, pow2=True)
+    # FMA tiles up to 16384: a whole K row a program (full-K, no split) with PRELOAD
+    config_int(cfg, "BLOCK_K", 16, 2048 if dot else 16384, pow2=True)
     config_int(cfg, "num_warps", 1, 16, pow2=True)
     config_int(cfg, "SPLIT_K", 1, MAX_SPLIT_K)
     config_int(cfg, "num_stages", 1, 6)
