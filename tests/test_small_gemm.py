@@ -123,9 +123,10 @@ def test_fp8_per_tensor_scales(M, N, K, out_dtype):
 
 # Configs beside the heuristic's: FMA and dot at the same M, split-K with a K tail, one K tile a
 # program, the L2 prefetch and the early launch (no-ops without PDL)
-CONFIGS = [{"USE_DOT": False}, {"USE_DOT": True, "BLOCK_M": 16}, {"SPLIT_K": 5, "BLOCK_K": 64},
+CONFIGS = [{"USE_DOT": False}, {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128},
+           {"SPLIT_K": 5, "BLOCK_K": 64},
            {"SPLIT_K": 64, "BLOCK_K": 16, "BLOCK_N": 16}, {"SPLIT_K": 1, "BLOCK_K": 128, "num_stages": 3},
-           {"BLOCK_N": 64, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4},
+           {"BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4},
            {"PRELOAD": True, "SPLIT_K": 17, "BLOCK_K": 64}, {"PRELOAD": True, "SPLIT_K": 1, "BLOCK_K": 2048},
            {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 512, "num_stages": 3, "PREFETCH": True}]
 
@@ -343,19 +344,23 @@ def test_one_launch_split_k_replays_in_a_cuda_graph(warm_on_capture_stream):
 
 # ---------------------------------------------------------------- determinism and PDL
 
-@pytest.mark.parametrize("M, N, K, cfg", [(16, 256, 7168, None), (1, 8, 4096, None), (13, 384, 2047, {"SPLIT_K": 7}),
+@pytest.mark.parametrize("M, N, K, cfg", [(16, 256, 7168, None), (1, 256, 7168, None), (1, 8, 4096, None),
+                                          (13, 384, 2047, {"SPLIT_K": 7}),
                                           (3, 20, 1000, {"SPLIT_K": 64, "BLOCK_K": 32, "USE_DOT": False})])
 def test_bit_identical_run_to_run_and_with_pdl(M, N, K, cfg):
-    """Two runs, and PDL on against off (with the early launch and prefetch variant): the same bits.
-    On the CPU PDL resolves to off, so the comparison is trivially equal there; on an sm90+ GPU the
-    PDL variants are different compiled kernels."""
+    """Two runs, and PDL on against off (and without the early launch and prefetch, and with PRELOAD
+    where a program has one K tile): the same bits. On the CPU PDL resolves to off, so the
+    comparison is trivially equal there; on an sm90+ GPU the PDL variants are different kernels."""
     _skip_cpu(K == 7168)
     x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("det", M, N, K))
     a = lmkernels.ll_gemm(x, w, config=cfg, pdl=False)
     b = lmkernels.ll_gemm(x, w, config=cfg, pdl=False)
     c = lmkernels.ll_gemm(x, w, config=cfg, pdl=True)
-    d = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, EARLY_LAUNCH=True, PREFETCH=True), pdl=True)
+    d = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, EARLY_LAUNCH=False, PREFETCH=False), pdl=True)
     assert torch.equal(_bits(a), _bits(b)) and torch.equal(_bits(a), _bits(c)) and torch.equal(_bits(a), _bits(d))
+    if M == 1:
+        e = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, PRELOAD=True), pdl=True)
+        assert torch.equal(_bits(a), _bits(e))
     if cfg is None:
         plan = sg._plans[(M, N, K, torch.bfloat16, torch.float32, None, False, x.get_device(), True)]
         assert plan[9] == (ON_GPU and torch.version.hip is None and torch.cuda.get_device_capability() >= (9, 0))
@@ -484,22 +489,30 @@ def test_second_call_takes_the_fast_path(monkeypatch):
     assert torch.equal(lmkernels.ll_gemm(x[:, :96], w, bias=bias), want)  # a view, same facts
 
 
-def test_heuristic_fills_an_h100():
-    """The documented rule on 132 SMs: >= ~2 programs an SM wherever K allows, tiles of <= 8192
-    elements, SPLIT_K <= 64, BLOCK_M covers M (16 for the dot)."""
-    for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100)]:
+def test_heuristic_follows_the_h100_probe():
+    """The documented rule on 132 SMs: M == 1 whole K rows (no split) of 1-4 outputs a program; M >= 2
+    dot 16 x {16, 32} x 512 tiles, whole tiles dealt to about one program an SM; SPLIT_K <= 64;
+    what split_k runs is what the config says; PREFETCH and EARLY_LAUNCH on, PRELOAD off."""
+    sms = 132
+    for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100), (20000, 64), (4096, 8192)]:
         for M in ALL_M:
             for eb in (2, 1):
-                c = sg.ll_gemm_config(M, N, K, eb, 132)
-                assert c["BLOCK_N"] * c["BLOCK_K"] <= 8192 and 1 <= c["SPLIT_K"] <= 64
-                assert c["BLOCK_M"] >= M and (c["BLOCK_M"] == 16) == c["USE_DOT"]
+                c = sg.ll_gemm_config(M, N, K, eb, sms)
+                sg.check_config(c, M)
+                assert c["PREFETCH"] and c["EARLY_LAUNCH"] and not c["PRELOAD"]
                 assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]  # what runs
-                progs = -(-N // c["BLOCK_N"]) * c["SPLIT_K"]
-                k_tiles = -(-K // c["BLOCK_K"])
-                assert 3 * progs >= 2 * 264 or c["BLOCK_K"] == 64 or c["SPLIT_K"] in (k_tiles, 64), (K, N, M, c)
-    assert sg.ll_gemm_config(1, 256, 7168, 2, 132)["SPLIT_K"] == 14
-    assert sg.ll_gemm_config(16, 256, 7168, 2, 132)["SPLIT_K"] == 28
-    assert sg.ll_gemm_config(16, 384, 7168, 2, 132)["SPLIT_K"] == 19  # BLOCK_K 128, not 14 splits of 256
+                if M == 1:
+                    assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
+                    assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4
+                    continue
+                assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"]) == (True, 16, 512)
+                n_tiles, k_tiles = -(-N // c["BLOCK_N"]), -(-K // 512)
+                assert c["SPLIT_K"] <= min(64, k_tiles) and n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
+    c = sg.ll_gemm_config(1, 256, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
+    c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
+    assert sg.ll_gemm_config(4, 384, 7168, 2, sms)["BLOCK_N"] == 32
 
 
 # ---------------------------------------------------------------- linear
@@ -619,10 +632,11 @@ def test_bench_summary_derives_floor_ratio_and_pdl_saving():
                Row("ll_gemm", shape, "fp8 e4m3 -> fp32", "lmkernels", 1.2, 0, 0, None, weight_frac=0.5)]
     chain = f"{fam.CHAIN_LAYERS} layers M=1 K=7168 N={fam.CHAIN_N}"
     for name, us in (("lmkernels pdl=True (both ops)", 40.0), ("lmkernels pdl=False (both ops)", 64.0),
-                     ("pdl=True, ll_gemm EARLY_LAUNCH", 38.0), ("pdl=True, ll_gemm EARLY_LAUNCH + PREFETCH", 36.0)):
+                     ("pdl=True, ll_gemm no EARLY_LAUNCH / PREFETCH", 38.0),
+                     ("pdl=True, ll_gemm split-K in two launches", 36.0)):
         t.rows.append(Row("pdl chain", chain, "bf16", name, us, 0, 0, None))
     text = fam.summary(t, sms=132)
-    assert f"| {shape} | 2.00 | 2.50 | 1.20 | 1.67 | 5.00 | 2.50 | met |" in text
+    assert f"| {shape} | 2.00 | 2.50 | - | 1.20 | 1.67 | 5.00 | 2.50 | met |" in text
     assert f"| {shape} | 1.20 | 2.00 | 0.60 |" in text
-    # 7168 x 256 at M = 1 on 132 SMs is split-K: 3 kernels a layer, 24 boundaries, (64 - 40) / 24
-    assert f"| {chain} | 5.00 | 8.00 | 4.75 | 4.50 | 3 | 1.000 | identical |" in text
+    # one ll_gemm launch a layer (CUDA): 2 kernels a layer, 16 boundaries, (64 - 40) / 16
+    assert f"| {chain} | 5.00 | 8.00 | 4.75 | 4.50 | 2 | 1.500 | identical |" in text

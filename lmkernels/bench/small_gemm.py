@@ -21,11 +21,15 @@ floors (0.1 µs and less) are far below the launch latency anyway.
 
 PDL chain: CHAIN_LAYERS layers of (fused_add_rms_norm -> ll_gemm to CHAIN_N outputs), hidden size K
 in CHAIN_K, M in CHAIN_M, one call = the whole chain, each layer its own weight. pdl=True on both
-ops against pdl=False on both (and the early-launch / L2-prefetch variants of ll_gemm). Before
-timing, the pdl=True maker replays the chain in two CUDA graphs, PDL on and off, on the same data,
-and raises unless every output (each layer's logits, x, residual) is bit-identical: the row then
-shows "failed: AssertionError ...". summary() reports µs per layer and the saving per kernel
-boundary, (t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1 or 2 with split-K, a layer).
+ops against pdl=False on both, and two ll_gemm variants with pdl on: without EARLY_LAUNCH and
+PREFETCH, and with split-K in two launches (ONE_LAUNCH False). Before timing, the pdl=True maker
+replays the chain in two CUDA graphs, PDL on and off, on the same data, and raises unless every
+output (each layer's logits, x, residual) is bit-identical: the row then shows "failed:
+AssertionError ...". summary() reports µs per layer and the saving per kernel boundary,
+(t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1, or 2 where split-K takes a second
+launch on HIP, a layer).
+Router rows at M = 1 also time PRELOAD (the weight read before gdc_wait; kernels/small_gemm.py says
+why it is opt-in).
 
 The full report (tables plus summary): python -m lmkernels.bench.small_gemm [--csv FILE]
 The config sweep that should replace ll_gemm_config's numbers: python -m lmkernels.bench.small_gemm --sweep
@@ -46,6 +50,7 @@ CHAIN_N = 256
 CHAIN_LAYERS = 8
 EPS = 1e-6
 FP8 = torch.float8_e4m3fn
+PRELOAD_ROW = "lmkernels PRELOAD (weight read before the wait: constant weights only)"
 
 
 def _router_case(K: int, N: int, M: int, fp8: bool):
@@ -78,6 +83,8 @@ def _router_case(K: int, N: int, M: int, fp8: bool):
         return lambda: torch._scaled_mm(x, w.t(), scale_a=xs, scale_b=ws, out_dtype=torch.float32)
 
     p = {"lmkernels": ours(), "lmkernels pdl=False": ours(pdl=False)}
+    if M == 1:  # the heuristic's one K tile a program allows it (ll_gemm_config)
+        p[PRELOAD_ROW] = ours(config={"PRELOAD": True})
     if fp8:
         p["torch._scaled_mm (cuBLASLt)"] = scaled_mm
     else:
@@ -141,8 +148,8 @@ def _chain_case(M: int, K: int):
 
     p = {"lmkernels pdl=True (both ops)": make_with(True, check=True),
          "lmkernels pdl=False (both ops)": make_with(False),
-         "pdl=True, ll_gemm EARLY_LAUNCH": make_with(True, {"EARLY_LAUNCH": True}),
-         "pdl=True, ll_gemm EARLY_LAUNCH + PREFETCH": make_with(True, {"EARLY_LAUNCH": True, "PREFETCH": True})}
+         "pdl=True, ll_gemm no EARLY_LAUNCH / PREFETCH": make_with(True, {"EARLY_LAUNCH": False, "PREFETCH": False}),
+         "pdl=True, ll_gemm split-K in two launches": make_with(True, {"ONE_LAUNCH": False})}
     # a layer: the norm reads x, residual, its weight and writes x and residual; ll_gemm reads its
     # weight and x and writes fp32 logits
     layer = (4 * M * K + K) * 2 + CHAIN_N * K * 2 + M * K * 2 + M * CHAIN_N * 4
@@ -159,13 +166,13 @@ def cases(routers=ROUTERS, ms=MS, chain_k=CHAIN_K, chain_m=CHAIN_M):
 
 # ---------------------------------------------------------------- the derived report
 
-def _kernels_per_layer(M: int, K: int, sms: int) -> int:
-    """fused_add_rms_norm (1) + ll_gemm (1, or 2 with split-K) under the default config."""
-    from lmkernels.ops.small_gemm import ll_gemm_config
+def _kernels_per_layer(M: int, K: int, sms: int, hip: bool = False) -> int:
+    """fused_add_rms_norm (1) + ll_gemm under the default config: 1, or 2 where split-K takes a
+    second launch (HIP, kernels/small_gemm.py)."""
+    from lmkernels.ops.small_gemm import ll_gemm_config, split_k
     c = ll_gemm_config(M, CHAIN_N, K, 2, sms)
-    k_tiles = -(-K // c["BLOCK_K"])
-    chunk = -(-k_tiles // min(c["SPLIT_K"], k_tiles)) * c["BLOCK_K"]
-    return 1 + (2 if -(-K // chunk) > 1 else 1)
+    two = hip and split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] > 1
+    return 1 + (2 if two else 1)
 
 
 def summary(table, sms: int | None = None) -> str:
@@ -175,12 +182,14 @@ def summary(table, sms: int | None = None) -> str:
     if sms is None:
         from lmkernels.runtime.device import num_sms
         sms = num_sms(torch.cuda.current_device())
+    hip = torch.version.hip is not None
     rows = {}
     for r in table.rows:
         rows.setdefault((r.op, r.shape, r.dtype), {})[r.provider] = r
     lines = ["### ll_gemm router shapes: against the weight-read floor and cuBLAS", "",
-             "| shape | ll_gemm µs | pdl=False µs | floor µs | time / floor | best cuBLAS µs | cuBLAS / ours | "
-             "target (<= max(2, 1.5 floor), >= 2x cuBLAS) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| shape | ll_gemm µs | pdl=False µs | PRELOAD µs | floor µs | time / floor | best cuBLAS µs | "
+             "cuBLAS / ours | target (<= max(2, 1.5 floor), >= 2x cuBLAS) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     bf16 = {}
     for (op, shape, dt), p in rows.items():
         if op != "ll_gemm" or not dt.startswith("bf16"):
@@ -190,7 +199,8 @@ def summary(table, sms: int | None = None) -> str:
         cub = min((r.us for k, r in p.items() if k.startswith("cuBLAS") and r.us == r.us), default=float("nan"))
         ok = ours.us <= max(2.0, 1.5 * floor) and cub / ours.us >= 2
         bf16[shape] = ours.us
-        lines.append(f"| {shape} | {ours.us:.2f} | {p['lmkernels pdl=False'].us:.2f} | {floor:.2f} | "
+        pre = f"{p[PRELOAD_ROW].us:.2f}" if PRELOAD_ROW in p else "-"
+        lines.append(f"| {shape} | {ours.us:.2f} | {p['lmkernels pdl=False'].us:.2f} | {pre} | {floor:.2f} | "
                      f"{ours.us / floor:.2f} | {cub:.2f} | {cub / ours.us:.2f} | {'met' if ok else 'MISSED'} |")
     lines += ["", "### fp8 e4m3 against bf16 (target <= 0.7)", "", "| shape | fp8 µs | bf16 µs | fp8 / bf16 |",
               "|---|---:|---:|---:|"]
@@ -199,16 +209,16 @@ def summary(table, sms: int | None = None) -> str:
             us = p["lmkernels"].us
             lines.append(f"| {shape} | {us:.2f} | {bf16[shape]:.2f} | {us / bf16[shape]:.2f} |")
     lines += ["", f"### PDL chain: {CHAIN_LAYERS} x (fused_add_rms_norm -> ll_gemm), one CUDA graph", "",
-              "| shape | µs a layer, pdl on | pdl off | early launch | + prefetch | kernels a layer | "
-              "saving a boundary µs | bits |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| shape | µs a layer, pdl on | pdl off | pdl on, no early launch / prefetch | pdl on, two-launch "
+              "split-K | kernels a layer | saving a boundary µs | bits |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for (op, shape, dt), p in rows.items():
         if op != "pdl chain":
             continue
         on, off = p["lmkernels pdl=True (both ops)"], p["lmkernels pdl=False (both ops)"]
         M, K = (int(s.split("=")[1]) for s in shape.split()[2:4])
-        kern = _kernels_per_layer(M, K, sms)
-        early = p["pdl=True, ll_gemm EARLY_LAUNCH"].us
-        pre = p["pdl=True, ll_gemm EARLY_LAUNCH + PREFETCH"].us
+        kern = _kernels_per_layer(M, K, sms, hip)
+        early = p["pdl=True, ll_gemm no EARLY_LAUNCH / PREFETCH"].us
+        pre = p["pdl=True, ll_gemm split-K in two launches"].us
         bits = "identical" if "failed" not in on.note else on.note
         lines.append(f"| {shape} | {on.us / CHAIN_LAYERS:.2f} | {off.us / CHAIN_LAYERS:.2f} | "
                      f"{early / CHAIN_LAYERS:.2f} | {pre / CHAIN_LAYERS:.2f} | {kern} | "

@@ -48,11 +48,11 @@ out = cast(t).
 
 USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
 gdc_wait() (x, the scales and the bias may all be the previous kernel's outputs, and the weight
-read is in the loop Triton pipelines, which must start after the wait). gdc_launch_dependents()
-runs after the K loop by default (EARLY_LAUNCH False): by then this program's reads of x are done,
-so even a dependent that writes x before its own wait cannot race with us; EARLY_LAUNCH True moves
-it to right after the wait, which starts the next kernel's launch a whole loop earlier (safe for
-every lmkernels kernel: each waits before touching memory). The bench sweep picks between them.
+read is in the loop Triton pipelines, which must start after the wait), PRELOAD aside.
+gdc_launch_dependents(): EARLY_LAUNCH (the heuristic's choice) right after the wait, so the next
+kernel launches, and its own PREFETCH runs, while this one works: sound under PDL's contract, a
+dependent touching memory only after its own wait (every lmkernels kernel does). EARLY_LAUNCH
+False: after the K loop, once this program's reads of x are done.
 PRELOAD (a config key, off by default; only where every program has one K tile, k_chunk ==
 BLOCK_K): the program's weight tile is loaded into registers BEFORE gdc_wait, so after the wait
 only x, the MMA and the epilogue remain. The issue's contract asks for the wait before the first

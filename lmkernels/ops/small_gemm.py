@@ -52,46 +52,42 @@ _INTERPRETED = is_interpreter()
 # ---------------------------------------------------------------- configs
 
 def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """The heuristic config (a starting point for the H100 sweep, which should replace the numbers).
+    """The heuristic config, from the H100 probe (benchmarks/probe_ll_gemm.py, probe_ll_gemm.md:
+    CUDA-graph medians with PDL, a call waiting on the one before as in a model's chain).
 
-    The time is the weight's N K bytes over the bandwidth, reached only when every SM has its share
-    in flight at once: about 2 programs an SM (2 x 132 on an H100), each reading one weight tile
-    of <= 8192 elements (router 7168 x 256 bf16: 3.7 MB over 264 programs is 14 KB each).
-      USE_DOT: M > 1 (tl.dot on a 16-row padded tile). H100 sweep (small_gemm_sweep.md): at M = 2-4
-        the dot tiles beat fp32 FMAs by 1.1-1.8x (M = 4, 7168 x 384: FMA 11.4 µs, dot 6.4); at M = 1
-        the FMA tile was as fast as any (7168 x 256: 5.47 vs 5.63 µs).
-      BLOCK_M: 16 for the dot (mma's m16), next_pow2(M) for FMAs.
-      BLOCK_N: 16 for FMAs or N <= 16, else 32. Every n-tile rereads x's K slice (from L2; x is
-        <= 460 KB): M / BLOCK_N of the weight's bytes, 50 % at M = 16 with 32; 64 would need twice
-        the K splits, whose fp32 partials cost 2 M / BLOCK_K of the weight's bytes in the workspace.
-      BLOCK_K: next_pow2(K / splits) in [64, 8192 / BLOCK_N], splits = 2 SMs / n-tiles (7168 x 256:
-        M = 1 -> 16 n-tiles x 14 splits of 512; M = 16 -> 8 x 28 of 256). The cap keeps a tile at
-        8192 elements, 64 fp32 registers a thread once widened (sm90 ptxas: fp8 [16, 1024] FMA
-        tiles at M = 2 took 200 registers, bf16 [16, 512] at M = 4 143, no spills).
-      SPLIT_K: whole K tiles dealt to at most min(splits, 64) programs (split_k); 1 once N alone
-        fills the GPU. Where whole tiles leave < 2/3 of the wanted programs, BLOCK_K halves (>= 64)
-        while that adds splits.
-      num_stages 3 when a program loops over more than one K tile (Triton pipelines the loop), else 1.
-      num_warps 4; EARLY_LAUNCH False, PREFETCH False (kernels/small_gemm.py: safe defaults).
+    What sets the time at M <= 16 is latency, not bandwidth: in a PDL chain a dependent kernel that
+    only waits, reads and writes costs ~1.0 µs a call, and split-K's handshake (partial store,
+    barrier, atomic, the last program's read) another ~1.0 µs (the probe's floor rows), against a
+    weight read of 0.02-1.8 µs. So:
+      M == 1: no split. fp32 FMAs on whole K rows, BLOCK_K = next_pow2(K) (<= 16384, looping past
+        it), BLOCK_N rows a program: 4 for bf16 from N = 256, else 2 (fp8: 2), 16 warps when a tile
+        holds >= 8192 elements and N > 16, else 8. Probe (PRELOAD): 7168 x 256 2.52 µs (two-launch
+        split-K 4.66), 5120 x 128 1.87, 4096 x 8 1.24, 2880 x 64 1.29, fp8 7168 x 256 2.13-2.14.
+        PREFETCH asks L2 for the whole block before the wait (the safe form of PRELOAD, which is a
+        config key: kernels/small_gemm.py says why it is not the default).
+      M >= 2: tl.dot on the 16-row padded tile, split-K in one launch: BLOCK_K 512, BLOCK_N 32 for
+        N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of whole tiles (about one program
+        an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024). The probe's best at every big router
+        and M (4.74-5.56 µs against 5.06-6.00 for the two-launch heuristic); full-K FMA rows were
+        faster only at N <= 64 and M <= 4, and only with PRELOAD. PREFETCH and EARLY_LAUNCH on.
+    Configs with SPLIT_K > 1 take one launch (ONE_LAUNCH) except on HIP.
     """
-    use_dot = M > 1
-    block_n = min(32 if use_dot else 16, max(16, triton.next_power_of_2(N)))
-    n_tiles = triton.cdiv(N, block_n)
-    want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
-    max_bk = max(64, 8192 // block_n)  # <= 8192 elements a tile: 64 fp32 registers a thread once widened
-    block_k = min(max_bk, max(64, triton.next_power_of_2(triton.cdiv(max(K, 1), want))))
-    split, k_chunk = split_k(K, block_k, want)
-    while block_k > 64 and 3 * split * n_tiles < 2 * 2 * sms:
-        # whole tiles a split can leave far fewer splits than wanted (7168 x 384, M = 16: 28 tiles of
-        # 256 over 22 splits is 14 splits of 2, 168 programs); halve the tile while that adds splits
-        # (56 of 128: 19 splits of 3, 228 programs)
-        more, chunk = split_k(K, block_k // 2, want)
-        if more <= split:
-            break
-        block_k, split, k_chunk = block_k // 2, more, chunk
-    return {"BLOCK_M": 16 if use_dot else triton.next_power_of_2(M), "BLOCK_N": block_n, "BLOCK_K": block_k,
-            "SPLIT_K": split, "USE_DOT": use_dot, "num_warps": 4, "num_stages": 3 if k_chunk > block_k else 1,
-            "EARLY_LAUNCH": False, "PREFETCH": False, "ONE_LAUNCH": True, "PRELOAD": False}
+    if M == 1:
+        bk = min(16384, triton.next_power_of_2(max(K, 16)))
+        bn = 4 if elem_bytes == 2 and N >= 256 else 2
+        bn = min(bn, triton.next_power_of_2(max(N, 1)))
+        warps = 16 if bn * bk >= 8192 and N > 16 else 8
+        return {"BLOCK_M": 1, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
+                "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
+                "PRELOAD": False}
+    bn = 32 if N > 256 else 16
+    bk = 512
+    n_tiles = triton.cdiv(N, bn)
+    k_tiles = triton.cdiv(max(K, 1), bk)
+    split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
+    return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
+            "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
+            "PRELOAD": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
