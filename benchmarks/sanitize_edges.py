@@ -103,8 +103,9 @@ for mode in available_modes():
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
-# at an odd offset, the heuristic (split-K where N is small) and explicit FMA / dot / split-K configs,
-# PDL with the early launch and the L2 prefetch (whose predicated-off addresses must not fault); fp8
+# at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K above) and explicit FMA /
+# dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off
+# addresses must not fault), PRELOAD, split-K in two launches; fp8
 # with odd K where the GPU has it
 fp8_ll = torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
 for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,):
@@ -113,8 +114,10 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
         w = torch.randn(N, K, device=dev).to(dt)
         s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
         bias = torch.randn(N, device=dev)
-        for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64}, {"USE_DOT": True, "BLOCK_M": 16},
-                    {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 2}):
+        for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64},
+                    {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128},
+                    {"EARLY_LAUNCH": False, "PREFETCH": False, "SPLIT_K": 2}, {"PRELOAD": True},
+                    {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64}):
             lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
 torch.cuda.synchronize()
