@@ -490,29 +490,39 @@ def test_second_call_takes_the_fast_path(monkeypatch):
 
 
 def test_heuristic_follows_the_h100_probe():
-    """The documented rule on 132 SMs: M == 1 whole K rows (no split) of 1-4 outputs a program; M >= 2
-    dot 16 x {16, 32} x 512 tiles, whole tiles dealt to about one program an SM; SPLIT_K <= 64;
-    what split_k runs is what the config says; PREFETCH and EARLY_LAUNCH on, PRELOAD off."""
+    """The documented rule on 132 SMs: M == 1 whole K rows (no split) of 1-4 outputs a program;
+    M >= 2 with 16-bit operands and N >= 256 dot 16 x {16, 32} x 512 tiles, whole tiles dealt to
+    about one program an SM, one launch, PREFETCH and EARLY_LAUNCH; M >= 2 otherwise the two-launch
+    rule (~2 programs an SM where K allows, tiles of <= 8192 elements). SPLIT_K <= 64 and what
+    split_k runs is what the config says; PRELOAD never."""
     sms = 132
     for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100), (20000, 64), (4096, 8192)]:
         for M in ALL_M:
             for eb in (2, 1):
                 c = sg.ll_gemm_config(M, N, K, eb, sms)
                 sg.check_config(c, M)
-                assert c["PREFETCH"] and c["EARLY_LAUNCH"] and not c["PRELOAD"]
+                assert not c["PRELOAD"] and 1 <= c["SPLIT_K"] <= 64
                 assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]  # what runs
+                n_tiles, k_tiles = -(-N // c["BLOCK_N"]), -(-K // c["BLOCK_K"])
                 if M == 1:
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
-                    assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4
-                    continue
-                assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"]) == (True, 16, 512)
-                n_tiles, k_tiles = -(-N // c["BLOCK_N"]), -(-K // 512)
-                assert c["SPLIT_K"] <= min(64, k_tiles) and n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
+                    assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4 and c["PREFETCH"]
+                elif eb == 2 and N >= 256:
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
+                    assert c["PREFETCH"] and c["EARLY_LAUNCH"]
+                    assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
+                else:
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["ONE_LAUNCH"], c["PREFETCH"]) == (True, 16, False, False)
+                    assert c["BLOCK_N"] * c["BLOCK_K"] <= 8192
+                    progs = n_tiles * c["SPLIT_K"]
+                    assert 3 * progs >= 2 * 264 or c["BLOCK_K"] == 64 or c["SPLIT_K"] in (k_tiles, 64), (K, N, M, c)
     c = sg.ll_gemm_config(1, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
     assert sg.ll_gemm_config(4, 384, 7168, 2, sms)["BLOCK_N"] == 32
+    assert sg.ll_gemm_config(16, 256, 7168, 1, sms)["SPLIT_K"] == 28  # fp8: the two-launch rule's 16x32x256
+    assert sg.ll_gemm_config(16, 384, 7168, 1, sms)["SPLIT_K"] == 19  # BLOCK_K 128, not 14 splits of 256
 
 
 # ---------------------------------------------------------------- linear

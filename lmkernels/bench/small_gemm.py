@@ -168,10 +168,10 @@ def cases(routers=ROUTERS, ms=MS, chain_k=CHAIN_K, chain_m=CHAIN_M):
 
 def _kernels_per_layer(M: int, K: int, sms: int, hip: bool = False) -> int:
     """fused_add_rms_norm (1) + ll_gemm under the default config: 1, or 2 where split-K takes a
-    second launch (HIP, kernels/small_gemm.py)."""
+    second launch (the config's ONE_LAUNCH False, or HIP: kernels/small_gemm.py)."""
     from lmkernels.ops.small_gemm import ll_gemm_config, split_k
     c = ll_gemm_config(M, CHAIN_N, K, 2, sms)
-    two = hip and split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] > 1
+    two = (hip or not c["ONE_LAUNCH"]) and split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] > 1
     return 1 + (2 if two else 1)
 
 

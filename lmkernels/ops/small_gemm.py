@@ -65,12 +65,13 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         split-K 4.66), 5120 x 128 1.87, 4096 x 8 1.24, 2880 x 64 1.29, fp8 7168 x 256 2.13-2.14.
         PREFETCH asks L2 for the whole block before the wait (the safe form of PRELOAD, which is a
         config key: kernels/small_gemm.py says why it is not the default).
-      M >= 2: tl.dot on the 16-row padded tile, split-K in one launch: BLOCK_K 512, BLOCK_N 32 for
-        N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of whole tiles (about one program
-        an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024). The probe's best at every big router
-        and M (4.74-5.56 µs against 5.06-6.00 for the two-launch heuristic); full-K FMA rows were
-        faster only at N <= 64 and M <= 4, and only with PRELOAD. PREFETCH and EARLY_LAUNCH on.
-    Configs with SPLIT_K > 1 take one launch (ONE_LAUNCH) except on HIP.
+      M >= 2, 16-bit operands, N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
+        BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
+        whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
+        and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for the rule below.
+      M >= 2 otherwise (fp8, N < 256): the session-5 rule, split-K in two launches, which the
+        one-launch configs lost to there (probe and bench: fp8 8.1 against 6.0 µs, 4096 x 8 3.0
+        against 2.3-2.6, 5120 x 128 4.2-4.5 against 3.7-3.8): _two_launch_config.
     """
     if M == 1:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
@@ -80,6 +81,8 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         return {"BLOCK_M": 1, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
                 "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
                 "PRELOAD": False}
+    if elem_bytes != 2 or N < 256:
+        return _two_launch_config(N, K, sms)
     bn = 32 if N > 256 else 16
     bk = 512
     n_tiles = triton.cdiv(N, bn)
@@ -88,6 +91,32 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
             "PRELOAD": False}
+
+
+def _two_launch_config(N: int, K: int, sms: int) -> dict:
+    """M >= 2 where one launch does not pay (ll_gemm_config): dot tiles on the 16-row padded tile,
+    about 2 programs an SM, split-K partials summed by a second launch (the session-5 H100 sweep,
+    small_gemm_sweep.md).
+      BLOCK_N 16 for N <= 16, else 32; BLOCK_K next_pow2(K / splits) in [64, 8192 / BLOCK_N],
+      splits = 2 SMs / n-tiles (<= 8192 elements a tile, 64 fp32 registers a thread once widened);
+      whole K tiles dealt to at most min(splits, 64) programs; where whole tiles leave < 2/3 of the
+      wanted programs, BLOCK_K halves (>= 64) while that adds splits."""
+    block_n = min(32, max(16, triton.next_power_of_2(N)))
+    n_tiles = triton.cdiv(N, block_n)
+    want = min(triton.cdiv(2 * sms, n_tiles), MAX_SPLIT_K)
+    max_bk = max(64, 8192 // block_n)
+    block_k = min(max_bk, max(64, triton.next_power_of_2(triton.cdiv(max(K, 1), want))))
+    split, k_chunk = split_k(K, block_k, want)
+    while block_k > 64 and 3 * split * n_tiles < 2 * 2 * sms:
+        # whole tiles a split can leave far fewer splits than wanted (7168 x 384: 28 tiles of 256 over
+        # 22 splits is 14 splits of 2, 168 programs); halve the tile while that adds splits
+        more, chunk = split_k(K, block_k // 2, want)
+        if more <= split:
+            break
+        block_k, split, k_chunk = block_k // 2, more, chunk
+    return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
+            "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
+            "ONE_LAUNCH": False, "PRELOAD": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
