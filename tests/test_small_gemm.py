@@ -202,6 +202,7 @@ def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch)
     monkeypatch.setattr(sg, "_launch", main)
     monkeypatch.setattr(sg, "_launch_reduce", _CountingLauncher(sg._launch_reduce))
     monkeypatch.setattr(sg, "_HIP", False)  # the one-launch path, also where the tests run on ROCm
+    cfg = dict(cfg, ONE_LAUNCH=True)  # N = 72: the heuristic's own choice would be two launches
     a = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
     _check(a, x, w, bias)
     part, count = main.args[3:5]  # x, weight, out, workspace, counters, ...
@@ -279,7 +280,7 @@ def test_first_call_inside_a_capture_zeroes_its_own_counters(monkeypatch):
     graph (not cached); replays are right; the next eager call makes the slab and caches."""
     M, N, K = 3, 96, 2048
     x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("capture first", M))
-    cfg = {"SPLIT_K": 8, "BLOCK_K": 64}
+    cfg = {"SPLIT_K": 8, "BLOCK_K": 64, "ONE_LAUNCH": True}
     want = lmkernels.ll_gemm(x, w, config=cfg)  # compiles outside the capture
     torch.cuda.synchronize()
     monkeypatch.setattr(sg, "_slabs", {})  # then forget every slab and cached pair
@@ -314,7 +315,8 @@ def test_one_launch_split_k_replays_in_a_cuda_graph(warm_on_capture_stream):
     def step():
         return [lmkernels.ll_gemm(x[:M], w), lmkernels.ll_gemm(x[:1], w), lmkernels.ll_gemm(x, w, bias=bias),
                 lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 64, "BLOCK_K": 64}),
-                lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 16, "PREFETCH": True, "EARLY_LAUNCH": True})]
+                lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 16, "PREFETCH": True, "EARLY_LAUNCH": True}),
+                lmkernels.ll_gemm(x[:M], w, config={"SPLIT_K": 8, "ONE_LAUNCH": False})]
     step()
     torch.cuda.synchronize()
     if warm_on_capture_stream:
