@@ -26,8 +26,8 @@ PREFETCH, and with split-K in two launches (ONE_LAUNCH False). Before timing, th
 replays the chain in two CUDA graphs, PDL on and off, on the same data, and raises unless every
 output (each layer's logits, x, residual) is bit-identical: the row then shows "failed:
 AssertionError ...". summary() reports µs per layer and the saving per kernel boundary,
-(t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1, or 2 where split-K takes a second
-launch on HIP, a layer).
+(t_off - t_on) / kernels in the chain (norm 1 + ll_gemm 1, or 2 where the default config's split-K
+takes a second launch: ONE_LAUNCH False, or HIP; a layer).
 Router rows at M = 1 also time PRELOAD (the weight read before gdc_wait; kernels/small_gemm.py says
 why it is opt-in).
 

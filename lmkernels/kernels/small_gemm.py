@@ -112,6 +112,12 @@ def _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
+def _w_tile(w_rows, mask_n, ks, k_hi):
+    """The [BLOCK_N, BLOCK_K] weight tile of K columns ks (rows past N and columns at or past k_hi 0)."""
+    return tl.load(w_rows + ks[None, :], mask=mask_n[:, None] & (ks < k_hi)[None, :], other=0.0)
+
+
+@triton.jit
 def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_M: tl.constexpr, USE_DOT: tl.constexpr):
     """acc [BLOCK_M, BLOCK_N] += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks,
     masked-out columns zero): tl.dot on the padded rows, or fp32 FMAs and a K reduction a row."""
@@ -187,8 +193,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     w_rows = w_ptr + offs_n.to(tl.int64)[:, None] * stride_wn
     x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
     if PRELOAD:
-        w_first = tl.load(w_rows + (k_lo + offs_k)[None, :], mask=mask_n[:, None] & (k_lo + offs_k < k_hi)[None, :],
-                          other=0.0)
+        w_first = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
     if USE_PDL:
         if PREFETCH and not PRELOAD:
             _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
@@ -202,9 +207,8 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     else:
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
             ks = k0 + offs_k
-            mask_k = ks < k_hi
-            w = tl.load(w_rows + ks[None, :], mask=mask_n[:, None] & mask_k[None, :], other=0.0)
-            acc = _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_M, USE_DOT)
+            acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, offs_m, M,
+                       stride_xm, BLOCK_M, USE_DOT)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

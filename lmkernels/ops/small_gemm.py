@@ -273,6 +273,11 @@ _slabs: dict = {}  # dev -> [zeroed int32 slab, first free index]
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
+def _torch_device(dev: int) -> torch.device:
+    """x.get_device()'s index as a torch.device (-1: the CPU, under the interpreter)."""
+    return torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
+
+
 def _zeroed_counters(dev: int, n: int, capturing: bool):
     """n zero int32 counters carved from the device's slab (a new slab when it is full, unless
     capturing); None when capturing and no slab has room."""
@@ -280,8 +285,7 @@ def _zeroed_counters(dev: int, n: int, capturing: bool):
     if slab is None or slab[1] + n > slab[0].numel():
         if capturing:
             return None
-        where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
-        slab = _slabs[dev] = [torch.zeros(max(COUNTER_SLAB, n), dtype=torch.int32, device=where), 0]
+        slab = _slabs[dev] = [torch.zeros(max(COUNTER_SLAB, n), dtype=torch.int32, device=_torch_device(dev)), 0]
         if dev >= 0:  # other streams take slices of it next: the zeroing must be done for all of them
             torch.cuda.synchronize(dev)
     start = slab[1]
@@ -297,7 +301,7 @@ def _scratch(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
     if bufs is None:
         n_tiles, split, bm, bn = spec
         capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
-        where = torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
+        where = _torch_device(dev)
         part = torch.empty(n_tiles * split * bm * bn, dtype=_F32, device=where)
         count = _zeroed_counters(dev, n_tiles, capturing)
         if count is None:  # the slab-less capture case above: this call's own, recorded memset
