@@ -61,48 +61,49 @@ def _(x, residual, weight, eps, access, pdl=None):
 
 
 @torch.library.custom_op("lmkernels::silu_and_mul", mutates_args=())
-def _silu_and_mul(x: Tensor, access: Optional[str]) -> Tensor:
+def _silu_and_mul(x: Tensor, access: Optional[str], pdl: Optional[bool] = None) -> Tensor:
     y = gated_out(x)
-    gated_into(x, y, SILU_MUL, 0.0, access)
+    gated_into(x, y, SILU_MUL, 0.0, access, pdl)
     return y
 
 
 @_silu_and_mul.register_fake
-def _(x, access):
+def _(x, access, pdl=None):
     check_gated(x, None)
     return gated_out(x)
 
 
 @torch.library.custom_op("lmkernels::silu_and_mul_out", mutates_args=("out",))
-def _silu_and_mul_out(out: Tensor, x: Tensor, access: Optional[str]) -> None:
-    gated_into(x, out, SILU_MUL, 0.0, access)
+def _silu_and_mul_out(out: Tensor, x: Tensor, access: Optional[str], pdl: Optional[bool] = None) -> None:
+    gated_into(x, out, SILU_MUL, 0.0, access, pdl)
 
 
 @_silu_and_mul_out.register_fake
-def _(out, x, access):
+def _(out, x, access, pdl=None):
     check_gated(x, out)
 
 
 @torch.library.custom_op("lmkernels::swiglustep_and_mul", mutates_args=())
-def _swiglustep_and_mul(x: Tensor, limit: float, access: Optional[str]) -> Tensor:
+def _swiglustep_and_mul(x: Tensor, limit: float, access: Optional[str], pdl: Optional[bool] = None) -> Tensor:
     y = gated_out(x)
-    gated_into(x, y, SWIGLUSTEP, limit, access)
+    gated_into(x, y, SWIGLUSTEP, limit, access, pdl)
     return y
 
 
 @_swiglustep_and_mul.register_fake
-def _(x, limit, access):
+def _(x, limit, access, pdl=None):
     check_gated(x, None)
     return gated_out(x)
 
 
 @torch.library.custom_op("lmkernels::swiglustep_and_mul_out", mutates_args=("out",))
-def _swiglustep_and_mul_out(out: Tensor, x: Tensor, limit: float, access: Optional[str]) -> None:
-    gated_into(x, out, SWIGLUSTEP, limit, access)
+def _swiglustep_and_mul_out(out: Tensor, x: Tensor, limit: float, access: Optional[str],
+                            pdl: Optional[bool] = None) -> None:
+    gated_into(x, out, SWIGLUSTEP, limit, access, pdl)
 
 
 @_swiglustep_and_mul_out.register_fake
-def _(out, x, limit, access):
+def _(out, x, limit, access, pdl=None):
     check_gated(x, out)
 
 
@@ -183,24 +184,26 @@ def _(out, lses, cp_rank, lse_base_e, access, pdl=None):
 
 
 @torch.library.custom_op("lmkernels::pack_seq", mutates_args=())
-def _pack_seq(x: Tensor, lengths: Tensor, pad_value: float, max_len: Optional[int], access: Optional[str]) -> Tensor:
-    return pack_impl(x, lengths, pad_value, max_len, access)
+def _pack_seq(x: Tensor, lengths: Tensor, pad_value: float, max_len: Optional[int], access: Optional[str],
+              pdl: Optional[bool] = None) -> Tensor:
+    return pack_impl(x, lengths, pad_value, max_len, access, pdl)
 
 
 @_pack_seq.register_fake
-def _(x, lengths, pad_value, max_len, access):
+def _(x, lengths, pad_value, max_len, access, pdl=None):
     check_pack(x, lengths, pad_value, max_len)
     L = max_len if max_len is not None else torch.library.get_ctx().new_dynamic_size()  # max(lengths): data
     return x.new_empty((lengths.shape[0], L, *x.shape[1:]))
 
 
 @torch.library.custom_op("lmkernels::unpack_seq", mutates_args=())
-def _unpack_seq(packed: Tensor, lengths: Tensor, num_tokens: Optional[int], access: Optional[str]) -> Tensor:
-    return unpack_impl(packed, lengths, num_tokens, access)
+def _unpack_seq(packed: Tensor, lengths: Tensor, num_tokens: Optional[int], access: Optional[str],
+                pdl: Optional[bool] = None) -> Tensor:
+    return unpack_impl(packed, lengths, num_tokens, access, pdl)
 
 
 @_unpack_seq.register_fake
-def _(packed, lengths, num_tokens, access):
+def _(packed, lengths, num_tokens, access, pdl=None):
     check_unpack(packed, lengths, num_tokens)
     N = num_tokens if num_tokens is not None else torch.library.get_ctx().new_dynamic_size()  # sum(lengths)
     return packed.new_empty((N, *packed.shape[2:]))

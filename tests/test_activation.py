@@ -252,6 +252,37 @@ def test_empty_inputs(dtype):
     assert lmkernels.silu_and_mul(torch.empty(3, 0, dtype=dtype, device=DEVICE)).shape == (3, 0)
 
 
+# ---------------------------------------------------------------- programmatic dependent launch
+
+def test_pdl_chain_matches_plain_launches():
+    """Each step reads what the one before wrote ([T, 2d] -> [T, d] -> [T, d/2] ...): with PDL (where
+    the GPU has it; a plain launch elsewhere) bit-identical to plain launches, eager and, on a GPU,
+    replayed from one CUDA graph on new data."""
+    T, d = (64, 8192) if ON_GPU else (3, 128)
+    x = randn(T, 2 * d, dtype=torch.bfloat16, seed=46)
+
+    def chain(pdl):
+        y = x
+        for step in range(4):
+            y = (lmkernels.silu_and_mul(y, pdl=pdl) if step % 2 == 0
+                 else lmkernels.swiglustep_and_mul(y, 7.0, pdl=pdl))
+        return y
+
+    plain = chain(False)
+    for pdl in (None, True):
+        assert torch.equal(chain(pdl), plain)
+    if not ON_GPU:
+        return
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        got = chain(None)
+    x.copy_(randn(T, 2 * d, dtype=torch.bfloat16, seed=47))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(got, chain(False))
+
+
 # ---------------------------------------------------------------- bad inputs
 
 def _xb(dtype=torch.float16, T=3, two_d=16):
@@ -284,6 +315,9 @@ BAD_CALLS = {
                  lambda: lmkernels.silu_and_mul(torch.tensor(1.0, device=DEVICE))),
     "zero_dim_swiglustep": (ValueError, "at least one dimension",
                             lambda: lmkernels.swiglustep_and_mul(torch.tensor(1.0, device=DEVICE))),
+    "pdl_not_bool": (TypeError, "pdl must be a bool or None", lambda: lmkernels.silu_and_mul(_xb(), pdl=1)),
+    "pdl_not_bool_swiglustep": (TypeError, "pdl must be a bool or None",
+                                lambda: lmkernels.swiglustep_and_mul(_xb(), pdl="yes")),
 }
 
 

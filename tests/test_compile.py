@@ -51,21 +51,24 @@ for target in TARGETS:
         sig = {"x_ptr": t2, "res_ptr": t2, "w_ptr": t1, "y_ptr": t2, "n_rows": "i32",
                "H": "i32", "stride_x": "i32", "stride_res": "i32", "stride_y": "i32", "eps": "fp32",
                "HAS_RESIDUAL": "constexpr", "HAS_WEIGHT": "constexpr", "BLOCK_H": "constexpr",
-               "ACCESS": "constexpr", "USE_PDL": "constexpr"}
+               "ACCESS": "constexpr", "USE_PDL": "constexpr", "PREFETCH": "constexpr"}
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6, 7, 8) if mode != 2 else (5, 6, 7, 8))}
-        pdl = target == "sm90" and residual  # PDL exists on sm90+ only; one variant per mode suffices
-        compile_one(f"rms_norm mode={mode} {dt} residual={residual} pdl={pdl}", _rms_norm_kernel, sig,
+        pdl = target == "sm90"  # PDL exists on sm90+ only
+        pre = pdl and mode == 0 and not residual  # the L2 prefetch before the wait: where ops/norm.py asks for it
+        compile_one(f"rms_norm mode={mode} {dt} residual={residual} pdl={pdl} prefetch={pre}", _rms_norm_kernel, sig,
                     {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "ACCESS": mode,
-                     "USE_PDL": pdl}, attrs, target, 8)
+                     "USE_PDL": pdl, "PREFETCH": pre}, attrs, target, 8)
     for mode, dt, act in itertools.product((0, 1, 2), ("bf16", "fp16", "fp32"), (0, 1)):
         t2 = f"tensordesc<{dt}[1, 1024]>" if mode == 2 else f"*{dt}"
         t3 = f"tensordesc<{dt}[1, 2, 1024]>" if mode == 2 else f"*{dt}"  # both halves in one box
         sig = {"x_ptr": t3, "y_ptr": t2, "n_rows": "i32", "d": "i32", "stride_x": "i32",
                "stride_y": "i32", "limit": "fp32", "ACT": "constexpr", "BLOCK_T": "constexpr",
-               "BLOCK_D": "constexpr", "PRECISE": "constexpr", "ACCESS": "constexpr"}
+               "BLOCK_D": "constexpr", "PRECISE": "constexpr", "ACCESS": "constexpr", "USE_PDL": "constexpr"}
         attrs = {(i,): D16 for i in ((0, 1, 3, 4, 5) if mode != 2 else (3, 4, 5))}
-        compile_one(f"gated act={act} mode={mode} {dt}", _gated_act_kernel, sig,
-                    {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "ACCESS": mode}, attrs, target, 4)
+        pdl = target == "sm90" and dt == "bf16"  # PDL exists on sm90+ only
+        compile_one(f"gated act={act} mode={mode} {dt} pdl={pdl}", _gated_act_kernel, sig,
+                    {"ACT": act, "BLOCK_T": 1, "BLOCK_D": 1024, "PRECISE": True, "ACCESS": mode, "USE_PDL": pdl},
+                    attrs, target, 4)
     # rotary: Llama-style 32 q + 8 kv heads of 128 (NeoX 4-D and GPT-J 3-D views), rotary and mrope
     nq, nk, head, half, bhq, bhk, bh = 32, 8, 128, 64, 32, 8, 64
     for mode, neox, mrope in itertools.product((0, 1, 2), (True, False), (False, True)):
@@ -119,20 +122,21 @@ for target in TARGETS:
     # no vectors to be had) once
     for mode in (0, 1, 2):
         t2, t3 = ("tensordesc<i64[8, 256]>", "tensordesc<i64[1, 8, 256]>") if mode == 2 else ("*bf16", "*bf16")
+        pdl = target == "sm90" and mode != 1  # PDL exists on sm90+ only
         consts = {"stride_l": 1, "BLOCK_T": 8, "BLOCK_D": 256, "BLOCK_B": 256, "WORD_BYTES": 8, "HAS_STARTS": False,
-                  "ACCESS": mode}
+                  "ACCESS": mode, "USE_PDL": pdl}
         sig = {"x_view": t2, "out_view": t3, "len_ptr": "*i32", "starts_ptr": "*i32", "n_rows": "i32", "n_seqs": "i32",
                "max_len": "i32", "row_words": "i32", "stride_xt": "i32", "stride_ob": "i32", "stride_ot": "i32",
                "stride_l": "constexpr", "pad": "i64", "n_t_tiles": "i32"}
         sig.update({k: "constexpr" for k in consts})
-        compile_one(f"pack_seq mode={mode}", _pack_kernel, sig, consts,
+        compile_one(f"pack_seq mode={mode} pdl={pdl}", _pack_kernel, sig, consts,
                     {(i,): D16 for i in ((0, 1, 2, 3, 7, 8, 9, 10) if mode != 2 else (2, 3, 7, 8, 9, 10))}, target, 4)
         consts["HAS_STARTS"] = True
         sig = {"packed_view": t3, "out_view": t2, "out_ptr": "*bf16", "len_ptr": "*i32", "starts_ptr": "*i64",
                "n_rows": "i32", "n_seqs": "i32", "max_len": "i32", "row_words": "i32", "stride_pb": "i32",
                "stride_pt": "i32", "stride_ot": "i32", "stride_l": "constexpr", "n_t_tiles": "i32"}
         sig.update({k: "constexpr" for k in consts})
-        compile_one(f"unpack_seq mode={mode} starts", _unpack_kernel, sig, consts,
+        compile_one(f"unpack_seq mode={mode} starts pdl={pdl}", _unpack_kernel, sig, consts,
                     {(i,): D16 for i in ((0, 1, 2, 3, 4, 8, 9, 10, 11) if mode != 2 else (2, 3, 4, 8, 9, 10, 11))},
                     target, 4)
     consts = {"stride_l": 1, "BLOCK_T": 64, "BLOCK_D": 8, "BLOCK_B": 256, "WORD_BYTES": 1, "HAS_STARTS": False,
@@ -348,6 +352,15 @@ def test_scaled_mm_uses_the_tensor_cores(compiled):
             assert r["wgmma"] == (" 16x" not in r["case"]), r["case"]
     sm80_fp8 = [r for r in rows if r["target"] == "sm80" and "fp8e4nv" in r["case"]]
     assert sm80_fp8 and all(not r["ok"] for r in sm80_fp8), "Triton compiled fp8e4nv for sm80: the op's guard is stale"
+
+
+def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):
+    """prefetch.global.L2 (before the PDL wait) in exactly the sm90 variants named prefetch=True:
+    rms_norm in pointer mode with PDL, and ll_gemm's PREFETCH configs."""
+    rows = [r for r in compiled if r["target"] == "sm90" and r["ok"]]
+    pre = {r["case"]: r["prefetch"] for r in rows}
+    assert sum(v for k, v in pre.items() if k.startswith("rms_norm")) == 2, pre
+    assert all(v == ("prefetch=True" in k) for k, v in pre.items()), pre
 
 
 def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):

@@ -276,6 +276,25 @@ def test_pdl_default_follows_the_device():
     assert norm_ops._plan(64, torch.bfloat16, dev, False, True, False)[4] is False
 
 
+def test_l2_prefetch_only_for_small_rms_norm_calls_with_pdl():
+    """PREFETCH (kernels/norm.py) where ops/norm.py measured it paying: rms_norm with PDL, grids of
+    at most one program an SM; never with a residual or without PDL. The rows it serves are bit-equal
+    to those of the plain variant (a prefetch fills no register)."""
+    from lmkernels.runtime.device import num_sms, pdl_supported
+    dev = 0 if ON_GPU else -1
+    plain = norm_ops._plan(64, torch.bfloat16, dev, False, True, None)
+    assert plain[5] == (num_sms(max(dev, 0)) if pdl_supported(dev) else 0)
+    assert plain[6][5] is True and plain[2][5] is False
+    assert norm_ops._plan(64, torch.bfloat16, dev, True, True, None)[5] == 0
+    assert norm_ops._plan(64, torch.bfloat16, dev, False, True, False)[5] == 0
+    H = 4096 if ON_GPU else 256
+    w = randn(H, dtype=torch.bfloat16, seed=44)
+    x = randn(200, H, dtype=torch.bfloat16, seed=45)
+    whole = lmkernels.rms_norm(x, w)  # 200 rows: more programs than the H100's 132 SMs
+    for rows in (1, 7, 100):
+        assert torch.equal(lmkernels.rms_norm(x[:rows], w), whole[:rows])
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_pdl_chain_matches_plain_launches(mode):
     """Eight dependent fused_add_rms_norm -> rms_norm steps, each reading what the one before wrote:

@@ -141,8 +141,8 @@ class _FirstSequenceOnly:
     def fast(self, *args):
         return False
 
-    def __call__(self, dev, grid, args, consts, num_warps=4):
-        self.real(dev, (args[-1], grid[1]), args, consts, num_warps=num_warps)
+    def __call__(self, dev, grid, args, consts, num_warps=4, pdl=False):
+        self.real(dev, (args[-1], grid[1]), args, consts, num_warps=num_warps, pdl=pdl)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -385,6 +385,9 @@ def _bad_cases():
         "num_tokens negative": (lambda: lmkernels.unpack_seq(x.view(2, 3, 4), ln, num_tokens=-2), ValueError,
                                 r"num_tokens=-2 must be >= 0"),
         "num_tokens type": (lambda: lmkernels.unpack_seq(x.view(2, 3, 4), ln, num_tokens="6"), TypeError, r"num_tokens"),
+        "pack pdl": (lambda: lmkernels.pack_seq(x, ln, max_len=4, pdl=1), TypeError, r"pdl must be a bool or None"),
+        "unpack pdl": (lambda: lmkernels.unpack_seq(x.view(2, 3, 4), ln, num_tokens=6, pdl="yes"), TypeError,
+                       r"pdl must be a bool or None"),
     }
 
 
@@ -420,6 +423,40 @@ def test_decode_and_big_shapes(mode):
         got = lmkernels.pack_seq(x, lengths, max_len=L, access=mode)
         assert_bits(got, ref.pack_seq(x, lengths, max_len=L))
         assert_bits(lmkernels.unpack_seq(got, lengths, num_tokens=N, access=mode), x, "unpack_seq")
+
+
+@pytest.mark.parametrize("pdl", [False, True])
+def test_pdl_chain_round_trips(pdl):
+    """pack -> unpack -> pack -> ... each launch reading what the one before wrote: with PDL (where
+    the GPU has it; a plain launch elsewhere) the unpack's L2 prefetch of its packed tile runs
+    before the wait, while the pack before it may still be writing that tile. Every step bit-exact,
+    eager and replayed from one CUDA graph with new data."""
+    B, L = (64, 4) if ON_GPU else (3, 4)
+    lengths = lengths_tensor([4, 0, 3, 1] * (B // 4) if ON_GPU else [4, 0, 3])
+    N = int(lengths.sum())
+    x = random_rows(N, (8, 128), torch.bfloat16, seed_of("pdl chain", pdl))
+
+    def chain():
+        y, p = x, None
+        for _ in range(3):
+            p = lmkernels.pack_seq(y, lengths, 0.0, max_len=L, pdl=pdl)
+            y = lmkernels.unpack_seq(p, lengths, num_tokens=N, pdl=pdl)
+        return p, y
+
+    p, y = chain()
+    assert_bits(p, ref.pack_seq(x, lengths, 0.0, max_len=L))
+    assert_bits(y, x, "unpack_seq")
+    if not ON_GPU:
+        return
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        p, y = chain()
+    x.copy_(random_rows(N, (8, 128), torch.bfloat16, seed_of("pdl chain, replay", pdl)))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_bits(p, ref.pack_seq(x, lengths, 0.0, max_len=L))
+    assert_bits(y, x, "unpack_seq")
 
 
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU (the CPU stand-in: test_max_len_path_reads_nothing_on_the_host)")

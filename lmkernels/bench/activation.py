@@ -25,6 +25,8 @@ def _shape_cases(T: int, d: int, dtype, lg):
         return make
 
     p = {f"lmkernels-{m}": provider(lambda x, m=m: lmkernels.silu_and_mul(x, access=m)) for m in available_modes()}
+    # the default launch is PDL on sm90+; "pdl off" isolates what PDL buys (the peers have none)
+    p["lmkernels-pointer, pdl off"] = provider(lambda x: lmkernels.silu_and_mul(x, pdl=False))
     p["torch-eager"] = provider(ref.silu_and_mul)
     p["torch-compile"] = provider(lambda x: compiled(ref.silu_and_mul)(x))
     if lg is not None:

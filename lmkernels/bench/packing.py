@@ -73,12 +73,16 @@ def _case(B: int, L: int, lo: int, trailing, dtype, vllm_pack, vllm_unpack):
     words = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
     pack = {f"lmkernels-{m}": pack_with(lambda x, m=m: lmkernels.pack_seq(x, lengths, max_len=L, access=m))
             for m in available_modes()}
+    # the default launch is PDL on sm90+ (unpack: its packed tile prefetched into L2 before the wait)
+    pack["lmkernels-pointer, pdl off"] = pack_with(lambda x: lmkernels.pack_seq(x, lengths, max_len=L, pdl=False))
     pack["torch-eager"] = pack_with(lambda x: ref.pack_seq(x, lengths, max_len=L))
     pack["torch-compile"] = pack_with(lambda x: compiled(ref.pack_rows)(x.view(N, -1).view(words), lengths, bits, L))
     pack["torch-pad_sequence"] = pack_with(lambda x: torch.nn.utils.rnn.pad_sequence(
         x.split(host_lengths), batch_first=True, padding_value=float("-inf")))
     unpack = {f"lmkernels-{m}": unpack_with(lambda p, m=m: lmkernels.unpack_seq(p, lengths, num_tokens=N, access=m))
               for m in available_modes()}
+    unpack["lmkernels-pointer, pdl off"] = unpack_with(lambda p: lmkernels.unpack_seq(p, lengths, num_tokens=N,
+                                                                                     pdl=False))
     unpack["torch-eager"] = unpack_with(lambda p: ref.unpack_seq(p, lengths, num_tokens=N))
     unpack["torch-compile"] = unpack_with(lambda p: compiled(ref.unpack_rows)(p.view(B, L, -1).view(words), lengths, N))
     unpack["torch-cat"] = unpack_with(lambda p: torch.cat([p[b, :n] for b, n in enumerate(host_lengths)]))

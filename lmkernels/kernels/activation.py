@@ -5,6 +5,7 @@ One body, ACT a constexpr. The gate is the first half of each row, the up projec
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .access import load_halves_2d, round_to, store_tile
 
@@ -46,14 +47,19 @@ def _act_tile(x_view, y_ptr, row0, col0, n_rows, d, stride_x, stride_y, limit,
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _gated_act_kernel(x_ptr, y_ptr, n_rows, d, stride_x, stride_y, limit,
                       ACT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                      PRECISE: tl.constexpr, ACCESS: tl.constexpr):
+                      PRECISE: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr = False):
     """y [n_rows, d] in [BLOCK_T, BLOCK_D] tiles. Program (i, j) computes column tile i of row tile j:
     the column tiles of a row are neighbouring programs, so neighbouring programs read neighbouring
     addresses (with the row tile on grid axis 0 instead, T = 4096, d = 14336 ran at 2.79 TB/s on
     the H100 against 2.87 for a flat elementwise kernel; a persistent grid prefetching tiles ran 4-5 %
     behind in descriptor mode and gained nothing for pointers).
     x_ptr: the [n_rows, 2d] rows for pointer/block_ptr, a host-made [n_rows, 2, d] descriptor for
-    descriptor (kernels/access.py load_halves_2d)."""
+    descriptor (kernels/access.py load_halves_2d).
+    USE_PDL (programmatic dependent launch, sm90+): x may be the previous kernel's output (a GEMM's),
+    so wait for it before the first read, then let the next kernel launch (as kernels/norm.py)."""
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
     # no tile-index division here: at T = 1 its ~0.05 µs of latency is 4 % of the kernel
     _act_tile(x_ptr, y_ptr, tl.program_id(1) * BLOCK_T, tl.program_id(0) * BLOCK_D,
               n_rows, d, stride_x, stride_y, limit, ACT, BLOCK_T, BLOCK_D, PRECISE, ACCESS)

@@ -3,7 +3,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .access import load_tile, load_vector, round_to, store_tile
+from .access import load_tile, load_vector, prefetch_rows_l2, round_to, store_tile
 
 
 @triton.jit
@@ -35,7 +35,7 @@ def _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, st
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     ACCESS: tl.constexpr, USE_PDL: tl.constexpr):
+                     ACCESS: tl.constexpr, USE_PDL: tl.constexpr, PREFETCH: tl.constexpr = False):
     """x [n_rows, H] -> y; with HAS_RESIDUAL: res <- round(x + res), y <- norm(res) (vLLM's
     fused_add_rms_norm). The *_ptr operands are pointers, or host-made tensor descriptors when
     ACCESS is descriptor.
@@ -48,8 +48,15 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_r
     the stream to finish and flush before touching memory (any operand, the weight included, may be
     its output), then let the next kernel launch at once: its programs become resident and wait in
     their own gdc_wait while ours drain, which hides its launch and scheduling behind our tail.
+    PREFETCH (pointer mode, with PDL; the host asks for it where it measured a gain, ops/norm.py):
+    before that wait, ask L2 for the row and the weight this program will read (kernels/access.py:
+    safe before the wait), so their HBM latency overlaps the previous kernel's tail.
     """
     if USE_PDL:
+        if PREFETCH:
+            prefetch_rows_l2(x_ptr, tl.program_id(0), n_rows, H, stride_x, 1, BLOCK_H)
+            if HAS_WEIGHT:
+                prefetch_rows_l2(w_ptr, 0, 1, H, 0, 1, BLOCK_H)
         gdc_wait()
         gdc_launch_dependents()
     w = 0.0

@@ -70,18 +70,12 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..runtime.device import is_interpreter
+from .access import prefetch_l2
 
 # Triton 3.6's interpreter multiplies bf16 dot operands wrongly (a [16, 64] x [64, 32] tl.dot gave
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
 # an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
 DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
-
-
-@triton.jit
-def _prefetch_l2(ptrs, mask):
-    """prefetch.global.L2 of each masked-in address (CUDA only; one per 128-byte line is enough)."""
-    tl.inline_asm_elementwise("{ .reg .pred p; setp.ne.b32 p, $2, 0; @p prefetch.global.L2 [$1]; mov.u32 $0, 0; }",
-                              "=r,l,r", [ptrs, mask.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
 
 
 @triton.jit
@@ -108,7 +102,7 @@ def _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K: tl.constexpr):
     lines = tl.arange(0, SPAN // LINE) * LINE
     for k0 in range(k_lo, k_hi, SPAN):
         cols = k0 + lines
-        _prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
+        prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
 
 
 @triton.jit

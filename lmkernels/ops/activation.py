@@ -10,8 +10,8 @@ from ..kernels.activation import _gated_act_kernel
 from ..runtime import access as _access
 from ..runtime.device import is_interpreter, num_sms
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      cpu_interpreted, halves_descriptor, tile_descriptor, use_dispatcher)
+from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable, cpu_interpreted,
+                      halves_descriptor, resolve_pdl, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_gated_act_kernel, "tt" "n" "iii" "f")
 _launch_desc = Launcher(_gated_act_kernel, "dd" "n" "iii" "f")  # access="descriptor"
@@ -57,7 +57,7 @@ def check_gated(x, out) -> None:
         check_like(out, "out", x, "x", shape=(*x.shape[:-1], x.shape[-1] // 2))
 
 
-def gated_into(x, y, act: int, limit: float, access) -> None:
+def gated_into(x, y, act: int, limit: float, access, pdl=None) -> None:
     """y <- act(x): the common 2-D GPU call in pointer mode launches with few Python operations
     (see norm_into); anything else takes the careful path."""
     shape = x.shape
@@ -66,27 +66,30 @@ def gated_into(x, y, act: int, limit: float, access) -> None:
     if ((dev >= 0 or cpu_interpreted(x, y, None, None)) and len(shape) == 2 and dt in FLOAT_DTYPES
             and y.dtype is dt and y.get_device() == dev
             and (access is None and _access._default == _access.POINTER
-                 or type(access) is str and access == "pointer")):
+                 or type(access) is str and access == "pointer")
+            and (pdl is None or type(pdl) is bool)):
         n_rows, d2 = shape
         d = d2 // 2
         xs = x.stride()
         ys = y.stride()
         if (d2 % 2 == 0 and y.shape == (n_rows, d) and xs[1] == 1 and ys[1] == 1
                 and 0 < n_rows <= MAX_GRID_Y and d > 0):
-            plan = _plans.get((d, dt, dev, act))
+            plan = _plans.get((d, dt, dev, act, pdl))
             if plan is None:
-                plan = _plan(d, dt, dev, act)
+                plan = _plan(d, dt, dev, act, pdl)
             col_tiles, consts, warps, meta = plan[1] if n_rows <= plan[0] else plan[2]
             limit = float(limit)
             if not _launch.fast(dev, meta, col_tiles, n_rows, x, y, n_rows, d, xs[0], ys[0], limit):
-                _launch(dev, (col_tiles, n_rows), (x, y, n_rows, d, xs[0], ys[0], limit), consts, num_warps=warps)
+                _launch(dev, (col_tiles, n_rows), (x, y, n_rows, d, xs[0], ys[0], limit), consts, num_warps=warps,
+                        pdl=plan[3])
             return
-    _gated_into_careful(x, y, act, limit, access)
+    _gated_into_careful(x, y, act, limit, access, pdl)
 
 
-def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
+def _gated_into_careful(x, y, act: int, limit: float, access, pdl) -> None:
     check_gated(x, y)
     check_runnable(x, "x")
+    use_pdl = resolve_pdl(pdl, x.get_device())  # also refuses a pdl that is not a bool or None
     if x.numel() == 0:
         return
     x2, sx = as_rows(x, "x")
@@ -98,7 +101,7 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     mode = _access.resolve(access, [("x", x2, sx), ("x[..., d:]", x2[:, d:], sx), ("out", y2, sy)])
     if mode != _access.DESCRIPTOR:
         _launch(dev, (col_tiles, row_tiles), (x2, y2, n_rows, d, sx, sy, float(limit)),
-                (act, block_t, block_d, PRECISE, mode), num_warps=warps)
+                (act, block_t, block_d, PRECISE, mode, use_pdl), num_warps=warps, pdl=use_pdl)
         return
     # Descriptors: one tile a program as for pointers, one row x 1024 columns, 4 warps, gate and up in
     # one [1, 2, 1024] box (kernels/access.py load_halves_2d). H100, T = 4096 (probe_limits_desc.md),
@@ -111,27 +114,29 @@ def _gated_into_careful(x, y, act: int, limit: float, access) -> None:
     _launch_desc(dev, (col_tiles, row_tiles),
                  (halves_descriptor(x2, n_rows, d, sx, block_t, block_d),
                   tile_descriptor(y2, n_rows, d, sy, block_t, block_d), n_rows, d, sx, sy, float(limit)),
-                 (act, block_t, block_d, PRECISE, mode), num_warps=warps)
+                 (act, block_t, block_d, PRECISE, mode, use_pdl), num_warps=warps, pdl=use_pdl)
 
 
 _plans: dict = {}
 
 
-def _plan(d: int, dtype, device: int, act: int):
-    """Pointer-mode launches of act_config for one (d, dtype, device, act), cached: (the most rows
-    that run as one wave, and (column tiles, constexprs, num_warps, launcher meta id) for row counts
-    up to there and beyond)."""
-    key = (d, dtype, device, act)
+def _plan(d: int, dtype, device: int, act: int, pdl):
+    """Pointer-mode launches of act_config for one (d, dtype, device, act, pdl request), cached: (the
+    most rows that run as one wave, (column tiles, constexprs, num_warps, launcher meta id) for row
+    counts up to there and beyond, use PDL)."""
+    key = (d, dtype, device, act, pdl)
     plan = _plans.get(key)
     if plan is None:  # the hot path asks _plans itself and calls here on a miss
+        use_pdl = resolve_pdl(pdl, device)
         sms = num_sms(max(device, 0))
         wave_rows = max(1, one_wave_rows(d, sms))
         launches = []
         for n_rows in (wave_rows, wave_rows + 1):
             block_t, block_d, warps = act_config(n_rows, d, sms)
-            consts = (act, block_t, block_d, PRECISE, _access.POINTER)
-            launches.append((-(-d // block_d), consts, warps, _launch.meta_id(consts, warps, 1, (dtype,) * 2)))
-        plan = _plans[key] = (wave_rows, *launches)
+            consts = (act, block_t, block_d, PRECISE, _access.POINTER, use_pdl)
+            launches.append((-(-d // block_d), consts, warps,
+                             _launch.meta_id(consts, warps, 1, (dtype,) * 2, use_pdl)))
+        plan = _plans[key] = (wave_rows, *launches, use_pdl)
     return plan
 
 
@@ -143,31 +148,33 @@ def gated_out(x):
     return x.new_empty((*shape[:-1], shape[-1] // 2))  # 3.7 µs on the H100 host, torch.empty(..., device=) 5.7
 
 
-def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: str | None = None) -> torch.Tensor:
+def silu_and_mul(x: torch.Tensor, *, out: torch.Tensor | None = None, access: str | None = None,
+                 pdl: bool | None = None) -> torch.Tensor:
     """``silu(x[..., :d]) * x[..., d:]`` for x [..., 2d] -> [..., d]; float16/bfloat16/float32.
 
     Rounded as PyTorch's ``F.silu(g) * u``: silu rounded to the dtype, then the product. On a GPU
-    the result is bit-identical to that expression. Not in place.
+    the result is bit-identical to that expression. Not in place. pdl: programmatic dependent
+    launch (None: where the GPU has it, sm90+); never changes the result.
 
     >>> y = lmkernels.silu_and_mul(torch.randn(4, 2 * 14336, device="cuda", dtype=torch.bfloat16))
     """
     if use_dispatcher(x):
         if out is None:
-            return torch.ops.lmkernels.silu_and_mul(x, access)
-        torch.ops.lmkernels.silu_and_mul_out(out, x, access)
+            return torch.ops.lmkernels.silu_and_mul(x, access, pdl)
+        torch.ops.lmkernels.silu_and_mul_out(out, x, access, pdl)
         return out
     if out is None:
         out = gated_out(x)
-    gated_into(x, out, SILU_MUL, 0.0, access)
+    gated_into(x, out, SILU_MUL, 0.0, access, pdl)
     return out
 
 
 def swiglustep_and_mul(x: torch.Tensor, limit: float = 7.0, *, out: torch.Tensor | None = None,
-                       access: str | None = None) -> torch.Tensor:
+                       access: str | None = None, pdl: bool | None = None) -> torch.Tensor:
     """Step-3.5's clamped SwiGLU: ``min(silu(g), limit) * clamp(u, -limit, limit)``, g = x[..., :d].
 
     x [..., 2d] float16/bfloat16/float32 -> [..., d]. fp32 maths, one rounding; NaN propagates.
-    `limit` is a runtime scalar: a new value does not recompile. Not in place.
+    `limit` is a runtime scalar: a new value does not recompile. Not in place. pdl as for silu_and_mul.
 
     >>> y = lmkernels.swiglustep_and_mul(x, limit=7.0)
     """
@@ -175,10 +182,10 @@ def swiglustep_and_mul(x: torch.Tensor, limit: float = 7.0, *, out: torch.Tensor
         raise ValueError(f"limit={limit!r} must be a finite non-negative float")
     if use_dispatcher(x):
         if out is None:
-            return torch.ops.lmkernels.swiglustep_and_mul(x, float(limit), access)
-        torch.ops.lmkernels.swiglustep_and_mul_out(out, x, float(limit), access)
+            return torch.ops.lmkernels.swiglustep_and_mul(x, float(limit), access, pdl)
+        torch.ops.lmkernels.swiglustep_and_mul_out(out, x, float(limit), access, pdl)
         return out
     if out is None:
         out = gated_out(x)
-    gated_into(x, out, SWIGLUSTEP, limit, access)
+    gated_into(x, out, SWIGLUSTEP, limit, access, pdl)
     return out

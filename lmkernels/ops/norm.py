@@ -6,6 +6,7 @@ import triton
 
 from ..kernels.norm import _rms_norm_kernel
 from ..runtime import access as _access
+from ..runtime.device import num_sms, pdl_prefetch
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
                       cpu_interpreted, new_rows_like, resolve_pdl, tile_descriptor, use_dispatcher,
@@ -41,16 +42,26 @@ def norm_config(H: int, elem_bytes: int) -> tuple[int, int]:
 
 
 def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool, pdl):
-    """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id, use PDL) for one (H,
-    dtype, device, operands, pdl request) combination, cached under that tuple in _plans (the hot
-    path reads _plans itself and calls here on a miss)."""
+    """(BLOCK_H, num_warps, pointer-mode constexprs, their launcher meta id, use PDL, prefetch row
+    limit, the constexprs and meta id with PREFETCH) for one (H, dtype, device, operands, pdl
+    request) combination, cached under that tuple in _plans (the hot path reads _plans itself and
+    calls here on a miss).
+
+    PREFETCH (the row and weight asked of L2 before the PDL wait, kernels/norm.py) for rms_norm
+    calls of at most one program an SM, where latency sets the time. H100 (probe_prefetch.md,
+    H = 4096): rms_norm T = 1 1.49 -> 1.30 µs, T = 16 1.53 -> 1.41; fused_add_rms_norm 1.43 -> 1.47
+    and 1.50 -> 1.52 (none for it); at T = 4096 every program prefetching cost 1.3-3.3x (H = 8192 /
+    4096), so large grids never do."""
     key = (H, dtype, device, has_residual, has_weight, pdl)
     plan = _plans.get(key)
     if plan is None:
         use_pdl = resolve_pdl(pdl, device)
         block, warps = norm_config(H, dtype.itemsize)
-        consts = (has_residual, has_weight, block, _access.POINTER, use_pdl)
-        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4, use_pdl), use_pdl)
+        consts = (has_residual, has_weight, block, _access.POINTER, use_pdl, False)
+        pre = consts[:5] + (True,)
+        limit = num_sms(max(device, 0)) if pdl_prefetch(use_pdl) and not has_residual else 0
+        plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4, use_pdl), use_pdl,
+                              limit, pre, _launch.meta_id(pre, warps, 1, (dtype,) * 4, use_pdl))
     return plan
 
 
@@ -105,9 +116,11 @@ def norm_into(x, residual, weight, y, eps: float, access, pdl=None) -> None:
                 plan = _plan(H, dt, dev, residual is not None, weight is not None, pdl)
             r2 = x if residual is None else residual
             w2 = x if weight is None else weight
-            if not _launch.fast(dev, plan[3], n_rows, 1, x, r2, w2, y, n_rows, H, xs[0], rs[0], ys[0], eps):
-                _launch(dev, (n_rows,), (x, r2, w2, y, n_rows, H, xs[0], rs[0], ys[0], eps), plan[2],
-                        num_warps=plan[1], pdl=plan[4])
+            small = n_rows <= plan[5]
+            if not _launch.fast(dev, plan[7] if small else plan[3], n_rows, 1, x, r2, w2, y, n_rows, H, xs[0], rs[0],
+                                ys[0], eps):
+                _launch(dev, (n_rows,), (x, r2, w2, y, n_rows, H, xs[0], rs[0], ys[0], eps),
+                        plan[6] if small else plan[2], num_warps=plan[1], pdl=plan[4])
             return
     _norm_into_careful(x, residual, weight, y, eps, access, pdl)
 
@@ -125,13 +138,13 @@ def _norm_into_careful(x, residual, weight, y, eps, access, pdl) -> None:
     r2, sr = as_rows(residual, "residual") if residual is not None else (x2, sx)
     n_rows, H = x2.shape
     dev = x.get_device()
-    block, warps, consts, _, use_pdl = _plan(H, x.dtype, dev, residual is not None, weight is not None,
-                                             resolve_pdl(pdl, dev))
+    block, warps, consts, _, use_pdl, limit = _plan(H, x.dtype, dev, residual is not None, weight is not None,
+                                                    resolve_pdl(pdl, dev))[:6]
     w2 = weight if weight is not None else x2
     mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
         [("residual", r2, sr)] if residual is not None else []) + (
         [("weight", weight, 0)] if weight is not None else []))
-    consts = consts[:3] + (mode, use_pdl)
+    consts = consts[:3] + (mode, use_pdl, n_rows <= limit and mode == _access.POINTER)
     if mode != _access.DESCRIPTOR:
         _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps, pdl=use_pdl)
         return

@@ -25,7 +25,7 @@ import triton
 from ..kernels.packing import _pack_kernel, _seq_starts_kernel, _unpack_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import check_runnable, check_same_device, cpu_interpreted, use_dispatcher
+from ._common import check_runnable, check_same_device, cpu_interpreted, resolve_pdl, use_dispatcher
 
 # x, out, lengths, starts | N, B, Lmax | D, stride_xt, stride_ob, stride_ot, stride_l | pad, token tiles
 _pack = Launcher(_pack_kernel, "tttt" "nnn" "iiiii" "nn")
@@ -84,31 +84,32 @@ def copy_config(row_words: int, word_bytes: int, max_len: int, descriptor: bool 
     return block_t, block_d, warps
 
 
-def _plan(row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode=_access.POINTER):
-    """(BLOCK_T, BLOCK_D, num_warps, constexprs, fast-path meta id, word tiles) for one geometry,
-    cached; None when a row needs more word tiles than grid axis 1 takes."""
-    key = (row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode)
+def _plan(row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode=_access.POINTER, use_pdl=False):
+    """(BLOCK_T, BLOCK_D, num_warps, constexprs, fast-path meta id, word tiles, use PDL) for one
+    geometry, cached; None when a row needs more word tiles than grid axis 1 takes. use_pdl: already
+    resolved (resolve_pdl)."""
+    key = (row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode, use_pdl)
     plan = _plans.get(key)
     if plan is None:
         block_t, block_d, warps = copy_config(row_words, w, lmax, mode == _access.DESCRIPTOR)
         n_d = -(-row_words // block_d)
         if n_d > MAX_GRID_Y:
             return None
-        consts = (block_t, block_d, BLOCK_B, w, many_seqs, mode)
+        consts = (block_t, block_d, BLOCK_B, w, many_seqs, mode, use_pdl)
         sdt = torch.int64 if many_seqs else ldt
         if unpack:
-            meta = _unpack.meta_id(consts, warps, 1, (dt, dt, dt, ldt, sdt))
+            meta = _unpack.meta_id(consts, warps, 1, (dt, dt, dt, ldt, sdt), use_pdl)
         else:
-            meta = _pack.meta_id(consts, warps, 1, (dt, dt, ldt, sdt))
-        plan = _plans[key] = (block_t, block_d, warps, consts, meta, n_d)
+            meta = _pack.meta_id(consts, warps, 1, (dt, dt, ldt, sdt), use_pdl)
+        plan = _plans[key] = (block_t, block_d, warps, consts, meta, n_d, use_pdl)
     return plan
 
 
-def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack):
+def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack, pdl):
     """For the fast paths (contiguous rows of known shape): (widest word the row allows, row words,
-    _plan's tuple...), cached under the row's shape; None where the careful path must decide
-    (bad dtypes, empty rows, rows too long)."""
-    key = (trailing, lmax, many_seqs, dt, ldt, dev, unpack)
+    _plan's tuple...), cached under the row's shape and the pdl request (None or a bool); None where
+    the careful path must decide (bad dtypes, empty rows, rows too long)."""
+    key = (trailing, lmax, many_seqs, dt, ldt, dev, unpack, pdl)
     plan = _fast_plans.get(key)
     if plan is None:
         if dt not in DTYPES or ldt not in LEN_DTYPES:
@@ -116,7 +117,7 @@ def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack):
         row_bytes = math.prod(trailing) * dt.itemsize
         w = _word_bytes(row_bytes)
         dw = row_bytes // w
-        inner = _plan(dw, w, lmax, many_seqs, dt, ldt, dev, unpack) if dw else None
+        inner = _plan(dw, w, lmax, many_seqs, dt, ldt, dev, unpack, _access.POINTER, resolve_pdl(pdl, dev)) if dw else None
         if inner is None:
             return None
         plan = _fast_plans[key] = (w, dw, *inner)
@@ -248,7 +249,7 @@ def _lengths_stats(lengths, with_sum: bool) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- pack
 
-def pack_impl(x, lengths, pad_value, max_len, access):
+def pack_impl(x, lengths, pad_value, max_len, access, pdl=None):
     """The packed [B, Lmax, *x.shape[1:]] tensor (see pack_seq): checks, Lmax, allocation, launch.
 
     The common call (contiguous x on a GPU, max_len given, pointer mode) takes one straight-line
@@ -259,19 +260,19 @@ def pack_impl(x, lengths, pad_value, max_len, access):
     if (type(lengths) is _Tensor and type(max_len) is int and (type(pad_value) is float or type(pad_value) is int)
             and (dev >= 0 or cpu_interpreted(x, lengths, None, None)) and lengths.get_device() == dev
             and (access is None and _access._default == _access.POINTER or access == "pointer")
-            and x.is_contiguous() and len(xs) > 0):
+            and (pdl is None or type(pdl) is bool) and x.is_contiguous() and len(xs) > 0):
         ls = lengths.shape
         n = xs[0]
         if len(ls) == 1 and 0 < max_len <= MAX_I32 and 0 < n <= MAX_I32:
             B = ls[0]
             dt = x.dtype
             plan = _fast_plans.get((xs[1:], 1 << (max_len - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev,
-                                    False))
+                                    False, pdl))
             if plan is None:
                 plan = _fast_plan(xs[1:], 1 << (max_len - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev,
-                                  False)
+                                  False, pdl)
             if plan is not None and B > 0:
-                w, dw, block_t, _, warps, consts, meta, n_d = plan
+                w, dw, block_t, _, warps, consts, meta, n_d, use_pdl = plan
                 n_t = -(-max_len // block_t)
                 out = _alloc(x, (B, max_len) + xs[1:])
                 word = _pad_words.get((pad_value, math.copysign(1.0, pad_value), dt, w))
@@ -282,14 +283,15 @@ def pack_impl(x, lengths, pad_value, max_len, access):
                     args = (x, out, lengths, starts, n, B, max_len, dw, dw, max_len * dw, dw, lengths.stride(0), word,
                             n_t)
                     if not _pack.fast(dev, meta, B * n_t, n_d, *args):
-                        _pack(dev, (B * n_t, n_d), args, consts, num_warps=warps)
+                        _pack(dev, (B * n_t, n_d), args, consts, num_warps=warps, pdl=use_pdl)
                     return out
-    return _pack_careful(x, lengths, pad_value, max_len, access)
+    return _pack_careful(x, lengths, pad_value, max_len, access, pdl)
 
 
-def _pack_careful(x, lengths, pad_value, max_len, access):
+def _pack_careful(x, lengths, pad_value, max_len, access, pdl):
     check_pack(x, lengths, pad_value, max_len)
     check_runnable(x, "x")
+    use_pdl = resolve_pdl(pdl, x.get_device())  # also refuses a pdl that is not a bool or None
     B, N = lengths.shape[0], x.shape[0]
     x2, D = _rows(x, "x", 1)
     if max_len is None:
@@ -308,7 +310,7 @@ def _pack_careful(x, lengths, pad_value, max_len, access):
     xw = x2.as_strided((N, D), (sx * w // e, 1)).view(_WORDS[w])
     ow = out.view(B, max_len, D).view(_WORDS[w])
     dev = x.get_device()
-    mode, plan = _careful_plan(access, dw, w, max_len, B, x.dtype, lengths.dtype, dev, False,
+    mode, plan = _careful_plan(access, dw, w, max_len, B, x.dtype, lengths.dtype, dev, False, use_pdl,
                                lambda bd: [("x", xw, sx, bd), ("out", ow, [max_len * dw, dw], bd)])
     word = pad_word(pad_value, x.dtype, w)
     if mode == _access.DESCRIPTOR:
@@ -322,15 +324,15 @@ def _pack_careful(x, lengths, pad_value, max_len, access):
     return out
 
 
-def _careful_plan(access, dw, w, lmax, B, dt, ldt, dev, unpack, operands):
+def _careful_plan(access, dw, w, lmax, B, dt, ldt, dev, unpack, use_pdl, operands):
     """(access mode, plan for it). operands(box width) -> access.resolve's operands: the width is
     the descriptor config's, which a descriptor launch would use."""
     lb = 1 << (lmax - 1).bit_length()
-    dplan = _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, _access.DESCRIPTOR)
+    dplan = _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, _access.DESCRIPTOR, use_pdl)
     if dplan is None:
         raise ValueError(f"a row of {dw} words of {w} bytes needs more than {MAX_GRID_Y} tiles")
     mode = _access.resolve(access, operands(dplan[1]))
-    return mode, _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, mode)
+    return mode, _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, mode, use_pdl)
 
 
 def _starts_for(lengths, B: int, dev: int):
@@ -352,17 +354,17 @@ def _grid(B: int, n_t: int) -> int:
 
 def _launch_pack(lengths, B, N, max_len, dw, sx, word, plan, dev, xv, ov, launcher) -> None:
     """The careful path's launch (the fast path launches inline)."""
-    block_t, _, warps, consts, _, n_d = plan
+    block_t, _, warps, consts, _, n_d, use_pdl = plan
     n_t = -(-max_len // block_t)
     g0 = _grid(B, n_t)
     args = (xv, ov, lengths, _starts_for(lengths, B, dev), N, B, max_len, dw, sx, max_len * dw, dw, lengths.stride(0),
             word, n_t)
-    launcher(dev, (g0, n_d), args, consts, num_warps=warps)
+    launcher(dev, (g0, n_d), args, consts, num_warps=warps, pdl=use_pdl)
 
 
 # ---------------------------------------------------------------- unpack
 
-def unpack_impl(packed, lengths, num_tokens, access):
+def unpack_impl(packed, lengths, num_tokens, access, pdl=None):
     """The [N, *packed.shape[2:]] tensor (see unpack_seq): checks, N, allocation, launch; the common
     call (contiguous packed on a GPU, num_tokens given, pointer mode) as pack_impl's."""
     ps = packed.shape
@@ -370,15 +372,17 @@ def unpack_impl(packed, lengths, num_tokens, access):
     if (type(lengths) is _Tensor and type(num_tokens) is int and (dev >= 0 or cpu_interpreted(packed, lengths, None, None))
             and lengths.get_device() == dev and (access is None and _access._default == _access.POINTER
                                                  or access == "pointer")
-            and packed.is_contiguous() and len(ps) > 1):
+            and (pdl is None or type(pdl) is bool) and packed.is_contiguous() and len(ps) > 1):
         B, L = ps[0], ps[1]
         if lengths.shape == (B,) and B > 0 and 0 < L <= MAX_I32 and 0 < num_tokens <= MAX_I32:
             dt = packed.dtype
-            plan = _fast_plans.get((ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True))
+            plan = _fast_plans.get((ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True,
+                                    pdl))
             if plan is None:
-                plan = _fast_plan(ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True)
+                plan = _fast_plan(ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True,
+                                  pdl)
             if plan is not None:
-                w, dw, block_t, _, warps, consts, meta, n_d = plan
+                w, dw, block_t, _, warps, consts, meta, n_d, use_pdl = plan
                 n_t = -(-L // block_t)
                 out = _alloc(packed, (num_tokens,) + ps[2:])
                 if (packed.data_ptr() | out.data_ptr()) & (w - 1) == 0 and L * dw <= MAX_I32 and B * n_t <= MAX_I32:
@@ -386,14 +390,15 @@ def unpack_impl(packed, lengths, num_tokens, access):
                     args = (packed, out, out, lengths, starts, num_tokens, B, L, dw, L * dw, dw, dw, lengths.stride(0),
                             n_t)
                     if not _unpack.fast(dev, meta, B * n_t, n_d, *args):
-                        _unpack(dev, (B * n_t, n_d), args, consts, num_warps=warps)
+                        _unpack(dev, (B * n_t, n_d), args, consts, num_warps=warps, pdl=use_pdl)
                     return out
-    return _unpack_careful(packed, lengths, num_tokens, access)
+    return _unpack_careful(packed, lengths, num_tokens, access, pdl)
 
 
-def _unpack_careful(packed, lengths, num_tokens, access):
+def _unpack_careful(packed, lengths, num_tokens, access, pdl):
     check_unpack(packed, lengths, num_tokens)
     check_runnable(packed, "packed")
+    use_pdl = resolve_pdl(pdl, packed.get_device())  # also refuses a pdl that is not a bool or None
     B, L = packed.shape[0], packed.shape[1]
     p3, D = _rows(packed, "packed", 2)
     if num_tokens is None:
@@ -413,7 +418,7 @@ def _unpack_careful(packed, lengths, num_tokens, access):
     pw = p3.as_strided((B, L, D), (sb * w // e, st * w // e, 1)).view(_WORDS[w])
     o2 = out.view(num_tokens, D).view(_WORDS[w])
     dev = packed.get_device()
-    mode, plan = _careful_plan(access, dw, w, L, B, packed.dtype, lengths.dtype, dev, True,
+    mode, plan = _careful_plan(access, dw, w, L, B, packed.dtype, lengths.dtype, dev, True, use_pdl,
                                lambda bd: [("packed", pw, [sb, st], bd), ("out", o2, dw, bd)])
     if mode == _access.DESCRIPTOR:
         from triton.tools.tensor_descriptor import TensorDescriptor
@@ -427,17 +432,17 @@ def _unpack_careful(packed, lengths, num_tokens, access):
 
 
 def _launch_unpack(out, lengths, B, N, L, dw, sb, st, so, plan, dev, pv, ov, launcher) -> None:
-    block_t, _, warps, consts, _, n_d = plan
+    block_t, _, warps, consts, _, n_d, use_pdl = plan
     n_t = -(-L // block_t)
     g0 = _grid(B, n_t)
     args = (pv, ov, out, lengths, _starts_for(lengths, B, dev), N, B, L, dw, sb, st, so, lengths.stride(0), n_t)
-    launcher(dev, (g0, n_d), args, consts, num_warps=warps)
+    launcher(dev, (g0, n_d), args, consts, num_warps=warps, pdl=use_pdl)
 
 
 # ---------------------------------------------------------------- public ops
 
 def pack_seq(x: torch.Tensor, lengths: torch.Tensor, pad_value: float = float("-inf"), *, max_len: int | None = None,
-             access: str | None = None) -> torch.Tensor:
+             access: str | None = None, pdl: bool | None = None) -> torch.Tensor:
     """Pad B sequences stored back to back into one [B, Lmax, ...] tensor. Not in place.
 
     x [N, ...] (any trailing shape, rows contiguous, token stride arbitrary) of float16, bfloat16,
@@ -455,7 +460,8 @@ def pack_seq(x: torch.Tensor, lengths: torch.Tensor, pad_value: float = float("-
     bits kept). float8_e4m3fn has no infinity: torch 2.13 rounds -inf to -448 (bits 0xFE), the most
     negative finite value; the fnuz types give their NaN (0x80). uint8 x needs an exact byte 0..255
     (the default -inf, 3.5 or 300 raise ValueError). access: "pointer" (default), "block_ptr",
-    "descriptor" (TMA; 16-byte aligned rows).
+    "descriptor" (TMA; 16-byte aligned rows). pdl: programmatic dependent launch (None: where the
+    GPU has it, sm90+); never changes the result.
 
     >>> x = torch.randn(7, 8, 128, device="cuda", dtype=torch.bfloat16)
     >>> lengths = torch.tensor([3, 0, 4], device="cuda")
@@ -464,12 +470,12 @@ def pack_seq(x: torch.Tensor, lengths: torch.Tensor, pad_value: float = float("-
     if use_dispatcher(x):
         if type(pad_value) not in (float, int):
             check_pack(x, lengths, pad_value, max_len)  # raises, naming pad_value
-        return torch.ops.lmkernels.pack_seq(x, lengths, float(pad_value), max_len, access)
-    return pack_impl(x, lengths, pad_value, max_len, access)
+        return torch.ops.lmkernels.pack_seq(x, lengths, float(pad_value), max_len, access, pdl)
+    return pack_impl(x, lengths, pad_value, max_len, access, pdl)
 
 
 def unpack_seq(packed: torch.Tensor, lengths: torch.Tensor, *, num_tokens: int | None = None,
-               access: str | None = None) -> torch.Tensor:
+               access: str | None = None, pdl: bool | None = None) -> torch.Tensor:
     """The inverse of pack_seq: the first lengths[b] tokens of each packed[b], back to back. Not in place.
 
     packed [B, Lmax, ...] (rows contiguous, batch and token strides arbitrary), dtypes as pack_seq;
@@ -479,11 +485,12 @@ def unpack_seq(packed: torch.Tensor, lengths: torch.Tensor, *, num_tokens: int |
     not written, and out rows that no packed row fills (tokens past Lmax of a longer sequence, rows
     past sum(lengths)) are 0. Without num_tokens, N = sum(lengths): one host sync, which also
     refuses a negative length (otherwise counted as 0). unpack_seq(pack_seq(x, l), l) == x bit for bit.
+    access and pdl as for pack_seq.
 
     >>> x2 = lmkernels.unpack_seq(p, lengths, num_tokens=7)  # p, lengths as in pack_seq's example; x2 == x
     """
     if not isinstance(packed, torch.Tensor):
         raise TypeError(f"packed must be a torch.Tensor, got {type(packed).__name__}")
     if use_dispatcher(packed):
-        return torch.ops.lmkernels.unpack_seq(packed, lengths, num_tokens, access)
-    return unpack_impl(packed, lengths, num_tokens, access)
+        return torch.ops.lmkernels.unpack_seq(packed, lengths, num_tokens, access, pdl)
+    return unpack_impl(packed, lengths, num_tokens, access, pdl)

@@ -54,6 +54,17 @@ def pdl_supported(device_index: int) -> bool:
     return hasattr(cuda, "gdc_wait") and hasattr(cuda, "gdc_launch_dependents") and torch.cuda.get_device_capability(device_index) >= (9, 0)
 
 
+# The L2 prefetch before a PDL wait (kernels/access.py prefetch_l2) in the memory-bound ops that
+# use it. On unless LMKERNELS_PDL_PREFETCH=0 (read at import; plans read this attribute when they are
+# made, so benchmarks/probe_prefetch.py can time both in one process by clearing the plan caches).
+PDL_PREFETCH = os.environ.get("LMKERNELS_PDL_PREFETCH", "1") != "0"
+
+
+def pdl_prefetch(use_pdl: bool) -> bool:
+    """Whether a PDL launch prefetches its first reads into L2 before its wait."""
+    return use_pdl and PDL_PREFETCH
+
+
 @functools.lru_cache(maxsize=None)
 def fp8_cast_native(device_index: int) -> bool:
     """Whether kernels may cast fp32 -> float8_e4m3fn / e5m2 with Triton's cast and get PyTorch's
