@@ -109,24 +109,26 @@ def _(out, x, limit, access, pdl=None):
 
 @torch.library.custom_op("lmkernels::rotary_embedding", mutates_args=("query", "key"))
 def _rotary_embedding(positions: Tensor, query: Tensor, key: Optional[Tensor], head_size: int,
-                      cos_sin_cache: Tensor, is_neox: bool, access: Optional[str]) -> None:
-    rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access)
+                      cos_sin_cache: Tensor, is_neox: bool, access: Optional[str], pdl: Optional[bool] = None) -> None:
+    rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access, pdl)
 
 
 @_rotary_embedding.register_fake
-def _(positions, query, key, head_size, cos_sin_cache, is_neox, access):
+def _(positions, query, key, head_size, cos_sin_cache, is_neox, access, pdl=None):
     check_rotary(positions, query, key, head_size, cos_sin_cache, is_neox)
 
 
 @torch.library.custom_op("lmkernels::mrope", mutates_args=("query", "key"))
 def _mrope(positions: Tensor, query: Tensor, key: Optional[Tensor], cos_sin_cache: Tensor, mrope_section: List[int],
-           head_size: int, rotary_dim: Optional[int], interleaved: bool, is_neox: bool, access: Optional[str]) -> None:
+           head_size: int, rotary_dim: Optional[int], interleaved: bool, is_neox: bool, access: Optional[str],
+           pdl: Optional[bool] = None) -> None:
     mrope_into(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox,
-               access)
+               access, pdl)
 
 
 @_mrope.register_fake
-def _(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox, access):
+def _(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox, access,
+      pdl=None):
     check_mrope(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved, is_neox)
 
 

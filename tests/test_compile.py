@@ -83,10 +83,12 @@ for target in TARGETS:
                "stride_ps": "i32", "stride_pt": "constexpr", "stride_q": "i32", "stride_k": "i32", "stride_c": "i32"}
         consts = {"stride_pt": 1, "NQ": nq, "NK": nk, "HEAD": head, "HALF": half, "IS_NEOX": neox, "MROPE": mrope,
                   "INTERLEAVED": False, "SEC_T": 16, "SEC_H": 24, "SEC_W": 24, "HAS_KEY": True,
-                  "BLOCK_HQ": bhq, "BLOCK_HK": bhk, "BLOCK_HALF": bh, "ACCESS": mode}
+                  "BLOCK_HQ": bhq, "BLOCK_HK": bhk, "BLOCK_HALF": bh, "ACCESS": mode,
+                  "USE_PDL": target == "sm90" and neox}  # PDL exists on sm90+ only
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 8, 9, 10) if mode != 2 else (0, 5, 8, 9, 10))}
-        compile_one(f"rope mode={mode} neox={neox} mrope={mrope}", _rope_kernel, sig, consts, attrs, target, 4)
+        compile_one(f"rope mode={mode} neox={neox} mrope={mrope} pdl={consts['USE_PDL']}", _rope_kernel, sig, consts,
+                    attrs, target, 4)
     # sampling: the two streaming partial kernels in every mode (bf16 and fp32 logits), the combines
     pdl = target == "sm90"
     for mode, dt in itertools.product((0, 1, 2), ("bf16", "fp32")):

@@ -404,7 +404,45 @@ BAD_CALLS = {
                               lambda: mrope_op(_positions(3, rows=2), _q(), None, _c(), [8, 12, 12], HB)),
     "mrope_interleaved_type": (TypeError, "interleaved", lambda: mrope_op(_positions(3, rows=3), _q(), None, _c(),
                                                                          [8, 12, 12], HB, None, 1)),
+    "pdl_not_bool": (TypeError, "pdl must be a bool or None", lambda: rot_emb(_p(), _q(), None, HB, _c(), pdl=1)),
+    "mrope_pdl_not_bool": (TypeError, "pdl must be a bool or None",
+                           lambda: mrope_op(_positions(3, rows=3), _q(), None, _c(), [8, 12, 12], HB, pdl="yes")),
 }
+
+
+def test_pdl_chain_matches_plain_launches():
+    """Rotations applied again and again in place, each launch reading what the one before wrote:
+    with PDL (where the GPU has it; a plain launch elsewhere) bit-identical to plain launches, eager
+    and, on a GPU, replayed from one CUDA graph on new data."""
+    T, heads = (64, 8) if ON_GPU else (3, 2)
+    cache = _c()
+    pos = _positions(T, max_pos=64, seed=26)  # _c()'s 64 positions: no NaN from a position out of range
+    q0, k0 = randn(T, heads * HB, dtype=torch.bfloat16, seed=24), randn(T, heads * HB, dtype=torch.bfloat16, seed=25)
+
+    def chain(q, k, pdl):
+        for step in range(4):
+            if step % 2 == 0:
+                rot_emb(pos, q, k, HB, cache, pdl=pdl)
+            else:
+                mrope_op(torch.stack([pos, pos.flip(0), pos]), q, k, cache, [8, 12, 12], HB, pdl=pdl)
+        return q, k
+
+    plain = chain(q0.clone(), k0.clone(), False)
+    for pdl in (None, True):
+        got = chain(q0.clone(), k0.clone(), pdl)
+        assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
+    if not ON_GPU:
+        return
+    q, k = q0.clone(), k0.clone()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        chain(q, k, None)
+    q.copy_(q0)
+    k.copy_(k0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(q, plain[0]) and torch.equal(k, plain[1])
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))

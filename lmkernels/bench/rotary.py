@@ -67,10 +67,14 @@ def _cases_for(T: int, dtype, lg_rope, lg_mrope):
 
     p = {f"lmkernels-{m}": rope(lambda pos, q, k, c, m=m: lmkernels.rotary_embedding(pos, q, k, D, c, True, access=m))
          for m in available_modes()}
+    # the default launch is PDL on sm90+; "pdl off" isolates what PDL buys (the peers have none)
+    p["lmkernels-pointer, pdl off"] = rope(lambda pos, q, k, c: lmkernels.rotary_embedding(pos, q, k, D, c, True,
+                                                                                           pdl=False))
     p["torch-eager"] = rope(lambda pos, q, k, c: ref.rotary_embedding(pos, q, k, D, c, True))
     p["torch-compile"] = rope(lambda pos, q, k, c: compiled(ref.rotary_embedding)(pos, q, k, D, c, True))
     pm = {f"lmkernels-{m}": mrope(lambda pos, q, k, c, m=m: lmkernels.mrope(pos, q, k, c, SECTIONS, D, access=m))
           for m in available_modes()}
+    pm["lmkernels-pointer, pdl off"] = mrope(lambda pos, q, k, c: lmkernels.mrope(pos, q, k, c, SECTIONS, D, pdl=False))
     pm["torch-eager"] = mrope(lambda pos, q, k, c: ref.mrope(pos, q, k, c, SECTIONS, D))
     pm["torch-compile"] = mrope(lambda pos, q, k, c: compiled(ref.mrope)(pos, q, k, c, SECTIONS, D))
     if lg_rope is not None:

@@ -22,6 +22,7 @@ silently wrong numbers.
 """
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .access import load_halves_3d, load_halves_4d, load_index, load_tile_3d, store_halves_4d, store_tile_3d
 
@@ -106,7 +107,8 @@ def _rope_kernel(pos_ptr, q_ptr, k_ptr, cache_ptr, n_tokens, max_pos, stride_ps,
                  stride_c, NQ: tl.constexpr, NK: tl.constexpr, HEAD: tl.constexpr, HALF: tl.constexpr,
                  IS_NEOX: tl.constexpr, MROPE: tl.constexpr, INTERLEAVED: tl.constexpr, SEC_T: tl.constexpr,
                  SEC_H: tl.constexpr, SEC_W: tl.constexpr, HAS_KEY: tl.constexpr, BLOCK_HQ: tl.constexpr,
-                 BLOCK_HK: tl.constexpr, BLOCK_HALF: tl.constexpr, ACCESS: tl.constexpr):
+                 BLOCK_HK: tl.constexpr, BLOCK_HALF: tl.constexpr, ACCESS: tl.constexpr,
+                 USE_PDL: tl.constexpr = False):
     """Program (t, g) rotates q heads [g BLOCK_HQ, (g + 1) BLOCK_HQ) and k heads [g BLOCK_HK, ...)
     of token t, reading the token's position(s) and cos/sin once for all of them.
 
@@ -115,7 +117,12 @@ def _rope_kernel(pos_ptr, q_ptr, k_ptr, cache_ptr, n_tokens, max_pos, stride_ps,
     byte vectors for bf16, which a runtime 40 would not give) and drops the masks that are all-true.
     q_ptr, k_ptr and cache_ptr are pointers, or host-made tensor descriptors of the views above when
     ACCESS is descriptor; pos_ptr is always a pointer (load_index).
+    USE_PDL (programmatic dependent launch, sm90+): q and k are the QKV projection's output, so wait
+    for the previous kernel before the first read, then let the next one launch (as kernels/norm.py).
     """
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
     t = tl.program_id(0)
     g = tl.program_id(1)
     # q and k first: their addresses need no position, so their loads are in flight while the

@@ -26,7 +26,7 @@ import triton
 from ..kernels.rotary import _rope_kernel
 from ..runtime import access as _access
 from ..runtime.launch import Launcher
-from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted,
+from ._common import (FLOAT_DTYPES, check_float, check_runnable, check_same_device, cpu_interpreted, resolve_pdl,
                       use_dispatcher)
 
 # pos, q, k, cache | n_tokens | max_pos, stride_ps, stride_pt, stride_q, stride_k, stride_c
@@ -85,19 +85,20 @@ def rope_config(nq: int, nk: int, half: int, small: bool, mrope: bool = False) -
 def _plan(key):
     """(small-T token limit, (groups, consts, warps, meta) for T up to it, the same beyond) for one
     plan key, cached; None when the key's facts are invalid (the careful path then explains)."""
-    width, kwidth, head, rot, dt, cdt, pdt, is_neox, sections, interleaved, dev = key
+    width, kwidth, head, rot, dt, cdt, pdt, is_neox, sections, interleaved, dev, pdl = key
     if (dt not in FLOAT_DTYPES or cdt not in FLOAT_DTYPES or head <= 0 or width < head or width % head or kwidth % head
             or rot % 2 or not 0 < rot <= head or (kwidth and (width // head) % (kwidth // head))):
         return None
     nq, nk = width // head, kwidth // head
+    use_pdl = resolve_pdl(pdl, dev)
     s_t, s_h, s_w = sections if sections is not None else (0, 0, 0)
     launches = []
     for small in (True, False):
         groups, bhq, bhk, block_half, warps = rope_config(nq, nk, rot // 2, small, sections is not None)
         consts = (nq, nk, head, rot // 2, is_neox, sections is not None, interleaved, s_t, s_h, s_w, nk > 0,
-                  bhq, bhk, block_half, _access.POINTER)
-        launches.append((groups, consts, warps, _launch.meta_id(consts, warps, 1, (pdt, dt, dt, cdt))))
-    plan = _plans[key] = (SMALL_T, *launches)
+                  bhq, bhk, block_half, _access.POINTER, use_pdl)
+        launches.append((groups, consts, warps, _launch.meta_id(consts, warps, 1, (pdt, dt, dt, cdt), use_pdl)))
+    plan = _plans[key] = (SMALL_T, *launches, use_pdl)
     return plan
 
 
@@ -189,7 +190,7 @@ def check_mrope(positions, query, key, cos_sin_cache, mrope_section, head_size, 
     return (*facts, sections)
 
 
-def rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access) -> None:
+def rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access, pdl=None) -> None:
     """query, key <- rotated in place; every check, then one launch (see the module docstring)."""
     qshape = query.shape
     dt = query.dtype
@@ -200,7 +201,8 @@ def rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access
             and positions.get_device() == dev and cos_sin_cache.get_device() == dev
             and (key is None or (key.dtype is dt and key.get_device() == dev))
             and (access is None and _access._default == _access.POINTER
-                 or type(access) is str and access == "pointer")):
+                 or type(access) is str and access == "pointer")
+            and (pdl is None or type(pdl) is bool)):
         n_tokens, width = qshape
         cshape = cos_sin_cache.shape
         cs = cos_sin_cache.stride()
@@ -211,7 +213,8 @@ def rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access
             kshape, ks = key.shape, key.stride()
         if (n_tokens > 0 and positions.shape == (n_tokens,) and qs[1] == 1 and ks[-1] == 1 and len(kshape) == 2
                 and kshape[0] == n_tokens and len(cshape) == 2 and cshape[0] > 0 and cs[1] == 1):
-            pkey = (width, kshape[1], head_size, cshape[1], dt, cos_sin_cache.dtype, _I64, is_neox, None, False, dev)
+            pkey = (width, kshape[1], head_size, cshape[1], dt, cos_sin_cache.dtype, _I64, is_neox, None, False, dev,
+                    pdl)
             plan = _plans.get(pkey)
             if plan is None:
                 plan = _plan(pkey)
@@ -221,22 +224,23 @@ def rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access
                 args = (positions, query, k2, cos_sin_cache, n_tokens, cshape[0], 0, positions.stride(0),
                         qs[0], ks[0], cs[0])
                 if not _launch.fast(dev, meta, n_tokens, groups, *args):
-                    _launch(dev, (n_tokens, groups), args, consts, num_warps=warps)
+                    _launch(dev, (n_tokens, groups), args, consts, num_warps=warps, pdl=plan[3])
                 return
     facts = check_rotary(positions, query, key, head_size, cos_sin_cache, is_neox)
-    _rope_careful(positions, query, key, facts, cos_sin_cache, is_neox, None, False, access)
+    _rope_careful(positions, query, key, facts, cos_sin_cache, is_neox, None, False, access, pdl)
 
 
 def mrope_into(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved,
-               is_neox, access) -> None:
+               is_neox, access, pdl=None) -> None:
     """query, key <- MRoPE-rotated in place; every check, then one launch. Not timed as tightly as
     rotary_into (a prefill op): the checks run on every call, the plan is cached."""
     T, nq, nk, rot, sections = check_mrope(positions, query, key, cos_sin_cache, mrope_section, head_size,
                                            rotary_dim, interleaved, is_neox)
     if positions.dim() == 1:  # text only: exactly rotary_embedding
-        _rope_careful(positions, query, key, (T, nq, nk, rot), cos_sin_cache, is_neox, None, False, access)
+        _rope_careful(positions, query, key, (T, nq, nk, rot), cos_sin_cache, is_neox, None, False, access, pdl)
     else:
-        _rope_careful(positions, query, key, (T, nq, nk, rot), cos_sin_cache, is_neox, sections, interleaved, access)
+        _rope_careful(positions, query, key, (T, nq, nk, rot), cos_sin_cache, is_neox, sections, interleaved, access,
+                      pdl)
 
 
 def _as_2d(x, name: str, head_size: int):
@@ -252,9 +256,10 @@ def _as_2d(x, name: str, head_size: int):
     return x, x.stride(0)
 
 
-def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interleaved, access) -> None:
+def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interleaved, access, pdl) -> None:
     T, nq, nk, rot = facts
     check_runnable(query, "query")
+    use_pdl = resolve_pdl(pdl, query.get_device())  # also refuses a pdl that is not a bool or None
     if T == 0:
         _access.resolve(access, [])  # still refuses an unknown access
         return
@@ -267,7 +272,7 @@ def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interl
     stride_ps, stride_pt = (positions.stride(0), positions.stride(1)) if mrope else (0, positions.stride(0))
     dev = query.get_device()
     pkey = (nq * head, nk * head, head, rot, query.dtype, cache.dtype, positions.dtype, is_neox,
-            sections if mrope else None, interleaved if mrope else False, dev)
+            sections if mrope else None, interleaved if mrope else False, dev, use_pdl)
     plan = _plans.get(pkey) or _plan(pkey)
     assert plan is not None, pkey  # the checks above refuse every invalid key
     groups, consts, warps, _ = plan[1] if T <= plan[0] else plan[2]
@@ -278,10 +283,10 @@ def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interl
     mode = _access.resolve(access, [("query", q2, q_strides, inner)] + (
         [("key", k2, [sk] + q_strides[1:], inner)] if key is not None else []) + [
         ("cos_sin_cache", cache, [cache.stride(0), half], block_half)])
-    consts = consts[:-1] + (mode,)
+    consts = consts[:-2] + (mode, use_pdl)
     args = (T, cache.shape[0], stride_ps, stride_pt, sq, sk, cache.stride(0))
     if mode != _access.DESCRIPTOR:
-        _launch(dev, (T, groups), (positions, q2, k2, cache, *args), consts, num_warps=warps)
+        _launch(dev, (T, groups), (positions, q2, k2, cache, *args), consts, num_warps=warps, pdl=use_pdl)
         return
     from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -292,12 +297,12 @@ def _rope_careful(positions, query, key, facts, cache, is_neox, sections, interl
     dq = view(q2, sq, nq, bhq)
     dk = view(k2, sk, nk, bhk) if key is not None else dq
     dc = TensorDescriptor(cache, [cache.shape[0], 2, half], [cache.stride(0), half, 1], [1, 2, block_half])
-    _launch_desc(dev, (T, groups), (positions, dq, dk, dc, *args), consts, num_warps=DESCRIPTOR_WARPS)
+    _launch_desc(dev, (T, groups), (positions, dq, dk, dc, *args), consts, num_warps=DESCRIPTOR_WARPS, pdl=use_pdl)
 
 
 def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None, head_size: int,
                      cos_sin_cache: torch.Tensor, is_neox: bool = True, *,
-                     access: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     access: str | None = None, pdl: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Rotary position embedding, in place on query and key (vLLM's semantics). Returns (query, key).
 
     positions int64 (or int32) [T]; query [T, Hq * head_size] or [T, Hq, head_size] float16/
@@ -307,22 +312,24 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
     first rot_dim (even, <= head_size) dims of each head rotate; the rest are untouched. NeoX pairs
     (i, i + rot_dim / 2), GPT-J (is_neox=False) pairs (2i, 2i + 1): x' = x cos - y sin,
     y' = y cos + x sin in fp32, one rounding. A position outside [0, max_pos) never reads out of
-    bounds: the rotated dims of that token become NaN.
+    bounds: the rotated dims of that token become NaN. pdl: programmatic dependent launch (None:
+    where the GPU has it, sm90+); never changes the result.
 
     >>> q, k = lmkernels.rotary_embedding(pos, q, k, 128, cos_sin_cache)
     """
     if not isinstance(query, torch.Tensor):
         raise TypeError(f"query must be a torch.Tensor, got {type(query).__name__}")
     if use_dispatcher(query):
-        torch.ops.lmkernels.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox, access)
+        torch.ops.lmkernels.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox, access, pdl)
         return query, key
-    rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access)
+    rotary_into(positions, query, key, head_size, cos_sin_cache, is_neox, access, pdl)
     return query, key
 
 
 def mrope(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None, cos_sin_cache: torch.Tensor,
           mrope_section, head_size: int, rotary_dim: int | None = None, interleaved: bool = False,
-          is_neox: bool = True, *, access: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+          is_neox: bool = True, *, access: str | None = None,
+          pdl: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Multimodal rotary (Qwen2-VL / Qwen2.5-VL sections, Qwen3-VL interleaved), in place on query
     and key. Returns (query, key).
 
@@ -333,6 +340,7 @@ def mrope(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None
     rotary_dim (None: cos_sin_cache.shape[1]) must equal cos_sin_cache.shape[1]. Other arguments,
     maths and out-of-range positions as rotary_embedding (a bad position gives NaN in the pairs whose
     frequency takes it). fp32 maths, one rounding (vLLM rounds cos/sin to the dtype first; we do not).
+    pdl as for rotary_embedding.
 
     >>> q, k = lmkernels.mrope(pos3, q, k, cos_sin_cache, [16, 24, 24], 128)
     """
@@ -340,8 +348,8 @@ def mrope(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None
         raise TypeError(f"query must be a torch.Tensor, got {type(query).__name__}")
     if use_dispatcher(query):
         torch.ops.lmkernels.mrope(positions, query, key, cos_sin_cache, list(mrope_section), head_size,
-                                  rotary_dim, interleaved, is_neox, access)
+                                  rotary_dim, interleaved, is_neox, access, pdl)
         return query, key
     mrope_into(positions, query, key, cos_sin_cache, mrope_section, head_size, rotary_dim, interleaved,
-               is_neox, access)
+               is_neox, access, pdl)
     return query, key
