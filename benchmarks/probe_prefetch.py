@@ -1,10 +1,13 @@
-"""Probe: the L2 prefetch before the PDL wait (kernels/access.py prefetch_l2) in rms_norm,
-fused_add_rms_norm, reshape_and_cache_flash and unpack_seq, on and off, in one process.
+"""Probe: the L2 prefetch before the PDL wait (kernels/access.py prefetch_l2), on and off, in one
+process. In the committed code only rms_norm prefetches (grids of at most one program an SM); the
+fused_add_rms_norm, reshape_and_cache_flash and pack/unpack rows show what PDL buys and, their two
+prefetch columns timing the same kernel, the run's noise. The first run
+(benchmarks/results/h100/probe_prefetch_everywhere.md) was on a tree where all of them prefetched.
 
 The cases and input sets are those of `lmkernels bench norm / kv_cache / context_parallel` (inputs
 rotating over 4x the L2, CUDA-graph medians of >= 32 calls, each call PDL-launched after the one
 before). For each case: the lmkernels pointer provider with the prefetch (the default), without it
-(runtime.device.PDL_PREFETCH False, plan caches cleared), and with PDL off. Interleaved: on, off,
+(runtime.device.PDL_PREFETCH False, rms_norm's plan cache cleared), and with PDL off. Interleaved: on, off,
 on, off over `--rounds`, the median of each kept, so drift between them does not read as a gain.
 
     python benchmarks/probe_prefetch.py [--rounds 3]
@@ -20,17 +23,14 @@ from lmkernels.bench import kv_cache as kv_bench
 from lmkernels.bench import norm as norm_bench
 from lmkernels.bench import packing as packing_bench
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
-from lmkernels.ops import kv_cache as kv_ops
 from lmkernels.ops import norm as norm_ops
-from lmkernels.ops import packing as pk
 from lmkernels.runtime import device
 from lmkernels.runtime.device import describe_device
 
 
 def _set_prefetch(on: bool) -> None:
     device.PDL_PREFETCH = on
-    for plans in (norm_ops._plans, kv_ops._plans, pk._plans, pk._fast_plans):
-        plans.clear()
+    norm_ops._plans.clear()  # the only plans that read it
 
 
 def _selected():

@@ -66,3 +66,14 @@ def skip_unavailable(mode: str) -> None:
     why = access_rt.unavailable_reason(access_rt.MODES[mode])
     if why is not None:
         pytest.skip(f"access={mode!r} is unavailable with this Triton: {why}")
+
+
+def capture(fn):
+    """(graph, fn()'s result) with fn's launches captured in one CUDA graph; run fn once eagerly
+    before, so that compiles happen outside the capture. graph.replay() is then followed by
+    torch.cuda.synchronize() in the caller's checks."""
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import lmkernels
-from helpers import (DEVICE, DTYPES, ON_GPU, assert_equal_nan, assert_ulps, dtype_id,
+from helpers import (DEVICE, DTYPES, ON_GPU, assert_equal_nan, assert_ulps, capture, dtype_id,
                      poisoned, randn, seed_of, skip_unavailable)
 from lmkernels import reference as ref
 from lmkernels.ops import activation as act_ops
@@ -273,10 +273,7 @@ def test_pdl_chain_matches_plain_launches():
         assert torch.equal(chain(pdl), plain)
     if not ON_GPU:
         return
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        got = chain(None)
+    graph, got = capture(lambda: chain(None))
     x.copy_(randn(T, 2 * d, dtype=torch.bfloat16, seed=47))
     graph.replay()
     torch.cuda.synchronize()

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import lmkernels
-from helpers import DEVICE, DTYPES, ON_GPU, assert_ulps, dtype_id, poisoned, randn, seed_of, skip_unavailable
+from helpers import (DEVICE, DTYPES, ON_GPU, assert_ulps, capture, dtype_id, poisoned, randn, seed_of,
+                     skip_unavailable)
 from lmkernels import reference as ref
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import access as access_rt
@@ -320,9 +321,7 @@ def test_pdl_chain_matches_plain_launches(mode):
         return
     xs, rs = x0.clone(), r0.clone()
     chain(xs.clone(), rs.clone(), True)  # compile outside the capture
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = chain(xs, rs, True)
+    graph, out = capture(lambda: chain(xs, rs, True))
     for _ in range(2):
         xs.copy_(x0)
         rs.copy_(r0)

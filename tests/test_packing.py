@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import lmkernels
-from helpers import DEVICE, ON_GPU, dtype_id, seed_of, skip_unavailable
+from helpers import DEVICE, ON_GPU, capture, dtype_id, seed_of, skip_unavailable
 from lmkernels import reference as ref
 from lmkernels.ops import packing as pk
 from lmkernels.runtime import access as access_rt
@@ -448,10 +448,7 @@ def test_pdl_chain_round_trips(pdl):
     assert_bits(y, x, "unpack_seq")
     if not ON_GPU:
         return
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        p, y = chain()
+    graph, (p, y) = capture(chain)
     x.copy_(random_rows(N, (8, 128), torch.bfloat16, seed_of("pdl chain, replay", pdl)))
     graph.replay()
     torch.cuda.synchronize()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import lmkernels
-from helpers import DEVICE, DTYPES, ON_GPU, dtype_id, randn, seed_of, skip_unavailable
+from helpers import DEVICE, DTYPES, ON_GPU, capture, dtype_id, randn, seed_of, skip_unavailable
 from lmkernels import reference as ref
 from lmkernels.ops import rotary as rope_ops
 from lmkernels.runtime import access as access_rt
@@ -434,10 +434,7 @@ def test_pdl_chain_matches_plain_launches():
     if not ON_GPU:
         return
     q, k = q0.clone(), k0.clone()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        chain(q, k, None)
+    graph, _ = capture(lambda: chain(q, k, None))
     q.copy_(q0)
     k.copy_(k0)
     graph.replay()

@@ -73,7 +73,7 @@ def _case(B: int, L: int, lo: int, trailing, dtype, vllm_pack, vllm_unpack):
     words = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
     pack = {f"lmkernels-{m}": pack_with(lambda x, m=m: lmkernels.pack_seq(x, lengths, max_len=L, access=m))
             for m in available_modes()}
-    # the default launch is PDL on sm90+ (unpack: its packed tile prefetched into L2 before the wait)
+    # the default launch is PDL on sm90+; "pdl off" isolates what PDL buys (the peers have none)
     pack["lmkernels-pointer, pdl off"] = pack_with(lambda x: lmkernels.pack_seq(x, lengths, max_len=L, pdl=False))
     pack["torch-eager"] = pack_with(lambda x: ref.pack_seq(x, lengths, max_len=L))
     pack["torch-compile"] = pack_with(lambda x: compiled(ref.pack_rows)(x.view(N, -1).view(words), lengths, bits, L))
