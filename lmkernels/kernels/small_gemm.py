@@ -112,9 +112,10 @@ def _w_tile(w_rows, mask_n, ks, k_hi):
 
 
 @triton.jit
-def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_M: tl.constexpr, USE_DOT: tl.constexpr):
+def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr):
     """acc [BLOCK_M, BLOCK_N] += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks,
-    masked-out columns zero): tl.dot on the padded rows, or fp32 FMAs and a K reduction a row."""
+    masked-out columns zero): tl.dot on the 16-row padded tile, or (BLOCK_M == 1) fp32 FMAs and the
+    K reduction of the tile."""
     if USE_DOT:
         x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         if DOT_IN_FP32:
@@ -125,13 +126,29 @@ def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, offs_m, M, stride_xm, BLOCK_
                 x = x.to(tl.bfloat16)
             acc = tl.dot(x, tl.trans(w), acc)
     else:
-        wf = w.to(tl.float32)
-        for m in tl.static_range(BLOCK_M):
-            x_row = x_ptr + tl.full([], m, tl.int64) * stride_xm  # 64-bit: x may be a view of a huge tensor
-            xm = tl.load(x_row + ks, mask=mask_k & (m < M), other=0.0).to(tl.float32)
-            part = tl.sum(wf * xm[None, :], axis=1)
-            acc = tl.where(offs_m[:, None] == m, acc + part[None, :], acc)
+        xm = tl.load(x_ptr + ks, mask=mask_k, other=0.0).to(tl.float32)
+        acc += tl.sum(w.to(tl.float32) * xm[None, :], axis=1)[None, :]
     return acc
+
+
+@triton.jit
+def _w_tile3(w_rows, mask_n, ks, k_hi):
+    """_w_tile as a [1, BLOCK_N, BLOCK_K] tile, loaded through 3-D pointers so that it gets the
+    16-byte vector layout of the [BLOCK_M, BLOCK_N, BLOCK_K] products directly (loaded 2-D and
+    expanded, each step paid two shared-memory layout conversions: 3.6 µs at M = 2, 7168 x 256)."""
+    return tl.load(w_rows[None, :, :] + ks[None, None, :], mask=mask_n[None, :, None] & (ks < k_hi)[None, None, :],
+                   other=0.0)
+
+
+@triton.jit
+def _mac3(acc3, w3, x_rows, ks, mask_k, mask_m):
+    """acc3 [BLOCK_M, BLOCK_N, BLOCK_K] += x[:, ks] (x) w elementwise for a _w_tile3 tile w3: fp32
+    FMAs for all M rows and BLOCK_N weight rows at once, every x row in flight in one load, and no
+    reduction until the caller's one tl.sum over K after the loop (the per-row loop it replaced
+    issued one x row load and one cross-warp reduction after another: 6.3 µs at M = 4, 7168 x 256,
+    against 2.5 at M = 1)."""
+    x = tl.load(x_rows[:, :, None] + ks[None, None, :], mask=mask_m[:, None, None] & mask_k[None, None, :], other=0.0)
+    return acc3 + x.to(tl.float32) * w3.to(tl.float32)
 
 
 @triton.jit
@@ -186,23 +203,35 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     k_hi = tl.minimum(k_lo + k_chunk, K)
     w_rows = w_ptr + offs_n.to(tl.int64)[:, None] * stride_wn
     x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
+    ROWS3: tl.constexpr = not USE_DOT and BLOCK_M > 1
     if PRELOAD:
-        w_first = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
+        if ROWS3:
+            w_first = _w_tile3(w_rows, mask_n, k_lo + offs_k, k_hi)
+        else:
+            w_first = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
     if USE_PDL:
         if PREFETCH and not PRELOAD:
             _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    if PRELOAD:  # the program's one K tile, read before the wait above
-        acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, offs_m, M, stride_xm,
-                   BLOCK_M, USE_DOT)
-    else:
-        for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-            ks = k0 + offs_k
-            acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, offs_m, M,
-                       stride_xm, BLOCK_M, USE_DOT)
+    if not ROWS3:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        if PRELOAD:  # the program's one K tile, read before the wait above
+            acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT)
+        else:
+            for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+                ks = k0 + offs_k
+                acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, USE_DOT)
+    else:  # FMAs on BLOCK_M > 1 rows: products summed elementwise over the K loop, one reduction after it
+        acc3 = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
+        if PRELOAD:
+            acc3 = _mac3(acc3, w_first, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m)
+        else:
+            for k0 in tl.range(k_lo, k_hi, BLOCK_K):
+                ks = k0 + offs_k
+                acc3 = _mac3(acc3, _w_tile3(w_rows, mask_n, ks, k_hi), x_rows, ks, ks < k_hi, mask_m)
+        acc = tl.sum(acc3, axis=2)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()
