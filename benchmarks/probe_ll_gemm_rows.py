@@ -4,8 +4,8 @@ whole of K and all M rows of x, fp32 FMAs summed elementwise over the K loop and
 the ~1 µs split-K handshake of probe_ll_gemm.md is gone, paid for by every program reading all
 of x (M K elements) from L2.
 
-Against the heuristic as it stands (tl.dot on a 16-row padded tile, split-K) on the router shapes,
-H100, CUDA-graph medians with PDL, weights rotating over 4x the L2 as in `lmkernels bench`.
+Against the split-K dot tiles that served M >= 2 before (_dot_split_config: tl.dot on a 16-row
+padded tile) and the heuristic as it stands, on the router shapes, H100, CUDA-graph medians with PDL, weights rotating over 4x the L2 as in `lmkernels bench`.
 Prints markdown as it goes; stops sweeping after --minutes.
 
     python benchmarks/probe_ll_gemm_rows.py [--minutes 8] [--shapes 7168x256,5120x128] [--ms 2,4,8,16]
@@ -17,36 +17,10 @@ import time
 
 import torch
 
-from lmkernels.ops.small_gemm import ll_gemm_config
+from lmkernels.bench.small_gemm import rows_configs
+from lmkernels.ops.small_gemm import _dot_split_config, ll_gemm_config
 from lmkernels.runtime.device import describe_device, num_sms
 from probe_ll_gemm import _sets, _short, _time
-
-
-def _rows_configs(M: int, N: int, K: int):
-    """Whole-K FMA configs: BLOCK_N weight rows a program, BLOCK_K columns a step, warps chosen so a
-    thread holds 16-64 weight elements a step (16-32 at M = 4, 8-16 from M = 8; the M = 1 winner
-    held 64 in one step), the fp32 accumulator BLOCK_M times that (<= 128 registers)."""
-    bm = 1 << (M - 1).bit_length()
-    whole = 1 << (K - 1).bit_length()
-    seen = set()
-    for bn in (1, 2, 4, 8):
-        if bn > 1 and bn // 2 >= N:
-            continue
-        for bk in sorted({1024, 2048, 4096, min(whole, 8192)}):
-            if bk > whole:
-                continue
-            for per_thread in ((8, 16) if bm >= 8 else (16, 32) if bm == 4 else (16, 32, 64)):
-                warps = bn * bk // (32 * per_thread)
-                if warps not in (4, 8, 16):
-                    continue
-                for stages in ((1,) if bk >= K else (2,)):
-                    key = (bn, bk, warps, stages)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
-                           "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
-                           "ONE_LAUNCH": True, "PRELOAD": False}
 
 
 def main() -> int:
@@ -58,8 +32,8 @@ def main() -> int:
     t_end = time.time() + 60 * args.minutes
     sms = num_sms(torch.cuda.current_device())
     print(f"### ll_gemm whole-K FMA rows (no split-K) on {describe_device()}\n")
-    print("| shape | dtype | heuristic µs | its config | best rows µs | its config | rows / heuristic |\n"
-          "|---|---|---:|---|---:|---|---:|", flush=True)
+    print("| shape | dtype | split-K dot µs | heuristic µs | its config | best rows µs | its config | "
+          "best rows / dot |\n|---|---|---:|---:|---|---:|---|---:|", flush=True)
     every = ["| shape | dtype | config | µs |", "|---|---|---|---:|"]
     for spec in args.shapes.split(","):
         fp8 = spec.endswith("fp8")
@@ -70,8 +44,9 @@ def main() -> int:
             sets = _sets(M, N, K, fp8)
             h = ll_gemm_config(M, N, K, 1 if fp8 else 2, sms)
             h_us = _time(sets, h)
+            dot_us = _time(sets, _dot_split_config(M, N, K, 1 if fp8 else 2, sms))
             best = (float("inf"), None)
-            for c in _rows_configs(M, N, K):
+            for c in rows_configs(M, N, K):
                 if time.time() > t_end:
                     break
                 try:
@@ -82,8 +57,8 @@ def main() -> int:
                 best = min(best, (us, f"{_short(c)} st{c['num_stages']}"), key=lambda r: r[0])
                 every.append(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {_short(c)} st{c['num_stages']} "
                              f"| {us:.2f} |")
-            print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {h_us:.2f} | {_short(h)} | {best[0]:.2f} | "
-                  f"{best[1]} | {best[0] / h_us:.2f} |", flush=True)
+            print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {dot_us:.2f} | {h_us:.2f} | {_short(h)} "
+                  f"st{h['num_stages']} | {best[0]:.2f} | {best[1]} | {best[0] / dot_us:.2f} |", flush=True)
             del sets
             torch.cuda.empty_cache()
     print("\n### every swept config\n")

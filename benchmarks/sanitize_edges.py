@@ -103,7 +103,7 @@ for mode in available_modes():
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
-# at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K above) and explicit FMA /
+# at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off
 # addresses must not fault), PRELOAD, split-K in two launches; fp8
 # with odd K where the GPU has it
@@ -114,11 +114,22 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
         w = torch.randn(N, K, device=dev).to(dt)
         s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
         bias = torch.randn(N, device=dev)
-        for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64},
+        for cfg in (None, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64, "BLOCK_N": 2},
                     {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128},
                     {"EARLY_LAUNCH": False, "PREFETCH": False, "SPLIT_K": 2}, {"PRELOAD": True},
                     {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64}):
             lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
+    # whole-K FMA rows (2 <= M <= 8): masked rows of BLOCK_M (3 of 4, 5 of 8), an odd N past the last
+    # two-row tile, the K tail, PRELOAD of all of K, split-K of row tiles in one launch and in two
+    for M, N, K in ((3, 257, 7169), (5, 3, 1001), (2, 1, 17)):
+        x = torch.randn(M, K + 1, device=dev).to(dt)[:, 1:]
+        w = torch.randn(N, K, device=dev).to(dt)
+        s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
+        for cfg in (None, {"EARLY_LAUNCH": False, "PREFETCH": False},
+                    {"PRELOAD": True, "BLOCK_N": 1, "BLOCK_K": 8192, "num_warps": 16, "SPLIT_K": 1},
+                    {"SPLIT_K": 2, "BLOCK_K": 64, "BLOCK_N": 2}, {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64}):
+            lmkernels.ll_gemm(x, w, x_scale=s[0], w_scale=s[1], config=cfg)
+            lmkernels.ll_gemm(x, w, out_dtype=torch.float16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
 torch.cuda.synchronize()
 print("edge shapes ran")

@@ -123,12 +123,13 @@ def test_fp8_per_tensor_scales(M, N, K, out_dtype):
 
 # Configs beside the heuristic's: FMA and dot at the same M, split-K with a K tail, one K tile a
 # program, the L2 prefetch and the early launch (no-ops without PDL)
-CONFIGS = [{"USE_DOT": False}, {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128},
+CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128},
            {"SPLIT_K": 5, "BLOCK_K": 64},
            {"SPLIT_K": 64, "BLOCK_K": 16, "BLOCK_N": 16}, {"SPLIT_K": 1, "BLOCK_K": 128, "num_stages": 3},
            {"BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4},
            {"PRELOAD": True, "SPLIT_K": 17, "BLOCK_K": 64}, {"PRELOAD": True, "SPLIT_K": 1, "BLOCK_K": 2048},
-           {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 512, "num_stages": 3, "PREFETCH": True}]
+           {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 512, "num_stages": 3, "PREFETCH": True},
+           {"USE_DOT": False, "BLOCK_N": 1, "SPLIT_K": 1, "BLOCK_K": 2048, "num_warps": 16, "PRELOAD": True}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
@@ -189,7 +190,7 @@ def _counters(dev):
     return [c for key, (_part, c) in sg._scratch_bufs.items() if key[0] == dev]
 
 
-@pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8}), (11, {"SPLIT_K": 7}),
+@pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8, "BLOCK_K": 128}), (11, {"SPLIT_K": 7}),
                                     (16, {"SPLIT_K": 64, "BLOCK_K": 16}),
                                     (5, {"SPLIT_K": 6, "BLOCK_K": 64, "EARLY_LAUNCH": True, "PREFETCH": True})])
 def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch):
@@ -446,6 +447,9 @@ BAD = [
      ValueError, r"PRELOAD=True needs one K tile a program: K=640 in SPLIT_K=2 splits of BLOCK_K=64 gives 5 tiles"),
     ("config split", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"SPLIT_K": 65}}), ValueError,
      r"config\['SPLIT_K'\]=65 must be an int in \[1, 64\]"),
+    ("config fma registers", lambda: ((_bf(4, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "BLOCK_N": 64,
+                                                                           "BLOCK_K": 2048, "num_warps": 4}}),
+     ValueError, r"4 x 64 x 2048 over 4 warps puts 4096 fp32 products on a thread; at most 128"),
     ("config bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": 1}}), ValueError,
      r"config\['PREFETCH'\]=1 must be a bool"),
 ]
@@ -493,10 +497,11 @@ def test_second_call_takes_the_fast_path(monkeypatch):
 
 def test_heuristic_follows_the_h100_probe():
     """The documented rule on 132 SMs: M == 1 whole K rows (no split) of 1-4 outputs a program;
-    M >= 2 with 16-bit operands and N >= 256 dot 16 x {16, 32} x 512 tiles, whole tiles dealt to
-    about one program an SM, one launch, PREFETCH and EARLY_LAUNCH; M >= 2 otherwise the two-launch
-    rule (~2 programs an SM where K allows, tiles of <= 8192 elements). SPLIT_K <= 64 and what
-    split_k runs is what the config says; PRELOAD never."""
+    2 <= M <= 4, and M <= 8 off the big bf16 routers, whole-K FMA rows of all M rows (no split) of
+    1-2 outputs a program; above that, with 16-bit operands and N >= 256, dot 16 x {16, 32} x 512
+    tiles, whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH;
+    otherwise the two-launch rule (~2 programs an SM where K allows, tiles of <= 8192 elements).
+    SPLIT_K <= 64 and what split_k runs is what the config says; PRELOAD never."""
     sms = 132
     for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100), (20000, 64), (4096, 8192)]:
         for M in ALL_M:
@@ -509,6 +514,11 @@ def test_heuristic_follows_the_h100_probe():
                 if M == 1:
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
                     assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4 and c["PREFETCH"]
+                elif M <= 4 or (M <= 8 and (eb == 1 or N < 256 or (N == 256 and K <= 6144))):
+                    assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1 << (M - 1).bit_length())
+                    assert c["BLOCK_N"] <= (2 if N >= 256 else 1) and c["PREFETCH"] and c["EARLY_LAUNCH"]
+                    assert c["BLOCK_K"] <= min(4096 if eb == 2 else 8192, 1 << max(4, (K - 1).bit_length()))
+                    assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
                 elif eb == 2 and N >= 256:
                     assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
                     assert c["PREFETCH"] and c["EARLY_LAUNCH"]
@@ -522,7 +532,17 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
-    assert sg.ll_gemm_config(4, 384, 7168, 2, sms)["BLOCK_N"] == 32
+    assert sg.ll_gemm_config(8, 384, 7168, 2, sms)["BLOCK_N"] == 32
+    c = sg.ll_gemm_config(4, 384, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 2048, 8)  # 192 programs in one wave: 5.10 µs
+    c = sg.ll_gemm_config(2, 256, 7168, 1, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (1, 8192, 8)  # fp8: all of K a row, 2.53 µs
+    c = sg.ll_gemm_config(4, 384, 7168, 1, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 2048, 4)  # fp8: half the bf16 warps, 4.25 µs
+    c = sg.ll_gemm_config(2, 256, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 8)  # probe_ll_gemm_rows.md's 2.85 µs
+    c = sg.ll_gemm_config(4, 256, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 16)  # its 3.73 µs
     assert sg.ll_gemm_config(16, 256, 7168, 1, sms)["SPLIT_K"] == 28  # fp8: the two-launch rule's 16x32x256
     assert sg.ll_gemm_config(16, 384, 7168, 1, sms)["SPLIT_K"] == 19  # BLOCK_K 128, not 14 splits of 256
 

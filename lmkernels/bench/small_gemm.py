@@ -232,18 +232,47 @@ SWEEP_MS = (1, 2, 4, 8, 16)
 
 
 def sweep_configs(M: int, N: int, K: int, sms: int) -> list[dict]:
-    """FMA (M <= 8) and dot tiles: BLOCK_N 16/32/64 x BLOCK_K 128/256/512, each with SPLIT_K aiming at
-    1, 2 and 4 programs an SM (one K tile a program at most, 64 splits at most), 4 warps."""
+    """Split tiles: BLOCK_N 16/32/64 x BLOCK_K 128/256/512, FMA at M == 1 and dot, each with SPLIT_K
+    aiming at 1, 2 and 4 programs an SM (one K tile a program at most, 64 splits at most), 4 warps;
+    and at 2 <= M <= 8 the whole-K FMA rows of rows_configs."""
     out = []
-    for dot in ((False, True) if M <= 8 else (True,)):
+    for dot in ((False, True) if M == 1 else (True,)):
         for bn in (16, 32, 64):
             for bk in (128, 256, 512):
                 n_tiles, k_tiles = -(-N // bn), -(-K // bk)
                 splits = sorted({max(1, min(64, k_tiles, round(f * sms / n_tiles))) for f in (1, 2, 4)})
                 for sk in splits:
-                    out.append({"USE_DOT": dot, "BLOCK_M": 16 if dot else 1 << (M - 1).bit_length(), "BLOCK_N": bn,
+                    out.append({"USE_DOT": dot, "BLOCK_M": 16 if dot else 1, "BLOCK_N": bn,
                                 "BLOCK_K": bk, "SPLIT_K": sk, "num_stages": 1 if sk * bk >= K else 3})
+    if 2 <= M <= 8:
+        out += list(rows_configs(M, N, K))
     return out
+
+
+def rows_configs(M: int, N: int, K: int):
+    """Whole-K FMA rows (no split): BLOCK_N 1-8 weight rows a program, BLOCK_K 1024-8192 columns a
+    step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at M = 4, 8-16 from
+    M = 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128)."""
+    bm = 1 << (M - 1).bit_length()
+    whole = 1 << max(4, (K - 1).bit_length())
+    seen = set()
+    for bn in (1, 2, 4, 8):
+        if bn > 1 and bn // 2 >= N:
+            continue
+        for bk in sorted({1024, 2048, 4096, min(whole, 8192)}):
+            if bk > whole:
+                continue
+            for per_thread in ((8, 16) if bm >= 8 else (16, 32) if bm == 4 else (16, 32, 64)):
+                warps = bn * bk // (32 * per_thread)
+                if warps not in (4, 8, 16):
+                    continue
+                stages = 1 if bk >= K else 2
+                if (bn, bk, warps, stages) in seen:
+                    continue
+                seen.add((bn, bk, warps, stages))
+                yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
+                       "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
+                       "ONE_LAUNCH": True, "PRELOAD": False}
 
 
 def sweep(routers=ROUTERS, ms=SWEEP_MS) -> str:

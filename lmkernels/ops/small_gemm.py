@@ -36,6 +36,8 @@ FP8 = torch.float8_e4m3fn
 IN_DTYPES = (torch.bfloat16, torch.float16, FP8)
 OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 MAX_SPLIT_K = 64  # split-K's finishing sum holds next_pow2(SPLIT_K) partials of a tile in registers
+# FMA tiles: fp32 products a thread holds (of 255 registers; the heuristic's tiles hold 64-128)
+MAX_FMA_PER_THREAD = 128
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
@@ -52,26 +54,22 @@ _INTERPRETED = is_interpreter()
 # ---------------------------------------------------------------- configs
 
 def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """The heuristic config, from the H100 probe (benchmarks/probe_ll_gemm.py, probe_ll_gemm.md:
-    CUDA-graph medians with PDL, a call waiting on the one before as in a model's chain).
+    """The heuristic config, from the H100 probes (benchmarks/probe_ll_gemm.py, probe_ll_gemm.md,
+    probe_ll_gemm_rows.py, probe_ll_gemm_rows.md: CUDA-graph medians with PDL, a call waiting on the
+    one before as in a model's chain).
 
     What sets the time at M <= 16 is latency, not bandwidth: in a PDL chain a dependent kernel that
     only waits, reads and writes costs ~1.0 µs a call, and split-K's handshake (partial store,
     barrier, atomic, the last program's read) another ~1.0 µs (the probe's floor rows), against a
-    weight read of 0.02-1.8 µs. So:
+    weight read of 0.02-1.8 µs. So split-K only where nothing else fills the GPU:
       M == 1: no split. fp32 FMAs on whole K rows, BLOCK_K = next_pow2(K) (<= 16384, looping past
         it), BLOCK_N rows a program: 4 for bf16 from N = 256, else 2 (fp8: 2), 16 warps when a tile
         holds >= 8192 elements and N > 16, else 8. Probe (PRELOAD): 7168 x 256 2.52 µs (two-launch
         split-K 4.66), 5120 x 128 1.87, 4096 x 8 1.24, 2880 x 64 1.29, fp8 7168 x 256 2.13-2.14.
         PREFETCH asks L2 for the whole block before the wait (the safe form of PRELOAD, which is a
         config key: kernels/small_gemm.py says why it is not the default).
-      M >= 2, 16-bit operands, N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
-        BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
-        whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
-        and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for the rule below.
-      M >= 2 otherwise (fp8, N < 256): the session-5 rule, split-K in two launches, which the
-        one-launch configs lost to there (probe and bench: fp8 8.1 against 6.0 µs, 4096 x 8 3.0
-        against 2.3-2.6, 5120 x 128 4.2-4.5 against 3.7-3.8): _two_launch_config.
+      M >= 2 where _rows_config applies: no split either, whole-K FMA rows for all M rows at once.
+      M >= 2 otherwise: _dot_split_config (tl.dot on the 16-row padded tile, split-K).
     """
     if M == 1:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
@@ -81,6 +79,71 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         return {"BLOCK_M": 1, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
                 "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
                 "PRELOAD": False}
+    if M <= 4 or (M <= 8 and (elem_bytes == 1 or N < 256 or (N == 256 and K <= 6144))):
+        return _rows_config(M, N, K, elem_bytes, sms)
+    return _dot_split_config(M, N, K, elem_bytes, sms)
+
+
+def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+    """2 <= M <= 8, whole-K FMA rows (kernels/small_gemm.py, _mac3): no split-K handshake, every
+    program reading all M rows of x from L2 (M / BLOCK_N times the weight's bytes in all). Fitted to
+    probe_ll_gemm_rows.md (H100; neighbouring configs differ by 0.1-0.5 µs, so a rule that is right
+    everywhere would be a table, not this).
+    16-bit operands:
+      BLOCK_N 2 from N = 256, else 1 (128-384 programs on the routers).
+      M <= 4: a thread holds pt = 32 weight elements a step at M = 2, 16 at M = 3-4 (its fp32
+        products BLOCK_M times that: 64 registers). Warps: up to 16, fewer where the grid would not
+        fit one wave at ~16 resident warps an SM (7168 x 384 at M = 4: 192 programs of 16 warps took
+        6.1 µs, of 8 warps 5.1). BLOCK_K = pt x 32 x warps / BLOCK_N, at most 4096 and next_pow2(K).
+      M = 5-8: 8 warps, BLOCK_K 2048 for two rows a program; for one, half of next_pow2(K) up to
+        4096 (5120 x 128: 8x1x4096 3.6 µs, 8x1x2048 4.2; 4096 x 8 and 2880 x 64 took 2048).
+    fp8 e4m3 (half the bytes an element; the bf16 tiles with twice the warps lost by up to 1 µs):
+      M <= 2: one row of all of K (<= 8192) a program on 8 warps where N <= 256 (7168 x 256 2.53 µs
+        against 2.89 for the bf16 tile, 5120 x 128 2.16 against 3.34), except 4096 x 256, which took
+        the bf16 tile (2.23 against 2.61); N >= 384 the bf16 tile.
+      M = 3-4: the bf16 tile with half the warps from N = 256 (7168 x 256 3.37 µs against 4.03,
+        7168 x 384 4.25 against 5.30).
+      M = 5-8: one row a program, 8 elements a thread a step, 8 warps (4 from N = 384).
+    Probe at M = 2 / 4 / 8 against the split-K dot tiles: bf16 7168 x 256 2.85 / 3.73 / 5.10 against
+    4.70 / 4.72 / 4.81, 5120 x 128 2.31 / 2.65 / 3.65 against 3.71-3.87, 4096 x 8 1.32 / 1.47 / 2.05
+    against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08. At M = 16 the FMAs lose
+    everywhere (7.6-15 µs: M K N FMAs and 16 x rows a program)."""
+    bm = triton.next_power_of_2(M)
+    whole = triton.next_power_of_2(max(K, 16))
+    if elem_bytes == 1 and M > 4:
+        warps = 8 if N <= 256 else 4
+        return _rows(bm, 1, min(256 * warps, whole), warps, K)
+    if elem_bytes == 1 and M <= 2 and N <= 256 and not (N == 256 and K <= 4096):
+        return _rows(bm, 1, min(8192, whole), 8, K)
+    bn = 2 if N >= 256 else 1
+    if M > 4:
+        return _rows(bm, bn, 2048 if bn == 2 else min(4096, max(16, whole // 2)), 8, K)
+    per_thread = 32 if M <= 2 else 16
+    warps = 16
+    while warps > 4 and triton.cdiv(N, bn) * warps > 16 * sms:
+        warps //= 2
+    bk = min(4096, whole, per_thread * 32 * warps // bn)
+    warps = min(16, max(4, bn * bk // (32 * per_thread)))
+    if elem_bytes == 1 and M > 2 and bn == 2:
+        warps = max(4, warps // 2)
+    return _rows(bm, bn, bk, warps, K)
+
+
+def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
+    return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
+            "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
+            "PRELOAD": False}
+
+
+def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+    """M >= 2 where whole-K rows lose (M > 8, or M > 4 on the big bf16 routers): split-K dot tiles.
+      16-bit operands, N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
+        BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
+        whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
+        and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for the rule below.
+      otherwise (fp8, N < 256): the session-5 rule, split-K in two launches, which the
+        one-launch configs lost to there (probe and bench: fp8 8.1 against 6.0 µs, 4096 x 8 3.0
+        against 2.3-2.6, 5120 x 128 4.2-4.5 against 3.7-3.8): _two_launch_config."""
     if elem_bytes != 2 or N < 256:
         return _two_launch_config(N, K, sms)
     bn = 32 if N > 256 else 16
@@ -130,7 +193,7 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
     with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps
-    1-16 (powers of two); num_stages 1-6; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
+    1-16 (powers of two); num_stages 1-6; FMA tiles at most MAX_FMA_PER_THREAD products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
     is ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
@@ -148,6 +211,12 @@ def check_config(cfg: dict, M: int) -> dict:
     config_int(cfg, "num_warps", 1, 16, pow2=True)
     config_int(cfg, "SPLIT_K", 1, MAX_SPLIT_K)
     config_int(cfg, "num_stages", 1, 6)
+    if not dot:  # the FMA tile lives in registers: BLOCK_M BLOCK_N BLOCK_K fp32 products over the threads
+        per_thread = bm * cfg["BLOCK_N"] * cfg["BLOCK_K"] // (32 * cfg["num_warps"])
+        if per_thread > MAX_FMA_PER_THREAD:
+            raise ValueError(f"config FMA tile BLOCK_M x BLOCK_N x BLOCK_K = {bm} x {cfg['BLOCK_N']} x "
+                             f"{cfg['BLOCK_K']} over {cfg['num_warps']} warps puts {per_thread} fp32 products on a "
+                             f"thread; at most {MAX_FMA_PER_THREAD} (more spills to local memory)")
     return dict(cfg)
 
 
