@@ -404,8 +404,8 @@ def _check_ll_gemm(device, dtype, M, N, K, gen):
         name = "ll_gemm:" + str(in_dt).split(".")[-1]
         variants = [("", None)]
         if dtype == torch.float32 and N * K < 2**17:  # split-K FMA once a shape and input (the interpreter
-            # runs an FMA tile row by row: 5 x 256 x 2048 took 20 s there)
-            variants.append((":split_k_fma", {"SPLIT_K": 3, "BLOCK_K": 256, "USE_DOT": False}))
+            # took 20 s for a 5 x 256 x 2048 FMA tile)
+            variants.append((":split_k_fma", {"SPLIT_K": 3, "BLOCK_K": 256, "BLOCK_N": 2, "USE_DOT": False}))
         for suffix, cfg in variants:
             got = ll_gemm(x, w, bias=bias, out_dtype=dtype, x_scale=s[0], w_scale=s[1], config=cfg)
             yield name + suffix, ll_gemm_error(got, x, w, bias, *s), 1.0, "bound"
