@@ -227,13 +227,14 @@ def _(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale,
 
 @torch.library.custom_op("lmkernels::scaled_mm", mutates_args=())
 def _scaled_mm(a: Tensor, b: Tensor, scale_a: Tensor, scale_b: Tensor, out_dtype: torch.dtype, bias: Optional[Tensor],
-               access: Optional[str], config: Optional[str]) -> Tensor:
+               access: Optional[str], config: Optional[str], pdl: Optional[bool] = None) -> Tensor:
     """config: the config dict as JSON (a schema has no dict type; ops/scaled_mm.py:scaled_mm encodes it)."""
-    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access, None if config is None else json.loads(config))
+    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access,
+                          None if config is None else json.loads(config), pdl)
 
 
 @_scaled_mm.register_fake
-def _(a, b, scale_a, scale_b, out_dtype, bias, access, config):
+def _(a, b, scale_a, scale_b, out_dtype, bias, access, config, pdl=None):
     M, N = check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias)[:2]
     return a.new_empty((M, N), dtype=out_dtype)
 

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import DEVICE, ON_GPU, assert_ulps, seed_of, skip_unavailable
+from helpers import DEVICE, ON_GPU, assert_ulps, capture, seed_of, skip_unavailable
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
@@ -322,6 +322,52 @@ def test_fp8_extremes():
 
 
 # ---------------------------------------------------------------- bad inputs
+
+# ---------------------------------------------------------------- programmatic dependent launch
+
+def test_pdl_chain_matches_plain_launches():
+    """Each step's per-token scale is a column of the step before's output, read after the wait;
+    one step splits K (its reduce kernel launched with PDL too). With PDL (on sm90 at this decode
+    shape also the weight's L2 prefetch before the wait) bit-identical to plain launches, eager and
+    replayed from one CUDA graph on new data; a plain launch elsewhere."""
+    M, N, K = (16, 512, 1024) if ON_GPU else (4, 64, 128)
+    a, _ = _operands(M, N, K, "int8", seed_of("pdl chain"))
+    ws = [_operands(M, N, K, "int8", seed_of("pdl chain", i))[1] for i in range(4)]
+    sa0, sb, bias = _scales(M, N, 31)
+    cfgs = (None, _cfg(SPLIT_K=2), None, _cfg(bn=32))
+
+    def chain(pdl):
+        sa = sa0
+        for w, cfg in zip(ws, cfgs):
+            y = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=cfg, pdl=pdl)
+            sa = y[:, :1]  # [M, 1], row stride N
+        return y
+
+    plain = chain(False)
+    _check(lmkernels.scaled_mm(a, ws[0].t(), sa0, sb, torch.float32, bias, pdl=True), a, ws[0].t(), sa0, sb,
+           torch.float32, bias)
+    for pdl in (None, True):
+        assert torch.equal(chain(pdl), plain)
+    if not ON_GPU:
+        return
+    if torch.cuda.get_device_capability() >= (9, 0):  # the heuristic's decode plan prefetches the weight
+        mm_ops._plans.clear()
+        lmkernels.scaled_mm(a, ws[0].t(), sa0, sb, torch.float32, bias)
+        assert any(plan[2][-1] and plan[-1] for plan in mm_ops._plans.values()), "no PREFETCH plan"
+    graph, got = capture(lambda: chain(None))
+    sa0.copy_(_scales(M, N, 32)[0])
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(got, chain(False))
+
+
+def test_pdl_must_be_a_bool_or_none():
+    a, w = _operands(4, 16, 32, "int8", 19)
+    sa, sb, _ = _scales(4, 16, 19)
+    for bad in (1, "yes"):
+        with pytest.raises(TypeError, match="pdl must be a bool or None"):
+            lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, pdl=bad)
+
 
 def _bad_cases():
     a, w = _operands(4, 16, 32, "int8", 17)

@@ -9,6 +9,8 @@ TFLOP/s = 2 M N K / time.
 Providers:
   lmkernels                     config=None: the tuned table for this GPU when one exists, else the
                                 op's heuristic (the op warns once per shape without a table)
+  lmkernels pdl off             M <= 128: the default config launched without PDL (so without the
+                                weight's L2 prefetch before the wait): what PDL buys a chain of calls
   lmkernels heuristic           config=heuristic_config(...): the tuned/heuristic ratio is what the
                                 tables buy (vLLM-style tuning is worth it at >= 1/0.85). Its host
                                 µs include checking the explicit config (the op's careful path)
@@ -49,14 +51,14 @@ def _case(M: int, N: int, K: int, tag: str):
     def inputs(i):
         return operands(M, N, K, fp8, "cuda", 9000 + 97 * i + M)
 
-    def ours(heuristic: bool):
+    def ours(heuristic: bool, pdl=None):
         def make(i):
             a, b, sa, sb = inputs(i)
             cfg = None
             if heuristic:
                 from lmkernels.ops.scaled_mm import heuristic_config
                 cfg = heuristic_config(M, N, K, fp8, torch.cuda.current_device())
-            return lambda: lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, config=cfg)
+            return lambda: lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, config=cfg, pdl=pdl)
         return make
 
     def torch_scaled_mm(fast: bool):
@@ -80,6 +82,8 @@ def _case(M: int, N: int, K: int, tag: str):
         return lambda: torch.mm(a, w.t())
 
     p = {"lmkernels": ours(False), "lmkernels heuristic": ours(True)}
+    if M <= 128:  # the default launch is PDL on sm90+ (with the weight's L2 prefetch at decode); the peers have none
+        p["lmkernels pdl off"] = ours(False, pdl=False)
     if fp8:
         p["torch._scaled_mm row-wise (cuBLASLt), fast accumulation"] = torch_scaled_mm(True)
         p["torch._scaled_mm row-wise (cuBLASLt), default precise accumulation"] = torch_scaled_mm(False)

@@ -350,6 +350,20 @@ def prefetch_l2(ptrs, mask):
 
 
 @triton.jit
+def prefetch_span_l2(rows, row_mask, c_lo, c_hi, BLOCK_C: tl.constexpr):
+    """Prefetch into L2 every 128-byte line of columns [c_lo, c_hi) of the rows whose pointers are
+    rows ([R, 1], the masked-off ones skipped): one address a line, a [R, SPAN / LINE] tile a step
+    of SPAN = max(BLOCK_C, a line) columns (ll_gemm 7168 x 256 bf16, 32 x 256 a program: 128 lines,
+    one a thread at 4 warps). A program's whole share of a weight, asked for before its gdc_wait."""
+    LINE: tl.constexpr = 1024 // rows.dtype.element_ty.primitive_bitwidth  # elements in 128 bytes
+    SPAN: tl.constexpr = BLOCK_C if BLOCK_C >= LINE else LINE
+    lines = tl.arange(0, SPAN // LINE) * LINE
+    for c0 in range(c_lo, c_hi, SPAN):
+        cols = c0 + lines
+        prefetch_l2(rows + cols[None, :], row_mask[:, None] & (cols[None, :] < c_hi))
+
+
+@triton.jit
 def prefetch_rows_l2(ptr, row0, n_rows, n_cols, stride_r, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """Prefetch into L2 the lines of rows [row0, row0 + BLOCK_R) (those < n_rows), elements
     [0, n_cols) of each (n_cols <= BLOCK_C): one address a 128-byte line, int64 row offsets. The

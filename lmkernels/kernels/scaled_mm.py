@@ -22,11 +22,22 @@ Epilogue, one fixed order in kernel and reference (lmkernels/reference/scaled_mm
 each step one fp32 rounding. The op launches with enable_fp_fusion=False so the compiler keeps
 t * sb + bias two roundings instead of one FMA; int8's acc is exact (int32), so int8 results are
 bit-identical to the reference on a GPU.
+
+USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
+gdc_wait() (a, the scales and the bias may be the previous kernel's outputs, and so, in a chain
+that quantises a weight just before, may b), then gdc_launch_dependents() at once, so the next
+kernel launches while this one works (sound: every lmkernels kernel touches memory only after its
+own wait). PREFETCH (only with USE_PDL, one work item a program, b = w.t() addressed by pointer):
+before the wait the program asks L2 for its share of the weight, rows n0..n0 + BLOCK_N of w over
+its K range (prefetch.global.L2 fills no register, so nothing read can be stale; L2 is the point
+of coherence). At M <= 16 the weight is the whole cost and its HBM read then overlaps the previous
+kernel's tail.
 """
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .access import POINTER, load_tile, store_tile
+from .access import POINTER, load_tile, prefetch_span_l2, store_tile
 
 
 @triton.jit
@@ -76,29 +87,34 @@ def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, 
 
 
 @triton.jit
-def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-               stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-               SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
-               SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
-    """Work item w: split w // tiles of tile w % tiles; its K range [split * k_chunk, + k_chunk).
-
-    k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile straddles two splits and the
-    only partial tile is the one ending at K, which every mode zero-fills: the K mask of the pointer
-    mode and the descriptor's bounds agree. Without a split the K range is the constant (0, K):
-    a persistent loop can then be flattened (see _scaled_mm_kernel)."""
+def _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr,
+          SPLIT_K: tl.constexpr):
+    """(split, m0, n0, k_lo, k_hi) of work item w: split w // tiles of tile w % tiles; its K range
+    [split * k_chunk, + k_chunk). k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile
+    straddles two splits and the only partial tile is the one ending at K, which every mode
+    zero-fills: the K mask of the pointer mode and the descriptor's bounds agree. Without a split
+    the K range is the constant (0, K): a persistent loop can then be flattened (_scaled_mm_kernel)."""
     tiles = tiles_m * tiles_n
     split = w // tiles
     pid_m, pid_n = _tile_coords(w % tiles, tiles_m, tiles_n, GROUP_M)
-    m0 = pid_m * BLOCK_M
-    n0 = pid_n * BLOCK_N
     if SPLIT_K == 1:
         k_lo = 0
         k_hi = K
     else:
         k_lo = split * k_chunk
         k_hi = tl.minimum(k_lo + k_chunk, K)
+    return split, pid_m * BLOCK_M, pid_n * BLOCK_N, k_lo, k_hi
+
+
+@triton.jit
+def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+               stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk,
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+               SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
+               SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
+    """Work item w: its tile and K range (_item), the K loop, the epilogue or the partial store."""
+    split, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
@@ -139,7 +155,8 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                       GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, PERSISTENT: tl.constexpr,
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-                      FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
+                      FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
+                      PREFETCH: tl.constexpr):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, scaled and rounded) or the workspace
     [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are pointers, or
     host-made tensor descriptors over the operands' memory order when ACCESS is descriptor.
@@ -155,6 +172,13 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     tiles_m = tl.cdiv(M, BLOCK_M)
     tiles_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
+    if USE_PDL:
+        if PREFETCH:  # b = w.t(), w [N, K] row-major with row stride stride_b; this program's item pid
+            _, _, n0, k_lo, k_hi = _item(pid, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            prefetch_span_l2(b_view + offs_n.to(tl.int64)[:, None] * stride_b, offs_n < N, k_lo, k_hi, BLOCK_K)
+        gdc_wait()
+        gdc_launch_dependents()
     if PERSISTENT:
         items = tiles_m * tiles_n * SPLIT_K
         for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
@@ -170,9 +194,14 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
 @triton.jit(do_not_specialize=["M", "stride_ws"])
 def _split_k_reduce_kernel(ws_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_ws, stride_cm, stride_sa,
                            stride_sb, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                           SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr):
+                           SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr,
+                           USE_PDL: tl.constexpr):
     """c <- epilogue(ws[0] + ws[1] + ... + ws[SPLIT_K - 1]) over one [BLOCK_M, BLOCK_N] tile, the sum
-    taken left to right (the workspace holds int32 for int8, fp32 for fp8; each row stride N)."""
+    taken left to right (the workspace holds int32 for int8, fp32 for fp8; each row stride N).
+    USE_PDL: wait for the partials (the main kernel's complete output), then let the next launch."""
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
     tiles_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)  # a 1-D grid: no 65535 limit on the M tiles of axis 1
     pid_m = pid // tiles_n

@@ -70,7 +70,7 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..runtime.device import is_interpreter
-from .access import prefetch_l2
+from .access import prefetch_span_l2
 
 # Triton 3.6's interpreter multiplies bf16 dot operands wrongly (a [16, 64] x [64, 32] tl.dot gave
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
@@ -90,19 +90,6 @@ def _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N, stri
     if HAS_BIAS:
         t = t + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
     tl.store(out_ptr + offs_m.to(tl.int64) * stride_om + offs_n, t.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K: tl.constexpr):
-    """prefetch.global.L2 of every 128-byte line of weight columns [k_lo, k_hi) of this program's
-    rows (w_rows [BLOCK_N, 1] row pointers): one address a line, a [BLOCK_N, SPAN / LINE] tile a
-    step (7168 x 256 bf16, 32 x 256 a program: 128 lines, one a thread at 4 warps)."""
-    LINE: tl.constexpr = 1024 // w_rows.dtype.element_ty.primitive_bitwidth  # elements in 128 bytes
-    SPAN: tl.constexpr = BLOCK_K if BLOCK_K >= LINE else LINE
-    lines = tl.arange(0, SPAN // LINE) * LINE
-    for k0 in range(k_lo, k_hi, SPAN):
-        cols = k0 + lines
-        prefetch_l2(w_rows + cols[None, :], mask_n[:, None] & (cols[None, :] < k_hi))
 
 
 @triton.jit
@@ -211,7 +198,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
             w_first = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
     if USE_PDL:
         if PREFETCH and not PRELOAD:
-            _prefetch_share(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
+            prefetch_span_l2(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -27,10 +27,10 @@ import triton
 from ..kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
 from ..runtime import access as _access
 from ..runtime import config_store
-from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
+from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms, pdl_prefetch
 from ..runtime.launch import Launcher
-from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, tile_descriptor,
-                      use_dispatcher)
+from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
+                      tile_descriptor, use_dispatcher)
 
 # a, b, c (or workspace), scale_a, scale_b, bias | M | N, K, stride_a, stride_b, stride_cm | stride_cs |
 # stride_sa, stride_sb, k_chunk
@@ -259,8 +259,12 @@ def _descriptor_problem(a, b, A_T, B_T, sa_view, sb_view, bm, bn, bk) -> str | N
 
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
-               dev, mode, cfg) -> tuple:
-    """Everything a launch needs but the tensors: see _launch_plan for how it is read."""
+               dev, mode, cfg, use_pdl) -> tuple:
+    """Everything a launch needs but the tensors: see _launch_plan for how it is read.
+    The weight's L2 prefetch before the PDL wait (kernels/scaled_mm.py) where every program has one
+    work item and at most one program an SM runs (a grid past the SMs would prefetch for programs
+    that start waves later: rms_norm's probe measured such prefetches 1.1-3.3x slower), b = w.t()
+    and pointer addressing (a descriptor carries no pointer to prefetch through)."""
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     k_tiles = triton.cdiv(K, bk)
     split = min(cfg["SPLIT_K"], max(k_tiles, 1))
@@ -269,8 +273,10 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     items = triton.cdiv(M, bm) * triton.cdiv(N, bn) * split
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
+    prefetch = (pdl_prefetch(use_pdl) and B_T and mode != _access.DESCRIPTOR and not persistent
+                and items <= num_sms(max(dev, 0)))
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
-              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode)
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl, prefetch)
     dt = INT8 if int8 else FP8
     ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
@@ -278,25 +284,25 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     tensor_dtypes = ((ws_dtype, torch.float32, torch.float32, stand_in) if mode == _access.DESCRIPTOR
                      else (dt, dt, ws_dtype, torch.float32, torch.float32, stand_in))
     warps, stages = cfg["num_warps"], cfg["num_stages"]
-    meta = launcher.meta_id(consts, warps, stages, tensor_dtypes, False, fp_fusion=False)
+    meta = launcher.meta_id(consts, warps, stages, tensor_dtypes, use_pdl, fp_fusion=False)
     ints = (M, N, K, stride_a, stride_b, N, M * N, ssa, ssb, k_chunk)
     boxes = ((bk, bm) if A_T else (bm, bk), (bn, bk) if B_T else (bk, bn))
     reduce = None
     if split > 1:
         rbm = min(16, triton.next_power_of_2(M))
         rbn = max(16, min(triton.next_power_of_2(N), 2048 // rbm))
-        rconsts = (split, rbm, rbn, sa_tok, sb_ch, bias_dtype is not None)
+        rconsts = (split, rbm, rbn, sa_tok, sb_ch, bias_dtype is not None, use_pdl)
         rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (ws_dtype, out_dtype, torch.float32, torch.float32, stand_in),
-                                       False, fp_fusion=False)
+                                       use_pdl, fp_fusion=False)
         rgrid = triton.cdiv(M, rbm) * triton.cdiv(N, rbn)
         reduce = (rconsts, rmeta, rgrid, (M, N, M * N, N, ssa, ssb))
     return (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, (M, N), out_dtype,
-            A_T, B_T)
+            A_T, B_T, use_pdl)
 
 
 def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
     """Allocate the output (and split-K workspace) and launch the plan's kernel(s)."""
-    mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T = plan
+    mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T, pdl = plan
     out = a.new_empty(shape, dtype=out_dtype)
     c = out if split == 1 else a.new_empty((split, *shape), dtype=ws_dtype)
     bias_arg = scale_a if bias is None else bias
@@ -306,13 +312,14 @@ def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
         bv = tile_descriptor(b, N, K, stride_b, *boxes[1]) if B_T else tile_descriptor(b, K, N, stride_b, *boxes[1])
         if not _launch_desc.fast(dev, meta, grid, 1, av, bv, c, scale_a, scale_b, bias_arg, *ints):
             _launch_desc(dev, (grid,), (av, bv, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages,
-                         fp_fusion=False)
+                         pdl=pdl, fp_fusion=False)
     elif not _launch.fast(dev, meta, grid, 1, a, b, c, scale_a, scale_b, bias_arg, *ints):
-        _launch(dev, (grid,), (a, b, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages, fp_fusion=False)
+        _launch(dev, (grid,), (a, b, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages, pdl=pdl,
+                fp_fusion=False)
     if reduce is not None:
         rconsts, rmeta, rgrid, rints = reduce
         if not _launch_reduce.fast(dev, rmeta, rgrid, 1, c, out, scale_a, scale_b, bias_arg, *rints):
-            _launch_reduce(dev, (rgrid,), (c, out, scale_a, scale_b, bias_arg, *rints), rconsts, 4, 1,
+            _launch_reduce(dev, (rgrid,), (c, out, scale_a, scale_b, bias_arg, *rints), rconsts, 4, 1, pdl=pdl,
                            fp_fusion=False)
     return out
 
@@ -341,10 +348,11 @@ def _resolve_mode(access, cfg_access, explicit_cfg: bool, problem) -> tuple[int,
     return mode, False
 
 
-def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key):
+def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key, pdl):
     M, N, K, int8, sa_tok, ssa, sb_ch, ssb = check_scaled_mm(a, b, scale_a, scale_b, out_dtype, bias)
     check_runnable(a, "a")
     dev = a.get_device()
+    use_pdl = resolve_pdl(pdl, dev)  # refuses a pdl that is not a bool or None
     if not int8:
         why = fp8_mma_problem(dev)
         if why is not None:
@@ -366,7 +374,7 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key):
         mode = _access.POINTER
     bias_dtype = None if bias is None else bias.dtype
     plan = _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb,
-                      bias_dtype, dev, mode, cfg)
+                      bias_dtype, dev, mode, cfg, use_pdl)
     # the fast path reuses the plan for calls with the key's facts, which hold everything but the
     # bases' alignment: a descriptor plan re-checks it at each call (a base off 16 bytes comes back
     # here), and a pointer plan that fell back for a misaligned base is not kept (the next, aligned
@@ -378,16 +386,17 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key):
     return _launch_plan(plan, a, b, scale_a, scale_b, bias, dev)
 
 
-def scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias=None, access=None, config=None):
+def scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias=None, access=None, config=None, pdl=None):
     """out = scaled_mm(...): the fast branch for a call whose facts have a plan, else _careful.
 
     The plan key holds every fact the plan was derived from (shapes, strides, dtypes, scale and
     bias forms, device, the access request and the process default); devices are asked of each
     operand, and for a descriptor plan the two bases' 16-byte alignment (TMA's rule; the strides'
-    alignment is in the key)."""
+    alignment is in the key), and the pdl request."""
     key = None
     if (config is None and type(a) is _Tensor and type(b) is _Tensor and type(scale_a) is _Tensor
-            and type(scale_b) is _Tensor and type(out_dtype) is _Dtype and (access is None or type(access) is str)):
+            and type(scale_b) is _Tensor and type(out_dtype) is _Dtype and (access is None or type(access) is str)
+            and (pdl is None or type(pdl) is bool)):
         dev = a.get_device()
         if bias is None:
             bkey = None
@@ -398,7 +407,7 @@ def scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias=None, access=None, co
         if bkey is not False:
             key = (a.shape, b.shape, a.stride(), b.stride(), a.dtype, b.dtype, out_dtype, scale_a.shape,
                    scale_a.stride(), scale_a.dtype, scale_b.shape, scale_b.stride(), scale_b.dtype, bkey, dev,
-                   access, _access._default)
+                   access, _access._default, pdl)
             plan = _plans.get(key)
             if (plan is not None and b.get_device() == dev and scale_a.get_device() == dev
                     and scale_b.get_device() == dev and (bias is None or bias.get_device() == dev)
@@ -407,7 +416,7 @@ def scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias=None, access=None, co
                 return _launch_plan(plan, a, b, scale_a, scale_b, bias, dev)
             if plan is not None and plan[0] == _access.DESCRIPTOR:
                 key = None  # misaligned bases this call: the careful path decides again, caching nothing
-    return _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key)
+    return _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key, pdl)
 
 
 @torch.compiler.assume_constant_result
@@ -420,7 +429,7 @@ def config_json(config) -> str:
 
 def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
               out_dtype: torch.dtype, bias: torch.Tensor | None = None, *, access: str | None = None,
-              config: dict | None = None) -> torch.Tensor:
+              config: dict | None = None, pdl: bool | None = None) -> torch.Tensor:
     """W8A8 scaled matmul: ``out[m, n] = round(sa[m] * sb[n] * sum_k a[m, k] b[k, n] + bias[n])``.
 
     a [M, K], b [K, N]: both torch.int8 (int32 accumulation, exact; K <= 131071) or both
@@ -445,6 +454,7 @@ def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: 
     "descriptor" (raises ValueError where it cannot serve). config: a dict (see check_config) that
     replaces the tuned / heuristic one; None looks up lmkernels.runtime.config_store, then
     heuristic_config. Deterministic: split-K sums its partials in a fixed order.
+    pdl: programmatic dependent launch, None = where the GPU has it (sm90+); never changes the result.
 
     >>> w = torch.randint(-128, 128, (4096, 4096), dtype=torch.int8, device="cuda")
     >>> x = torch.randint(-128, 128, (16, 4096), dtype=torch.int8, device="cuda")
@@ -454,5 +464,5 @@ def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: 
     check_tensor(a, "a")
     if use_dispatcher(a):
         cfg = None if config is None else config_json(config)
-        return torch.ops.lmkernels.scaled_mm(a, b, scale_a, scale_b, out_dtype, bias, access, cfg)
-    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access, config)
+        return torch.ops.lmkernels.scaled_mm(a, b, scale_a, scale_b, out_dtype, bias, access, cfg, pdl)
+    return scaled_mm_impl(a, b, scale_a, scale_b, out_dtype, bias, access, config, pdl)

@@ -23,9 +23,10 @@ def accumulate(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.float() @ b.float()
 
 
-def scaled_mm(a, b, scale_a, scale_b, out_dtype, bias=None, *, access=None, config=None):
+def scaled_mm(a, b, scale_a, scale_b, out_dtype, bias=None, *, access=None, config=None, pdl=None):
     """out = round_to(out_dtype, ((acc * sa[m]) * sb[n]) + bias[n]), each step an fp32 rounding,
-    in exactly that order (the kernel's epilogue); acc from accumulate()."""
+    in exactly that order (the kernel's epilogue); acc from accumulate(). access, config and pdl are the
+    op's and change nothing here."""
     sa, sb = broadcast_scales(a, b, scale_a, scale_b)
     t = accumulate(a, b) * sa
     t = t * sb
