@@ -219,7 +219,7 @@ for target in TARGETS:
 # scaled_mm (int8 and fp8 e4m3, b = w.t(), per-token x per-channel scales, bf16 bias, launched with
 # enable_fp_fusion off as the op does): sm90 pointer / descriptor / persistent / split-K at the
 # heuristic's tiles (int8 128 x 256, fp8 256 x 128, decode 16 x 64 x 256), the split-K reduce, all with
-# PDL (the decode pointer tiles with the weight's L2 prefetch); sm80 and gfx942 pointer mode. Triton refuses fp8e4nv below sm89: the sm80 fp8 case records it.
+# PDL (the decode tiles launching their dependents early); sm80 and gfx942 pointer mode. Triton refuses fp8e4nv below sm89: the sm80 fp8 case records it.
 MM_CASES = {"sm90": [("i8", 0, 128, 256, 128, 1, False, False), ("i8", 2, 128, 256, 128, 1, False, False),
                      ("i8", 2, 128, 256, 128, 1, True, False), ("i8", 0, 16, 64, 256, 4, False, False),
                      ("fp8e4nv", 0, 256, 128, 128, 1, False, False), ("fp8e4nv", 2, 256, 128, 128, 1, False, False),
@@ -239,12 +239,12 @@ for target, cases in MM_CASES.items():
         consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "SPLIT_K": split,
                   "PERSISTENT": persistent, "A_T": False, "B_T": True, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True,
                   "HAS_BIAS": True, "INT8": dt == "i8", "FAST_ACCUM": fast, "ACCESS": mode,
-                  "USE_PDL": target == "sm90", "PREFETCH": target == "sm90" and mode == 0 and bm == 16}
+                  "USE_PDL": target == "sm90", "EARLY_LAUNCH": target == "sm90" and bm == 16}
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 7, 8, 9, 10, 11, 15)}
         warps = 8 if bm >= 128 else 4
         compile_one(f"scaled_mm mode={mode} {dt} {bm}x{bn}x{bk} split={split} persistent={persistent} fast={fast} "
-                    f"pdl={consts['USE_PDL']} prefetch={consts['PREFETCH']}",
+                    f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']}",
                     _scaled_mm_kernel, sig, consts, attrs, target, warps, num_stages=3 if bm >= 128 else 4,
                     enable_fp_fusion=False)
     for ws in ("i32", "fp32"):
@@ -360,7 +360,7 @@ def test_scaled_mm_uses_the_tensor_cores(compiled):
 
 def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):
     """prefetch.global.L2 (before the PDL wait) in exactly the sm90 variants named prefetch=True:
-    rms_norm in pointer mode with PDL, ll_gemm's PREFETCH configs and scaled_mm's decode pointer tiles."""
+    rms_norm in pointer mode with PDL, and ll_gemm's PREFETCH configs."""
     rows = [r for r in compiled if r["target"] == "sm90" and r["ok"]]
     pre = {r["case"]: r["prefetch"] for r in rows}
     assert sum(v for k, v in pre.items() if k.startswith("rms_norm")) == 2, pre

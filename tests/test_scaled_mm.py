@@ -327,14 +327,14 @@ def test_fp8_extremes():
 
 def test_pdl_chain_matches_plain_launches():
     """Each step's per-token scale is a column of the step before's output, read after the wait;
-    one step splits K (its reduce kernel launched with PDL too). With PDL (on sm90 at this decode
-    shape also the weight's L2 prefetch before the wait) bit-identical to plain launches, eager and
-    replayed from one CUDA graph on new data; a plain launch elsewhere."""
+    one step splits K (its reduce kernel launched with PDL too), one has a tile grid of more than
+    one wave (the late launch). With PDL bit-identical to plain launches, eager and replayed from one
+    CUDA graph on new data; a plain launch elsewhere."""
     M, N, K = (16, 512, 1024) if ON_GPU else (4, 64, 128)
     a, _ = _operands(M, N, K, "int8", seed_of("pdl chain"))
     ws = [_operands(M, N, K, "int8", seed_of("pdl chain", i))[1] for i in range(4)]
     sa0, sb, bias = _scales(M, N, 31)
-    cfgs = (None, _cfg(SPLIT_K=2), None, _cfg(bn=32))
+    cfgs = (None, _cfg(SPLIT_K=2), _cfg(bn=16, SPLIT_K=8), _cfg(bn=32))  # 256 items: more than a wave
 
     def chain(pdl):
         sa = sa0
@@ -350,10 +350,10 @@ def test_pdl_chain_matches_plain_launches():
         assert torch.equal(chain(pdl), plain)
     if not ON_GPU:
         return
-    if torch.cuda.get_device_capability() >= (9, 0):  # the heuristic's decode plan prefetches the weight
+    if torch.cuda.get_device_capability() >= (9, 0):  # the decode plan launches its dependents early
         mm_ops._plans.clear()
         lmkernels.scaled_mm(a, ws[0].t(), sa0, sb, torch.float32, bias)
-        assert any(plan[2][-1] and plan[-1] for plan in mm_ops._plans.values()), "no PREFETCH plan"
+        assert any(plan[2][-1] and plan[-1] for plan in mm_ops._plans.values()), "no EARLY_LAUNCH plan"
     graph, got = capture(lambda: chain(None))
     sa0.copy_(_scales(M, N, 32)[0])
     graph.replay()

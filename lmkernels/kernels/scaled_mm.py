@@ -25,19 +25,17 @@ bit-identical to the reference on a GPU.
 
 USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
 gdc_wait() (a, the scales and the bias may be the previous kernel's outputs, and so, in a chain
-that quantises a weight just before, may b), then gdc_launch_dependents() at once, so the next
-kernel launches while this one works (sound: every lmkernels kernel touches memory only after its
-own wait). PREFETCH (only with USE_PDL, one work item a program, b = w.t() addressed by pointer):
-before the wait the program asks L2 for its share of the weight, rows n0..n0 + BLOCK_N of w over
-its K range (prefetch.global.L2 fills no register, so nothing read can be stale; L2 is the point
-of coherence). At M <= 16 the weight is the whole cost and its HBM read then overlaps the previous
-kernel's tail.
+that quantises a weight just before, may b). gdc_launch_dependents(): EARLY_LAUNCH right after the
+wait, so the next kernel launches while this one works (sound: every lmkernels kernel touches
+memory only after its own wait); otherwise once the program's work is done (ops/scaled_mm.py
+picks: grids past 1.5 programs an SM ran up to 4.5 µs slower with the early launch,
+probe_scaled_mm_pdl.md).
 """
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .access import POINTER, load_tile, prefetch_span_l2, store_tile
+from .access import POINTER, load_tile, store_tile
 
 
 @triton.jit
@@ -156,7 +154,7 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                       FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
-                      PREFETCH: tl.constexpr):
+                      EARLY_LAUNCH: tl.constexpr):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, scaled and rounded) or the workspace
     [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are pointers, or
     host-made tensor descriptors over the operands' memory order when ACCESS is descriptor.
@@ -173,12 +171,9 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     tiles_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     if USE_PDL:
-        if PREFETCH:  # b = w.t(), w [N, K] row-major with row stride stride_b; this program's item pid
-            _, _, n0, k_lo, k_hi = _item(pid, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
-            offs_n = n0 + tl.arange(0, BLOCK_N)
-            prefetch_span_l2(b_view + offs_n.to(tl.int64)[:, None] * stride_b, offs_n < N, k_lo, k_hi, BLOCK_K)
         gdc_wait()
-        gdc_launch_dependents()
+        if EARLY_LAUNCH:
+            gdc_launch_dependents()
     if PERSISTENT:
         items = tiles_m * tiles_n * SPLIT_K
         for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
@@ -189,6 +184,9 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
         _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
                    stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
                    GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
+    if USE_PDL:
+        if not EARLY_LAUNCH:
+            gdc_launch_dependents()
 
 
 @triton.jit(do_not_specialize=["M", "stride_ws"])

@@ -27,7 +27,7 @@ import triton
 from ..kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
 from ..runtime import access as _access
 from ..runtime import config_store
-from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms, pdl_prefetch
+from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
                       tile_descriptor, use_dispatcher)
@@ -258,13 +258,18 @@ def _descriptor_problem(a, b, A_T, B_T, sa_view, sb_view, bm, bn, bk) -> str | N
     return _access.unavailable_reason(_access.DESCRIPTOR) or _access.descriptor_problem(ops)
 
 
+def early_launch(items: int, dev: int) -> bool:
+    """Whether a PDL launch lets its dependents launch right after its wait (else once each program's
+    work is done): up to 1.5 work items an SM. H100 (probe_scaled_mm_pdl.md, against PDL off): 96-192
+    items early -0.5 to -0.7 µs, late -0.2 to -0.5; 448-896 items (28672 x 4096 at decode) early
+    +3.3 to +4.5 µs, late -0.5 to +0.1; 256 items mixed (decode 8192 x 8192 early -0.7, M = 128
+    early +1.7 to +2.8, late -0.3)."""
+    return 2 * items <= 3 * num_sms(max(dev, 0))
+
+
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
                dev, mode, cfg, use_pdl) -> tuple:
-    """Everything a launch needs but the tensors: see _launch_plan for how it is read.
-    The weight's L2 prefetch before the PDL wait (kernels/scaled_mm.py) where every program has one
-    work item and at most one program an SM runs (a grid past the SMs would prefetch for programs
-    that start waves later: rms_norm's probe measured such prefetches 1.1-3.3x slower), b = w.t()
-    and pointer addressing (a descriptor carries no pointer to prefetch through)."""
+    """Everything a launch needs but the tensors: see _launch_plan for how it is read."""
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     k_tiles = triton.cdiv(K, bk)
     split = min(cfg["SPLIT_K"], max(k_tiles, 1))
@@ -273,10 +278,8 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     items = triton.cdiv(M, bm) * triton.cdiv(N, bn) * split
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
-    prefetch = (pdl_prefetch(use_pdl) and B_T and mode != _access.DESCRIPTOR and not persistent
-                and items <= num_sms(max(dev, 0)))
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
-              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl, prefetch)
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl, use_pdl and early_launch(items, dev))
     dt = INT8 if int8 else FP8
     ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
