@@ -13,6 +13,11 @@ x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
 w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
 y = torch.empty_like(x)
 g = torch.randn(1, 2 * 14336, device="cuda", dtype=torch.bfloat16)
+# reshape_and_cache_flash at T = 1 (issue 4's host row): 8 heads of 128, bf16 NHD caches of 512 blocks of 16
+kv = torch.randn(1, 8, 128, device="cuda", dtype=torch.bfloat16)
+k_cache = torch.empty(512, 16, 8, 128, device="cuda", dtype=torch.bfloat16)
+v_cache = torch.empty_like(k_cache)
+slot = torch.tensor([37], device="cuda", dtype=torch.int64)
 args = (x, x, w, y, 1, 4096, 4096, 4096, 4096, 1e-6)
 lmkernels.rms_norm(x, w, out=y)
 plan = norm_ops._plan(4096, x.dtype, 0, False, True, None)
@@ -32,6 +37,7 @@ rows = {
     "lmkernels.rms_norm(x, w, access='pointer')": lambda: lmkernels.rms_norm(x, w, access="pointer"),
     "lmkernels.fused_add_rms_norm(x, y, w)": lambda: lmkernels.fused_add_rms_norm(x, y, w),
     "lmkernels.silu_and_mul(g)": lambda: lmkernels.silu_and_mul(g),
+    "lmkernels.reshape_and_cache_flash(T = 1)": lambda: lmkernels.reshape_and_cache_flash(kv, kv, k_cache, v_cache, slot),
     "torch.ops.lmkernels.rms_norm(x, w, 1e-6, None)": lambda: torch.ops.lmkernels.rms_norm(x, w, 1e-6, None),
     "kernel[grid] (Triton's launch)": lambda: norm_ops._rms_norm_kernel[(1,)](*args, *consts, num_warps=warps,
                                                                        launch_pdl=use_pdl),
@@ -51,7 +57,10 @@ pairs = {"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
          "lmkernels.rms_norm(x, w, out=y)": lambda: lmkernels.rms_norm(x, w, out=y),
          "torch.mul(x, 2)": lambda: torch.mul(x, 2),
          "lmkernels.rms_norm(x, w)": lambda: lmkernels.rms_norm(x, w),
-         "lmkernels.rms_norm(x, w, pdl=False)": lambda: lmkernels.rms_norm(x, w, pdl=False)}
+         "lmkernels.rms_norm(x, w, pdl=False)": lambda: lmkernels.rms_norm(x, w, pdl=False),
+         "lmkernels.fused_add_rms_norm(x, y, w)": lambda: lmkernels.fused_add_rms_norm(x, y, w),
+         "lmkernels.reshape_and_cache_flash(T = 1)": lambda: lmkernels.reshape_and_cache_flash(kv, kv, k_cache, v_cache,
+                                                                                                slot)}
 best = {name: float("inf") for name in pairs}
 for _ in range(10):
     for name, fn in pairs.items():
