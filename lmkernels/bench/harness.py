@@ -166,6 +166,16 @@ class Table:
                             "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note] + extra)
 
 
+# A GPU that has just run long calls at full power runs what comes next at lower clocks: scaled_mm
+# M = 1 4096 x 4096 fp8 measured 10.83 µs right after the M = 4096 cases and 9.08 in a probe of the
+# same call (session 9); with a pause between cases only, the first provider of a heavy case gained
+# on the ones after it (fp8 1024 x 28672 x 4096: ours 183.9 µs, torch._scaled_mm 220.6, which ran
+# 196.5 / 198.8 without pauses). So after any measurement with a call over HEAVY_US (a replay of
+# 32 such calls, 50 times, is >= 80 ms at full load) every provider waits COOL_S first.
+HEAVY_US = 50.0
+COOL_S = 1.0
+
+
 def run_cases(table: Table, cases) -> None:
     """cases: (op, shape, dtype, bytes_per_call, {provider: make(set_index) -> callable}[, extra]).
 
@@ -176,6 +186,7 @@ def run_cases(table: Table, cases) -> None:
     compute-bound case's ceiling is not a copy), "host_calls" per host-timing round (default 200;
     a call of milliseconds is device-bound there, and 5 x 200 of them cost seconds).
     """
+    last_us = 0.0
     for op, shape, dtype, nbytes, providers, *rest in cases:
         extra = rest[0] if rest else {}
         k = n_input_sets(nbytes)
@@ -188,6 +199,8 @@ def run_cases(table: Table, cases) -> None:
             providers = dict(providers, **{"copy, same bytes (ceiling at this size)": same_bytes_copy})
         flops, wbytes = extra.get("flops"), extra.get("weight_bytes")
         for name, make in providers.items():
+            if last_us > HEAVY_US:
+                time.sleep(COOL_S)
             try:
                 calls = [make(i) for i in range(k)]
                 us = graph_us(calls)
@@ -203,5 +216,6 @@ def run_cases(table: Table, cases) -> None:
                 row.weight_gbs = wbytes / us / 1e3
                 row.weight_frac = row.weight_gbs / table.copy_gbs
             table.rows.append(row)
+            last_us = us if us == us else 0.0
             calls = None
             torch.cuda.empty_cache()
