@@ -21,7 +21,7 @@ SHAPES = [(4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336), (8192, 8192)
 
 
 def _time(sets, pdl, early=None):
-    mm_ops.early_launch = (lambda items, dev: early) if early is not None else RULE
+    mm_ops.early_launch = (lambda items, one_row, dev: early) if early is not None else RULE
     mm_ops._plans.clear()
     return graph_us([lambda a=a, b=b, sa=sa, sb=sb: lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, pdl=pdl)
                      for a, b, sa, sb in sets])

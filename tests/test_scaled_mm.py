@@ -334,7 +334,7 @@ def test_pdl_chain_matches_plain_launches():
     a, _ = _operands(M, N, K, "int8", seed_of("pdl chain"))
     ws = [_operands(M, N, K, "int8", seed_of("pdl chain", i))[1] for i in range(4)]
     sa0, sb, bias = _scales(M, N, 31)
-    cfgs = (None, _cfg(SPLIT_K=2), _cfg(bn=16, SPLIT_K=8), _cfg(bn=32))  # 256 items: more than a wave
+    cfgs = (None, _cfg(SPLIT_K=2), _cfg(bn=16, SPLIT_K=16), _cfg(bn=32))  # 512 items: the late launch
 
     def chain(pdl):
         sa = sa0

@@ -28,8 +28,8 @@ gdc_wait() (a, the scales and the bias may be the previous kernel's outputs, and
 that quantises a weight just before, may b). gdc_launch_dependents(): EARLY_LAUNCH right after the
 wait, so the next kernel launches while this one works (sound: every lmkernels kernel touches
 memory only after its own wait); otherwise once the program's work is done (ops/scaled_mm.py
-picks: grids past 1.5 programs an SM ran up to 4.5 µs slower with the early launch,
-probe_scaled_mm_pdl.md).
+picks: grids past 1.5 programs an SM, 2 at decode, ran up to 4.5 µs slower with the early
+launch, probe_scaled_mm_pdl.md).
 """
 import triton
 import triton.language as tl

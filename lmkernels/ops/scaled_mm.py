@@ -258,13 +258,14 @@ def _descriptor_problem(a, b, A_T, B_T, sa_view, sb_view, bm, bn, bk) -> str | N
     return _access.unavailable_reason(_access.DESCRIPTOR) or _access.descriptor_problem(ops)
 
 
-def early_launch(items: int, dev: int) -> bool:
+def early_launch(items: int, one_row: bool, dev: int) -> bool:
     """Whether a PDL launch lets its dependents launch right after its wait (else once each program's
-    work is done): up to 1.5 work items an SM. H100 (probe_scaled_mm_pdl.md, against PDL off): 96-192
-    items early -0.5 to -0.7 µs, late -0.2 to -0.5; 448-896 items (28672 x 4096 at decode) early
-    +3.3 to +4.5 µs, late -0.5 to +0.1; 256 items mixed (decode 8192 x 8192 early -0.7, M = 128
-    early +1.7 to +2.8, late -0.3)."""
-    return 2 * items <= 3 * num_sms(max(dev, 0))
+    work is done): up to 1.5 work items an SM, 2 where the tiles are one row of M (decode). H100
+    (probe_scaled_mm_pdl.md, against PDL off): 96-192 items early -0.5 to -0.7 µs, late -0.2 to
+    -0.5; 448-896 items (28672 x 4096 at decode) early +3.3 to +4.5 µs, late -0.5 to +0.1; 256 items
+    at decode early -0.2 to -1.4 (8192 x 8192, 4096 x 14336 fp8), late -0.3 to +0.7; 256 items at
+    M = 128 (8192 x 8192) early +1.7 to +2.8, late -0.3 to -0.5."""
+    return 2 * items <= (4 if one_row else 3) * num_sms(max(dev, 0))
 
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
@@ -279,7 +280,8 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
-              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl, use_pdl and early_launch(items, dev))
+              int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl,
+              use_pdl and early_launch(items, M <= bm, dev))
     dt = INT8 if int8 else FP8
     ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
