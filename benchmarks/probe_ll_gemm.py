@@ -108,9 +108,27 @@ def _sweep(M, N, K, fp8, sms):
 
 def _short(c):
     return (f"{'dot' if c['USE_DOT'] else 'fma'} {c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']} split {c['SPLIT_K']}"
-            f" w{c.get('num_warps', 4)}"
+            f" w{c.get('num_warps', 4)} st{c.get('num_stages', 1)}"
             f"{' 1L' if c.get('ONE_LAUNCH') else ' 2L'}{' pf' if c.get('PREFETCH') else ''}"
             f"{' early' if c.get('EARLY_LAUNCH') else ''}{' preload' if c.get('PRELOAD') else ''}")
+
+
+def sweep_best(time_config, configs, row: str, every: list, t_end: float) -> tuple:
+    """(best µs, its config's name) over configs, each timed by time_config(config) until t_end; a
+    config the GPU cannot run is reported as an HTML comment, every timing appended to `every` as a
+    markdown row starting with `row` ("| shape | dtype")."""
+    best = (float("inf"), None)
+    for c in configs:
+        if time.time() > t_end:
+            break
+        try:
+            us = time_config(c)
+        except Exception as e:  # noqa: BLE001 - a config the GPU cannot run is reported
+            print(f"<!-- {_short(c)}: {type(e).__name__}: {str(e)[:100]} -->")
+            continue
+        best = min(best, (us, _short(c)), key=lambda r: r[0])
+        every.append(f"{row} | {_short(c)} | {us:.2f} |")
+    return best
 
 
 def main() -> int:
@@ -135,16 +153,8 @@ def main() -> int:
                      _time(sets, dict(h, ONE_LAUNCH=True, PREFETCH=True)),
                      _time(sets, dict(h, ONE_LAUNCH=True, PREFETCH=True, EARLY_LAUNCH=True)),
                      _time(sets, dict(h, ONE_LAUNCH=True), pdl=False)]
-            best = (float("inf"), None)
-            if time.time() < t_end:
-                for c in _sweep(M, N, K, fp8, sms):
-                    try:
-                        us = _time(sets, c)
-                    except Exception as e:  # noqa: BLE001 - a config the GPU cannot run is reported
-                        print(f"<!-- {_short(c)}: {type(e).__name__}: {str(e)[:100]} -->")
-                        continue
-                    best = min(best, (us, _short(c)), key=lambda r: r[0])
-                    every.append(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {_short(c)} | {us:.2f} |")
+            best = sweep_best(lambda c, sets=sets: _time(sets, c), _sweep(M, N, K, fp8, sms),
+                              f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'}", every, t_end)
             print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | " + " | ".join(f"{t:.2f}" for t in fixed) +
                   f" | {best[0]:.2f} | {best[1] or 'not swept (time)'} |", flush=True)
             del sets

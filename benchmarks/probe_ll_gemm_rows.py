@@ -20,7 +20,7 @@ import torch
 from lmkernels.bench.small_gemm import rows_configs
 from lmkernels.ops.small_gemm import _dot_split_config, ll_gemm_config
 from lmkernels.runtime.device import describe_device, num_sms
-from probe_ll_gemm import _sets, _short, _time
+from probe_ll_gemm import _sets, _short, _time, sweep_best
 
 
 def main() -> int:
@@ -45,20 +45,10 @@ def main() -> int:
             h = ll_gemm_config(M, N, K, 1 if fp8 else 2, sms)
             h_us = _time(sets, h)
             dot_us = _time(sets, _dot_split_config(M, N, K, 1 if fp8 else 2, sms))
-            best = (float("inf"), None)
-            for c in rows_configs(M, N, K):
-                if time.time() > t_end:
-                    break
-                try:
-                    us = _time(sets, c)
-                except Exception as e:  # noqa: BLE001 - a config the GPU cannot run is reported
-                    print(f"<!-- {_short(c)} st{c['num_stages']}: {type(e).__name__}: {str(e)[:100]} -->")
-                    continue
-                best = min(best, (us, f"{_short(c)} st{c['num_stages']}"), key=lambda r: r[0])
-                every.append(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {_short(c)} st{c['num_stages']} "
-                             f"| {us:.2f} |")
-            print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'} | {dot_us:.2f} | {h_us:.2f} | {_short(h)} "
-                  f"st{h['num_stages']} | {best[0]:.2f} | {best[1]} | {best[0] / dot_us:.2f} |", flush=True)
+            row = f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'bf16'}"
+            best = sweep_best(lambda c, sets=sets: _time(sets, c), rows_configs(M, N, K), row, every, t_end)
+            print(f"{row} | {dot_us:.2f} | {h_us:.2f} | {_short(h)} | {best[0]:.2f} | {best[1]} | "
+                  f"{best[0] / dot_us:.2f} |", flush=True)
             del sets
             torch.cuda.empty_cache()
     print("\n### every swept config\n")

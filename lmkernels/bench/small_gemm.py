@@ -217,11 +217,11 @@ def summary(table, sms: int | None = None) -> str:
         on, off = p["lmkernels pdl=True (both ops)"], p["lmkernels pdl=False (both ops)"]
         M, K = (int(s.split("=")[1]) for s in shape.split()[2:4])
         kern = _kernels_per_layer(M, K, sms, hip)
-        early = p["pdl=True, ll_gemm no EARLY_LAUNCH / PREFETCH"].us
-        pre = p["pdl=True, ll_gemm split-K in two launches"].us
+        no_early = p["pdl=True, ll_gemm no EARLY_LAUNCH / PREFETCH"].us
+        two = p["pdl=True, ll_gemm split-K in two launches"].us
         bits = "identical" if "failed" not in on.note else on.note
         lines.append(f"| {shape} | {on.us / CHAIN_LAYERS:.2f} | {off.us / CHAIN_LAYERS:.2f} | "
-                     f"{early / CHAIN_LAYERS:.2f} | {pre / CHAIN_LAYERS:.2f} | {kern} | "
+                     f"{no_early / CHAIN_LAYERS:.2f} | {two / CHAIN_LAYERS:.2f} | {kern} | "
                      f"{(off.us - on.us) / (CHAIN_LAYERS * kern):.3f} | {bits} |")
     return "\n".join(lines)
 

@@ -10,8 +10,10 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     vectorise) and the matching [M, BLOCK_K] slice of x, all M rows at once.
                     USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
                     cores do the FMAs, the padding costs no memory traffic: masked rows are not
-                    read). Otherwise fp32 FMAs, one reduction over K per row of x (cheaper for
-                    M <= 4: no shared-memory round trip for the dot operands).
+                    read). Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
+                    (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
+                    loop and reduced once after it (ops/small_gemm.py runs these over all of K,
+                    no split, up to M = 4-8: no split-K handshake).
                     SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here.
                     SPLIT_K > 1, ONE_LAUNCH ("last one finishes"): each program stores its raw fp32
                     partial tile to the workspace, [n-tile, split, BLOCK_M, BLOCK_N] so that a

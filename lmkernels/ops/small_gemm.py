@@ -75,10 +75,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
         bn = min(bn, triton.next_power_of_2(max(N, 1)))
-        warps = 16 if bn * bk >= 8192 and N > 16 else 8
-        return {"BLOCK_M": 1, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
-                "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-                "PRELOAD": False}
+        return _rows(1, bn, bk, 16 if bn * bk >= 8192 and N > 16 else 8, K)
     if M <= 4 or (M <= 8 and (elem_bytes == 1 or N < 256 or (N == 256 and K <= 6144))):
         return _rows_config(M, N, K, elem_bytes, sms)
     return _dot_split_config(M, N, K, elem_bytes, sms)
@@ -130,6 +127,8 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
 
 
 def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
+    """A config of whole-K FMA rows (no split): BLOCK_M x BLOCK_N outputs a program, BLOCK_K columns a
+    step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
             "PRELOAD": False}
@@ -192,9 +191,10 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
-    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps
-    1-16 (powers of two); num_stages 1-6; FMA tiles at most MAX_FMA_PER_THREAD products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH bools (ONE_LAUNCH
-    is ignored on HIP, kernels/small_gemm.py says why)."""
+    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K
+    1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
+    products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
+    ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
