@@ -1,13 +1,28 @@
-"""What any tuner needs besides its op: a time budget, atomic JSON files, a progress line, and
-parsers for the command line's lists. No third-party dependencies."""
+"""What any tuner needs besides its op: the loop over tables and Ms (resumable, within a time
+budget), the timing passes that rank one M's candidates, atomic JSON files, a progress line, and
+parsers for the command line's lists. Tuners: tuning/scaled_mm.py, tuning/ll_gemm.py."""
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import functools
+import importlib
 import json
+import math
+import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
+
+from ..runtime import config_store
+
+# device seconds of replays a candidate gets in the quick pass / the refine (3 to 20 / 10 to 100
+# replays): ~25 candidates x 30 ms + 4 x 150 ms, ~2 s of timing a M besides compiles and checks
+QUICK_S, FULL_S = 0.03, 0.15
+REFINE = 3
+REPLAY_US = 1000.0
 
 
 def fmt_seconds(s: float) -> str:
@@ -139,3 +154,191 @@ def parse_minutes(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"the budget must be positive, got {text!r}")
     return v
+
+
+class CompilePool:
+    """Worker processes (spawned) that compile a tuner's candidates ahead of timing: each runs
+    call_in_child(fn_path, *args) once per candidate, so Triton's on-disk cache holds every binary
+    and the tuner's own first call is a disk-cache load. Processes, not threads: two threads in one
+    process would race on the launchers' caches, and a candidate that faults takes down a worker,
+    not the tuner. workers = 0: no pool (the tuner compiles as it warms)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = None
+
+    def run(self, fn_path: str, arg_tuples: list) -> dict | None:
+        """{index: why} for the calls that raised; None when there is no pool or it died (the caller
+        then compiles in its own process)."""
+        if self.workers <= 0 or len(arg_tuples) < 2:
+            return None
+        try:
+            if self._pool is None:
+                self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            futures = [self._pool.submit(call_in_child, fn_path, *args) for args in arg_tuples]
+            return {i: why for i, why in enumerate(f.result() for f in futures) if why is not None}
+        except Exception as e:  # a dead worker: the rest compile in the tuner's process
+            print(f"\ncompile workers failed ({type(e).__name__}: {e}); compiling in this process", file=sys.stderr)
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def call_in_child(fn_path: str, *args) -> str | None:
+    """In a compile worker: fn(*args) for fn_path "module:function"; None, or why it raised."""
+    mod, name = fn_path.split(":")
+    try:
+        getattr(importlib.import_module(mod), name)(*args)
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def git_commit() -> str | None:
+    """The checkout's short commit (+dirty), recorded in a table's _meta; None outside a git tree."""
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def read_existing(path: str, op: str, N: int, K: int, dtype: str) -> tuple[dict, dict, list]:
+    """({M: config}, {M str: measured record}, m_grid) of a table file already there, or empties."""
+    if not os.path.exists(path):
+        return {}, {}, []
+    try:
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except ValueError as e:
+                raise ValueError(f"config table {path}: not valid JSON: {e}") from None
+        table = config_store.parse(data, op, path, expect=(N, K, dtype))
+    except ValueError as e:
+        raise ValueError(f"{e}\n(the existing file cannot be resumed: fix or delete it, or pass --force)") from None
+    meta = table.meta
+    return dict(zip(table.ms, (data[str(m)] for m in table.ms))), dict(meta["measured"]), list(meta.get("m_grid", []))
+
+
+def rank(n_cands: int, time_one, show, calls_per_replay: int, n_sets: int, failed: dict, what: str) -> tuple:
+    """Time candidates 0..n_cands-1 (0 is the heuristic) and rank them.
+
+    time_one(i, n_calls, reps) -> µs a call over replays of n_calls calls (whole rotations of the
+    n_sets input sets), or None when candidate i fails (it records why in `failed`). A probe of the
+    heuristic (one rotation, 3 replays) sizes the replays: enough calls that a replay is >= REPLAY_US
+    (its launch, a few µs, stays < 0.5 %), at most calls_per_replay. A quick pass gives every
+    candidate ~QUICK_S of replays, then the REFINE fastest and the heuristic get ~FULL_S.
+    Returns (indices fastest first, {i: µs} best measurement of each, record of the replay sizes)."""
+    probe = time_one(0, n_sets, 3)
+    if probe is None:
+        raise RuntimeError(f"{what}: timing the heuristic config failed: {failed[0]}")
+    per = min(calls_per_replay, max(1, math.ceil(REPLAY_US / max(probe, 1e-3))))
+    n_calls = n_sets * math.ceil(per / n_sets)
+    replay_s = probe * n_calls * 1e-6
+    quick_reps = min(20, max(3, round(QUICK_S / replay_s)))
+    full_reps = min(100, max(10, round(FULL_S / replay_s)))
+    alive = [i for i in range(n_cands) if i not in failed]
+    quick = {}
+    for n, i in enumerate(alive, 1):
+        show(f"time {n}/{len(alive)}")
+        quick[i] = time_one(i, n_calls, quick_reps)
+    if quick[0] is None:
+        raise RuntimeError(f"{what}: timing the heuristic config failed: {failed[0]}")
+    order = sorted((i for i in quick if quick[i] is not None), key=quick.get)
+    again = order[:REFINE] + ([0] if 0 not in order[:REFINE] else [])
+    full = {}
+    for n, i in enumerate(again, 1):
+        show(f"refine {n}/{len(again)}")
+        full[i] = time_one(i, n_calls, full_reps)
+    ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
+    best = {i: full.get(i) or quick[i] for i in ranked}
+    return ranked, best, {"calls_per_replay": n_calls, "quick_reps": quick_reps, "full_reps": full_reps}
+
+
+def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets, meta, describe,
+                budget: Budget | None = None, force: bool = False, progress: Progress | None = None,
+                log=functools.partial(print, flush=True), close=lambda: None) -> dict:
+    """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/op/, rewritten
+    (atomically) after every M: an interruption loses at most the M in flight, and a rerun skips the
+    Ms already in the file (unless force).
+
+    The op's part: input_sets(weights, M, N, K, dtype) -> the sets one M rotates through (weights: a
+    list kept across a shape's Ms, to reuse); tune_m(sets, M, N, K, dtype, show) -> (winner config,
+    _meta['measured'] record with "us" and "heuristic_us"); meta(N, K, dtype, grid, entries, measured)
+    -> the _meta block; describe(cfg) -> a short name; close() when done.
+    Returns {"files": [paths written], "left": [(N, K, dtype, [Ms not tuned])], "stopped": bool}."""
+    budget = budget or Budget(None)
+    progress = progress or Progress()
+    ms = sorted(set(ms))
+    plan = []
+    for N, K, dtype in jobs:
+        path = os.path.join(out_dir, op, config_store.file_name(N, K, gpu, dtype))
+        entries, measured, grid = ({}, {}, []) if force else read_existing(path, op, N, K, dtype)
+        plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms))))
+    files, stopped, last = [], False, None
+    try:
+        for n_job, (N, K, dtype, path, entries, measured, grid) in enumerate(plan, 1):
+            todo = [m for m in ms if m not in entries]
+            if not todo:
+                log(f"N={N} K={K} {dtype}: all {len(ms)} M already in {path} (--force redoes them)")
+                continue
+            weights = []
+            for n_m, M in enumerate(todo, 1):
+                # predicted time of this M: the last M's, scaled by the work up to 2x
+                predicted = 0.0 if last is None else last[0] * min(2.0, max(1.0, M * N * K / last[1]))
+                if stopped or not budget.may_start(predicted, first=last is None):
+                    stopped = True
+                    break
+                t0 = budget.elapsed()
+
+                def show(what, n_job=n_job, n_m=n_m, M=M, N=N, K=K, dtype=dtype, todo=todo):
+                    progress.update(f"[{n_job}/{len(plan)}] N={N} K={K} {dtype} | M {n_m}/{len(todo)} = {M} | "
+                                    f"{what} | {fmt_seconds(budget.elapsed())}"
+                                    + ("" if budget.limit_s is None else f" of {fmt_seconds(budget.limit_s)}"))
+                sets = input_sets(weights, M, N, K, dtype)
+                cfg, rec = tune_m(sets, M, N, K, dtype, show)
+                del sets
+                rec["seconds"] = round(budget.elapsed() - t0, 1)
+                entries[M], measured[str(M)] = cfg, rec
+                write_json_atomic(path, {"_meta": meta(N, K, dtype, grid, entries, measured),
+                                         **{str(m): entries[m] for m in sorted(entries)}})
+                if path not in files:
+                    files.append(path)
+                progress.clear()
+                extra = "".join(f", {k.removesuffix('_us')} {rec[k]:.2f}" for k in rec
+                                if k.endswith("_us") and k != "heuristic_us" and rec[k] is not None)
+                log(f"N={N} K={K} {dtype} M={M}: {describe(cfg)}  {rec['us']:.2f} µs (heuristic "
+                    f"{rec['heuristic_us']:.2f}, x{rec['speedup']:.2f}{extra}); {rec['candidates']} candidates, "
+                    f"{rec['failed']} failed, {rec['rejected']} rejected; {rec['seconds']:.0f} s "
+                    f"[{fmt_seconds(budget.elapsed())}]")
+                last = (budget.elapsed() - t0, M * N * K)
+            del weights
+    finally:
+        close()
+        progress.clear()
+    left = [(N, K, dtype, [m for m in ms if m not in entries]) for N, K, dtype, _, entries, _, _ in plan]
+    return {"files": files, "left": [x for x in left if x[3]], "stopped": stopped}
+
+
+def report(result: dict, budget: Budget, max_minutes: float | None) -> int:
+    """The command line's ending: the files written, what is left; 0 when every table is complete,
+    3 when the budget stopped the run with Ms left (rerun the same command to continue)."""
+    for path in result["files"]:
+        print(f"wrote {path}")
+    if result["left"]:
+        why = f"the {max_minutes:g}-minute budget is spent" if result["stopped"] else "not tuned"
+        print(f"\nstopped after {fmt_seconds(budget.elapsed())}: {why}. Left:")
+        for N, K, dtype, todo in result["left"]:
+            print(f"  N={N} K={K} {dtype}: M {','.join(map(str, todo))}")
+        print("Rerun the same command to continue: Ms already in the files are skipped.")
+        return 3
+    print(f"\ndone in {fmt_seconds(budget.elapsed())}: every table is complete")
+    return 0

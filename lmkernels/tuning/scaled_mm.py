@@ -36,16 +36,11 @@ accumulation, FP8_FAST_ACCUM is not searched):
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime
 import functools
 import importlib
 import json
-import math
-import multiprocessing
 import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -53,7 +48,7 @@ import torch
 
 from ..runtime import config_store
 from ..verify import fp8_mma_rel
-from .common import Budget, Progress, fmt_seconds, write_json_atomic
+from .common import REFINE, Budget, CompilePool, Progress, git_commit, rank, report, tune_tables
 
 OP = "scaled_mm"
 M_GRID = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096)
@@ -71,11 +66,6 @@ TILES = ((64, 128, 128, 4, 33, 128), (64, 256, 128, 8, 33, 128), (64, 128, 64, 4
          (128, 128, 64, 4, 96, _BIG), (128, 128, 128, 8, 96, _BIG),
          (128, 256, 64, 8, 256, _BIG), (128, 256, 128, 8, 256, _BIG),
          (256, 128, 64, 8, 256, _BIG), (256, 128, 128, 8, 256, _BIG))
-# device seconds of replays a candidate gets in the quick pass / the refine (3 to 20 / 10 to 100
-# replays): ~25 candidates x 30 ms + 4 x 150 ms, ~2 s of timing a M besides compiles and checks
-QUICK_S, FULL_S = 0.03, 0.15
-REFINE = 3
-REPLAY_US = 1000.0
 
 
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
@@ -263,22 +253,12 @@ class Target:
     _pool: object = None
 
     def warm(self, cands, M, N, K, fp8, inputs) -> dict:
-        """Compile every candidate before timing; {index: why} for those that cannot run."""
-        failed = {}
-        if self.compile_workers > 0 and self.op_path and len(cands) > 1:
-            try:
-                if self._pool is None:
-                    self._pool = cf.ProcessPoolExecutor(self.compile_workers, mp_context=multiprocessing.get_context("spawn"))
-                futures = [self._pool.submit(_compile_in_child, self.op_path, self.device, M, N, K, fp8, c)
-                           for c in cands]
-                for i, fut in enumerate(futures):
-                    why = fut.result()
-                    if why is not None:
-                        failed[i] = why
-            except Exception as e:  # a dead worker: compile the rest here
-                print(f"\ncompile workers failed ({type(e).__name__}: {e}); compiling in this process",
-                      file=sys.stderr)
-                self.close()
+        """Compile every candidate before timing (compile workers first, common.CompilePool);
+        {index: why} for those that cannot run."""
+        if self._pool is None:
+            self._pool = CompilePool(self.compile_workers if self.op_path else 0)
+        failed = self._pool.run("lmkernels.tuning.scaled_mm:compile_one",
+                                [(self.op_path, self.device, M, N, K, fp8, c) for c in cands]) or {}
         for i, cfg in enumerate(cands):
             if i not in failed:
                 try:
@@ -290,14 +270,13 @@ class Target:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+            self._pool.close()
 
 
 _child_inputs: dict = {}
 
 
-def _compile_in_child(op_path, device, M, N, K, fp8, cfg) -> str | None:
+def compile_one(op_path, device, M, N, K, fp8, cfg) -> None:
     """In a compile worker: one call of the op with this config (Triton compiles it into its disk
     cache). Uninitialised operands: only the binary matters here."""
     mod, name = op_path.split(":")
@@ -308,25 +287,9 @@ def _compile_in_child(op_path, device, M, N, K, fp8, cfg) -> str | None:
         dt = torch.float8_e4m3fn if fp8 else torch.int8
         _child_inputs[key] = (torch.empty(M, K, dtype=dt, device=device), torch.empty(N, K, dtype=dt, device=device).t(),
                               torch.ones(M, 1, device=device), torch.ones(1, N, device=device))
-    try:
-        op(*_child_inputs[key], OUT_DTYPE, config=cfg)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return None
-    except Exception as e:
-        return f"{type(e).__name__}: {str(e)[:200]}"
-
-
-def _git_commit() -> str | None:
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+    op(*_child_inputs[key], OUT_DTYPE, config=cfg)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
@@ -353,24 +316,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         op_path="lmkernels.ops.scaled_mm:scaled_mm", sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
               "torch": torch.__version__, "triton": triton.__version__, "lmkernels": lmkernels.__version__,
-              "git": _git_commit()})
-
-
-def _read_existing(path: str, N: int, K: int, dtype: str) -> tuple[dict, dict, list]:
-    """({M: config}, {M str: measured record}, m_grid) of a table file already there, or empties."""
-    if not os.path.exists(path):
-        return {}, {}, []
-    try:
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError as e:
-                raise ValueError(f"config table {path}: not valid JSON: {e}") from None
-        table = config_store.parse(data, OP, path, expect=(N, K, dtype))
-    except ValueError as e:
-        raise ValueError(f"{e}\n(the existing file cannot be resumed: fix or delete it, or pass --force)") from None
-    meta = table.meta
-    return dict(zip(table.ms, (data[str(m)] for m in table.ms))), dict(meta["measured"]), list(meta.get("m_grid", []))
+              "git": git_commit()})
 
 
 def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
@@ -393,30 +339,8 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
             failed[i] = f"timing: {type(e).__name__}: {str(e)[:200]}"
             return None
 
-    # a probe of the heuristic (one rotation, 3 replays) sizes the replays: enough calls that a
-    # replay is >= REPLAY_US (its launch, a few µs, stays < 0.5 %), at most calls_per_replay
-    probe = time_one(0, len(sets), 3)
-    if probe is None:
-        raise RuntimeError(f"M={M} N={N} K={K}: timing the heuristic config failed: {failed[0]}")
-    per = min(target.calls_per_replay, max(1, math.ceil(REPLAY_US / max(probe, 1e-3))))
-    n_calls = len(sets) * math.ceil(per / len(sets))
-    replay_s = probe * n_calls * 1e-6
-    quick_reps = min(20, max(3, round(QUICK_S / replay_s)))
-    full_reps = min(100, max(10, round(FULL_S / replay_s)))
-    alive = [i for i in range(len(cands)) if i not in failed]
-    quick = {}
-    for n, i in enumerate(alive, 1):
-        show(f"time {n}/{len(alive)}")
-        quick[i] = time_one(i, n_calls, quick_reps)
-    if quick[0] is None:
-        raise RuntimeError(f"M={M} N={N} K={K}: timing the heuristic config failed: {failed[0]}")
-    order = sorted((i for i in quick if quick[i] is not None), key=quick.get)
-    again = order[:REFINE] + ([0] if 0 not in order[:REFINE] else [])
-    full = {}
-    for n, i in enumerate(again, 1):
-        show(f"refine {n}/{len(again)}")
-        full[i] = time_one(i, n_calls, full_reps)
-    ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
+    ranked, times, replays = rank(len(cands), time_one, show, target.calls_per_replay, len(sets), failed,
+                                  f"M={M} N={N} K={K}")
     a, b, sa, sb = sets[0]
     ref = target.reference(a, b, sa, sb, OUT_DTYPE)
     rejected = []
@@ -430,11 +354,9 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
     else:
         raise RuntimeError(f"M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}: no candidate matches the reference; "
                            + "; ".join(rejected[:3]))
-    best = full.get(i) or quick[i]
-    heur_us = full.get(0) or quick[0]
+    best, heur_us = times[i], times[0]
     rec = {"us": round(best, 3), "heuristic_us": round(heur_us, 3), "speedup": round(heur_us / best, 3),
-           "candidates": len(cands), "failed": len(failed), "rejected": len(rejected),
-           "calls_per_replay": n_calls, "quick_reps": quick_reps, "full_reps": full_reps}
+           "candidates": len(cands), "failed": len(failed), "rejected": len(rejected), **replays}
     if rejected:
         rec["rejected_why"] = rejected[:3]
     return cands[i], rec
@@ -472,57 +394,13 @@ def _input_sets(target, weights, M, N, K, fp8) -> list:
 
 def tune(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None, force: bool = False,
          progress: Progress | None = None, log=functools.partial(print, flush=True)) -> dict:
-    """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/scaled_mm/.
-    Returns {"files": [paths written], "left": [(N, K, dtype, [Ms not tuned])], "stopped": bool}."""
-    budget = budget or Budget(None)
-    progress = progress or Progress()
-    ms = sorted(set(ms))
-    plan = []
-    for N, K, dtype in jobs:
-        path = os.path.join(out_dir, OP, config_store.file_name(N, K, target.gpu, dtype))
-        entries, measured, grid = ({}, {}, []) if force else _read_existing(path, N, K, dtype)
-        plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms))))
-    files, stopped, last = [], False, None
-    try:
-        for n_job, (N, K, dtype, path, entries, measured, grid) in enumerate(plan, 1):
-            todo = [m for m in ms if m not in entries]
-            if not todo:
-                log(f"N={N} K={K} {dtype}: all {len(ms)} M already in {path} (--force redoes them)")
-                continue
-            weights = []
-            for n_m, M in enumerate(todo, 1):
-                # predicted time of this M: the last M's, scaled by the work up to 2x
-                predicted = 0.0 if last is None else last[0] * min(2.0, max(1.0, M * N * K / last[1]))
-                if stopped or not budget.may_start(predicted, first=last is None):
-                    stopped = True
-                    break
-                t0 = budget.elapsed()
-
-                def show(what, n_job=n_job, n_m=n_m, M=M, N=N, K=K, dtype=dtype, todo=todo):
-                    progress.update(f"[{n_job}/{len(plan)}] N={N} K={K} {dtype} | M {n_m}/{len(todo)} = {M} | "
-                                    f"{what} | {fmt_seconds(budget.elapsed())}"
-                                    + ("" if budget.limit_s is None else f" of {fmt_seconds(budget.limit_s)}"))
-                sets = _input_sets(target, weights, M, N, K, dtype == "fp8")
-                cfg, rec = _tune_m(target, sets, M, N, K, dtype == "fp8", show)
-                del sets
-                rec["seconds"] = round(budget.elapsed() - t0, 1)
-                entries[M], measured[str(M)] = cfg, rec
-                write_json_atomic(path, {"_meta": _meta(target, N, K, dtype, grid, entries, measured),
-                                         **{str(m): entries[m] for m in sorted(entries)}})
-                if path not in files:
-                    files.append(path)
-                progress.clear()
-                log(f"N={N} K={K} {dtype} M={M}: {describe(cfg)}  {rec['us']:.2f} µs (heuristic "
-                    f"{rec['heuristic_us']:.2f}, x{rec['speedup']:.2f}); {rec['candidates']} candidates, "
-                    f"{rec['failed']} failed, {rec['rejected']} rejected; {rec['seconds']:.0f} s "
-                    f"[{fmt_seconds(budget.elapsed())}]")
-                last = (budget.elapsed() - t0, M * N * K)
-            del weights
-    finally:
-        target.close()
-        progress.clear()
-    left = [(N, K, dtype, [m for m in ms if m not in entries]) for N, K, dtype, _, entries, _, _ in plan]
-    return {"files": files, "left": [x for x in left if x[3]], "stopped": stopped}
+    """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/scaled_mm/
+    (common.tune_tables: resumable, within the budget)."""
+    return tune_tables(jobs, ms, out_dir, op=OP, gpu=target.gpu,
+                       tune_m=lambda sets, M, N, K, dtype, show: _tune_m(target, sets, M, N, K, dtype == "fp8", show),
+                       input_sets=lambda weights, M, N, K, dtype: _input_sets(target, weights, M, N, K, dtype == "fp8"),
+                       meta=lambda *a: _meta(target, *a), describe=describe, budget=budget, force=force,
+                       progress=progress, log=log, close=target.close)
 
 
 def run_cli(args, target: Target | None = None) -> int:
@@ -535,14 +413,4 @@ def run_cli(args, target: Target | None = None) -> int:
     print(f"tuning {OP} on {target.gpu}: {len(jobs)} table(s) x {len(ms)} M into {os.path.join(args.out, OP)}"
           + ("" if args.max_minutes is None else f", budget {args.max_minutes:g} min"), flush=True)
     result = tune(jobs, ms, args.out, target, budget=budget, force=args.force)
-    for path in result["files"]:
-        print(f"wrote {path}")
-    if result["left"]:
-        why = f"the {args.max_minutes:g}-minute budget is spent" if result["stopped"] else "not tuned"
-        print(f"\nstopped after {fmt_seconds(budget.elapsed())}: {why}. Left:")
-        for N, K, dtype, todo in result["left"]:
-            print(f"  N={N} K={K} {dtype}: M {','.join(map(str, todo))}")
-        print("Rerun the same command to continue: Ms already in the files are skipped.")
-        return 3
-    print(f"\ndone in {fmt_seconds(budget.elapsed())}: every table is complete")
-    return 0
+    return report(result, budget, args.max_minutes)
