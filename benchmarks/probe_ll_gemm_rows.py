@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from lmkernels.bench.small_gemm import rows_configs
+from lmkernels.tuning.ll_gemm import rows_configs
 from lmkernels.ops.small_gemm import _dot_split_config, ll_gemm_config
 from lmkernels.runtime.device import describe_device, num_sms
 from probe_ll_gemm import _sets, _short, _time, sweep_best

@@ -80,6 +80,9 @@ def cmd_tune(args) -> int:
               "GPU the tables are for. Run it there; the tables it writes are JSON files anyone can ship.",
               file=sys.stderr)
         return 2
+    if args.op == "ll-gemm":
+        from .tuning import ll_gemm
+        return ll_gemm.run_cli(args)
     from .tuning import scaled_mm
     return scaled_mm.run_cli(args)
 
@@ -88,24 +91,40 @@ def _tune_parser(sub) -> None:
     from .tuning.common import parse_count, parse_int_list, parse_minutes, parse_pair
     t = sub.add_parser("tune", help="time candidate kernel configs on this GPU and write JSON tables (GPU only)")
     ops = t.add_subparsers(dest="op", required=True, metavar="OP")
+    ending = ("rewritten after every M; Ms already in a file are skipped. Exit status 0: every table complete; "
+              "3: --max-minutes stopped it with Ms left (rerun the same command to continue).")
     s = ops.add_parser("scaled-mm", help="W8A8 scaled_mm: one table per (N, K, dtype) on this GPU",
                        description="Tune scaled_mm for [M, K] x [K, N] problems: one file "
-                       "OUT/scaled_mm/N=..,K=..,device_name=..,dtype=...json per (N, K, dtype), rewritten "
-                       "after every M; Ms already in a file are skipped. Exit status 0: every table complete; "
-                       "3: --max-minutes stopped it with Ms left (rerun the same command to continue).")
-    s.add_argument("--nk", type=parse_pair, nargs="+", required=True, metavar="N,K",
-                   help="weight shapes, N (output features) and K (input features), e.g. 4096,14336")
+                       "OUT/scaled_mm/N=..,K=..,device_name=..,dtype=...json per (N, K, dtype), " + ending)
     s.add_argument("--dtype", nargs="+", choices=("int8", "fp8"), required=True,
                    help="operand dtype(s); several are tuned one after the other")
     s.add_argument("--m", type=parse_int_list, metavar="M,M,...",
                    help="the M buckets (default 1,2,4,8,16,24,32,48,64,96,128,256,512,1024,1536,2048,3072,4096)")
-    s.add_argument("--out", default="configs", help="root folder; files go to OUT/scaled_mm/ (default ./configs; "
-                   "lmkernels/configs ships them with the package)")
-    s.add_argument("--max-minutes", type=parse_minutes, metavar="F",
-                   help="stop between Ms once this much time is spent (or the next M would overrun it)")
-    s.add_argument("--force", action="store_true", help="re-tune Ms already in the files")
-    s.add_argument("--compile-workers", type=parse_count, default=8, metavar="W",
-                   help="processes compiling candidates ahead of timing (0: compile in this process)")
+    g = ops.add_parser("ll-gemm", help="ll_gemm (M <= 16) against cuBLAS: one table per (N, K, dtype) on this GPU",
+                       description="Tune ll_gemm for x [M <= 16, K] @ weight [N, K]^T: one file "
+                       "OUT/ll_gemm/N=..,K=..,device_name=..,dtype=...json per (N, K, dtype), with cuBLAS's time "
+                       "beside each M (lmkernels.linear takes cuBLAS where it was faster), " + ending)
+    g.add_argument("--dtype", nargs="+", choices=("bf16", "fp16", "fp8"), required=True,
+                   help="operand dtype(s); several are tuned one after the other")
+    g.add_argument("--m", type=_ll_gemm_ms, metavar="M,M,...", help="the M buckets, each <= 16 (default 1,2,4,8,16)")
+    for p in (s, g):
+        p.add_argument("--nk", type=parse_pair, nargs="+", required=True, metavar="N,K",
+                       help="weight shapes, N (output features) and K (input features), e.g. 4096,14336")
+        p.add_argument("--out", default="configs", help="root folder; files go to OUT/<op>/ (default ./configs; "
+                       "lmkernels/configs ships them with the package)")
+        p.add_argument("--max-minutes", type=parse_minutes, metavar="F",
+                       help="stop between Ms once this much time is spent (or the next M would overrun it)")
+        p.add_argument("--force", action="store_true", help="re-tune Ms already in the files")
+        p.add_argument("--compile-workers", type=parse_count, default=8, metavar="W",
+                       help="processes compiling candidates ahead of timing (0: compile in this process)")
+
+
+def _ll_gemm_ms(text: str) -> list[int]:
+    from .tuning.common import parse_int_list
+    ms = parse_int_list(text)
+    if ms[-1] > 16:
+        raise argparse.ArgumentTypeError(f"ll_gemm serves M <= 16, got {ms[-1]} in {text!r}")
+    return ms
 
 
 def main(argv=None) -> int:

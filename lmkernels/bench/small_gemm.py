@@ -32,7 +32,8 @@ Router rows at M = 1 also time PRELOAD (the weight read before gdc_wait; kernels
 why it is opt-in).
 
 The full report (tables plus summary): python -m lmkernels.bench.small_gemm [--csv FILE]
-The config sweep that should replace ll_gemm_config's numbers: python -m lmkernels.bench.small_gemm --sweep
+Tuned configs per shape, with cuBLAS beside them: `lmkernels tune ll-gemm` (tuning/ll_gemm.py); ll_gemm
+takes them wherever a table covers the shape, so these rows time the tables where they exist.
 """
 from __future__ import annotations
 
@@ -226,96 +227,6 @@ def summary(table, sms: int | None = None) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- config sweep (fills ll_gemm_config)
-
-SWEEP_MS = (1, 2, 4, 8, 16)
-
-
-def sweep_configs(M: int, N: int, K: int, sms: int) -> list[dict]:
-    """Split tiles: BLOCK_N 16/32/64 x BLOCK_K 128/256/512, FMA at M == 1 and dot, each with SPLIT_K
-    aiming at 1, 2 and 4 programs an SM (one K tile a program at most, 64 splits at most), 4 warps;
-    and at 2 <= M <= 8 the whole-K FMA rows of rows_configs."""
-    out = []
-    for dot in ((False, True) if M == 1 else (True,)):
-        for bn in (16, 32, 64):
-            for bk in (128, 256, 512):
-                n_tiles, k_tiles = -(-N // bn), -(-K // bk)
-                splits = sorted({max(1, min(64, k_tiles, round(f * sms / n_tiles))) for f in (1, 2, 4)})
-                for sk in splits:
-                    out.append({"USE_DOT": dot, "BLOCK_M": 16 if dot else 1, "BLOCK_N": bn,
-                                "BLOCK_K": bk, "SPLIT_K": sk, "num_stages": 1 if sk * bk >= K else 3})
-    if 2 <= M <= 8:
-        out += list(rows_configs(M, N, K))
-    return out
-
-
-def rows_configs(M: int, N: int, K: int):
-    """Whole-K FMA rows (no split): BLOCK_N 1-8 weight rows a program, BLOCK_K 1024-8192 columns a
-    step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at M = 4, 8-16 from
-    M = 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128)."""
-    bm = 1 << (M - 1).bit_length()
-    whole = 1 << max(4, (K - 1).bit_length())
-    seen = set()
-    for bn in (1, 2, 4, 8):
-        if bn > 1 and bn // 2 >= N:
-            continue
-        for bk in sorted({1024, 2048, 4096, min(whole, 8192)}):
-            if bk > whole:
-                continue
-            for per_thread in ((8, 16) if bm >= 8 else (16, 32) if bm == 4 else (16, 32, 64)):
-                warps = bn * bk // (32 * per_thread)
-                if warps not in (4, 8, 16):
-                    continue
-                stages = 1 if bk >= K else 2
-                if (bn, bk, warps, stages) in seen:
-                    continue
-                seen.add((bn, bk, warps, stages))
-                yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
-                       "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
-                       "ONE_LAUNCH": True, "PRELOAD": False}
-
-
-def sweep(routers=ROUTERS, ms=SWEEP_MS) -> str:
-    """Time every sweep config (pdl=False: the kernel alone) on each router shape and M; markdown of
-    the best against the heuristic's. Runtime on an H100: a few minutes, most of it compiles."""
-    from lmkernels.ops.small_gemm import ll_gemm_config
-    from lmkernels.runtime.device import num_sms
-
-    from .harness import graph_us, n_input_sets
-    sms = num_sms(torch.cuda.current_device())
-    lines = ["| shape | heuristic µs | its config | best µs | best config | heuristic / best |",
-             "|---|---:|---|---:|---|---:|"]
-    for K, N in routers:
-        for M in ms:
-            k = n_input_sets(N * K * 2)
-            data = []
-            for i in range(k):
-                g = torch.Generator(device="cuda").manual_seed(500 + i)
-                data.append((torch.randn(M, K, device="cuda", generator=g).bfloat16(),
-                             torch.randn(N, K, device="cuda", generator=g).bfloat16()))
-            results = []
-            heur = ll_gemm_config(M, N, K, 2, sms)
-            for cfg in [heur] + sweep_configs(M, N, K, sms):
-                try:
-                    us = graph_us([lambda x=x, w=w, c=cfg: lmkernels.ll_gemm(x, w, pdl=False, config=c) for x, w in data])
-                except Exception as e:  # a config the GPU cannot run (shared memory): reported, not fatal
-                    us = float("nan")
-                    print(f"M={M} N={N} K={K} {cfg}: {type(e).__name__}: {str(e)[:80]}")
-                results.append((us, cfg))
-            h_us = results[0][0]
-            best_us, best = min((r for r in results if r[0] == r[0]), key=lambda r: r[0])
-            lines.append(f"| M={M} N={N} K={K} | {h_us:.2f} | {_short(heur)} | {best_us:.2f} | {_short(best)} | "
-                         f"{h_us / best_us:.2f} |")
-            del data
-            torch.cuda.empty_cache()
-    return "\n".join(lines)
-
-
-def _short(cfg: dict) -> str:
-    return (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
-            f"split {cfg['SPLIT_K']} st {cfg.get('num_stages', 1)}")
-
-
 def main(argv=None) -> int:
     import argparse
     import sys
@@ -323,16 +234,11 @@ def main(argv=None) -> int:
     from .harness import Table, copy_bandwidth_gbs, run_cases
     ap = argparse.ArgumentParser(description="ll_gemm and PDL-chain bench with the derived summary")
     ap.add_argument("--csv", help="also write the table as CSV to this file")
-    ap.add_argument("--sweep", action="store_true", help="instead: time sweep_configs on every router shape")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("this bench needs a GPU: it times CUDA-graph replays", file=sys.stderr)
         return 2
     from lmkernels.runtime.device import describe_device
-    if args.sweep:
-        print(f"### ll_gemm config sweep on {describe_device()}, bf16 -> fp32, pdl off\n")
-        print(sweep())
-        return 0
     table = Table(f"small_gemm on {describe_device()}", copy_bandwidth_gbs())
     run_cases(table, cases())
     print(table.markdown())

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import triton
 
 from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
+from ..runtime import config_store
 from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
@@ -218,6 +219,29 @@ def check_config(cfg: dict, M: int) -> dict:
                              f"{cfg['BLOCK_K']} over {cfg['num_warps']} warps puts {per_thread} fp32 products on a "
                              f"thread; at most {MAX_FMA_PER_THREAD} (more spills to local memory)")
     return dict(cfg)
+
+
+def _check_table_config(cfg: dict) -> dict:
+    """config_store's validator for ll_gemm tables: every key of a config (the tuner writes them all),
+    valid for some M (the M bucket rule keeps BLOCK_M >= M; tuned_config checks it again)."""
+    missing = [k for k in CONFIG_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"config lacks {missing}; a table entry names every one of {list(CONFIG_KEYS)}")
+    return check_config(cfg, 1)
+
+
+config_store.register_validator("ll_gemm", _check_table_config)
+_TAGS = {torch.bfloat16: "bf16", torch.float16: "fp16", FP8: "fp8"}  # table file dtype tags (tuning/ll_gemm.py)
+
+
+def tuned_config(M: int, N: int, K: int, dtype, dev: int) -> dict | None:
+    """The config of the tuned table for (N, K, dtype) on GPU `dev` (`lmkernels tune ll-gemm`, lookup
+    order and bucket rule in runtime/config_store.py), or None: no table (quietly: the heuristic is
+    the designed default for untuned shapes), the CPU, or a bucket tuned for fewer rows than M."""
+    if dev < 0:
+        return None
+    cfg = config_store.lookup("ll_gemm", N, K, _TAGS[dtype], M, dev, warn=False)
+    return cfg if cfg is not None and cfg["BLOCK_M"] >= M else None
 
 
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
@@ -419,7 +443,9 @@ def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
         raise ValueError(f"config must be a dict or None, got {type(config).__name__}")
     if M == 0 or N == 0:
         return x.new_empty((M, N), dtype=out_dtype)
-    cfg = ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
+    # an explicit config's keys replace the heuristic's (the probes' and the tuner's candidates)
+    cfg = (None if config is not None else tuned_config(M, N, K, x.dtype, dev)) or \
+        ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
     if config is not None:
         cfg = check_config({**cfg, **config}, M)
     scaled = x_scale is not None
@@ -483,6 +509,8 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
     with pdl on or off. Not batch invariant: the config (and so the summation order) follows M.
     pdl: programmatic dependent launch, None = where the GPU has it (sm90+); never changes the result.
     config: optional dict of config keys (ll_gemm_config's) replacing the heuristic's, for sweeps.
+    None: the tuned table's config where one covers (N, K, dtype) on this GPU (`lmkernels tune
+    ll-gemm`; runtime/config_store.py), else the heuristic (ll_gemm_config).
 
     >>> logits = lmkernels.ll_gemm(h, router_w)   # h [4, 7168] bf16, router_w [256, 7168] bf16 -> fp32
     """
@@ -494,11 +522,20 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
 
 # ---------------------------------------------------------------- linear: the dispatcher
 
-def use_ll_gemm(M: int, N: int, K: int, dtype) -> bool:
-    """Where ll_gemm replaces cuBLAS in `linear`. Rule to fill from the H100 bench (bench/small_gemm.py
-    rows, ll_gemm vs cuBLAS at each M); the starting point: M <= 16 rows of bf16, fp16 or fp8 e4m3.
-    (cuBLAS took 4.4-6.2 µs on router shapes at M <= 16, ANCHORS.md, against a 0.1-1.2 µs weight read.)"""
-    return 0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES
+def use_ll_gemm(M: int, N: int, K: int, dtype, dev: int = -1) -> bool:
+    """Where ll_gemm replaces cuBLAS in `linear`: M <= 16 rows of bf16, fp16 or fp8 e4m3, except a
+    bucket whose tuned table (on GPU `dev`) measured cuBLAS faster than its tuned config
+    (tuning/ll_gemm.py writes cublas_us beside every M). Untuned shapes take ll_gemm: on the H100
+    (small_gemm.md) it beat cuBLAS at every router point, 1.4-4.4x. fp8 always takes ll_gemm: its
+    table's cublas_us is torch._scaled_mm's, but linear's other fp8 path is a dequantised matmul."""
+    if not (0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES):
+        return False
+    if dtype == FP8:
+        return True
+    if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
+        return True
+    rec = config_store.measured("ll_gemm", N, K, _TAGS[dtype], M, dev)
+    return rec is None or rec.get("cublas_us") is None or rec["us"] <= rec["cublas_us"]
 
 
 def _cublas(x2, weight, bias, out_dtype, x_scale, w_scale):
@@ -546,7 +583,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     for d in lead:
         M *= d
     x2 = x if x.dim() == 2 else x.reshape(M, K)
-    if use_ll_gemm(M, N, K, x.dtype) and (x.is_cuda or _INTERPRETED) and od in OUT_DTYPES:
+    if (x.is_cuda or _INTERPRETED) and od in OUT_DTYPES and use_ll_gemm(M, N, K, x.dtype, x.get_device()):
         y = ll_gemm(x2, weight, bias=bias, out_dtype=od, x_scale=x_scale, w_scale=w_scale)
     else:
         if x.dtype == FP8 or x_scale is not None or w_scale is not None:

@@ -69,10 +69,12 @@ class Table:
     def __init__(self, path: str, ms: list[int], configs: list[dict], meta: dict):
         self.path, self.ms, self.configs, self.meta = path, ms, configs, meta
 
-    def pick(self, M: int) -> dict:
+    def bucket(self, M: int) -> int:
         """The bucket rule: the smallest tuned M >= M, else the largest tuned M."""
-        i = bisect.bisect_left(self.ms, M)
-        return self.configs[min(i, len(self.ms) - 1)]
+        return self.ms[min(bisect.bisect_left(self.ms, M), len(self.ms) - 1)]
+
+    def pick(self, M: int) -> dict:
+        return self.configs[self.ms.index(self.bucket(M))]
 
 
 _validators: dict = {}  # op -> fn(cfg) -> dict (normalised) or None; raises ValueError
@@ -126,11 +128,24 @@ def find(op: str, N: int, K: int, dtype: str, device_index: int) -> tuple[Path |
     return next((p for p in tried if p.is_file()), None), tried
 
 
-def lookup(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> dict | None:
-    """The tuned config dict for an [M, K] x [K, N] problem of `op` ("scaled_mm") with operand dtype
-    tag `dtype` ("int8" or "fp8") on the GPU `device_index`, or None when no table covers (N, K) on
-    this GPU (the caller then uses its heuristic). The dict is shared by every caller: read it, do
-    not change it. Raises ValueError when the table that would serve is malformed."""
+def lookup(op: str, N: int, K: int, dtype: str, M: int, device_index: int, warn: bool = True) -> dict | None:
+    """The tuned config dict for an [M, K] x [K, N] problem of `op` ("scaled_mm", "ll_gemm") with
+    operand dtype tag `dtype` ("int8", "fp8", "bf16", ...) on the GPU `device_index`, or None when no
+    table covers (N, K) on this GPU (the caller then uses its heuristic; warn=False: without the
+    one-time warning, for ops whose heuristic is the designed default for untuned shapes). The dict
+    is shared by every caller: read it, do not change it. Raises ValueError when the table that
+    would serve is malformed."""
+    return _resolve(op, N, K, dtype, M, device_index, warn)[0]
+
+
+def measured(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> dict | None:
+    """The _meta["measured"] record of the bucket lookup() serves for these arguments (the tuner's
+    timings of that config, e.g. {"us": ..., "heuristic_us": ..., "cublas_us": ...}), or None (no
+    table, or no record for the bucket). Never warns."""
+    return _resolve(op, N, K, dtype, M, device_index, False)[1]
+
+
+def _resolve(op, N, K, dtype, M, device_index, warn) -> tuple:
     key = (op, N, K, dtype, M, device_index)
     try:
         return _resolved[key]
@@ -139,20 +154,22 @@ def lookup(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> di
     shape = (op, N, K, dtype, device_index)
     path, tried = (None, None) if shape in _missing else find(op, N, K, dtype, device_index)
     if path is None:
-        if device_index >= 0 and shape not in _missing:
+        if warn and device_index >= 0 and shape not in _missing:
             cli = op.replace("_", "-")
             warnings.warn(ConfigWarning(
                 f"lmkernels: no tuned {op} table for N={N} K={K} dtype={dtype} on {device_name(device_index)}; "
                 f"looked for {tried[0].name} in {', '.join(str(p.parent) for p in tried)} "
                 f"(${ENV_DIR} {'is ' + repr(os.environ[ENV_DIR]) if os.environ.get(ENV_DIR) else 'is not set'}). "
                 f"Using the heuristic config; `lmkernels tune {cli} --nk {N},{K} --dtype {dtype}` makes one."),
-                stacklevel=2)
+                stacklevel=3)
         _missing[shape] = True
-        cfg = None
+        hit = (None, None)
     else:
-        cfg = load(path, op, expect=(N, K, dtype)).pick(M)
-    _resolved[key] = cfg
-    return cfg
+        table = load(path, op, expect=(N, K, dtype))
+        m = table.bucket(M)
+        hit = (table.configs[table.ms.index(m)], table.meta["measured"].get(str(m)))
+    _resolved[key] = hit
+    return hit
 
 
 def load(path, op: str, expect: tuple | None = None) -> Table:

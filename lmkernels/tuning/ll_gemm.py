@@ -1,0 +1,323 @@
+"""`lmkernels tune ll-gemm`: time ll_gemm's candidate configs per (N, K, dtype, M <= 16) on this GPU,
+and cuBLAS beside them, and write the table runtime/config_store.py serves (its docstring has the
+layout, format and bucket rule). ll_gemm takes the tuned config where a table covers its shape;
+`linear` sends a tuned M bucket to cuBLAS where the table says cuBLAS was faster.
+
+Per shape and M (common.tune_tables drives the loop, resumable and within --max-minutes):
+  1. candidates(): the heuristic's config first, then whole-K FMA rows (rows_configs, M <= 8) and
+     split-K dot tiles (split_configs, M >= 2), each checked by the op's check_config, deduplicated.
+  2. compile them in worker processes (common.CompilePool), then warm each here once.
+  3. time each as `lmkernels bench small_gemm` times ll_gemm: CUDA-graph replays of back-to-back
+     calls with PDL on (each call's launch overlapping the previous call's tail, as between a
+     model's kernels), weights rotating over 4x the L2 (common.rank: a quick pass, then the
+     fastest three and the heuristic again).
+  4. check the winner against the float64 reference (lmkernels.verify.ll_gemm_error, the tests'
+     bound); the next fastest where it fails.
+  5. time cuBLAS on the same input sets: bf16/fp16 torch.nn.functional.linear and torch.mm with
+     fp32 out (the faster counts), fp8 torch._scaled_mm with the same per-tensor scales (bf16 out;
+     cuBLASLt needs N and K multiples of 16, None otherwise). The record's "cublas_us" is what
+     `linear` compares with.
+Tables are tuned for fp32 outputs (router logits); the kernel's time hardly depends on the output
+dtype at these sizes (bf16 out writes M N x 2 bytes instead of 4).
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..runtime import config_store
+from .common import REFINE, Budget, CompilePool, Progress, git_commit, rank, report, tune_tables
+
+OP = "ll_gemm"
+M_GRID = (1, 2, 4, 8, 16)
+OUT_DTYPE = torch.float32
+FP8 = torch.float8_e4m3fn
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": FP8}
+
+
+def dtype_tag(dtype: torch.dtype) -> str:
+    """The table file's dtype tag of ll_gemm operands of this dtype ("bf16", "fp16", "fp8")."""
+    return next(tag for tag, dt in DTYPES.items() if dt == dtype)
+
+
+# ---------------------------------------------------------------- the search space
+
+def rows_configs(M: int, N: int, K: int):
+    """Whole-K FMA rows (no split): BLOCK_N 1-8 weight rows a program, BLOCK_K 1024-8192 columns a
+    step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at M = 4, 8-16 from
+    M = 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128)."""
+    bm = 1 << (M - 1).bit_length()
+    whole = 1 << max(4, (K - 1).bit_length())
+    seen = set()
+    for bn in (1, 2, 4, 8):
+        if bn > 1 and bn // 2 >= N:
+            continue
+        for bk in sorted({1024, 2048, 4096, min(whole, 8192)}):
+            if bk > whole:
+                continue
+            for per_thread in ((8, 16) if bm >= 8 else (16, 32) if bm == 4 else (16, 32, 64)):
+                warps = bn * bk // (32 * per_thread)
+                if warps not in (4, 8, 16):
+                    continue
+                stages = 1 if bk >= K else 2
+                if (bn, bk, warps, stages) in seen:
+                    continue
+                seen.add((bn, bk, warps, stages))
+                yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
+                       "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
+                       "ONE_LAUNCH": True, "PRELOAD": False}
+
+
+def split_configs(M: int, N: int, K: int, sms: int):
+    """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512, the
+    splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
+    with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
+    the fp8 and small-N probes preferred."""
+    from ..ops.small_gemm import MAX_SPLIT_K, split_k
+    seen = set()
+    for bn in (16, 32):
+        n_tiles = -(-N // bn)
+        for bk in (256, 512):
+            k_tiles = -(-K // bk)
+            for per_sm in (1, 2):
+                split, k_chunk = split_k(K, bk, max(1, min(MAX_SPLIT_K, k_tiles, -(-per_sm * sms // n_tiles))))
+                for one in (True, False):
+                    if (bn, bk, split, one) in seen or (split == 1 and not one):
+                        continue
+                    seen.add((bn, bk, split, one))
+                    yield {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+                           "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
+                           "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False}
+
+
+def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable) -> list[dict]:
+    """The configs timed for one M: the heuristic's first, then rows_configs (M <= 8) and
+    split_configs (M >= 2), each normalised by normalize(cfg, M) (the op's check_config; refused
+    ones dropped) and deduplicated."""
+    space = (list(rows_configs(M, N, K)) if M <= 8 else []) + (list(split_configs(M, N, K, num_sms)) if M >= 2 else [])
+    out, seen = [normalize(heuristic, M)], set()
+    seen.add(describe(out[0]))
+    for cfg in space:
+        try:
+            cfg = normalize(cfg, M)
+        except ValueError:
+            continue
+        if describe(cfg) not in seen:
+            seen.add(describe(cfg))
+            out.append(cfg)
+    return out
+
+
+def describe(cfg: dict) -> str:
+    """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key)."""
+    s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
+         f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
+    s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
+    return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
+                                                     ("PRELOAD", "preload")) if cfg[key])
+
+
+# ---------------------------------------------------------------- inputs, checks, compile workers
+
+def operands(M: int, N: int, K: int, dtype: str, device, seed: int, weight=None) -> tuple:
+    """(x [M, K], weight [N, K], x_scale, w_scale): fresh normals, never zeros; fp8 values spread
+    over e4m3's range (sigma 8) with per-tensor scales near a quantiser's."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    dt = DTYPES[dtype]
+    if dtype != "fp8":
+        x = torch.randn(M, K, device=device, generator=g).to(dt)
+        w = torch.randn(N, K, device=device, generator=g).to(dt) if weight is None else weight
+        return x, w, None, None
+    x = (torch.randn(M, K, device=device, generator=g) * 8).to(FP8)
+    w = (torch.randn(N, K, device=device, generator=g) * 8).to(FP8) if weight is None else weight
+    return x, w, torch.rand((), device=device, generator=g) + 0.25, torch.rand((), device=device, generator=g) * 0.01 + 0.001
+
+
+def check_output(out, x, w, xs, ws) -> str | None:
+    """None when out is within the tests' bound of the exact result (verify.ll_gemm_error <= 1)."""
+    from ..verify import ll_gemm_error
+    if not bool(torch.isfinite(out).all()):
+        return f"{int((~torch.isfinite(out)).sum())} non-finite outputs"
+    err = ll_gemm_error(out, x, w, None, xs, ws)
+    return None if err <= 1.0 else f"error {err:.3g} x the bound"
+
+
+def compile_one(device: str, M: int, N: int, K: int, dtype: str, cfg: dict) -> None:
+    """In a compile worker: one ll_gemm call with this config (Triton compiles it into its disk cache)."""
+    import lmkernels
+    x, w, xs, ws = operands(M, N, K, dtype, device, 0)
+    lmkernels.ll_gemm(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- the target and one M
+
+@dataclass
+class Target:
+    """Everything the tuner touches outside itself; gpu_target() builds the real one, tests fakes."""
+    op: Callable            # op(x, w, out_dtype=, x_scale=, w_scale=, config=) -> out (lmkernels.ll_gemm)
+    heuristic: Callable     # heuristic(M, N, K, elem_bytes) -> config dict
+    normalize: Callable     # normalize(cfg, M) -> config dict, ValueError for one the op refuses
+    timer: Callable         # timer(calls, reps) -> µs a call; calls: zero-argument callables
+    peers: Callable | None = None  # peers(x, w, xs, ws) -> [zero-argument cuBLAS calls], or None
+    check: Callable = check_output
+    device: str = "cuda"
+    gpu: str = "cpu"
+    num_sms: int = 132
+    n_sets: Callable = lambda nbytes: 1
+    calls_per_replay: int = 32
+    compile_workers: int = 0
+    limit: int | None = None
+    meta: dict = field(default_factory=dict)
+    sync: Callable = lambda: None
+    pool: CompilePool | None = None
+
+    def warm(self, cands, M, N, K, dtype, inputs) -> dict:
+        """Compile every candidate before timing; {index: why} for those that cannot run."""
+        if self.pool is None:
+            self.pool = CompilePool(self.compile_workers)
+        failed = self.pool.run("lmkernels.tuning.ll_gemm:compile_one",
+                               [(self.device, M, N, K, dtype, c) for c in cands]) or {}
+        x, w, xs, ws = inputs
+        for i, cfg in enumerate(cands):
+            if i not in failed:
+                try:
+                    self.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg)
+                    self.sync()
+                except Exception as e:
+                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
+        return failed
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
+    """Search one M: (winner config, its _meta['measured'] record, with cuBLAS's time)."""
+    heur = target.heuristic(M, N, K, DTYPES[dtype].itemsize)
+    cands = candidates(M, N, K, num_sms=target.num_sms, heuristic=heur, normalize=target.normalize)[:target.limit]
+    show(f"compile {len(cands)}")
+    failed = target.warm(cands, M, N, K, dtype, sets[0])
+    what = f"M={M} N={N} K={K} {dtype}"
+    if 0 in failed:
+        raise RuntimeError(f"{what}: the heuristic config {cands[0]} does not run: {failed[0]}")
+
+    def time_calls(calls, n_calls, reps):
+        return target.timer(calls * (n_calls // len(calls)), reps)
+
+    def time_one(i, n_calls, reps):
+        calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i])
+                 for x, w, xs, ws in sets]
+        try:
+            return time_calls(calls, n_calls, reps)
+        except Exception as e:
+            failed[i] = f"timing: {type(e).__name__}: {str(e)[:200]}"
+            return None
+
+    ranked, times, replays = rank(len(cands), time_one, show, target.calls_per_replay, len(sets), failed, what)
+    x, w, xs, ws = sets[0]
+    rejected = []
+    for i in ranked:
+        show(f"check {describe(cands[i])}")
+        problem = target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i]),
+                               x, w, xs, ws)
+        if problem is None:
+            break
+        rejected.append(f"{describe(cands[i])}: {problem}")
+    else:
+        raise RuntimeError(f"{what}: no candidate matches the reference; " + "; ".join(rejected[:3]))
+    cublas = None
+    if target.peers is not None:
+        show("cuBLAS")
+        per_set = [target.peers(*s) for s in sets]
+        for k in range(len(per_set[0])):
+            try:
+                us = time_calls([p[k] for p in per_set], replays["calls_per_replay"], replays["full_reps"])
+            except Exception:  # noqa: BLE001 - a peer that cannot take the shape (_scaled_mm: N % 16)
+                continue
+            cublas = us if cublas is None else min(cublas, us)
+    rec = {"us": round(times[i], 3), "heuristic_us": round(times[0], 3), "speedup": round(times[0] / times[i], 3),
+           "cublas_us": None if cublas is None else round(cublas, 3), "candidates": len(cands),
+           "failed": len(failed), "rejected": len(rejected), **replays}
+    if rejected:
+        rec["rejected_why"] = rejected[:3]
+    return cands[i], rec
+
+
+def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
+    import triton
+    return {"schema": config_store.SCHEMA, "op": OP, "N": N, "K": K, "dtype": dtype, "gpu": target.gpu,
+            "torch": torch.__version__, "triton": triton.__version__, **target.meta,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": all(m in entries for m in grid), "m_grid": grid, "out_dtype": "float32",
+            "operands": "x [M, K] and weight [N, K] row-major" + (", per-tensor fp32 scales" if dtype == "fp8" else ""),
+            "timing": "CUDA-graph replays of back-to-back calls with PDL on, weights rotated past 4x L2 "
+                      f"(bench/harness.graph_us), median µs a call: a quick pass, then the {REFINE} fastest and "
+                      "the heuristic with more replays; cublas_us the same way (fp8: torch._scaled_mm)",
+            "bucket_rule": "smallest tuned M >= M, else the largest tuned M (a config whose BLOCK_M < M is not used)",
+            "measured": {str(m): measured[str(m)] for m in sorted(entries) if str(m) in measured}}
+
+
+def _input_sets(target, weights, M, N, K, dtype) -> list:
+    """Enough sets that a replay overflows L2 (target.n_sets of the weight's bytes), each with its own
+    weight (kept across the shape's Ms in `weights`) and activations."""
+    k = target.n_sets(N * K * DTYPES[dtype].itemsize)
+    while len(weights) < k:
+        weights.append(operands(1, N, K, dtype, target.device, 7919 * len(weights) + 1)[1])
+    return [operands(M, N, K, dtype, target.device, 104729 + 31 * s + M, weights[s]) for s in range(k)]
+
+
+def tune(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None, force: bool = False,
+         progress: Progress | None = None, log=functools.partial(print, flush=True)) -> dict:
+    """Tune jobs [(N, K, dtype)] at every M in ms (<= 16), one table file per job under out_dir/ll_gemm/."""
+    return tune_tables(jobs, ms, out_dir, op=OP, gpu=target.gpu,
+                       tune_m=lambda sets, M, N, K, dtype, show: tune_m(target, sets, M, N, K, dtype, show),
+                       input_sets=lambda weights, M, N, K, dtype: _input_sets(target, weights, M, N, K, dtype),
+                       meta=lambda *a: _meta(target, *a), describe=describe, budget=budget, force=force,
+                       progress=progress, log=log, close=target.close)
+
+
+def _cublas_peers(x, w, xs, ws) -> list:
+    """The cuBLAS calls `linear` would make instead (and torch._scaled_mm for fp8)."""
+    import torch.nn.functional as F
+    if x.dtype == FP8:
+        wt = w.t()
+        return [lambda: torch._scaled_mm(x, wt, scale_a=xs, scale_b=ws, out_dtype=torch.bfloat16)]
+    return [lambda: F.linear(x, w), lambda: torch.mm(x, w.t(), out_dtype=torch.float32)]
+
+
+def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
+    """The real target: lmkernels.ll_gemm on CUDA device `device_index`, timed with graph_us."""
+    import lmkernels
+    from ..bench import harness
+    from ..ops import small_gemm as sg
+    torch.cuda.set_device(device_index)
+    props = torch.cuda.get_device_properties(device_index)
+    cap = torch.cuda.get_device_capability(device_index)
+    return Target(
+        op=lmkernels.ll_gemm, normalize=sg.check_config,
+        heuristic=lambda M, N, K, eb: sg.ll_gemm_config(M, N, K, eb, props.multi_processor_count),
+        timer=lambda calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
+        peers=_cublas_peers, device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
+        n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
+        sync=torch.cuda.synchronize,
+        meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
+              "lmkernels": lmkernels.__version__, "git": git_commit()})
+
+
+def run_cli(args, target: Target | None = None) -> int:
+    """`lmkernels tune ll-gemm ...` on the current GPU (or `target`): 0 when every table is complete,
+    3 when the budget stopped the run with Ms left (rerun the same command to continue)."""
+    target = target or gpu_target(torch.cuda.current_device(), args.compile_workers)
+    ms = args.m or list(M_GRID)
+    jobs = [(N, K, dtype) for dtype in args.dtype for N, K in args.nk]
+    budget = Budget(args.max_minutes)
+    print(f"tuning {OP} on {target.gpu}: {len(jobs)} table(s) x {len(ms)} M into {args.out}/{OP}"
+          + ("" if args.max_minutes is None else f", budget {args.max_minutes:g} min"), flush=True)
+    return report(tune(jobs, ms, args.out, target, budget=budget, force=args.force), budget, args.max_minutes)

@@ -1,0 +1,229 @@
+"""`lmkernels tune ll-gemm` (tuning/ll_gemm.py): its search space, a fake-timed run that writes a
+table with cuBLAS's time beside each M, the reference check of the winner, resuming, the real op
+under the interpreter, and how ll_gemm and linear read the tables (ops/small_gemm.py)."""
+import argparse
+import json
+import os
+import zlib
+
+import pytest
+import torch
+
+from lmkernels import cli
+from lmkernels import reference as ref
+from lmkernels.ops import small_gemm as sg
+from lmkernels.runtime import config_store as cs
+from lmkernels.tuning import common
+from lmkernels.tuning import ll_gemm as t
+
+GPU = "Fake GPU 80GB"
+ROUTERS = [(256, 7168), (384, 7168), (128, 5120), (8, 4096), (64, 2880)]  # (N, K)
+
+
+def fake_us(cfg) -> float:
+    """A deterministic, practically tie-free time per config."""
+    return 2.0 + zlib.crc32(t.describe(cfg).encode()) % 100000 / 1e5
+
+
+class Fake:
+    """A target whose op is the reference (wrong by 1 % for configs in `bad`) and whose timer returns
+    fake_us of the config a call carries; cuBLAS (the peers) takes `cublas_us`."""
+
+    def __init__(self, bad=(), cublas_us=2.5, **kw):
+        self.bad, self.cublas_us = set(bad), cublas_us
+        self.timed = []
+        self.target = t.Target(op=self.op, heuristic=self.heuristic, normalize=sg.check_config, timer=self.timer,
+                               peers=self.peers, device="cpu", gpu=GPU, num_sms=8, **kw)
+
+    @staticmethod
+    def heuristic(M, N, K, elem_bytes):
+        return sg.ll_gemm_config(M, N, K, elem_bytes, 8)
+
+    def op(self, x, w, *, out_dtype, x_scale=None, w_scale=None, config=None):
+        out = ref.small_gemm.ll_gemm(x, w, out_dtype=out_dtype, x_scale=x_scale, w_scale=w_scale)
+        return out * 1.01 if t.describe(config) in self.bad else out
+
+    def peers(self, x, w, xs, ws):
+        return [lambda: "cublas"]
+
+    def timer(self, calls, reps):
+        assert calls and reps >= 3
+        cfg = calls[0].keywords.get("config") if hasattr(calls[0], "keywords") else None
+        self.timed.append(calls[0].args[0].shape[0] if cfg is not None else None)  # M: x is [M, K]
+        return self.cublas_us if cfg is None else fake_us(cfg)
+
+
+def quiet():
+    return common.Progress(stream=open(os.devnull, "w"))
+
+
+def run(fake, tmp_path, jobs=((64, 512, "bf16"),), ms=(1, 2, 16), **kw):
+    return t.tune(list(jobs), ms, str(tmp_path), fake.target, progress=quiet(), log=lambda *a: None, **kw)
+
+
+def load(tmp_path, N=64, K=512, dtype="bf16"):
+    with open(tmp_path / "ll_gemm" / cs.file_name(N, K, GPU, dtype)) as f:
+        return json.load(f)
+
+
+def winner(M, N=64, K=512, skip=()):
+    cands = t.candidates(M, N, K, num_sms=8, heuristic=Fake.heuristic(M, N, K, 2), normalize=sg.check_config)
+    return min((c for c in cands if t.describe(c) not in skip), key=fake_us)
+
+
+# ---- the search space -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("N, K", ROUTERS + [(3, 17), (100, 1000), (1, 14400)])
+@pytest.mark.parametrize("M", [1, 2, 3, 5, 8, 9, 16])
+@pytest.mark.parametrize("elem", [2, 1])
+def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, elem):
+    heur = sg.ll_gemm_config(M, N, K, elem, 132)
+    cands = t.candidates(M, N, K, num_sms=132, heuristic=heur, normalize=sg.check_config)
+    assert cands[0] == sg.check_config(heur, M)
+    names = [t.describe(c) for c in cands]
+    assert len(set(names)) == len(names) and 1 <= len(cands) <= 60
+    for c in cands:
+        assert sg.check_config(c, M) == c and c["BLOCK_M"] >= M
+        sg._make_plan(M, N, K, torch.bfloat16, torch.float32, None, False, -1, False, c)  # runnable
+    if K >= 2048:  # smaller K: too few columns for 4+ warps of rows beyond the heuristic's
+        assert any(not c["USE_DOT"] for c in cands[1:]) == (M <= 8)
+    assert any(c["USE_DOT"] for c in cands[1:]) == (M >= 2)
+
+
+def test_split_configs_fill_the_sms_with_whole_k_tiles():
+    for c in t.split_configs(16, 256, 7168, 132):
+        split, chunk = sg.split_k(7168, c["BLOCK_K"], c["SPLIT_K"])
+        assert split == c["SPLIT_K"] and chunk % c["BLOCK_K"] == 0
+        assert (-(-256 // c["BLOCK_N"])) * split <= 2 * 132 + 256 // c["BLOCK_N"]
+    assert {c["ONE_LAUNCH"] for c in t.split_configs(16, 256, 7168, 132)} == {True, False}
+
+
+# ---- a fake-timed run -------------------------------------------------------------------------
+
+def test_picks_the_fastest_and_writes_cublas_beside_it(tmp_path):
+    fake = Fake()
+    res = run(fake, tmp_path)
+    assert res["left"] == [] and len(res["files"]) == 1
+    data = load(tmp_path)
+    meta = data["_meta"]
+    assert meta["op"] == "ll_gemm" and meta["complete"] and meta["m_grid"] == [1, 2, 16]
+    for M in (1, 2, 16):
+        assert data[str(M)] == winner(M)
+        rec = meta["measured"][str(M)]
+        assert rec["us"] == round(fake_us(winner(M)), 3) and rec["cublas_us"] == 2.5
+        assert rec["heuristic_us"] >= rec["us"]
+    table = cs.parse(data, "ll_gemm", "t", expect=(64, 512, "bf16"))  # the op's validator accepts it
+    assert table.ms == [1, 2, 16]
+
+
+def test_a_winner_off_the_reference_is_rejected(tmp_path):
+    best = t.describe(winner(2))
+    run(Fake(bad={best}), tmp_path, ms=(2,))
+    data = load(tmp_path)
+    assert data["2"] == winner(2, skip={best})
+    assert data["_meta"]["measured"]["2"]["rejected"] == 1
+
+
+def test_resumes_and_skips_tuned_ms(tmp_path):
+    run(Fake(), tmp_path, ms=(1,))
+    fake = Fake()
+    run(fake, tmp_path, ms=(1, 4))
+    assert set(fake.timed) == {4, None}  # M = 1 was not timed again (None: cuBLAS)
+    assert sorted(k for k in load(tmp_path) if k != "_meta") == ["1", "4"]
+
+
+def test_fp8_tables_and_a_peer_that_cannot_run(tmp_path):
+    fake = Fake()
+    fake.peers = lambda *a: [lambda: None]
+    fake.target.peers = fake.peers
+    fake.target.timer = lambda calls, reps: fake_us(calls[0].keywords["config"]) if hasattr(
+        calls[0], "keywords") else (_ for _ in ()).throw(RuntimeError("_scaled_mm needs N % 16 == 0"))
+    run(fake, tmp_path, jobs=((24, 96, "fp8"),), ms=(3,))
+    rec = load(tmp_path, 24, 96, "fp8")["_meta"]["measured"]["3"]
+    assert rec["cublas_us"] is None and rec["us"] > 0
+
+
+def test_run_cli_and_the_m_limit(tmp_path, capsys):
+    args = argparse.Namespace(nk=[(64, 512)], dtype=["bf16"], m=[1], out=str(tmp_path), max_minutes=None,
+                              force=False, compile_workers=0)
+    assert t.run_cli(args, target=Fake().target) == 0
+    assert "every table is complete" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "ll-gemm", "--nk", "64,512", "--dtype", "bf16", "--m", "1,32"])
+    assert "M <= 16" in capsys.readouterr().err
+
+
+# ---- the real op, interpreted -------------------------------------------------------------------
+
+def test_tunes_the_real_op_and_its_winner_passes_the_reference(tmp_path):
+    from lmkernels.runtime.device import is_interpreter
+    if not is_interpreter():
+        pytest.skip("the CPU suite's check; on a GPU `lmkernels tune ll-gemm` is the real run")
+    import lmkernels
+    target = t.Target(op=lmkernels.ll_gemm, heuristic=Fake.heuristic, normalize=sg.check_config,
+                      timer=lambda calls, reps: [c() for c in calls] and 1.0, device="cpu", gpu=GPU, num_sms=4,
+                      limit=3)
+    res = t.tune([(8, 40, "bf16")], (2,), str(tmp_path), target, progress=quiet(), log=lambda *a: None)
+    assert res["left"] == []
+    rec = load(tmp_path, 8, 40)["_meta"]["measured"]["2"]
+    assert rec["rejected"] == 0 and rec["candidates"] == 3 and rec["cublas_us"] is None
+
+
+# ---- ll_gemm and linear read the tables ---------------------------------------------------------
+
+def _write_table(root, N, K, dtype, entries):
+    """A table for device_name=cpu (what config_store names device 0 on a machine without CUDA)."""
+    measured = {str(m): rec for m, (_, rec) in entries.items()}
+    data = {"_meta": {"schema": cs.SCHEMA, "op": "ll_gemm", "N": N, "K": K, "dtype": dtype, "gpu": "cpu",
+                      "torch": "x", "triton": "x", "date": "x", "complete": True, "measured": measured},
+            **{str(m): cfg for m, (cfg, _) in entries.items()}}
+    os.makedirs(root / "ll_gemm", exist_ok=True)
+    with open(root / "ll_gemm" / cs.file_name(N, K, "cpu", dtype), "w") as f:
+        json.dump(data, f)
+
+
+@pytest.fixture
+def tables(tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("the tables here are named for device_name=cpu, which device 0 is only without CUDA")
+    monkeypatch.setenv(cs.ENV_DIR, str(tmp_path))
+    cs.clear_cache()
+    yield tmp_path
+    cs.clear_cache()
+
+
+def test_ll_gemm_takes_the_tuned_config_and_linear_the_faster_kernel(tables):
+    N, K = 32, 256
+    c2 = dict(sg.ll_gemm_config(2, N, K, 2, 132), num_warps=4)
+    c8 = sg.ll_gemm_config(8, N, K, 2, 132)
+    _write_table(tables, N, K, "bf16", {2: (c2, {"us": 2.0, "cublas_us": 5.0}), 8: (c8, {"us": 6.0, "cublas_us": 5.0})})
+    assert sg.tuned_config(1, N, K, torch.bfloat16, 0) == c2 and sg.tuned_config(5, N, K, torch.bfloat16, 0) == c8
+    assert sg.tuned_config(16, N, K, torch.bfloat16, 0) is None  # BLOCK_M 8 < 16: the heuristic
+    assert sg.tuned_config(2, N, K, torch.bfloat16, -1) is None  # the CPU device never reads tables
+    assert sg.tuned_config(2, N, K, torch.float16, 0) is None  # no fp16 table
+    assert sg.use_ll_gemm(2, N, K, torch.bfloat16, 0) and not sg.use_ll_gemm(8, N, K, torch.bfloat16, 0)
+    assert sg.use_ll_gemm(16, N, K, torch.bfloat16, 0)  # no bucket of 16 rows: the untuned rule
+    assert sg.use_ll_gemm(8, N, K, torch.bfloat16, -1)  # no tables on the CPU device
+    assert sg.use_ll_gemm(8, N, K + 1, torch.bfloat16, 0)  # untuned shape: ll_gemm
+    assert cs.measured("ll_gemm", N, K, "bf16", 3, 0) == {"us": 6.0, "cublas_us": 5.0}
+
+
+def test_a_bucket_serves_fewer_rows_never_more(tables):
+    N, K = 32, 256
+    _write_table(tables, N, K, "bf16", {4: (sg.ll_gemm_config(4, N, K, 2, 132), {"us": 6.0, "cublas_us": 5.0})})
+    assert not sg.use_ll_gemm(3, N, K, torch.bfloat16, 0)  # bucket 4: cuBLAS measured faster
+    assert sg.use_ll_gemm(5, N, K, torch.bfloat16, 0)  # past the last bucket: untuned, ll_gemm
+    assert sg.use_ll_gemm(17, N, K, torch.bfloat16, 0) is False  # M > 16 never
+
+
+def test_fp8_ignores_cublas_in_its_table(tables):
+    N, K = 32, 256
+    _write_table(tables, N, K, "fp8", {2: (sg.ll_gemm_config(2, N, K, 1, 132), {"us": 9.0, "cublas_us": 1.0})})
+    assert sg.use_ll_gemm(2, N, K, torch.float8_e4m3fn, 0)
+
+
+def test_a_partial_table_config_is_refused(tables):
+    N, K = 32, 256
+    _write_table(tables, N, K, "bf16", {2: ({"BLOCK_M": 2, "BLOCK_N": 1}, {"us": 1.0})})
+    with pytest.raises(ValueError, match="lacks"):
+        sg.tuned_config(2, N, K, torch.bfloat16, 0)
