@@ -172,20 +172,18 @@ def test_tunes_the_real_op_and_its_winner_passes_the_reference(tmp_path):
 # ---- ll_gemm and linear read the tables ---------------------------------------------------------
 
 def _write_table(root, N, K, dtype, entries):
-    """A table for device_name=cpu (what config_store names device 0 on a machine without CUDA)."""
+    """A table for device 0 (device_name=cpu on a machine without CUDA)."""
     measured = {str(m): rec for m, (_, rec) in entries.items()}
-    data = {"_meta": {"schema": cs.SCHEMA, "op": "ll_gemm", "N": N, "K": K, "dtype": dtype, "gpu": "cpu",
+    data = {"_meta": {"schema": cs.SCHEMA, "op": "ll_gemm", "N": N, "K": K, "dtype": dtype, "gpu": cs.device_name(0),
                       "torch": "x", "triton": "x", "date": "x", "complete": True, "measured": measured},
             **{str(m): cfg for m, (cfg, _) in entries.items()}}
     os.makedirs(root / "ll_gemm", exist_ok=True)
-    with open(root / "ll_gemm" / cs.file_name(N, K, "cpu", dtype), "w") as f:
+    with open(root / "ll_gemm" / cs.file_name(N, K, cs.device_name(0), dtype), "w") as f:
         json.dump(data, f)
 
 
 @pytest.fixture
 def tables(tmp_path, monkeypatch):
-    if torch.cuda.is_available():
-        pytest.skip("the tables here are named for device_name=cpu, which device 0 is only without CUDA")
     monkeypatch.setenv(cs.ENV_DIR, str(tmp_path))
     cs.clear_cache()
     yield tmp_path
@@ -204,7 +202,9 @@ def test_ll_gemm_takes_the_tuned_config_and_linear_the_faster_kernel(tables):
     assert sg.use_ll_gemm(2, N, K, torch.bfloat16, 0) and not sg.use_ll_gemm(8, N, K, torch.bfloat16, 0)
     assert sg.use_ll_gemm(16, N, K, torch.bfloat16, 0)  # no bucket of 16 rows: the untuned rule
     assert sg.use_ll_gemm(8, N, K, torch.bfloat16, -1)  # no tables on the CPU device
-    assert sg.use_ll_gemm(8, N, K + 1, torch.bfloat16, 0)  # untuned shape: ll_gemm
+    assert sg.use_ll_gemm(8, N, K + 1, torch.bfloat16, 0)  # untuned shape: ll_gemm ...
+    assert not sg.use_ll_gemm(1, 8192, 4096, torch.bfloat16, 0)  # ... up to 32 MiB of weight
+    assert sg.use_ll_gemm(1, 4096, 4096, torch.bfloat16, 0) and sg.use_ll_gemm(1, 8192, 4096, torch.float8_e4m3fn, 0)
     assert cs.measured("ll_gemm", N, K, "bf16", 3, 0) == {"us": 6.0, "cublas_us": 5.0}
 
 
@@ -227,3 +227,24 @@ def test_a_partial_table_config_is_refused(tables):
     _write_table(tables, N, K, "bf16", {2: ({"BLOCK_M": 2, "BLOCK_N": 1}, {"us": 1.0})})
     with pytest.raises(ValueError, match="lacks"):
         sg.tuned_config(2, N, K, torch.bfloat16, 0)
+
+
+def test_linear_follows_the_table_on_the_gpu_and_under_compile(tables, monkeypatch):
+    if not torch.cuda.is_available():
+        pytest.skip("linear reads tables for GPU tensors only (use_ll_gemm above covers the rule on the CPU)")
+    N, K = 32, 256
+    _write_table(tables, N, K, "bf16", {2: (sg.ll_gemm_config(2, N, K, 2, 132), {"us": 2.0, "cublas_us": 5.0}),
+                                        4: (sg.ll_gemm_config(4, N, K, 2, 132), {"us": 6.0, "cublas_us": 5.0})})
+    calls = []
+    real = sg._cublas
+    monkeypatch.setattr(sg, "_cublas", lambda *a: (calls.append(a[0].shape[0]), real(*a))[1])
+    w = torch.randn(N, K, device="cuda").bfloat16()
+    for M in (2, 4):
+        x = torch.randn(M, K, device="cuda").bfloat16()
+        want = ref.small_gemm.linear(x, w).float()
+        torch.testing.assert_close(sg.linear(x, w).float(), want, rtol=2**-7, atol=1e-2)
+    assert calls == [4]
+    torch._dynamo.reset()
+    x = torch.randn(4, K, device="cuda").bfloat16()
+    got = torch.compile(lambda a, b: sg.linear(a, b), fullgraph=True)(x, w)
+    torch.testing.assert_close(got.float(), ref.small_gemm.linear(x, w).float(), rtol=2**-7, atol=1e-2)

@@ -522,20 +522,34 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
 
 # ---------------------------------------------------------------- linear: the dispatcher
 
+# Untuned weights above this many bytes go to cuBLAS in `linear` (H100, `lmkernels tune ll-gemm` on
+# the Llama-3-8B bf16 shapes, tune_ll_gemm_dense.log): there the call streams the weight for >= 11 µs
+# and launch latency no longer decides; ll_gemm's heuristic lost to cuBLAS on 6144 x 4096 (50 MB) at
+# every M (22.3-33.3 µs against 20.4-20.9) and on 28672 x 4096 and 14336 x 4096, while 4096 x 4096
+# (32 MiB) won at 4 of 5 Ms. The tuned tables for those shapes decide for themselves.
+LINEAR_CUBLAS_BYTES = 32 << 20
+
+
 def use_ll_gemm(M: int, N: int, K: int, dtype, dev: int = -1) -> bool:
-    """Where ll_gemm replaces cuBLAS in `linear`: M <= 16 rows of bf16, fp16 or fp8 e4m3, except a
-    bucket whose tuned table (on GPU `dev`) measured cuBLAS faster than its tuned config
-    (tuning/ll_gemm.py writes cublas_us beside every M). Untuned shapes take ll_gemm: on the H100
-    (small_gemm.md) it beat cuBLAS at every router point, 1.4-4.4x. fp8 always takes ll_gemm: its
-    table's cublas_us is torch._scaled_mm's, but linear's other fp8 path is a dequantised matmul."""
+    """Where ll_gemm replaces cuBLAS in `linear`: M <= 16 rows of bf16, fp16 or fp8 e4m3, where
+      a tuned table (on GPU `dev`) covers the M bucket: where it measured its config at least as
+        fast as cuBLAS (tuning/ll_gemm.py writes cublas_us beside every M);
+      otherwise: weights of at most LINEAR_CUBLAS_BYTES (on the H100 ll_gemm beat cuBLAS at every
+        router point, 1.4-4.4x, small_gemm.md).
+    fp8 always takes ll_gemm: linear's other fp8 path is a dequantised fp32 matmul."""
     if not (0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES):
         return False
-    if dtype == FP8:
-        return True
+    return dtype == FP8 or not _cublas_faster(M, N, K, dtype, dev)
+
+
+@torch.compiler.assume_constant_result
+def _cublas_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
+    """use_ll_gemm's 16-bit rule. A constant while torch.compile traces linear (a table lookup reads
+    files and the device name; M, N, K and the device are guards of the traced graph)."""
     if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
-        return True
+        return N * K * dtype.itemsize > LINEAR_CUBLAS_BYTES
     rec = config_store.measured("ll_gemm", N, K, _TAGS[dtype], M, dev)
-    return rec is None or rec.get("cublas_us") is None or rec["us"] <= rec["cublas_us"]
+    return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
 
 def _cublas(x2, weight, bias, out_dtype, x_scale, w_scale):
