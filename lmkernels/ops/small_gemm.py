@@ -443,9 +443,9 @@ def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
         raise ValueError(f"config must be a dict or None, got {type(config).__name__}")
     if M == 0 or N == 0:
         return x.new_empty((M, N), dtype=out_dtype)
-    # an explicit config's keys replace the heuristic's (the probes' and the tuner's candidates)
-    cfg = (None if config is not None else tuned_config(M, N, K, x.dtype, dev)) or \
-        ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
+    # an explicit config's keys replace those of the config the call would take (the tuned one, else
+    # the heuristic's): config={"PREFETCH": False} changes that and nothing else
+    cfg = tuned_config(M, N, K, x.dtype, dev) or ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
     if config is not None:
         cfg = check_config({**cfg, **config}, M)
     scaled = x_scale is not None
@@ -508,9 +508,9 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
     Deterministic: the split-K partials are summed in a fixed order, bit-identical run to run and
     with pdl on or off. Not batch invariant: the config (and so the summation order) follows M.
     pdl: programmatic dependent launch, None = where the GPU has it (sm90+); never changes the result.
-    config: optional dict of config keys (ll_gemm_config's) replacing the heuristic's, for sweeps.
-    None: the tuned table's config where one covers (N, K, dtype) on this GPU (`lmkernels tune
-    ll-gemm`; runtime/config_store.py), else the heuristic (ll_gemm_config).
+    config: None takes the tuned table's config where one covers (N, K, dtype) on this GPU
+    (`lmkernels tune ll-gemm`; runtime/config_store.py), else the heuristic (ll_gemm_config); a dict
+    of config keys replaces those keys of that config (sweeps, the tuner's candidates).
 
     >>> logits = lmkernels.ll_gemm(h, router_w)   # h [4, 7168] bf16, router_w [256, 7168] bf16 -> fp32
     """
