@@ -38,9 +38,10 @@ takes them wherever a table covers the shape, so these rows time the tables wher
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 import lmkernels
+
+from .peers import CUBLAS_16BIT, CUBLAS_FP8, cublas_small_gemm
 
 ROUTERS = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128), (4096, 8), (2880, 64)]  # (K, N)
 MS = (1, 2, 4, 8, 16)
@@ -71,26 +72,11 @@ def _router_case(K: int, N: int, M: int, fp8: bool):
             return lambda: lmkernels.ll_gemm(x, w, x_scale=xs, w_scale=ws, **kw)
         return make
 
-    def cublas_linear(i):
-        x, w, _, _ = inputs(i)
-        return lambda: F.linear(x, w)
-
-    def cublas_fp32(i):
-        x, w, _, _ = inputs(i)
-        return lambda: torch.mm(x, w.t(), out_dtype=torch.float32)
-
-    def scaled_mm(i):
-        x, w, xs, ws = inputs(i)
-        return lambda: torch._scaled_mm(x, w.t(), scale_a=xs, scale_b=ws, out_dtype=torch.float32)
-
     p = {"lmkernels": ours(), "lmkernels pdl=False": ours(pdl=False)}
     if M == 1:  # the heuristic's one K tile a program allows it (ll_gemm_config)
         p[PRELOAD_ROW] = ours(config={"PRELOAD": True})
-    if fp8:
-        p["torch._scaled_mm (cuBLASLt)"] = scaled_mm
-    else:
-        p["cuBLAS F.linear (bf16 out)"] = cublas_linear
-        p["cuBLAS torch.mm out_dtype=fp32"] = cublas_fp32
+    for name in CUBLAS_FP8 if fp8 else CUBLAS_16BIT:
+        p[name] = lambda i, name=name: cublas_small_gemm(*inputs(i))[name]
     e = 1 if fp8 else 2
     # bytes a call: the weight and x once each, fp32 logits written once
     nbytes = N * K * e + M * K * e + M * N * 4

@@ -231,7 +231,7 @@ def _check_table_config(cfg: dict) -> dict:
 
 
 config_store.register_validator("ll_gemm", _check_table_config)
-_TAGS = {torch.bfloat16: "bf16", torch.float16: "fp16", FP8: "fp8"}  # table file dtype tags (tuning/ll_gemm.py)
+TABLE_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", FP8: "fp8"}  # operand dtype -> table file dtype tag
 
 
 def tuned_config(M: int, N: int, K: int, dtype, dev: int) -> dict | None:
@@ -240,7 +240,7 @@ def tuned_config(M: int, N: int, K: int, dtype, dev: int) -> dict | None:
     the designed default for untuned shapes), the CPU, or a bucket tuned for fewer rows than M."""
     if dev < 0:
         return None
-    cfg = config_store.lookup("ll_gemm", N, K, _TAGS[dtype], M, dev, warn=False)
+    cfg = config_store.lookup("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev, warn=False)
     return cfg if cfg is not None and cfg["BLOCK_M"] >= M else None
 
 
@@ -548,7 +548,7 @@ def _cublas_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
     files and the device name; M, N, K and the device are guards of the traced graph)."""
     if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
         return N * K * dtype.itemsize > LINEAR_CUBLAS_BYTES
-    rec = config_store.measured("ll_gemm", N, K, _TAGS[dtype], M, dev)
+    rec = config_store.measured("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev)
     return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
 

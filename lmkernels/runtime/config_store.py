@@ -69,12 +69,12 @@ class Table:
     def __init__(self, path: str, ms: list[int], configs: list[dict], meta: dict):
         self.path, self.ms, self.configs, self.meta = path, ms, configs, meta
 
-    def bucket(self, M: int) -> int:
-        """The bucket rule: the smallest tuned M >= M, else the largest tuned M."""
-        return self.ms[min(bisect.bisect_left(self.ms, M), len(self.ms) - 1)]
+    def index(self, M: int) -> int:
+        """The bucket rule: the index of the smallest tuned M >= M, else of the largest tuned M."""
+        return min(bisect.bisect_left(self.ms, M), len(self.ms) - 1)
 
     def pick(self, M: int) -> dict:
-        return self.configs[self.ms.index(self.bucket(M))]
+        return self.configs[self.index(M)]
 
 
 _validators: dict = {}  # op -> fn(cfg) -> dict (normalised) or None; raises ValueError
@@ -166,8 +166,8 @@ def _resolve(op, N, K, dtype, M, device_index, warn) -> tuple:
         hit = (None, None)
     else:
         table = load(path, op, expect=(N, K, dtype))
-        m = table.bucket(M)
-        hit = (table.configs[table.ms.index(m)], table.meta["measured"].get(str(m)))
+        i = table.index(M)
+        hit = (table.configs[i], table.meta["measured"].get(str(table.ms[i])))
     _resolved[key] = hit
     return hit
 

@@ -182,6 +182,19 @@ class CompilePool:
             self.close()
             return None
 
+    def warm(self, fn_path: str, arg_tuples: list, run_here) -> dict:
+        """Compile every candidate before timing: in the workers (run), then run_here(i) once for each
+        candidate i that compiled there (a disk-cache load; all of them without workers). {index:
+        why} for those that cannot run (out of shared memory, refused): skipped, not fatal."""
+        failed = self.run(fn_path, arg_tuples) or {}
+        for i in range(len(arg_tuples)):
+            if i not in failed:
+                try:
+                    run_here(i)
+                except Exception as e:
+                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
+        return failed
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
@@ -261,6 +274,44 @@ def rank(n_cands: int, time_one, show, calls_per_replay: int, n_sets: int, faile
     ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
     best = {i: full.get(i) or quick[i] for i in ranked}
     return ranked, best, {"calls_per_replay": n_calls, "quick_reps": quick_reps, "full_reps": full_reps}
+
+
+def first_passing(ranked: list, check, describe, what: str, show) -> tuple[int, list]:
+    """(the first candidate index in `ranked` whose output check(i) accepts (None), the rejections
+    before it as "config: why"). RuntimeError naming `what` when none passes."""
+    rejected = []
+    for i in ranked:
+        show(f"check {describe(i)}")
+        problem = check(i)
+        if problem is None:
+            return i, rejected
+        rejected.append(f"{describe(i)}: {problem}")
+    raise RuntimeError(f"{what}: no candidate matches the reference; " + "; ".join(rejected[:3]))
+
+
+def record(times: dict, i: int, n_cands: int, failed: dict, rejected: list, replays: dict, **extra) -> dict:
+    """The _meta['measured'] record of a tuned M: the winner's and the heuristic's (index 0) µs, the
+    op's extra fields (e.g. cublas_us), the search's counts and replay sizes, up to 3 rejections."""
+    rec = {"us": round(times[i], 3), "heuristic_us": round(times[0], 3), "speedup": round(times[0] / times[i], 3),
+           **extra, "candidates": n_cands, "failed": len(failed), "rejected": len(rejected), **replays}
+    if rejected:
+        rec["rejected_why"] = rejected[:3]
+    return rec
+
+
+def table_meta(op: str, N: int, K: int, dtype: str, gpu: str, run_meta: dict, grid: list, entries: dict,
+               measured: dict, **fields) -> dict:
+    """A table's _meta block (runtime/config_store.py's META_FIELDS, plus the run's facts in
+    run_meta, the M grid and the op's own descriptive fields), dated now."""
+    import datetime
+
+    import torch
+    import triton
+    return {"schema": config_store.SCHEMA, "op": op, "N": N, "K": K, "dtype": dtype, "gpu": gpu,
+            "torch": torch.__version__, "triton": triton.__version__, **run_meta,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": all(m in entries for m in grid), "m_grid": grid, **fields,
+            "measured": {str(m): measured[str(m)] for m in sorted(entries) if str(m) in measured}}
 
 
 def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets, meta, describe,

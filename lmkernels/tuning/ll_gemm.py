@@ -13,35 +13,30 @@ Per shape and M (common.tune_tables drives the loop, resumable and within --max-
      fastest three and the heuristic again).
   4. check the winner against the float64 reference (lmkernels.verify.ll_gemm_error, the tests'
      bound); the next fastest where it fails.
-  5. time cuBLAS on the same input sets: bf16/fp16 torch.nn.functional.linear and torch.mm with
-     fp32 out (the faster counts), fp8 torch._scaled_mm with the same per-tensor scales (bf16 out;
-     cuBLASLt needs N and K multiples of 16, None otherwise). The record's "cublas_us" is what
+  5. time cuBLAS on the same input sets (bench/peers.cublas_small_gemm, the bench's peers): bf16/fp16
+     torch.nn.functional.linear and torch.mm with fp32 out (the faster counts), fp8 torch._scaled_mm
+     with the same per-tensor scales (cuBLASLt needs N and K multiples of 16, None otherwise). The record's "cublas_us" is what
      `linear` compares with.
 Tables are tuned for fp32 outputs (router logits); the kernel's time hardly depends on the output
 dtype at these sizes (bf16 out writes M N x 2 bytes instead of 4).
 """
 from __future__ import annotations
 
-import datetime
 import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from ..runtime import config_store
-from .common import REFINE, Budget, CompilePool, Progress, git_commit, rank, report, tune_tables
+from ..ops.small_gemm import MAX_SPLIT_K, TABLE_DTYPES, split_k
+from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
+                     table_meta, tune_tables)
 
 OP = "ll_gemm"
 M_GRID = (1, 2, 4, 8, 16)
 OUT_DTYPE = torch.float32
 FP8 = torch.float8_e4m3fn
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": FP8}
-
-
-def dtype_tag(dtype: torch.dtype) -> str:
-    """The table file's dtype tag of ll_gemm operands of this dtype ("bf16", "fp16", "fp8")."""
-    return next(tag for tag, dt in DTYPES.items() if dt == dtype)
+DTYPES = {tag: dt for dt, tag in TABLE_DTYPES.items()}  # the file name's dtype tag -> operand dtype
 
 
 # ---------------------------------------------------------------- the search space
@@ -77,7 +72,6 @@ def split_configs(M: int, N: int, K: int, sms: int):
     splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
     with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
     the fp8 and small-N probes preferred."""
-    from ..ops.small_gemm import MAX_SPLIT_K, split_k
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
@@ -178,20 +172,17 @@ class Target:
     pool: CompilePool | None = None
 
     def warm(self, cands, M, N, K, dtype, inputs) -> dict:
-        """Compile every candidate before timing; {index: why} for those that cannot run."""
+        """Compile every candidate before timing (common.CompilePool); {index: why} for those that
+        cannot run."""
         if self.pool is None:
             self.pool = CompilePool(self.compile_workers)
-        failed = self.pool.run("lmkernels.tuning.ll_gemm:compile_one",
-                               [(self.device, M, N, K, dtype, c) for c in cands]) or {}
         x, w, xs, ws = inputs
-        for i, cfg in enumerate(cands):
-            if i not in failed:
-                try:
-                    self.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg)
-                    self.sync()
-                except Exception as e:
-                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
-        return failed
+
+        def run_here(i):
+            self.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i])
+            self.sync()
+        return self.pool.warm("lmkernels.tuning.ll_gemm:compile_one",
+                              [(self.device, M, N, K, dtype, c) for c in cands], run_here)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -222,16 +213,10 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
 
     ranked, times, replays = rank(len(cands), time_one, show, target.calls_per_replay, len(sets), failed, what)
     x, w, xs, ws = sets[0]
-    rejected = []
-    for i in ranked:
-        show(f"check {describe(cands[i])}")
-        problem = target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i]),
-                               x, w, xs, ws)
-        if problem is None:
-            break
-        rejected.append(f"{describe(cands[i])}: {problem}")
-    else:
-        raise RuntimeError(f"{what}: no candidate matches the reference; " + "; ".join(rejected[:3]))
+    i, rejected = first_passing(
+        ranked, lambda i: target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i]),
+                                       x, w, xs, ws),
+        lambda i: describe(cands[i]), what, show)
     cublas = None
     if target.peers is not None:
         show("cuBLAS")
@@ -242,26 +227,18 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
             except Exception:  # noqa: BLE001 - a peer that cannot take the shape (_scaled_mm: N % 16)
                 continue
             cublas = us if cublas is None else min(cublas, us)
-    rec = {"us": round(times[i], 3), "heuristic_us": round(times[0], 3), "speedup": round(times[0] / times[i], 3),
-           "cublas_us": None if cublas is None else round(cublas, 3), "candidates": len(cands),
-           "failed": len(failed), "rejected": len(rejected), **replays}
-    if rejected:
-        rec["rejected_why"] = rejected[:3]
-    return cands[i], rec
+    return cands[i], record(times, i, len(cands), failed, rejected, replays,
+                            cublas_us=None if cublas is None else round(cublas, 3))
 
 
 def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
-    import triton
-    return {"schema": config_store.SCHEMA, "op": OP, "N": N, "K": K, "dtype": dtype, "gpu": target.gpu,
-            "torch": torch.__version__, "triton": triton.__version__, **target.meta,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "complete": all(m in entries for m in grid), "m_grid": grid, "out_dtype": "float32",
-            "operands": "x [M, K] and weight [N, K] row-major" + (", per-tensor fp32 scales" if dtype == "fp8" else ""),
-            "timing": "CUDA-graph replays of back-to-back calls with PDL on, weights rotated past 4x L2 "
-                      f"(bench/harness.graph_us), median µs a call: a quick pass, then the {REFINE} fastest and "
-                      "the heuristic with more replays; cublas_us the same way (fp8: torch._scaled_mm)",
-            "bucket_rule": "smallest tuned M >= M, else the largest tuned M (a config whose BLOCK_M < M is not used)",
-            "measured": {str(m): measured[str(m)] for m in sorted(entries) if str(m) in measured}}
+    return table_meta(OP, N, K, dtype, target.gpu, target.meta, grid, entries, measured, out_dtype="float32",
+                      operands="x [M, K] and weight [N, K] row-major" + (", per-tensor fp32 scales" if dtype == "fp8" else ""),
+                      timing="CUDA-graph replays of back-to-back calls with PDL on, weights rotated past 4x L2 "
+                             f"(bench/harness.graph_us), median µs a call: a quick pass, then the {REFINE} fastest and "
+                             "the heuristic with more replays; cublas_us the same way (fp8: torch._scaled_mm)",
+                      bucket_rule="smallest tuned M >= M, else the largest tuned M (a config whose BLOCK_M < M is "
+                                  "not used)")
 
 
 def _input_sets(target, weights, M, N, K, dtype) -> list:
@@ -283,19 +260,11 @@ def tune(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None
                        progress=progress, log=log, close=target.close)
 
 
-def _cublas_peers(x, w, xs, ws) -> list:
-    """The cuBLAS calls `linear` would make instead (and torch._scaled_mm for fp8)."""
-    import torch.nn.functional as F
-    if x.dtype == FP8:
-        wt = w.t()
-        return [lambda: torch._scaled_mm(x, wt, scale_a=xs, scale_b=ws, out_dtype=torch.bfloat16)]
-    return [lambda: F.linear(x, w), lambda: torch.mm(x, w.t(), out_dtype=torch.float32)]
-
-
 def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
     """The real target: lmkernels.ll_gemm on CUDA device `device_index`, timed with graph_us."""
     import lmkernels
     from ..bench import harness
+    from ..bench.peers import cublas_small_gemm
     from ..ops import small_gemm as sg
     torch.cuda.set_device(device_index)
     props = torch.cuda.get_device_properties(device_index)
@@ -304,7 +273,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         op=lmkernels.ll_gemm, normalize=sg.check_config,
         heuristic=lambda M, N, K, eb: sg.ll_gemm_config(M, N, K, eb, props.multi_processor_count),
         timer=lambda calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
-        peers=_cublas_peers, device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
+        peers=lambda *operands: list(cublas_small_gemm(*operands).values()), device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
         n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,

@@ -36,7 +36,6 @@ accumulation, FP8_FAST_ACCUM is not searched):
 """
 from __future__ import annotations
 
-import datetime
 import functools
 import importlib
 import json
@@ -46,9 +45,9 @@ from typing import Callable
 
 import torch
 
-from ..runtime import config_store
 from ..verify import fp8_mma_rel
-from .common import REFINE, Budget, CompilePool, Progress, git_commit, rank, report, tune_tables
+from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
+                     table_meta, tune_tables)
 
 OP = "scaled_mm"
 M_GRID = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096)
@@ -253,20 +252,16 @@ class Target:
     _pool: object = None
 
     def warm(self, cands, M, N, K, fp8, inputs) -> dict:
-        """Compile every candidate before timing (compile workers first, common.CompilePool);
-        {index: why} for those that cannot run."""
+        """Compile every candidate before timing (common.CompilePool); {index: why} for those that
+        cannot run."""
         if self._pool is None:
             self._pool = CompilePool(self.compile_workers if self.op_path else 0)
-        failed = self._pool.run("lmkernels.tuning.scaled_mm:compile_one",
-                                [(self.op_path, self.device, M, N, K, fp8, c) for c in cands]) or {}
-        for i, cfg in enumerate(cands):
-            if i not in failed:
-                try:
-                    self.op(*inputs, OUT_DTYPE, config=cfg)
-                    self.sync()
-                except Exception as e:
-                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
-        return failed
+
+        def run_here(i):
+            self.op(*inputs, OUT_DTYPE, config=cands[i])
+            self.sync()
+        return self._pool.warm("lmkernels.tuning.scaled_mm:compile_one",
+                               [(self.op_path, self.device, M, N, K, fp8, c) for c in cands], run_here)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -343,38 +338,21 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
                                   f"M={M} N={N} K={K}")
     a, b, sa, sb = sets[0]
     ref = target.reference(a, b, sa, sb, OUT_DTYPE)
-    rejected = []
-    for i in ranked:
-        show(f"check {describe(cands[i])}")
-        problem = target.check(target.op(a, b, sa, sb, OUT_DTYPE, config=cands[i]), ref, a, b, sa, sb, fp8,
-                               target.interpreter)
-        if problem is None:
-            break
-        rejected.append(f"{describe(cands[i])}: {problem}")
-    else:
-        raise RuntimeError(f"M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}: no candidate matches the reference; "
-                           + "; ".join(rejected[:3]))
-    best, heur_us = times[i], times[0]
-    rec = {"us": round(best, 3), "heuristic_us": round(heur_us, 3), "speedup": round(heur_us / best, 3),
-           "candidates": len(cands), "failed": len(failed), "rejected": len(rejected), **replays}
-    if rejected:
-        rec["rejected_why"] = rejected[:3]
-    return cands[i], rec
+    i, rejected = first_passing(
+        ranked, lambda i: target.check(target.op(a, b, sa, sb, OUT_DTYPE, config=cands[i]), ref, a, b, sa, sb, fp8,
+                                       target.interpreter),
+        lambda i: describe(cands[i]), f"M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}", show)
+    return cands[i], record(times, i, len(cands), failed, rejected, replays)
 
 
 def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
-    import triton
-    return {"schema": config_store.SCHEMA, "op": OP, "N": N, "K": K, "dtype": dtype, "gpu": target.gpu,
-            "torch": torch.__version__, "triton": triton.__version__, **target.meta,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "complete": all(m in entries for m in grid), "m_grid": grid,
-            "out_dtype": str(OUT_DTYPE).split(".")[-1],
-            "operands": "a [M, K] row-major, b = w.t() of a row-major [N, K] weight, fp32 scale_a [M, 1] "
-                        "and scale_b [1, N]",
-            "timing": "CUDA-graph replays over input sets rotated past 4x L2 (bench/harness.graph_us), median "
-                      f"µs a call: a quick pass, then the {REFINE} fastest and the heuristic with more replays",
-            "bucket_rule": "smallest tuned M >= M, else the largest tuned M",
-            "measured": {str(m): measured[str(m)] for m in sorted(entries) if str(m) in measured}}
+    return table_meta(OP, N, K, dtype, target.gpu, target.meta, grid, entries, measured,
+                      out_dtype=str(OUT_DTYPE).split(".")[-1],
+                      operands="a [M, K] row-major, b = w.t() of a row-major [N, K] weight, fp32 scale_a [M, 1] "
+                               "and scale_b [1, N]",
+                      timing="CUDA-graph replays over input sets rotated past 4x L2 (bench/harness.graph_us), median "
+                             f"µs a call: a quick pass, then the {REFINE} fastest and the heuristic with more replays",
+                      bucket_rule="smallest tuned M >= M, else the largest tuned M")
 
 
 def _input_sets(target, weights, M, N, K, fp8) -> list:
