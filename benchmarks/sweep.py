@@ -14,7 +14,7 @@ from lmkernels import reference as ref
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.ops import activation as act_ops
 from lmkernels.ops import norm as norm_ops
-from lmkernels.ops._common import halves_descriptor, tile_descriptor, vector_descriptor
+from lmkernels.ops._common import halves_descriptor, tile_descriptor
 
 DT = torch.bfloat16
 
@@ -35,7 +35,6 @@ def sweep_norm(copy):
                 xs = [torch.randn(T, H, device="cuda", dtype=DT) for _ in range(k)]
                 rs = [torch.randn(T, H, device="cuda", dtype=DT) for _ in range(k)] if fused else xs
                 w = torch.randn(H, device="cuda", dtype=DT)
-                dw = vector_descriptor(w, H, block)
                 for mode in (0, 1, 2):
                     for warps in (4, 8, 16) if H == 4096 else (8, 16, 32):
                         def call(x, r, warps=warps, mode=mode):
@@ -43,7 +42,7 @@ def sweep_norm(copy):
                             consts = (fused, True, block, mode, False)  # no PDL: the kernel alone
                             if mode == 2:
                                 norm_ops._launch_desc(0, (T,), (
-                                    tile_descriptor(x, T, H, H, 1, block), tile_descriptor(r, T, H, H, 1, block), dw,
+                                    tile_descriptor(x, T, H, H, 1, block), tile_descriptor(r, T, H, H, 1, block), w,
                                     tile_descriptor(y, T, H, H, 1, block), T, H, H, H, H, 1e-6), consts, num_warps=warps)
                             else:
                                 norm_ops._launch(0, (T,), (x, r, w, y, T, H, H, H, H, 1e-6), consts, num_warps=warps)

@@ -47,15 +47,15 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
 for target in TARGETS:
     for mode, dt, residual in itertools.product((0, 1, 2), ("bf16", "fp32"), (False, True)):
         t2 = f"tensordesc<{dt}[1, 4096]>" if mode == 2 else f"*{dt}"
-        t1 = f"tensordesc<{dt}[4096]>" if mode == 2 else f"*{dt}"
-        sig = {"x_ptr": t2, "res_ptr": t2, "w_ptr": t1, "y_ptr": t2, "n_rows": "i32",
+        # the weight is a pointer in every mode (kernels/norm.py)
+        sig = {"x_ptr": t2, "res_ptr": t2, "w_ptr": f"*{dt}", "y_ptr": t2, "n_rows": "i32",
                "H": "i32", "stride_x": "i32", "stride_res": "i32", "stride_y": "i32", "eps": "fp32",
                "HAS_RESIDUAL": "constexpr", "HAS_WEIGHT": "constexpr", "BLOCK_H": "constexpr",
                "ACCESS": "constexpr", "USE_PDL": "constexpr", "PREFETCH": "constexpr"}
-        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6, 7, 8) if mode != 2 else (5, 6, 7, 8))}
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 5, 6, 7, 8) if mode != 2 else (2, 5, 6, 7, 8))}
         pdl = target == "sm90"  # PDL exists on sm90+ only
-        pre = pdl and mode == 0 and not residual  # the L2 prefetch before the wait: where ops/norm.py asks for it
-        compile_one(f"rms_norm mode={mode} {dt} residual={residual} pdl={pdl} prefetch={pre}", _rms_norm_kernel, sig,
+        pre = 132 if pdl and mode == 0 and not residual else 0  # programs that prefetch before the wait (ops/norm.py)
+        compile_one(f"rms_norm mode={mode} {dt} residual={residual} pdl={pdl} prefetch={pre > 0}", _rms_norm_kernel, sig,
                     {"HAS_RESIDUAL": residual, "HAS_WEIGHT": True, "BLOCK_H": 4096, "ACCESS": mode,
                      "USE_PDL": pdl, "PREFETCH": pre}, attrs, target, 8)
     for mode, dt, act in itertools.product((0, 1, 2), ("bf16", "fp16", "fp32"), (0, 1)):
@@ -198,20 +198,24 @@ for target in TARGETS:
         sig = {"key_ptr": tk, "value_ptr": tk, "kc_ptr": tc, "vc_ptr": tc, "slot_ptr": "*i64", "ks_ptr": "*fp32",
                "vs_ptr": "*fp32", "n_tokens": "i32", "num_blocks": "i32", "block_size": "i32", "stride_kt": "i32",
                "stride_kh": "i32", "stride_vt": "i32", "stride_vh": "i32", "stride_cb": "i32", "stride_co": "i32",
-               "stride_ch": "i32"}
+               "stride_ch": "i32", "stride_slot": "i32"}  # num_blocks, stride_slot: never specialised
         pdl = target == "sm90" and not fp8
-        consts = {"stride_slot": 1, "stride_ks": 1, "stride_vs": 1, "H": 8, "D": 128, "FP8": fp8,
+        consts = {"stride_ks": 1, "stride_vs": 1, "H": 8, "D": 128, "FP8": fp8,
                   "HAS_SCALE": fp8 > 0, "SOFT_FP8": soft, "BLOCK_T": 4 if mode == 0 and not fp8 else 1, "BLOCK_H": 8,
                   "BLOCK_D": 128, "ACCESS": mode, "USE_PDL": pdl, "HEAD_MAJOR": mode == 2 and fp8 == 1}
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1, 2, 3, 4, 5, 6) if mode != 2 else (4, 5, 6)) + tuple(range(9, 17))}
         compile_one(f"kv_cache mode={mode} {variant} pdl={pdl}", _reshape_and_cache_kernel, sig, consts, attrs,
                     target, 4)
-    # every int argument 1 (Triton then makes each a constexpr): a one-block cache, block size 1, int32 slots
-    ones = ["num_blocks", "block_size", "stride_kt", "stride_kh", "stride_vt", "stride_vh", "stride_cb",
-            "stride_co", "stride_ch", "stride_slot", "stride_ks", "stride_vs"]
+    # every specialised int argument 1 (Triton then makes each a constexpr): a one-block cache, block
+    # size 1, int32 slots (num_blocks and stride_slot are never specialised: 1 stays an i32 there)
+    ones = ["block_size", "stride_kt", "stride_kh", "stride_vt", "stride_vh", "stride_cb",
+            "stride_co", "stride_ch"]
     sig = {"key_ptr": "*bf16", "value_ptr": "*bf16", "kc_ptr": "*u8", "vc_ptr": "*u8", "slot_ptr": "*i32",
-           "ks_ptr": "*fp32", "vs_ptr": "*fp32", "n_tokens": "i32"}
+           "ks_ptr": "*fp32", "vs_ptr": "*fp32", "n_tokens": "i32", "num_blocks": "i32"}
+    sig.update({k: "constexpr" for k in ones})
+    sig.update({"stride_slot": "i32", "stride_ks": "constexpr", "stride_vs": "constexpr"})
+    ones += ["stride_ks", "stride_vs"]
     consts = dict({k: 1 for k in ones}, H=8, D=128, FP8=2, HAS_SCALE=True, SOFT_FP8=target != "sm90", BLOCK_T=4,
                   BLOCK_H=8, BLOCK_D=128, ACCESS=0, USE_PDL=False, HEAD_MAJOR=False)
     sig.update({k: "constexpr" for k in consts})

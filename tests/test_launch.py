@@ -91,6 +91,12 @@ def test_key_separates_alignment_and_ints():
     assert key(*base[:5], 1, *base[6:]) != k0  # H == 1 (Triton makes it a constexpr)
     assert key(*base[:4], 9, *base[5:]) == k0  # n_rows is not specialised: no new kernel
     assert key(*base[:4], 2**31, *base[5:]) != k0  # ... except for its width
+    # every pointer aligned and every int a multiple of 16 in [0, 2^31): the short common-case key
+    assert len(k0) < len(key(x[1:], *base[1:]))
+    assert key(*base[:5], 4096, 32, 0, 16, 1e-6) == k0  # the same specialisation ('D', i32 each)
+    assert key(*base[:5], 2**31, *base[6:]) != k0  # a multiple of 16 but i64
+    assert key(*base[:5], 2**32 + 16, *base[6:]) != k0
+    assert key(*base[:5], -16, *base[6:]) != k0  # i32 and 'D' as 16, but outside the common case: finer
     assert key(*base, dev=1) != k0  # device
     assert key(x.half(), *base[1:]) != k0  # dtype (through the meta id)
     assert key(*base[:3], x.half(), *base[4:]) != k0  # ... of any tensor argument

@@ -3,7 +3,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .access import load_tile, load_vector, prefetch_rows_l2, round_to, store_tile
+from .access import DESCRIPTOR, POINTER, load_tile, load_vector, prefetch_rows_l2, round_to, store_tile
 
 
 @triton.jit
@@ -35,32 +35,40 @@ def _norm_row(x_ptr, res_ptr, w, y_ptr, row, n_rows, H, stride_x, stride_res, st
 @triton.jit(do_not_specialize=["n_rows"])  # T changes every step: no recompile, no T == 1 variant
 def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, y_ptr, n_rows, H, stride_x, stride_res, stride_y, eps,
                      HAS_RESIDUAL: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_H: tl.constexpr,
-                     ACCESS: tl.constexpr, USE_PDL: tl.constexpr, PREFETCH: tl.constexpr = False):
+                     ACCESS: tl.constexpr, USE_PDL: tl.constexpr, PREFETCH: tl.constexpr = 0):
     """x [n_rows, H] -> y; with HAS_RESIDUAL: res <- round(x + res), y <- norm(res) (vLLM's
     fused_add_rms_norm). The *_ptr operands are pointers, or host-made tensor descriptors when
     ACCESS is descriptor.
 
     One row a program, with the same tile layout whatever n_rows, so a row's result does not depend
     on the batch it came in (batch invariance). Persistent grids that prefetch the next row (cp.async
-    or TMA) were no faster on the H100 for any mode (benchmarks/NOTES.md).
+    or TMA) were no faster on the H100 for any mode, nor were two rows a program loaded before
+    either is computed (benchmarks/NOTES.md, results/h100/probe_norm_wave.md).
 
     USE_PDL (launched with programmatic dependent launch, sm90+): wait for the previous kernel in
     the stream to finish and flush before touching memory (any operand, the weight included, may be
     its output), then let the next kernel launch at once: its programs become resident and wait in
     their own gdc_wait while ours drain, which hides its launch and scheduling behind our tail.
     PREFETCH (pointer mode, with PDL; the host asks for it where it measured a gain, ops/norm.py):
-    before that wait, ask L2 for the row and the weight this program will read (kernels/access.py:
-    safe before the wait), so their HBM latency overlaps the previous kernel's tail.
+    programs below this index, before that wait, ask L2 for the row and the weight they will read
+    (kernels/access.py: safe before the wait), so their HBM latency overlaps the previous kernel's
+    tail. 0: none. Only whole grids of at most one program an SM gain; the first wave of a larger
+    grid lost (T = 256-4096 H = 4096: +0.6-1.1 µs, results/h100/probe_norm_wave_first.md).
     """
     if USE_PDL:
-        if PREFETCH:
-            prefetch_rows_l2(x_ptr, tl.program_id(0), n_rows, H, stride_x, 1, BLOCK_H)
-            if HAS_WEIGHT:
-                prefetch_rows_l2(w_ptr, 0, 1, H, 0, 1, BLOCK_H)
+        if PREFETCH > 0:
+            if tl.program_id(0) < PREFETCH:
+                prefetch_rows_l2(x_ptr, tl.program_id(0), n_rows, H, stride_x, 1, BLOCK_H)
+                if HAS_WEIGHT:
+                    prefetch_rows_l2(w_ptr, 0, 1, H, 0, 1, BLOCK_H)
         gdc_wait()
         gdc_launch_dependents()
     w = 0.0
     if HAS_WEIGHT:
-        w = load_vector(w_ptr, H, BLOCK_H, ACCESS).to(tl.float32)
+        # The weight is a pointer in every mode: it is one vector that every program reads (an L1/L2
+        # hit after the first), not a tile. As a TMA copy it cost a second round trip a program,
+        # because Triton gives both copies one shared buffer and waits out the first (sm90 PTX): the
+        # descriptor mode ran 5.5 % behind pointer at T = 4096 H = 4096, 1.7 % with the pointer.
+        w = load_vector(w_ptr, H, BLOCK_H, POINTER if ACCESS == DESCRIPTOR else ACCESS).to(tl.float32)
     _norm_row(x_ptr, res_ptr, w, y_ptr, tl.program_id(0), n_rows, H, stride_x, stride_res, stride_y, eps,
               HAS_RESIDUAL, HAS_WEIGHT, BLOCK_H, ACCESS)

@@ -133,11 +133,6 @@ def halves_descriptor(t, n_rows: int, half: int, stride: int, block_r: int, bloc
     return TensorDescriptor(t, [n_rows, 2, half], [stride, half, 1], [block_r, 2, block_c])
 
 
-def vector_descriptor(t, n: int, block: int):
-    from triton.tools.tensor_descriptor import TensorDescriptor
-    return TensorDescriptor(t, [n], [1], [block])
-
-
 def resident_programs(device_index: int, num_warps: int, waves: float) -> int:
     """`waves` full waves of programs at 2048 resident threads per SM."""
     return max(1, int(num_sms(max(device_index, 0)) * max(1, 2048 // (32 * num_warps)) * waves))

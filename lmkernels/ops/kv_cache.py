@@ -30,8 +30,8 @@ from ._common import (FLOAT_DTYPES, check_last_contiguous, check_runnable, check
 
 # key, value, key_cache, value_cache, slots, k_scale, v_scale | n | num_blocks, block_size |
 # stride_kt, kh, vt, vh, cb, co, ch | stride_slot, stride_ks, stride_vs
-_launch = Launcher(_reshape_and_cache_kernel, "ttttttt" "n" "ii" "iiiiiii" "iii")
-_launch_desc = Launcher(_reshape_and_cache_kernel, "ddddttt" "n" "ii" "iiiiiii" "iii")  # access="descriptor"
+_launch = Launcher(_reshape_and_cache_kernel, "ttttttt" "n" "ni" "iiiiiii" "nii")
+_launch_desc = Launcher(_reshape_and_cache_kernel, "ddddttt" "n" "ni" "iiiiiii" "nii")  # access="descriptor"
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 # kv_cache_dtype -> the dtype the cache holds (None: key's dtype); fp8 caches may also be uint8

@@ -9,11 +9,10 @@ from ..runtime import access as _access
 from ..runtime.device import num_sms, pdl_prefetch
 from ..runtime.launch import Launcher
 from ._common import (FLOAT_DTYPES, as_rows, check_float, check_like, check_runnable,
-                      cpu_interpreted, new_rows_like, resolve_pdl, tile_descriptor, use_dispatcher,
-                      vector_descriptor)
+                      cpu_interpreted, new_rows_like, resolve_pdl, tile_descriptor, use_dispatcher)
 
 _launch = Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
-_launch_desc = Launcher(_rms_norm_kernel, "dddd" "n" "iiii" "f")  # access="descriptor"
+_launch_desc = Launcher(_rms_norm_kernel, "ddtd" "n" "iiii" "f")  # access="descriptor": the weight stays a pointer
 
 # One row is one register tile. sm90 compile (cuobjdump): no spills up to H = 16384 (bf16 and fp32) and
 # bf16 32768; fp32 32768 spills 96 bytes a thread and H = 65536 700-1000, correct but slower.
@@ -57,9 +56,9 @@ def _plan(H: int, dtype, device: int, has_residual: bool, has_weight: bool, pdl)
     if plan is None:
         use_pdl = resolve_pdl(pdl, device)
         block, warps = norm_config(H, dtype.itemsize)
-        consts = (has_residual, has_weight, block, _access.POINTER, use_pdl, False)
-        pre = consts[:5] + (True,)
+        consts = (has_residual, has_weight, block, _access.POINTER, use_pdl, 0)
         limit = num_sms(max(device, 0)) if pdl_prefetch(use_pdl) and not has_residual else 0
+        pre = consts[:5] + (limit,)  # every program of a grid of at most `limit` prefetches
         plan = _plans[key] = (block, warps, consts, _launch.meta_id(consts, warps, 1, (dtype,) * 4, use_pdl), use_pdl,
                               limit, pre, _launch.meta_id(pre, warps, 1, (dtype,) * 4, use_pdl))
     return plan
@@ -142,9 +141,8 @@ def _norm_into_careful(x, residual, weight, y, eps, access, pdl) -> None:
                                                     resolve_pdl(pdl, dev))[:6]
     w2 = weight if weight is not None else x2
     mode = _access.resolve(access, [("x", x2, sx), ("out", y2, sy)] + (
-        [("residual", r2, sr)] if residual is not None else []) + (
-        [("weight", weight, 0)] if weight is not None else []))
-    consts = consts[:3] + (mode, use_pdl, n_rows <= limit and mode == _access.POINTER)
+        [("residual", r2, sr)] if residual is not None else []))
+    consts = consts[:3] + (mode, use_pdl, limit if n_rows <= limit and mode == _access.POINTER else 0)
     if mode != _access.DESCRIPTOR:
         _launch(dev, (n_rows,), (x2, r2, w2, y2, n_rows, H, sx, sr, sy, eps), consts, num_warps=warps, pdl=use_pdl)
         return
@@ -153,8 +151,7 @@ def _norm_into_careful(x, residual, weight, y, eps, access, pdl) -> None:
     # in-kernel descriptors needed ran 380-387)
     dx = tile_descriptor(x2, n_rows, H, sx, 1, block)
     dr = tile_descriptor(r2, n_rows, H, sr, 1, block) if residual is not None else dx
-    dw = vector_descriptor(weight, H, block) if weight is not None else dx
-    _launch_desc(dev, (n_rows,), (dx, dr, dw, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
+    _launch_desc(dev, (n_rows,), (dx, dr, w2, tile_descriptor(y2, n_rows, H, sy, 1, block), n_rows, H, sx, sr, sy, eps),
                  consts, num_warps=warps, pdl=use_pdl)
 
 

@@ -60,6 +60,10 @@ else:
 
 
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+# x & _COMMON_INT_MASK == 0 exactly when x % 16 == 0 and 0 <= x < 2^31 (the mask is ~0x7FFFFFF0: the
+# low 4 bits and every bit from 31 up, which a negative int has set). Of an OR of ints it holds
+# exactly when it holds of every one of them.
+_COMMON_INT_MASK = ~0x7FFFFFF0
 
 
 def _int_class(a: int):
@@ -107,6 +111,17 @@ def _sources(kinds: str) -> str:
     facts = [f for f in (_fact(k, a, p) for k, a, p in zip(kinds, names, ptrs)) if f]
     get_ptrs = "".join(f"    p{i} = a{i}.data_ptr()\n" for i, k in enumerate(kinds) if k == "t")
     key = f"(meta, dev, {', '.join(facts)})"
+    # The common case, every pointer 16-byte aligned and every specialised int a multiple of 16 in
+    # [0, 2^31) (Triton: 'D' on each, i32), in a few bitwise operations instead of a fact each:
+    # 0.45 -> ~0.2 µs of this host's 1.3 µs fast() for the norm kernel (4 pointers, 4 ints). Its key
+    # keeps only what the common case leaves open (descriptors, do_not_specialize widths) and is
+    # shorter than the detailed key, so the two never compare equal.
+    common = [f"({' | '.join(p for k, p in zip(kinds, ptrs) if k == 't')}) & 15 == 0"] if "t" in kinds else []
+    if "i" in kinds:
+        common.append(f"({' | '.join(a for k, a in zip(kinds, names) if k == 'i')}) & {_COMMON_INT_MASK} == 0")
+    if common:
+        few = [f for f in (_fact(k, a, p) for k, a, p in zip(kinds, names, ptrs) if k in "dn") if f]
+        key = f"(meta, dev, {''.join(f + ', ' for f in few)}) if {' and '.join(common)} else {key}"
     args = ", ".join(names)
     return (f"def prep(dev, meta, {args}):\n{get_ptrs}    return {key}, ({', '.join(ptrs)},)\n\n"
             f"def fast(dev, meta, g0, g1, {args}):\n"
@@ -151,6 +166,9 @@ class Launcher:
         self.fast = fast if FAST_LAUNCH else _never
         self.misses = 0  # launches that went through kernel[grid]: compiles, new specialisations, hooks
         params = getattr(fn, "params", None)
+        # every constexpr is passed, defaults included (the cached C launch takes exactly these);
+        # counted from the Python signature, which the interpreter's wrapper has too
+        self.n_consts = len(inspect.signature(getattr(fn, "fn", fn)).parameters) - len(kinds)
         if params is not None:  # our invariant: runtime arguments first, one kind letter each
             assert [p.is_constexpr for p in params] == [False] * len(kinds) + [True] * (len(params) - len(kinds)), fn
             assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
@@ -170,6 +188,8 @@ class Launcher:
         key); the kernel must then call gdc_wait() before its first global memory access.
         fp_fusion=False compiles with enable_fp_fusion=False: a * b + c stays two roundings instead of
         one FMA, so an epilogue can match a PyTorch reference that rounds after each op bit for bit."""
+        if len(consts) != self.n_consts:
+            raise TypeError(f"{self.fn.__name__}: {len(consts)} constexprs given, the kernel has {self.n_consts}")
         opts = {"launch_pdl": True} if pdl else {}
         if not fp_fusion:
             opts["enable_fp_fusion"] = False
