@@ -501,9 +501,13 @@ def test_heuristic_follows_the_h100_probe():
     1-2 outputs a program; above that, with 16-bit operands and N >= 256, dot 16 x {16, 32} x 512
     tiles, whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH;
     otherwise the two-launch rule (~2 programs an SM where K allows, tiles of <= 8192 elements).
+    Dense 16-bit weights (N >= DENSE_N): M == 1 two rows of all of K on 4 warps where K <= 4096,
+    M == 2 four rows of 2048 columns a step, M >= 3 the dot tiles, 16 columns wide from N = 6144.
     SPLIT_K <= 64 and what split_k runs is what the config says; PRELOAD never."""
     sms = 132
-    for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100), (20000, 64), (4096, 8192)]:
+    dense_shapes = [(4096, 8192), (4096, 4096), (4096, 6144), (14336, 4096), (1000, 2048), (8192, 28672),
+                    (8192, 7168), (13824, 5120), (1024, 8192)]
+    for K, N in ROUTERS + [(14400, 1), (2048, 3), (16, 100), (20000, 64)] + dense_shapes:
         for M in ALL_M:
             for eb in (2, 1):
                 c = sg.ll_gemm_config(M, N, K, eb, sms)
@@ -511,7 +515,22 @@ def test_heuristic_follows_the_h100_probe():
                 assert not c["PRELOAD"] and 1 <= c["SPLIT_K"] <= 64
                 assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]  # what runs
                 n_tiles, k_tiles = -(-N // c["BLOCK_N"]), -(-K // c["BLOCK_K"])
-                if M == 1:
+                dense = eb == 2 and N >= sg.DENSE_N
+                if dense and M == 1 and K <= 4096:  # all of K a row, 8192 elements a program
+                    assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
+                    assert c["BLOCK_N"] * c["BLOCK_K"] == max(8192, 2 * c["BLOCK_K"]) and c["BLOCK_K"] >= K
+                elif dense and M == 2 and N >= 6144 and 2048 < K <= 4096:
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (
+                        False, 2, 4, 2048, 4)
+                elif dense and M >= 2 and K >= 8192 and N >= 4096:  # two launches of 256-deep tiles
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (
+                        True, 16, 32, 256, False)
+                elif dense and M >= 2:  # dot tiles, about 2 programs an SM, never a wave 1.2-1.8 full
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
+                    assert c["BLOCK_N"] == (16 if N >= 6144 and 2048 < K <= 4096 else 32)
+                    progs = n_tiles * c["SPLIT_K"]
+                    assert progs <= 3 * sms + n_tiles and not 1.2 * sms < progs < 1.8 * sms, (K, N, M, c)
+                elif M == 1:
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
                     assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4 and c["PREFETCH"]
                 elif M <= 4 or (M <= 8 and (eb == 1 or N < 256 or (N == 256 and K <= 6144))):
@@ -545,6 +564,21 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 16)  # its 3.73 µs
     assert sg.ll_gemm_config(16, 256, 7168, 1, sms)["SPLIT_K"] == 28  # fp8: the two-launch rule's 16x32x256
     assert sg.ll_gemm_config(16, 384, 7168, 1, sms)["SPLIT_K"] == 19  # BLOCK_K 128, not 14 splits of 256
+    # the dense tables' winners (configs/ll_gemm, tune_ll_gemm_dense.log)
+    c = sg.ll_gemm_config(1, 4096, 4096, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 4)  # 13.4 µs
+    c = sg.ll_gemm_config(2, 6144, 4096, 2, sms)
+    assert (c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4, 2048, 4)  # 20.7 µs
+    c = sg.ll_gemm_config(4, 6144, 4096, 2, sms)
+    assert (c["USE_DOT"], c["BLOCK_N"], c["SPLIT_K"]) == (True, 16, 1)  # 21.4 µs
+    for N, K, split in ((4096, 14336, 3), (7168, 8192, 2), (5120, 13824, 2)):
+        c = sg.ll_gemm_config(4, N, K, 2, sms)
+        assert (c["BLOCK_K"], c["SPLIT_K"], c["ONE_LAUNCH"]) == (256, split, False), (N, K)
+    for (N, K), split in {(4096, 4096): 2, (2048, 8192): 4, (8192, 1024): 1, (3584, 3584): 3,
+                          (14336, 4096): 1}.items():
+        assert sg.ll_gemm_config(8, N, K, 2, sms)["SPLIT_K"] == split, (N, K)
+    c = sg.ll_gemm_config(1, 8192, 1024, 2, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (8, 1024, 8)  # 7.7 µs
 
 
 # ---------------------------------------------------------------- linear

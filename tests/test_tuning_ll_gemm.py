@@ -202,9 +202,13 @@ def test_ll_gemm_takes_the_tuned_config_and_linear_the_faster_kernel(tables):
     assert sg.use_ll_gemm(2, N, K, torch.bfloat16, 0) and not sg.use_ll_gemm(8, N, K, torch.bfloat16, 0)
     assert sg.use_ll_gemm(16, N, K, torch.bfloat16, 0)  # no bucket of 16 rows: the untuned rule
     assert sg.use_ll_gemm(8, N, K, torch.bfloat16, -1)  # no tables on the CPU device
-    assert sg.use_ll_gemm(8, N, K + 1, torch.bfloat16, 0)  # untuned shape: ll_gemm ...
-    assert not sg.use_ll_gemm(1, 8192, 4096, torch.bfloat16, 0)  # ... up to 32 MiB of weight
-    assert sg.use_ll_gemm(1, 4096, 4096, torch.bfloat16, 0) and sg.use_ll_gemm(1, 8192, 4096, torch.float8_e4m3fn, 0)
+    assert sg.use_ll_gemm(8, N, K + 1, torch.bfloat16, 0)  # untuned shape: ll_gemm where N <= 2 K ...
+    assert not sg.use_ll_gemm(2, 8193, 4096, torch.bfloat16, 0)  # ... cuBLAS for wider weights from M = 2
+    assert not sg.use_ll_gemm(2, 8192, 1024, torch.bfloat16, 0)  # (16 MiB)
+    assert sg.use_ll_gemm(2, 8192, 1023, torch.bfloat16, 0)  # ... of at least 16 MiB
+    assert sg.use_ll_gemm(16, 100, 16, torch.bfloat16, 0)  # a small weight: latency-bound, ll_gemm
+    assert sg.use_ll_gemm(1, 28672, 4096, torch.bfloat16, 0) and sg.use_ll_gemm(16, 10240, 8192, torch.bfloat16, 0)
+    assert sg.use_ll_gemm(4, 28672, 4096, torch.float8_e4m3fn, 0)  # fp8 always
     assert cs.measured("ll_gemm", N, K, "bf16", 3, 0) == {"us": 6.0, "cublas_us": 5.0}
 
 

@@ -39,6 +39,9 @@ OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 MAX_SPLIT_K = 64  # split-K's finishing sum holds next_pow2(SPLIT_K) partials of a tile in registers
 # FMA tiles: fp32 products a thread holds (of 255 registers; the heuristic's tiles hold 64-128)
 MAX_FMA_PER_THREAD = 128
+# N from which a 16-bit weight counts as dense in the heuristic (ll_gemm_config): the routers it was
+# fitted to have N <= 384; the dense tables start at 4096; 2048 is where 32-column tiles fill 64 SMs
+DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
@@ -71,7 +74,13 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         config key: kernels/small_gemm.py says why it is not the default).
       M >= 2 where _rows_config applies: no split either, whole-K FMA rows for all M rows at once.
       M >= 2 otherwise: _dot_split_config (tl.dot on the 16-row padded tile, split-K).
+    Dense 16-bit weights (N >= DENSE_N: a model's projections, where N / 32 output tiles already
+    cover much of the GPU) follow the bf16 dense tables instead (tune_ll_gemm_dense.log: Llama-3-8B;
+    tune_ll_gemm_dense_heuristic.log: those and four held-out shapes), where the router rules ran
+    1.05-1.64x the tuned time: _dense_config.
     """
+    if elem_bytes == 2 and N >= DENSE_N and (M > 1 or K <= 4096):
+        return _dense_config(M, N, K, sms)
     if M == 1:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
@@ -80,6 +89,42 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     if M <= 4 or (M <= 8 and (elem_bytes == 1 or N < 256 or (N == 256 and K <= 6144))):
         return _rows_config(M, N, K, elem_bytes, sms)
     return _dot_split_config(M, N, K, elem_bytes, sms)
+
+
+def _dense_config(M: int, N: int, K: int, sms: int) -> dict:
+    """16-bit weights with N >= DENSE_N, from the H100 dense tables (µs, tuned winner / heuristic):
+      M == 1 (K <= 4096; longer K keeps the router rule, which the tables matched within 5 %): all of
+        K a row, 8192 elements a program: 2 rows at K = 4096 on 4 warps (4096 x 4096 13.3 µs, the
+        router rule's 4 rows on 16 warps 16.3), 8 rows at K = 1024 on 8 (8192 x 1024 7.7 against 10.0).
+      M == 2 where N >= 6144 and 2048 < K <= 4096: 2 x 4 rows, 2048 columns a step, 4 warps (6144 /
+        14336 / 28672 x 4096: 20.6 / 42.4 / 81.5 µs; the dot tiles took 21.5 / 54.7 / 104.8 at M = 4;
+        at K = 1024 the rows lost, 8192 x 1024 10.4 against 8.6).
+      K >= 8192 and N >= 4096: the two-launch rule's 16 x 32 x 256 tiles, ~2 programs an SM
+        (4096 x 14336, 7168 x 8192, 5120 x 13824: 43.6 / 45.7 / 53.0 µs at M = 4, against 51.6 /
+        56.7 / 74.2 for one launch of 512-deep tiles).
+      otherwise tl.dot on 16 x BLOCK_N x 512 tiles, split-K in one launch, about 2 programs an SM:
+        splits = round(2 SMs / n-tiles), one more where that leaves 1.2-1.8 waves (a half-empty last
+        wave). BLOCK_N 16 where N >= 6144 and 2048 < K <= 4096 (6144 x 4096 at M = 8: 21.5 µs against
+        25.9 for 32 x 2 splits, 28672 x 4096 1.05x; 14336 x 4096 ran 1.02-1.04x slower), else 32
+        (8192 x 1024: 8.7 µs against 10.9 for 16). The tables' splits: 4096 x 4096 2, 2048 x 8192 4,
+        8192 x 1024 1, 14336 x 4096 1."""
+    whole = triton.next_power_of_2(max(K, 16))
+    if M == 1:
+        bn = min(8, max(2, 8192 // whole))
+        return _rows(1, bn, whole, 4 if bn <= 2 else 8, K)
+    if M == 2 and N >= 6144 and 2048 < K <= 4096:
+        return _rows(2, 4, min(2048, whole), 4, K)
+    if K >= 8192 and N >= 4096:
+        return _two_launch_config(N, K, sms)
+    bn, bk = (16 if N >= 6144 and 2048 < K <= 4096 else 32), 512
+    n_tiles = triton.cdiv(N, bn)
+    split = max(1, round(2 * sms / n_tiles))
+    if 1.2 * sms < n_tiles * split < 1.8 * sms:
+        split += 1
+    split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
+    return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
+            "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
+            "PRELOAD": False}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -522,20 +567,23 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
 
 # ---------------------------------------------------------------- linear: the dispatcher
 
-# Untuned weights above this many bytes go to cuBLAS in `linear` (H100, `lmkernels tune ll-gemm` on
-# the Llama-3-8B bf16 shapes, tune_ll_gemm_dense.log): there the call streams the weight for >= 11 µs
-# and launch latency no longer decides; ll_gemm's heuristic lost to cuBLAS on 6144 x 4096 (50 MB) at
-# every M (22.3-33.3 µs against 20.4-20.9) and on 28672 x 4096 and 14336 x 4096, while 4096 x 4096
-# (32 MiB) won at 4 of 5 Ms. The tuned tables for those shapes decide for themselves.
-LINEAR_CUBLAS_BYTES = 32 << 20
+# Untuned 16-bit weights wider than twice their depth and at least this large go to cuBLAS in
+# `linear` from M = 2 (use_ll_gemm): below it a call is latency-bound, where ll_gemm's ~1.3 µs beats
+# cuBLAS's ~5.6 (the routers, 1.4-4.4x); the smallest wide weight that lost was 8192 x 1024 bf16.
+LINEAR_WIDE_CUBLAS_BYTES = 16 << 20
 
 
 def use_ll_gemm(M: int, N: int, K: int, dtype, dev: int = -1) -> bool:
     """Where ll_gemm replaces cuBLAS in `linear`: M <= 16 rows of bf16, fp16 or fp8 e4m3, where
       a tuned table (on GPU `dev`) covers the M bucket: where it measured its config at least as
         fast as cuBLAS (tuning/ll_gemm.py writes cublas_us beside every M);
-      otherwise: weights of at most LINEAR_CUBLAS_BYTES (on the H100 ll_gemm beat cuBLAS at every
-        router point, 1.4-4.4x, small_gemm.md).
+      otherwise (no table): one row always; more unless N > 2 K and the weight holds at least
+        LINEAR_WIDE_CUBLAS_BYTES. H100, the heuristic against
+        cuBLAS (tune_ll_gemm_dense_heuristic.log, 11 dense bf16 shapes; small_gemm.md, the
+        routers): at M = 1 ll_gemm won all 11 dense shapes (1.06-1.20x) and every router point
+        (1.4-4.4x); at M >= 2 it won or tied where N <= 2 K (0.85-1.01x cuBLAS's time; 3584 x 3584
+        1.04-1.11) and lost where the weight is wider: 14336 / 28672 x 4096 at M >= 4 1.20-1.25x,
+        8192 x 1024 1.03-1.06x.
     fp8 always takes ll_gemm: linear's other fp8 path is a dequantised fp32 matmul."""
     if not (0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES):
         return False
@@ -547,7 +595,7 @@ def _cublas_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
     """use_ll_gemm's 16-bit rule. A constant while torch.compile traces linear (a table lookup reads
     files and the device name; M, N, K and the device are guards of the traced graph)."""
     if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
-        return N * K * dtype.itemsize > LINEAR_CUBLAS_BYTES
+        return M > 1 and N > 2 * K and N * K * dtype.itemsize >= LINEAR_WIDE_CUBLAS_BYTES
     rec = config_store.measured("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev)
     return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
