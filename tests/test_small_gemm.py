@@ -501,7 +501,8 @@ def test_heuristic_follows_the_h100_probe():
     1-2 outputs a program; above that, with 16-bit operands and N >= 256, dot 16 x {16, 32} x 512
     tiles, whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH;
     otherwise the two-launch rule (~2 programs an SM where K allows, tiles of <= 8192 elements).
-    Dense 16-bit weights (N >= DENSE_N): M == 1 two rows of all of K on 4 warps where K <= 4096,
+    fp8 dense weights at M == 1: 16 KB of weight a program. Dense 16-bit weights (N >= DENSE_N):
+    M == 1 two rows of all of K on 4 warps where K <= 4096,
     M == 2 four rows of 2048 columns a step, M >= 3 the dot tiles, 16 columns wide from N = 6144.
     SPLIT_K <= 64 and what split_k runs is what the config says; PRELOAD never."""
     sms = 132
@@ -516,7 +517,11 @@ def test_heuristic_follows_the_h100_probe():
                 assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]  # what runs
                 n_tiles, k_tiles = -(-N // c["BLOCK_N"]), -(-K // c["BLOCK_K"])
                 dense = eb == 2 and N >= sg.DENSE_N
-                if dense and M == 1 and K <= 4096:  # all of K a row, 8192 elements a program
+                if eb == 1 and N >= sg.DENSE_N and M == 1:  # fp8: all of K a row, 16 KB a program
+                    assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
+                    assert c["BLOCK_N"] == min(8, max(2, 16384 // c["BLOCK_K"])) and c["BLOCK_K"] >= min(K, 16384)
+                    assert c["num_warps"] == (8 if c["BLOCK_N"] * c["BLOCK_K"] <= 16384 else 16)
+                elif dense and M == 1 and K <= 4096:  # all of K a row, 8192 elements a program
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
                     assert c["BLOCK_N"] * c["BLOCK_K"] == max(8192, 2 * c["BLOCK_K"]) and c["BLOCK_K"] >= K
                 elif dense and M == 2 and N >= 6144 and 2048 < K <= 4096:
@@ -579,6 +584,10 @@ def test_heuristic_follows_the_h100_probe():
         assert sg.ll_gemm_config(8, N, K, 2, sms)["SPLIT_K"] == split, (N, K)
     c = sg.ll_gemm_config(1, 8192, 1024, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (8, 1024, 8)  # 7.7 µs
+    c = sg.ll_gemm_config(1, 4096, 4096, 1, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 4096, 8)  # fp8: 8.3 µs (router rule 16.2)
+    c = sg.ll_gemm_config(1, 10240, 8192, 1, sms)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 8192, 8)  # fp8: 31.9 µs
 
 
 # ---------------------------------------------------------------- linear
@@ -606,6 +615,26 @@ def test_linear_fp8_small_and_large_m():
         _check(got, x, w, None, xs, ws)
     with pytest.raises(ValueError, match="x_scale=None"):
         lmkernels.linear(x, w)
+
+
+@pytest.mark.skipif(not _fp8_runs(), reason="float8_e4m3fn needs sm89+")
+def test_linear_fp8_big_weight_takes_scaled_mm(monkeypatch):
+    """Untuned fp8 weights of >= 16 MiB: ll_gemm for one row, lmkernels.scaled_mm (on a GPU; the
+    dequantised matmul elsewhere) from two, with a bf16 bias added in fp32 before the one rounding."""
+    N, K = 4096, 4096  # 16 MiB of e4m3
+    dev = 0 if ON_GPU else -1
+    assert sg.use_ll_gemm(1, N, K, FP8, dev) and not sg.use_ll_gemm(2, N, K, FP8, dev)
+    assert sg.use_ll_gemm(16, N, K - 1, FP8, dev)  # under 16 MiB: ll_gemm
+    calls = []
+    real = sg.scaled_mm
+    monkeypatch.setattr(sg, "scaled_mm", lambda *a, **k: (calls.append(a[0].shape[0]), real(*a, **k))[1])
+    x, w, xs, ws, g = _fp8_data(3, N, K, seed_of("lin8big"))
+    bias = torch.randn(N, device=DEVICE, generator=g).to(torch.bfloat16)
+    for od in (torch.float32, torch.bfloat16):
+        got = lmkernels.linear(x, w, bias, out_dtype=od, x_scale=xs, w_scale=ws)
+        assert got.dtype == od
+        _check(got, x, w, bias, xs, ws)
+    assert calls == ([3, 3] if ON_GPU else [])
 
 
 def test_linear_errors():

@@ -208,7 +208,8 @@ def test_ll_gemm_takes_the_tuned_config_and_linear_the_faster_kernel(tables):
     assert sg.use_ll_gemm(2, 8192, 1023, torch.bfloat16, 0)  # ... of at least 16 MiB
     assert sg.use_ll_gemm(16, 100, 16, torch.bfloat16, 0)  # a small weight: latency-bound, ll_gemm
     assert sg.use_ll_gemm(1, 28672, 4096, torch.bfloat16, 0) and sg.use_ll_gemm(16, 10240, 8192, torch.bfloat16, 0)
-    assert sg.use_ll_gemm(4, 28672, 4096, torch.float8_e4m3fn, 0)  # fp8 always
+    assert not sg.use_ll_gemm(4, 28672, 4096, torch.float8_e4m3fn, 0)  # fp8 >= 16 MiB: scaled_mm from M = 2
+    assert sg.use_ll_gemm(1, 28672, 4096, torch.float8_e4m3fn, 0) and sg.use_ll_gemm(4, 256, 7168, torch.float8_e4m3fn, 0)
     assert cs.measured("ll_gemm", N, K, "bf16", 3, 0) == {"us": 6.0, "cublas_us": 5.0}
 
 
@@ -220,10 +221,12 @@ def test_a_bucket_serves_fewer_rows_never_more(tables):
     assert sg.use_ll_gemm(17, N, K, torch.bfloat16, 0) is False  # M > 16 never
 
 
-def test_fp8_ignores_cublas_in_its_table(tables):
+def test_fp8_follows_its_table_too(tables):
+    """fp8's other path is lmkernels.scaled_mm; the table's cuBLAS time (torch._scaled_mm) stands for it."""
     N, K = 32, 256
-    _write_table(tables, N, K, "fp8", {2: (sg.ll_gemm_config(2, N, K, 1, 132), {"us": 9.0, "cublas_us": 1.0})})
-    assert sg.use_ll_gemm(2, N, K, torch.float8_e4m3fn, 0)
+    _write_table(tables, N, K, "fp8", {2: (sg.ll_gemm_config(2, N, K, 1, 132), {"us": 9.0, "cublas_us": 1.0}),
+                                       4: (sg.ll_gemm_config(4, N, K, 1, 132), {"us": 1.0, "cublas_us": 9.0})})
+    assert not sg.use_ll_gemm(2, N, K, torch.float8_e4m3fn, 0) and sg.use_ll_gemm(4, N, K, torch.float8_e4m3fn, 0)
 
 
 def test_a_partial_table_config_is_refused(tables):

@@ -24,6 +24,7 @@ from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
 from ..runtime import config_store
 from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
+from .scaled_mm import scaled_mm
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
                       use_dispatcher)
 
@@ -81,6 +82,13 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     """
     if elem_bytes == 2 and N >= DENSE_N and (M > 1 or K <= 4096):
         return _dense_config(M, N, K, sms)
+    if elem_bytes == 1 and N >= DENSE_N and M == 1:
+        # fp8 dense weights, one row of x: 16 KB of weight a program, as the bf16 rule's 2 x 4096
+        # (H100, tune_ll_gemm_dense_fp8_r1.log: 4 rows of K = 4096 on 8 warps, 8.3-42.6 µs on the
+        # 8B shapes, against 16.2-97.2 for the router rule's 2 rows on 16 warps; 2 rows at K = 8192)
+        whole = triton.next_power_of_2(max(K, 16))
+        bn = min(8, max(2, 16384 // whole))
+        return _rows(1, bn, min(16384, whole), 8 if bn * whole <= 16384 else 16, K)
     if M == 1:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
@@ -570,6 +578,10 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
 # Untuned 16-bit weights wider than twice their depth and at least this large go to cuBLAS in
 # `linear` from M = 2 (use_ll_gemm): below it a call is latency-bound, where ll_gemm's ~1.3 µs beats
 # cuBLAS's ~5.6 (the routers, 1.4-4.4x); the smallest wide weight that lost was 8192 x 1024 bf16.
+# Untuned fp8 weights of at least this size go to lmkernels.scaled_mm from M = 2: ll_gemm's fp8 rows
+# and split-K tiles ran 1.3-2.6x torch._scaled_mm's time on every 8B shape there
+# (tune_ll_gemm_dense_fp8_r1.log: 4096 x 4096 M = 4 17.4 µs against 8.7), and scaled_mm is at least
+# as fast as torch._scaled_mm at decode (scaled_mm.md).
 LINEAR_WIDE_CUBLAS_BYTES = 16 << 20
 
 
@@ -584,25 +596,33 @@ def use_ll_gemm(M: int, N: int, K: int, dtype, dev: int = -1) -> bool:
         (1.4-4.4x); at M >= 2 it won or tied where N <= 2 K (0.85-1.01x cuBLAS's time; 3584 x 3584
         1.04-1.11) and lost where the weight is wider: 14336 / 28672 x 4096 at M >= 4 1.20-1.25x,
         8192 x 1024 1.03-1.06x.
-    fp8 always takes ll_gemm: linear's other fp8 path is a dequantised fp32 matmul."""
+    fp8 e4m3's other path is lmkernels.scaled_mm on a GPU (its tables' cuBLAS time, torch._scaled_mm's,
+    stands for it); untuned, it takes M >= 2 on weights of at least LINEAR_WIDE_CUBLAS_BYTES."""
     if not (0 < M <= MAX_M and N > 0 and dtype in IN_DTYPES):
         return False
-    return dtype == FP8 or not _cublas_faster(M, N, K, dtype, dev)
+    return not _other_path_faster(M, N, K, dtype, dev)
 
 
 @torch.compiler.assume_constant_result
-def _cublas_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
-    """use_ll_gemm's 16-bit rule. A constant while torch.compile traces linear (a table lookup reads
-    files and the device name; M, N, K and the device are guards of the traced graph)."""
+def _other_path_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
+    """use_ll_gemm's rule: whether linear's other path (cuBLAS; scaled_mm for fp8) wins here. A
+    constant while torch.compile traces linear (a table lookup reads files and the device name; M, N,
+    K and the device are guards of the traced graph)."""
     if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
-        return M > 1 and N > 2 * K and N * K * dtype.itemsize >= LINEAR_WIDE_CUBLAS_BYTES
+        big = N * K * dtype.itemsize >= LINEAR_WIDE_CUBLAS_BYTES
+        return M > 1 and big and (dtype == FP8 or N > 2 * K)
     rec = config_store.measured("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev)
     return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
 
 def _cublas(x2, weight, bias, out_dtype, x_scale, w_scale):
-    """x2 [M, K] @ weight^T through torch (cuBLAS on a GPU), fp32 maths where out_dtype asks for it."""
-    if x2.dtype == FP8:  # dequantised fp32 matmul: right, not fast (large-M fp8 belongs to scaled_mm)
+    """x2 [M, K] @ weight^T through torch (cuBLAS on a GPU), fp32 maths where out_dtype asks for it;
+    fp8 on a GPU through lmkernels.scaled_mm (per-tensor scales, the bias in fp32 unless it already
+    has the output's dtype, which scaled_mm takes as well: the same one rounding)."""
+    if x2.dtype == FP8 and x2.is_cuda:
+        b = bias if bias is None or bias.dtype in (torch.float32, out_dtype) else bias.float()
+        return scaled_mm(x2, weight.t(), x_scale, w_scale, out_dtype, b)
+    if x2.dtype == FP8:  # dequantised fp32 matmul off the GPU: right, not fast
         y = torch.mm(x2.float(), weight.float().t()) * (x_scale.reshape(()) * w_scale.reshape(()))
         return (y if bias is None else y + bias.float()).to(out_dtype)
     if out_dtype == x2.dtype and (bias is None or bias.dtype == x2.dtype):
@@ -623,7 +643,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
            w_scale: torch.Tensor | None = None) -> torch.Tensor:
     """``y = x @ weight^T + bias`` (torch.nn.functional.linear's semantics) with the engine's choice of
     kernel: lmkernels.ll_gemm where use_ll_gemm says it wins (M <= 16 rows of bf16/fp16/fp8), torch
-    (cuBLAS) elsewhere. x [..., K] (M = the product of the leading dims), weight [N, K], bias [N] or
+    (cuBLAS) elsewhere, lmkernels.scaled_mm for fp8 on a GPU. x [..., K] (M = the product of the leading dims), weight [N, K], bias [N] or
     None. out_dtype None = x's dtype (bfloat16 for fp8 x); torch.float32 from 16-bit inputs accumulates and stores in fp32
     on either path (cuBLAS: torch.mm(..., out_dtype=torch.float32)). fp8 e4m3 x and weight need
     x_scale and w_scale (per tensor, fp32), as for ll_gemm. Not registered as one custom op: under
