@@ -80,15 +80,8 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     tune_ll_gemm_dense_heuristic.log: those and four held-out shapes), where the router rules ran
     1.05-1.64x the tuned time: _dense_config.
     """
-    if elem_bytes == 2 and N >= DENSE_N and (M > 1 or K <= 4096):
-        return _dense_config(M, N, K, sms)
-    if elem_bytes == 1 and N >= DENSE_N and M == 1:
-        # fp8 dense weights, one row of x: 16 KB of weight a program, as the bf16 rule's 2 x 4096
-        # (H100, tune_ll_gemm_dense_fp8_r1.log: 4 rows of K = 4096 on 8 warps, 8.3-42.6 µs on the
-        # 8B shapes, against 16.2-97.2 for the router rule's 2 rows on 16 warps; 2 rows at K = 8192)
-        whole = triton.next_power_of_2(max(K, 16))
-        bn = min(8, max(2, 16384 // whole))
-        return _rows(1, bn, min(16384, whole), 8 if bn * whole <= 16384 else 16, K)
+    if N >= DENSE_N and (M == 1 and (elem_bytes == 1 or K <= 4096) or M > 1 and elem_bytes == 2):
+        return _dense_config(M, N, K, elem_bytes, sms)
     if M == 1:
         bk = min(16384, triton.next_power_of_2(max(K, 16)))
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
@@ -99,11 +92,15 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     return _dot_split_config(M, N, K, elem_bytes, sms)
 
 
-def _dense_config(M: int, N: int, K: int, sms: int) -> dict:
-    """16-bit weights with N >= DENSE_N, from the H100 dense tables (µs, tuned winner / heuristic):
-      M == 1 (K <= 4096; longer K keeps the router rule, which the tables matched within 5 %): all of
-        K a row, 8192 elements a program: 2 rows at K = 4096 on 4 warps (4096 x 4096 13.3 µs, the
-        router rule's 4 rows on 16 warps 16.3), 8 rows at K = 1024 on 8 (8192 x 1024 7.7 against 10.0).
+def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+    """Weights with N >= DENSE_N, from the H100 dense tables (µs, tuned winner / heuristic):
+      M == 1 (16-bit: K <= 4096, longer K keeps the router rule, which the tables matched within
+        5 %; fp8 any K): all of K a row, 16 KB of weight a program (2-8 rows). 16-bit: 2 rows at
+        K = 4096 on 4 warps (4096 x 4096 13.3 µs, the router rule's 4 rows on 16 warps 16.3), 8 rows
+        at K = 1024 on 8 (8192 x 1024 7.7 against 10.0). fp8 (tune_ll_gemm_dense_fp8_r1.log): 4 rows
+        at K = 4096 on 8 warps (8.3-42.6 µs on the 8B shapes against 16.2-97.2 for the router
+        rule's 2 rows on 16), 2 rows at K = 8192 on 8, 16 warps past 16 KB.
+      From M == 2 16-bit only (fp8 from M = 2 belongs to scaled_mm: linear sends it there):
       M == 2 where N >= 6144 and 2048 < K <= 4096: 2 x 4 rows, 2048 columns a step, 4 warps (6144 /
         14336 / 28672 x 4096: 20.6 / 42.4 / 81.5 µs; the dot tiles took 21.5 / 54.7 / 104.8 at M = 4;
         at K = 1024 the rows lost, 8192 x 1024 10.4 against 8.6).
@@ -118,8 +115,9 @@ def _dense_config(M: int, N: int, K: int, sms: int) -> dict:
         8192 x 1024 1, 14336 x 4096 1."""
     whole = triton.next_power_of_2(max(K, 16))
     if M == 1:
-        bn = min(8, max(2, 8192 // whole))
-        return _rows(1, bn, whole, 4 if bn <= 2 else 8, K)
+        bn = min(8, max(2, 16384 // (whole * elem_bytes)))
+        warps = (4 if bn <= 2 else 8) if elem_bytes == 2 else (8 if bn * whole <= 16384 else 16)
+        return _rows(1, bn, min(16384, whole), warps, K)
     if M == 2 and N >= 6144 and 2048 < K <= 4096:
         return _rows(2, 4, min(2048, whole), 4, K)
     if K >= 8192 and N >= 4096:
@@ -615,9 +613,9 @@ def _other_path_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
     return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
 
-def _cublas(x2, weight, bias, out_dtype, x_scale, w_scale):
-    """x2 [M, K] @ weight^T through torch (cuBLAS on a GPU), fp32 maths where out_dtype asks for it;
-    fp8 on a GPU through lmkernels.scaled_mm (per-tensor scales, the bias in fp32 unless it already
+def _not_ll_gemm(x2, weight, bias, out_dtype, x_scale, w_scale):
+    """linear's other path: x2 [M, K] @ weight^T through torch (cuBLAS on a GPU), fp32 maths where
+    out_dtype asks for it; fp8 on a GPU through lmkernels.scaled_mm (per-tensor scales, the bias in fp32 unless it already
     has the output's dtype, which scaled_mm takes as well: the same one rounding)."""
     if x2.dtype == FP8 and x2.is_cuda:
         b = bias if bias is None or bias.dtype in (torch.float32, out_dtype) else bias.float()
@@ -672,5 +670,5 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
             check_ll_gemm(x2[:0], weight, bias, od, x_scale, w_scale)  # the same messages as ll_gemm's
         elif weight.dtype != x.dtype:
             raise TypeError(f"weight.dtype={weight.dtype} must equal x.dtype={x.dtype}")
-        y = _cublas(x2, weight, bias, od, x_scale, w_scale)
+        y = _not_ll_gemm(x2, weight, bias, od, x_scale, w_scale)
     return y if x.dim() == 2 else y.reshape(*lead, N)
