@@ -7,11 +7,17 @@ Session 6 questions (benchmarks/NOTES.md has the predictions):
            results/h100/probe_scaled_mm_big.md; the key is gone, see benchmarks/NOTES.md.)
   mid      M = 128: 128-row tiles with split-K, 32-wide tiles, against the tuned 64 x 64.
   decode   M = 16: deeper pipelines and descriptors for the weight stream.
+Session 12 (predictions in benchmarks/NOTES.md):
+  mid6144      M = 128, N = 6144: tile shapes that keep one program an SM (96 or 48 tiles).
+  decode14336  M = 1 and 16, N = 4096, K = 14336: split, depth and width of the weight stream.
+  one_launch   every tuned split-K entry, finished by a second launch and in the same launch.
+Every row also gives the time on one input set replayed (the weight stays in L2): the method of
+ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
 sets (the weight read from HBM). int8 variants must equal the first config's output bit for bit;
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
-python benchmarks/probe_scaled_mm.py [big] [mid] [decode]
+python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch]
 """
 import sys
 import time
@@ -39,8 +45,8 @@ def probe(M, N, K, fp8, configs):
     ref = reference(a0, b0, sa0, sb0, torch.bfloat16)
     flops = 2 * M * N * K
     tag = "fp8" if fp8 else "int8"
-    print(f"\n### M={M} N={N} K={K} {tag}\n\n| config | µs | T(FL)OP/s | weight TB/s | check | compile s |\n"
-          "|---|---:|---:|---:|---|---:|", flush=True)
+    print(f"\n### M={M} N={N} K={K} {tag}\n\n| config | µs | T(FL)OP/s | weight TB/s | check | compile s "
+          "| µs, one input set (L2-warm) |\n|---|---:|---:|---:|---|---:|---:|", flush=True)
     first = None
     rows = []
     for c in configs:
@@ -61,19 +67,21 @@ def probe(M, N, K, fp8, configs):
                 why = f"outside the precise bound (max err {err:.3g})"
             ok = "ok" if why is None else why[:60]
         first = out if first is None else first
-        us = graph_us([lambda s=s, c=c: lmkernels.scaled_mm(*s, torch.bfloat16, config=c) for s in sets], reps=20,
-                      min_calls=max(len(sets), 8 if M >= 1024 else 32))
+        calls = [lambda s=s, c=c: lmkernels.scaled_mm(*s, torch.bfloat16, config=c) for s in sets]
+        us = graph_us(calls, reps=20, min_calls=max(len(sets), 8 if M >= 1024 else 32))
+        warm = graph_us(calls[:1], reps=20, min_calls=8 if M >= 1024 else 32)
         rows.append((us, name(c)))
-        print(f"| {name(c)} | {us:.2f} | {flops / us / 1e6:.1f} | {N * K / us / 1e6:.2f} | {ok} | {comp:.1f} |",
-              flush=True)
+        print(f"| {name(c)} | {us:.2f} | {flops / us / 1e6:.1f} | {N * K / us / 1e6:.2f} | {ok} | {comp:.1f} "
+              f"| {warm:.2f} |", flush=True)
     if fp8:
         for fast in (False, True):
-            us = graph_us([lambda s=s, f=fast: torch._scaled_mm(s[0], s[1], scale_a=s[2], scale_b=s[3],
-                                                                out_dtype=torch.bfloat16, use_fast_accum=f)
-                           for s in sets], reps=20, min_calls=max(len(sets), 8 if M >= 1024 else 32))
+            calls = [lambda s=s, f=fast: torch._scaled_mm(s[0], s[1], scale_a=s[2], scale_b=s[3],
+                                                          out_dtype=torch.bfloat16, use_fast_accum=f) for s in sets]
+            us = graph_us(calls, reps=20, min_calls=max(len(sets), 8 if M >= 1024 else 32))
+            warm = graph_us(calls[:1], reps=20, min_calls=8 if M >= 1024 else 32)
             rows.append((us, f"torch._scaled_mm fast={fast}"))
             print(f"| torch._scaled_mm use_fast_accum={fast} | {us:.2f} | {flops / us / 1e6:.1f} | "
-                  f"{N * K / us / 1e6:.2f} | peer | |", flush=True)
+                  f"{N * K / us / 1e6:.2f} | peer | | {warm:.2f} |", flush=True)
     best = min(rows)
     print(f"\nfastest: {best[1]} {best[0]:.2f} µs")
     del sets
@@ -98,21 +106,98 @@ def big():
 
 
 def mid():
+    """Session 12: the M = 128 target (within 1.1x of CUTLASS's 9.0-9.5 µs). The tuned 64 x 64 tiles
+    re-read a and b from L2 32 and 2 times: 64 MB of L2 traffic for a 16.8 MB weight. 128-row
+    tiles read b once and a N / BLOCK_N times; split-K fills the SMs."""
     for N in (4096, 6144):
         for fp8 in (False, True):
             probe(128, N, 4096, fp8, [
                 cfg(64, 64, 128, 4, 4),
-                cfg(64, 64, 256, 4, 4, split=2),
-                cfg(128, 64, 128, 4, 4),
-                cfg(128, 64, 128, 4, 4, split=2),
-                cfg(128, 64, 256, 4, 3, split=2),
                 cfg(128, 128, 128, 8, 4, split=2),
                 cfg(128, 128, 128, 8, 4, split=4),
                 cfg(128, 128, 128, 4, 4, split=4),
+                cfg(128, 128, 64, 4, 5, split=4),
+                cfg(128, 256, 128, 8, 3, split=4),
+                cfg(128, 256, 128, 8, 3, split=8),
+                cfg(64, 256, 128, 8, 4, split=4),
                 cfg(64, 128, 128, 4, 4, split=2),
-                cfg(128, 32, 256, 4, 4),
-                cfg(64, 32, 256, 4, 5),
-            ] + ([cfg(64, 64, 128, 4, 4, fast=True), cfg(128, 64, 128, 4, 4, fast=True)] if fp8 else []))
+                cfg(64, 128, 128, 4, 4, split=4),
+                cfg(128, 64, 256, 4, 3, split=2),
+            ])
+
+
+def mid6144():
+    """Session 12: M = 128, N = 6144 (ANCHORS' CUTLASS 9.5 µs int8 / 9.4 fp8, L2-warm): 64 x 64 tiles
+    are 192 programs on 132 SMs (60 SMs hold two); 96- and 48-tile layouts keep one a SM."""
+    for fp8 in (False, True):
+        probe(128, 6144, 4096, fp8, [
+            cfg(64, 64, 128, 4, 4),
+            cfg(64, 64, 256, 4, 3),
+            cfg(64, 64, 128, 4, 6),
+            cfg(64, 64, 128, 4, 4, access="pointer"),
+            cfg(128, 64, 128, 4, 4),
+            cfg(128, 64, 128, 4, 5),
+            cfg(128, 64, 256, 4, 3),
+            cfg(128, 64, 128, 8, 4),
+            cfg(64, 128, 128, 4, 4),
+            cfg(64, 128, 128, 4, 5),
+            cfg(64, 128, 256, 4, 3),
+            cfg(128, 128, 128, 8, 4),
+            cfg(128, 128, 64, 4, 5),
+            cfg(64, 256, 128, 8, 4),
+        ])
+
+
+def decode14336():
+    """Session 12: N = 4096, K = 14336 at M = 1 and 16 (58.7 MB of weight, past the L2): fp8 ran
+    2.27-2.48 TB/s, int8 2.47-2.52, against the 2.5 target."""
+    for M in (1, 16):
+        for fp8 in (True, False):
+            probe(M, 4096, 14336, fp8, [
+                cfg(16, 32, 256, 4, 5, split=2, access="pointer", group=1),
+                cfg(16, 32, 256, 4, 5, access="pointer", group=1),
+                cfg(16, 32, 256, 4, 7, split=2, access="pointer", group=1),
+                cfg(16, 32, 128, 4, 8, split=2, access="pointer", group=1),
+                cfg(16, 64, 256, 4, 5, split=2, access="pointer", group=1),
+                cfg(16, 64, 256, 4, 5, access="pointer", group=1),
+                cfg(16, 32, 256, 2, 5, split=2, access="pointer", group=1),
+                cfg(16, 32, 256, 4, 5, split=4, access="pointer", group=1),
+                cfg(16, 32, 512, 4, 3, split=2, access="pointer", group=1),
+                cfg(16, 128, 256, 4, 4, split=4, access="pointer", group=1),
+            ])
+
+
+def one_launch():
+    """Session 12: every shipped H100 table entry with SPLIT_K > 1 (44), its config as tuned, split-K
+    finished by a second launch (as tuned) and in the same launch (ONE_LAUNCH, the new default).
+    The two must agree bit for bit (both sum the splits 0, 1, ... in order), fp8 included."""
+    import glob
+    import json
+    import os
+    from lmkernels.runtime import config_store
+    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
+    print("\n### split-K: two launches (as tuned) against one\n\n| N x K | dtype | M | config | two launches µs | "
+          "one launch µs | one / two | bits |\n|---|---|---:|---|---:|---:|---:|---|", flush=True)
+    for path in sorted(glob.glob(os.path.join(folder, "*H100*"))):
+        table = json.load(open(path))
+        N, K = table["_meta"]["N"], table["_meta"]["K"]
+        fp8 = table["_meta"]["dtype"] == "fp8"
+        for m, c in sorted(((int(m), c) for m, c in table.items() if m != "_meta"), key=lambda mc: mc[0]):
+            if c.get("SPLIT_K", 1) == 1:
+                continue
+            nbytes = m * K + N * K + 2 * m * N
+            sets = [operands(m, N, K, fp8, "cuda", 700 + 13 * i + m) for i in range(n_input_sets(nbytes))]
+            outs, times = [], []
+            for one in (False, True):
+                cc = dict(c, ONE_LAUNCH=one)
+                outs.append(lmkernels.scaled_mm(*sets[0], torch.bfloat16, config=cc))
+                times.append(graph_us([lambda s=s, cc=cc: lmkernels.scaled_mm(*s, torch.bfloat16, config=cc)
+                                       for s in sets], reps=20, min_calls=max(len(sets), 32)))
+            same = "equal" if torch.equal(outs[0], outs[1]) else "DIFFER"
+            print(f"| {N} x {K} | {'fp8' if fp8 else 'int8'} | {m} | {describe(c)} | {times[0]:.2f} | {times[1]:.2f} "
+                  f"| {times[1] / times[0]:.3f} | {same} |", flush=True)
+            del sets
+            torch.cuda.empty_cache()
 
 
 def decode():
@@ -135,4 +220,5 @@ if __name__ == "__main__":
     which = sys.argv[1:] or ["big", "mid", "decode"]
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     for w in which:
-        {"big": big, "mid": mid, "decode": decode}[w]()
+        {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
+         "one_launch": one_launch}[w]()

@@ -222,8 +222,10 @@ for target in TARGETS:
     compile_one("kv_cache every int argument 1", _reshape_and_cache_kernel, sig, consts, {}, target, 4)
 # scaled_mm (int8 and fp8 e4m3, b = w.t(), per-token x per-channel scales, bf16 bias, launched with
 # enable_fp_fusion off as the op does): sm90 pointer / descriptor / persistent / split-K at the
-# heuristic's tiles (int8 128 x 256, fp8 256 x 128, decode 16 x 64 x 256), the split-K reduce, all with
-# PDL (the decode tiles launching their dependents early); sm80 and gfx942 pointer mode. Triton refuses fp8e4nv below sm89: the sm80 fp8 case records it.
+# heuristic's tiles (int8 128 x 256, fp8 256 x 128, decode 16 x 64 x 256), split-K finished in the
+# launch (ONE_LAUNCH, the decode tiles) and the split-K reduce, all with PDL (the decode tiles
+# launching their dependents early); sm80 and gfx942 pointer mode (gfx942's split-K: two launches,
+# as the op does on HIP). Triton refuses fp8e4nv below sm89: the sm80 fp8 case records it.
 MM_CASES = {"sm90": [("i8", 0, 128, 256, 128, 1, False, False), ("i8", 2, 128, 256, 128, 1, False, False),
                      ("i8", 2, 128, 256, 128, 1, True, False), ("i8", 0, 16, 64, 256, 4, False, False),
                      ("fp8e4nv", 0, 256, 128, 128, 1, False, False), ("fp8e4nv", 2, 256, 128, 128, 1, False, False),
@@ -236,19 +238,23 @@ for target, cases in MM_CASES.items():
     for dt, mode, bm, bn, bk, split, persistent, fast in cases:
         ta = f"tensordesc<{dt}[{bm}, {bk}]>" if mode == 2 else f"*{dt}"
         tb = f"tensordesc<{dt}[{bn}, {bk}]>" if mode == 2 else f"*{dt}"
-        ws = ("*i32" if dt == "i8" else "*fp32") if split > 1 else "*bf16"
-        sig = {"a_view": ta, "b_view": tb, "c_ptr": ws, "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16",
+        one_launch = split > 1 and target != "gfx942"  # HIP finishes split-K in a second launch
+        acc = "*i32" if dt == "i8" else "*fp32"
+        ws = acc if split > 1 and not one_launch else "*bf16"
+        sig = {"a_view": ta, "b_view": tb, "c_ptr": ws, "part_ptr": acc if one_launch else ws,
+               "count_ptr": "*i32" if one_launch else ws, "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16",
                "M": "i32", "N": "i32", "K": "i32", "stride_a": "i32", "stride_b": "i32", "stride_cm": "i32",
                "stride_cs": "i32", "stride_sa": "constexpr", "stride_sb": "constexpr", "k_chunk": "i32"}
         consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "SPLIT_K": split,
                   "PERSISTENT": persistent, "A_T": False, "B_T": True, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True,
                   "HAS_BIAS": True, "INT8": dt == "i8", "FAST_ACCUM": fast, "ACCESS": mode,
-                  "USE_PDL": target == "sm90", "EARLY_LAUNCH": target == "sm90" and bm == 16}
+                  "USE_PDL": target == "sm90", "EARLY_LAUNCH": target == "sm90" and bm == 16,
+                  "ONE_LAUNCH": one_launch}
         sig.update({k: "constexpr" for k in consts})
-        attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 7, 8, 9, 10, 11, 15)}
+        attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 17)}
         warps = 8 if bm >= 128 else 4
         compile_one(f"scaled_mm mode={mode} {dt} {bm}x{bn}x{bk} split={split} persistent={persistent} fast={fast} "
-                    f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']}",
+                    f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']} one_launch={one_launch}",
                     _scaled_mm_kernel, sig, consts, attrs, target, warps, num_stages=3 if bm >= 128 else 4,
                     enable_fp_fusion=False)
     for ws in ("i32", "fp32"):

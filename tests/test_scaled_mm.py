@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import DEVICE, ON_GPU, assert_ulps, capture, seed_of, skip_unavailable
+from helpers import DEVICE, ON_GPU, CountingLauncher, assert_ulps, capture, seed_of, skip_unavailable
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
@@ -11,6 +11,7 @@ from lmkernels import reference as ref
 from lmkernels.ops import scaled_mm as mm_ops
 from lmkernels.ops.scaled_mm import MAX_INT8_K, check_config, heuristic_config
 from lmkernels.runtime import access as access_rt
+from lmkernels.runtime import scratch
 from lmkernels.runtime import config_store
 from lmkernels.runtime.device import fp8_mma_problem
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound
@@ -243,6 +244,37 @@ def test_split_k_is_right_and_deterministic(kind, M):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_split_k_in_one_launch_equals_two_launches(kind, monkeypatch):
+    """ONE_LAUNCH True (a config key; HIP always takes two launches): one kernel, no reduce launch,
+    and the same bits as the two-launch finish (both add the splits 0, 1, ... in order), for a plain and a persistent grid,
+    ragged tiles (M = 33 in 32-row tiles, N = 200 in 64-wide ones) and 7 splits that become 4;
+    afterwards every cached counter is 0 and a second call reuses the cached workspace."""
+    _skip_fp8(kind)
+    M, N, K = 33, 200, 496
+    a, w = _operands(M, N, K, kind, seed_of("one launch", kind))
+    sa, sb, bias = _scales(M, N, 11)
+    monkeypatch.setattr(mm_ops, "_HIP", False)  # the one-launch path, also where the tests run on ROCm
+    dev = a.get_device()
+    for extra in ({"SPLIT_K": 2}, {"SPLIT_K": 7}, {"SPLIT_K": 3, "PERSISTENT": True}):
+        cfg = _cfg(bm=32, ONE_LAUNCH=True, **extra)
+        main, red = CountingLauncher(mm_ops._launch), CountingLauncher(mm_ops._launch_reduce)
+        monkeypatch.setattr(mm_ops, "_launch", main)
+        monkeypatch.setattr(mm_ops, "_launch_reduce", red)
+        one = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+        assert (main.n, red.n) == (1, 0), cfg
+        part, count = main.args[3:5]  # a, b, c, workspace, counters, ...
+        assert count.dtype == torch.int32 and part.dtype == (torch.int32 if kind == "int8" else torch.float32)
+        assert any(c is count for _p, c in scratch.buffers_of(dev)), "the counters are not the cached ones"
+        two = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=dict(cfg, ONE_LAUNCH=False))
+        assert (main.n, red.n) == (2, 1), cfg
+        _check(one, a, w.t(), sa, sb, torch.bfloat16, bias)
+        assert torch.equal(one, two), cfg
+        again = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+        assert main.args[3] is part and main.args[4] is count and torch.equal(again, one)
+        assert all(int(c.abs().sum()) == 0 for _p, c in scratch.buffers_of(dev))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_persistent(kind):
     """PERSISTENT: fewer programs than tiles (the interpreter has 4 'SMs'), each looping; with
     split-K and descriptors too; the same bits as the plain grid."""
@@ -327,14 +359,15 @@ def test_fp8_extremes():
 
 def test_pdl_chain_matches_plain_launches():
     """Each step's per-token scale is a column of the step before's output, read after the wait;
-    one step splits K (its reduce kernel launched with PDL too), one has a tile grid of more than
-    one wave (the late launch). With PDL bit-identical to plain launches, eager and replayed from one
-    CUDA graph on new data; a plain launch elsewhere."""
+    one step splits K (its reduce kernel launched with PDL too), one splits K in one launch, one
+    has a tile grid of more than one wave (the late launch). With PDL bit-identical to plain
+    launches, eager and replayed from one CUDA graph on new data; a plain launch elsewhere."""
     M, N, K = (16, 512, 1024) if ON_GPU else (4, 64, 128)
     a, _ = _operands(M, N, K, "int8", seed_of("pdl chain"))
     ws = [_operands(M, N, K, "int8", seed_of("pdl chain", i))[1] for i in range(4)]
     sa0, sb, bias = _scales(M, N, 31)
-    cfgs = (None, _cfg(SPLIT_K=2), _cfg(bn=16, SPLIT_K=16), _cfg(bn=32))  # 512 items: the late launch
+    # 512 items at bn = 32: the late launch; the third step finishes its split-K in its own launch
+    cfgs = (None, _cfg(SPLIT_K=2), _cfg(bn=16, SPLIT_K=16, ONE_LAUNCH=True), _cfg(bn=32))
 
     def chain(pdl):
         sa = sa0
@@ -353,7 +386,8 @@ def test_pdl_chain_matches_plain_launches():
     if torch.cuda.get_device_capability() >= (9, 0):  # the decode plan launches its dependents early
         mm_ops._plans.clear()
         lmkernels.scaled_mm(a, ws[0].t(), sa0, sb, torch.float32, bias)
-        assert any(plan[2][-1] and plan[-1] for plan in mm_ops._plans.values()), "no EARLY_LAUNCH plan"
+        # the constexprs' EARLY_LAUNCH and the plan's use-PDL flag (ops/scaled_mm.py _make_plan)
+        assert any(plan[2][15] and plan[15] for plan in mm_ops._plans.values()), "no EARLY_LAUNCH plan"
     graph, got = capture(lambda: chain(None))
     sa0.copy_(_scales(M, N, 32)[0])
     graph.replay()
@@ -429,6 +463,7 @@ BAD_CONFIGS = [
     ({"ACCESS": "tma"}, r"config\['ACCESS'\]='tma' must be one of"),
     ({"PERSISTENT": 1}, r"config\['PERSISTENT'\]=1 must be a bool"),
     ({"FP8_FAST_ACCUM": "yes"}, r"config\['FP8_FAST_ACCUM'\]='yes' must be a bool"),
+    ({"ONE_LAUNCH": 0}, r"config\['ONE_LAUNCH'\]=0 must be a bool"),
     ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
 ]
 
@@ -442,7 +477,8 @@ def test_check_config_refuses(change, match):
 def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
-    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True) and out is not cfg
+    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False)
+    assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
     with pytest.raises(ValueError, match="config must be a dict, got list"):

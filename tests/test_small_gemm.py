@@ -21,12 +21,13 @@ import json
 
 import pytest
 import torch
-from helpers import DEVICE, ON_GPU, seed_of
+from helpers import DEVICE, ON_GPU, CountingLauncher, seed_of
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
 from lmkernels import reference as ref
 from lmkernels.ops import small_gemm as sg
+from lmkernels.runtime import scratch
 from lmkernels.verify import ll_gemm_error
 
 COSINE_MIN = 0.9999
@@ -164,30 +165,9 @@ def test_empty_and_zero_k():
 
 # ---------------------------------------------------------------- split-K in one launch
 
-class _CountingLauncher:
-    """Stands in for ops/small_gemm.py's _launch / _launch_reduce: counts the launches and keeps
-    the runtime arguments of the last."""
-
-    def __init__(self, real):
-        self.real, self.n, self.args = real, 0, None
-
-    def meta_id(self, *a, **k):
-        return self.real.meta_id(*a, **k)
-
-    def fast(self, dev, meta, g0, g1, *args):
-        ok = self.real.fast(dev, meta, g0, g1, *args)
-        if ok:
-            self.n, self.args = self.n + 1, args
-        return ok
-
-    def __call__(self, dev, grid, args, *a, **k):
-        self.n, self.args = self.n + 1, args
-        return self.real(dev, grid, args, *a, **k)
-
-
 def _counters(dev):
     """Every cached split-K counter buffer of this device, whatever its stream and tiles."""
-    return [c for key, (_part, c) in sg._scratch_bufs.items() if key[0] == dev]
+    return [c for _part, c in scratch.buffers_of(dev)]
 
 
 @pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8, "BLOCK_K": 128}), (11, {"SPLIT_K": 7}),
@@ -199,9 +179,9 @@ def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch)
     N, K = 72, 1000
     x, w, g = _data(M, N, K, torch.bfloat16, seed_of("one launch", M, N, K))
     bias = torch.randn(N, device=DEVICE, generator=g)
-    main = _CountingLauncher(sg._launch)
+    main = CountingLauncher(sg._launch)
     monkeypatch.setattr(sg, "_launch", main)
-    monkeypatch.setattr(sg, "_launch_reduce", _CountingLauncher(sg._launch_reduce))
+    monkeypatch.setattr(sg, "_launch_reduce", CountingLauncher(sg._launch_reduce))
     monkeypatch.setattr(sg, "_HIP", False)  # the one-launch path, also where the tests run on ROCm
     cfg = dict(cfg, ONE_LAUNCH=True)  # N = 72: the heuristic's own choice would be two launches
     a = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
@@ -210,11 +190,11 @@ def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch)
     assert count.dtype == torch.int32 and part.dtype == torch.float32, "split-K did not run"
     assert any(c is count for c in _counters(x.get_device())), "the counters are not the cached ones"
     assert int(count.abs().sum()) == 0
-    bufs = dict(sg._scratch_bufs)
+    bufs = dict(scratch._bufs)
     b = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
     assert torch.equal(_bits(a), _bits(b))
     assert main.args[3] is part and main.args[4] is count
-    assert len(sg._scratch_bufs) == len(bufs) and all(sg._scratch_bufs[k] is v for k, v in bufs.items())
+    assert len(scratch._bufs) == len(bufs) and all(scratch._bufs[k] is v for k, v in bufs.items())
     assert int(count.abs().sum()) == 0
     assert main.n == 2 and sg._launch_reduce.n == 0
 
@@ -244,14 +224,14 @@ def test_two_launch_split_k_reduces_in_a_second_launch(monkeypatch):
     cfg = {"SPLIT_K": 6, "BLOCK_K": 64}
     one = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
     for hip, extra in ((True, {}), (False, {"ONE_LAUNCH": False})):
-        main, red = _CountingLauncher(sg._launch), _CountingLauncher(sg._launch_reduce)
+        main, red = CountingLauncher(sg._launch), CountingLauncher(sg._launch_reduce)
         monkeypatch.setattr(sg, "_launch", main)
         monkeypatch.setattr(sg, "_launch_reduce", red)
         monkeypatch.setattr(sg, "_HIP", hip)
-        n_bufs = len(sg._scratch_bufs)
+        n_bufs = len(scratch._bufs)
         two = lmkernels.ll_gemm(x, w, bias=bias, config={**cfg, **extra})
         assert (main.n, red.n) == (1, 1) and red.args[0] is main.args[3]  # the reduce reads the workspace
-        assert len(sg._scratch_bufs) == n_bufs
+        assert len(scratch._bufs) == n_bufs
         _check(two, x, w, bias)
         bound = 2 * (K - 1) * 2.0**-23 * (x.double().abs() @ w.double().abs().T)
         assert bool(((two.double() - one.double()).abs() <= bound).all())
@@ -261,17 +241,17 @@ def test_two_launch_split_k_reduces_in_a_second_launch(monkeypatch):
 def test_counter_slab_slices_are_zero_and_disjoint(monkeypatch):
     """Counters are carved from a zeroed per-device slab: disjoint slices, a new slab when one is
     full, none while capturing once it is full (the caller then zeroes its own)."""
-    monkeypatch.setattr(sg, "_slabs", {})
-    monkeypatch.setattr(sg, "COUNTER_SLAB", 10)
+    monkeypatch.setattr(scratch, "_slabs", {})
+    monkeypatch.setattr(scratch, "COUNTER_SLAB", 10)
     dev = torch.device(DEVICE).index if ON_GPU else -1
     dev = 0 if ON_GPU and dev is None else dev
-    a = sg._zeroed_counters(dev, 4, False)
-    b = sg._zeroed_counters(dev, 6, False)
+    a = scratch._zeroed_counters(dev, 4, False)
+    b = scratch._zeroed_counters(dev, 6, False)
     assert a.data_ptr() + 4 * 4 == b.data_ptr() and int(a.abs().sum() + b.abs().sum()) == 0
-    assert sg._zeroed_counters(dev, 1, True) is None  # full, capturing: no new slab
-    c = sg._zeroed_counters(dev, 3, False)  # full, not capturing: a new slab
+    assert scratch._zeroed_counters(dev, 1, True) is None  # full, capturing: no new slab
+    c = scratch._zeroed_counters(dev, 3, False)  # full, not capturing: a new slab
     assert c.untyped_storage().data_ptr() != a.untyped_storage().data_ptr() and int(c.abs().sum()) == 0
-    big = sg._zeroed_counters(dev, 25, False)  # more than a slab: a slab of its size
+    big = scratch._zeroed_counters(dev, 25, False)  # more than a slab: a slab of its size
     assert big.numel() == 25 and int(big.abs().sum()) == 0
 
 
@@ -284,19 +264,19 @@ def test_first_call_inside_a_capture_zeroes_its_own_counters(monkeypatch):
     cfg = {"SPLIT_K": 8, "BLOCK_K": 64, "ONE_LAUNCH": True}
     want = lmkernels.ll_gemm(x, w, config=cfg)  # compiles outside the capture
     torch.cuda.synchronize()
-    monkeypatch.setattr(sg, "_slabs", {})  # then forget every slab and cached pair
-    monkeypatch.setattr(sg, "_scratch_bufs", {})
+    monkeypatch.setattr(scratch, "_slabs", {})  # then forget every slab and cached pair
+    monkeypatch.setattr(scratch, "_bufs", {})
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         got = lmkernels.ll_gemm(x, w, config=cfg)
-    assert not sg._scratch_bufs and not sg._slabs
+    assert not scratch._bufs and not scratch._slabs
     for _ in range(3):
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(_bits(got), _bits(lmkernels.ll_gemm(x, w, config=cfg)))
     _check(got, x, w)
     assert torch.equal(_bits(got), _bits(want))
-    assert sg._slabs and sg._scratch_bufs  # the eager calls made and cached them
+    assert scratch._slabs and scratch._bufs  # the eager calls made and cached them
 
 
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")

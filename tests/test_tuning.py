@@ -113,6 +113,19 @@ def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor
                 assert bn == 128 or bm == 64 or M >= 256
 
 
+@pytest.mark.parametrize("M", [1, 16, 64, 128, 4096])
+def test_one_launch_twins_every_split_candidate(M):
+    """one_launch=True (CUDA targets): the same list, then each split-K candidate again with
+    ONE_LAUNCH True, nothing else changed; without it no candidate carries the key."""
+    heur = t.config(64, 64, 256, 8, 4, 4, split=2)
+    plain = t.candidates(M, 4096, 14336, num_sms=132, descriptor_ok=True, heuristic=heur)
+    both = t.candidates(M, 4096, 14336, num_sms=132, descriptor_ok=True, heuristic=heur, one_launch=True)
+    splits = [c for c in plain if c["SPLIT_K"] > 1]
+    assert not any("ONE_LAUNCH" in c for c in plain) and splits
+    assert both[:len(plain)] == plain and both[len(plain):] == [dict(c, ONE_LAUNCH=True) for c in splits]
+    assert "one-launch" in t.describe(both[-1])
+
+
 def test_splits_fill_the_sms():
     assert t._splits(132, 132) == (1,) and t._splits(500, 132) == (1,)
     assert t._splits(64, 132) == (2, 4)   # 128 programs: 97 % of a wave; 256: two

@@ -3,11 +3,18 @@
 Two kernels:
   _scaled_mm_kernel      one [BLOCK_M, BLOCK_N] output tile (of one K split) a work item; int32
                          (int8) or fp32 (fp8) accumulation; with SPLIT_K == 1 the epilogue is
-                         applied in place, with SPLIT_K > 1 the raw partial sums go to a workspace
-                         [SPLIT_K, M, N] (int32 / fp32).
-  _split_k_reduce_kernel sums a workspace's splits in the fixed order 0, 1, ..., SPLIT_K - 1, then
-                         applies the same epilogue: run to run the result is the same, and int8's
-                         integer sums are exact in any order, so split-K int8 is still bit-exact.
+                         applied in place. SPLIT_K > 1 and ONE_LAUNCH ("last one finishes", the
+                         protocol of kernels/small_gemm.py, buffers from runtime/scratch.py): each
+                         work item stores its raw partial tile to the workspace [tiles, SPLIT_K,
+                         BLOCK_M, BLOCK_N] and counts itself in on its tile's counter; the item that
+                         arrives last sums the tile's partials in the order 0, 1, ..., SPLIT_K - 1,
+                         applies the epilogue and resets the counter. Not ONE_LAUNCH (the
+                         default; HIP's only way): the raw partial sums go to a workspace
+                         [SPLIT_K, M, N] (int32 / fp32) and
+  _split_k_reduce_kernel sums a workspace's splits in the same fixed order 0, 1, ..., SPLIT_K - 1,
+                         then applies the same epilogue. Both finishes add the same numbers in the
+                         same order, so they agree bit for bit and run to run; int8's integer sums
+                         are exact in any order, so split-K int8 is still bit-exact.
 
 Operands: a [M, K] and b [K, N]; each either K-contiguous or M/N-contiguous (the *_T constexprs),
 addressed through kernels/access.py as a 2-D operand with a contiguous last dim:
@@ -87,32 +94,64 @@ def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, 
 @triton.jit
 def _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr,
           SPLIT_K: tl.constexpr):
-    """(split, m0, n0, k_lo, k_hi) of work item w: split w // tiles of tile w % tiles; its K range
+    """(split, tile, m0, n0, k_lo, k_hi) of work item w: split w // tiles of tile w % tiles; its K range
     [split * k_chunk, + k_chunk). k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile
     straddles two splits and the only partial tile is the one ending at K, which every mode
     zero-fills: the K mask of the pointer mode and the descriptor's bounds agree. Without a split
     the K range is the constant (0, K): a persistent loop can then be flattened (_scaled_mm_kernel)."""
     tiles = tiles_m * tiles_n
     split = w // tiles
-    pid_m, pid_n = _tile_coords(w % tiles, tiles_m, tiles_n, GROUP_M)
+    tile = w % tiles
+    pid_m, pid_n = _tile_coords(tile, tiles_m, tiles_n, GROUP_M)
     if SPLIT_K == 1:
         k_lo = 0
         k_hi = K
     else:
         k_lo = split * k_chunk
         k_hi = tl.minimum(k_lo + k_chunk, K)
-    return split, pid_m * BLOCK_M, pid_n * BLOCK_N, k_lo, k_hi
+    return split, tile, pid_m * BLOCK_M, pid_n * BLOCK_N, k_lo, k_hi
 
 
 @triton.jit
-def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
+                      stride_sb, split, tile, m0, n0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                      SPLIT_K: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
+                      HAS_BIAS: tl.constexpr):
+    """One-launch split-K: store this split's partial tile to its workspace slot, count in; the
+    tile's last arrival sums the SPLIT_K partials, 0 first, runs the epilogue, resets the counter.
+
+    Slots are whole tiles (the workspace has tiles x SPLIT_K of them), so the stores need no mask.
+    Ordering, as in kernels/small_gemm.py: the CTA barrier puts every thread's store before the
+    one-thread atomic, whose gpu-scope acq_rel is cumulative over them; the last arrival's acquire
+    orders its loads after the other programs' stores, and .cg reads them from L2 (never a stale L1
+    line). The sum's order is fixed whoever arrives last, and the same as _split_k_reduce_kernel's.
+    The counter store needs no atomic: every split has counted and none touches it again in this
+    launch; the next launch reads it only once this grid is done (stream order or gdc_wait)."""
+    TILE: tl.constexpr = BLOCK_M * BLOCK_N
+    offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    slot = part_ptr + tile.to(tl.int64) * (SPLIT_K * TILE)
+    tl.store(slot + split * TILE + offs, acc)
+    tl.debug_barrier()
+    arrived = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
+    if arrived == SPLIT_K - 1:
+        total = tl.load(slot + offs, cache_modifier=".cg")
+        for s in tl.static_range(1, SPLIT_K):
+            total += tl.load(slot + s * TILE + offs, cache_modifier=".cg")
+        _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+                  BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        tl.store(count_ptr + tile, 0)
+
+
+@triton.jit
+def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr):
-    """Work item w: its tile and K range (_item), the K loop, the epilogue or the partial store."""
-    split, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr):
+    """Work item w: its tile and K range (_item), the K loop, then the epilogue, the one-launch
+    finish or the partial store."""
+    split, tile, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
@@ -138,7 +177,11 @@ def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     if SPLIT_K == 1:
         _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
                   BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
-    else:  # the raw partial sums of this split; the reduce kernel scales them
+    elif ONE_LAUNCH:
+        _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
+                          stride_sb, split, tile, m0, n0, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN, SB_PER_CHANNEL,
+                          HAS_BIAS)
+    else:  # the raw partial sums of this split (c_ptr: the workspace); the reduce kernel scales them
         store_tile(c_ptr + split.to(tl.int64) * stride_cs, acc, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
 
@@ -147,17 +190,19 @@ def _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
 # compiles the first time a batch size of each kind shows up, for no gain: M only bounds masks
 # and the tile count). stride_cs (= M * N, the workspace's split stride) likewise.
 @triton.jit(do_not_specialize=["M", "stride_cs"])
-def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                       stride_a, stride_b, stride_cm, stride_cs, stride_sa, stride_sb, k_chunk,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, PERSISTENT: tl.constexpr,
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                       FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
-                      EARLY_LAUNCH: tl.constexpr):
-    """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, scaled and rounded) or the workspace
-    [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are pointers, or
-    host-made tensor descriptors over the operands' memory order when ACCESS is descriptor.
+                      EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr):
+    """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, or ONE_LAUNCH: scaled and rounded) or the
+    workspace [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are
+    pointers, or host-made tensor descriptors over the operands' memory order when ACCESS is
+    descriptor. part_ptr / count_ptr: ONE_LAUNCH's workspace and zeroed int32 counters (one a
+    tile); otherwise never touched.
 
     Work items: tiles_m * tiles_n tiles times SPLIT_K splits, split-major. Not PERSISTENT: one item
     a program (grid = items). PERSISTENT: grid = min(items, SMs), each program takes items pid,
@@ -177,13 +222,15 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     if PERSISTENT:
         items = tiles_m * tiles_n * SPLIT_K
         for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
-            _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
-                       stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
-                       GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
+            _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a,
+                       stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M,
+                       BLOCK_N, BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8,
+                       FAST_ACCUM, ACCESS, ONE_LAUNCH)
     else:
-        _work_item(a_view, b_view, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b, stride_cm,
-                   stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
-                   GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM, ACCESS)
+        _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b,
+                   stride_cm, stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N,
+                   BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM,
+                   ACCESS, ONE_LAUNCH)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

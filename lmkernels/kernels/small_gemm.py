@@ -40,7 +40,7 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
 The counters are zero at every launch because every launch leaves them zero (the last program of
 each tile resets its own), and a launch touches counters and workspace only after gdc_wait (with
 PDL) or after the previous kernel in its stream finished (without): launches sharing the buffers
-(ops/small_gemm.py keeps them per device and stream) never overlap on them.
+(runtime/scratch.py keeps them per device and stream) never overlap on them.
 
 Accumulation is fp32 throughout; fp8 e4m3 tiles are widened to bf16 before tl.dot (exact: 3
 mantissa bits and e4m3's exponent range fit in bf16), so the products are exact and the sums fp32

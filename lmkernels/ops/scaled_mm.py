@@ -27,19 +27,21 @@ import triton
 from ..kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
 from ..runtime import access as _access
 from ..runtime import config_store
+from ..runtime import scratch as _scratch
 from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
                       tile_descriptor, use_dispatcher)
 
-# a, b, c (or workspace), scale_a, scale_b, bias | M | N, K, stride_a, stride_b, stride_cm | stride_cs |
-# stride_sa, stride_sb, k_chunk
-_launch = Launcher(_scaled_mm_kernel, "tttttt" "n" "iiiii" "n" "iii")
-_launch_desc = Launcher(_scaled_mm_kernel, "ddtttt" "n" "iiiii" "n" "iii")  # access="descriptor"
+# a, b, c (or workspace), one-launch workspace, counters, scale_a, scale_b, bias | M | N, K, stride_a,
+# stride_b, stride_cm | stride_cs | stride_sa, stride_sb, k_chunk
+_launch = Launcher(_scaled_mm_kernel, "tttttttt" "n" "iiiii" "n" "iii")
+_launch_desc = Launcher(_scaled_mm_kernel, "ddtttttt" "n" "iiiii" "n" "iii")  # access="descriptor"
 # workspace, c, scale_a, scale_b, bias | M | N | stride_ws | stride_cm, stride_sa, stride_sb
 _launch_reduce = Launcher(_split_k_reduce_kernel, "ttttt" "n" "i" "n" "iii")
 
 INT8, FP8 = torch.int8, torch.float8_e4m3fn
+_HIP = torch.version.hip is not None
 OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 # int32 accumulation is exact while |sum| <= 2^31 - 1; every product is at most (-128)^2 = 2^14
 MAX_INT8_K = (2**31 - 1) // 2**14
@@ -49,7 +51,11 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # FP8_FAST_ACCUM defaults to True: vLLM's CUTLASS fp8 kernels on sm90 all use the FP8FastAccum schedules
 # (scaled_mm_sm90_fp8_dispatch.cuh), so this is the accuracy its callers already have; the precise
 # variant costs 1.2-1.4x on an H100 (benchmarks/results/h100/probe_scaled_mm_big.md)
-OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True}
+# ONE_LAUNCH: split-K finishes in the main kernel (kernels/scaled_mm.py), not in a second launch.
+# Off by default: on the H100 it ran 0.84-1.33x the two-launch time over the 44 split entries of the
+# first tables (results/h100/probe_scaled_mm_one_launch.md), so the tuner times both; HIP always
+# takes two (its barrier fences LDS only: kernels/small_gemm.py)
+OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -68,7 +74,8 @@ def check_config(cfg) -> dict:
     GROUP_SIZE_M (1-64), num_warps (1, 2, 4, 8, 16), num_stages (1-8) required; SPLIT_K (1-64,
     default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
     the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default True: see
-    scaled_mm). Raises ValueError naming the key and the value."""
+    scaled_mm), ONE_LAUNCH (bool, default False: split-K's sum and epilogue run in a second launch;
+    True: in the main kernel; HIP always takes two). Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str)
@@ -88,7 +95,7 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     return out
@@ -270,30 +277,43 @@ def early_launch(items: int, one_row: bool, dev: int) -> bool:
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
                dev, mode, cfg, use_pdl) -> tuple:
-    """Everything a launch needs but the tensors: see _launch_plan for how it is read."""
+    """Everything a launch needs but the tensors: see _launch_plan for how it is read. scratch is
+    (spec, {stream: (workspace, counters)}) for one-launch split-K (runtime/scratch.py), else None;
+    reduce is None or (constexprs, meta id, grid, ints) of the second launch."""
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     k_tiles = triton.cdiv(K, bk)
     split = min(cfg["SPLIT_K"], max(k_tiles, 1))
     k_chunk = triton.cdiv(k_tiles, split) * bk  # whole K tiles a split: no tile straddles two
     split = triton.cdiv(K, k_chunk) if K else 1  # every split non-empty
-    items = triton.cdiv(M, bm) * triton.cdiv(N, bn) * split
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    items = tiles * split
+    one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     persistent = cfg["PERSISTENT"]
     grid = min(items, num_sms(max(dev, 0))) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
               int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl,
-              use_pdl and early_launch(items, M <= bm, dev))
+              use_pdl and early_launch(items, M <= bm, dev), one_launch)
     dt = INT8 if int8 else FP8
-    ws_dtype = (torch.int32 if int8 else torch.float32) if split > 1 else out_dtype
+    acc_dtype = torch.int32 if int8 else torch.float32
+    ws_dtype = acc_dtype if split > 1 and not one_launch else out_dtype  # what c_ptr points at
+    part_dtype = acc_dtype if one_launch else ws_dtype
+    count_dtype = torch.int32 if one_launch else ws_dtype
     stand_in = torch.float32 if bias_dtype is None else bias_dtype  # no bias: scale_a rides in its slot
     launcher = _launch_desc if mode == _access.DESCRIPTOR else _launch
-    tensor_dtypes = ((ws_dtype, torch.float32, torch.float32, stand_in) if mode == _access.DESCRIPTOR
-                     else (dt, dt, ws_dtype, torch.float32, torch.float32, stand_in))
+    tail = (ws_dtype, part_dtype, count_dtype, torch.float32, torch.float32, stand_in)
+    tensor_dtypes = tail if mode == _access.DESCRIPTOR else (dt, dt) + tail
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = launcher.meta_id(consts, warps, stages, tensor_dtypes, use_pdl, fp_fusion=False)
     ints = (M, N, K, stride_a, stride_b, N, M * N, ssa, ssb, k_chunk)
     boxes = ((bk, bm) if A_T else (bm, bk), (bn, bk) if B_T else (bk, bn))
+    scratch = None
+    if one_launch:
+        # slots for a power of two of tiles: M moves every decode step, and this keeps the number of
+        # cached workspaces per (BLOCK_M, BLOCK_N, SPLIT_K) to a handful (a graph holds their addresses)
+        slots = triton.next_power_of_2(tiles)
+        scratch = ((slots, slots * split * bm * bn, acc_dtype), {})
     reduce = None
-    if split > 1:
+    if split > 1 and not one_launch:
         rbm = min(16, triton.next_power_of_2(M))
         rbn = max(16, min(triton.next_power_of_2(N), 2048 // rbm))
         rconsts = (split, rbm, rbn, sa_tok, sb_ch, bias_dtype is not None, use_pdl)
@@ -302,25 +322,35 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
         rgrid = triton.cdiv(M, rbm) * triton.cdiv(N, rbn)
         reduce = (rconsts, rmeta, rgrid, (M, N, M * N, N, ssa, ssb))
     return (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, (M, N), out_dtype,
-            A_T, B_T, use_pdl)
+            A_T, B_T, use_pdl, scratch)
 
 
 def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
-    """Allocate the output (and split-K workspace) and launch the plan's kernel(s)."""
-    mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T, pdl = plan
+    """Allocate the output (and the two-launch workspace; a one-launch split takes the cached one)
+    and launch the plan's kernel(s)."""
+    (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T, pdl,
+     scratch) = plan
     out = a.new_empty(shape, dtype=out_dtype)
-    c = out if split == 1 else a.new_empty((split, *shape), dtype=ws_dtype)
+    c = out if split == 1 or scratch is not None else a.new_empty((split, *shape), dtype=ws_dtype)
+    if scratch is not None:
+        stream = _scratch.current_stream(dev)
+        bufs = scratch[1].get(stream)
+        if bufs is None:
+            bufs = _scratch.split_buffers(dev, stream, scratch[0], scratch[1])
+        part, count = bufs
+    else:
+        part = count = c  # never touched
     bias_arg = scale_a if bias is None else bias
     if mode == _access.DESCRIPTOR:
         M, N, K, stride_a, stride_b = ints[:5]
         av = tile_descriptor(a, K, M, stride_a, *boxes[0]) if A_T else tile_descriptor(a, M, K, stride_a, *boxes[0])
         bv = tile_descriptor(b, N, K, stride_b, *boxes[1]) if B_T else tile_descriptor(b, K, N, stride_b, *boxes[1])
-        if not _launch_desc.fast(dev, meta, grid, 1, av, bv, c, scale_a, scale_b, bias_arg, *ints):
-            _launch_desc(dev, (grid,), (av, bv, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages,
-                         pdl=pdl, fp_fusion=False)
-    elif not _launch.fast(dev, meta, grid, 1, a, b, c, scale_a, scale_b, bias_arg, *ints):
-        _launch(dev, (grid,), (a, b, c, scale_a, scale_b, bias_arg, *ints), consts, warps, stages, pdl=pdl,
-                fp_fusion=False)
+        if not _launch_desc.fast(dev, meta, grid, 1, av, bv, c, part, count, scale_a, scale_b, bias_arg, *ints):
+            _launch_desc(dev, (grid,), (av, bv, c, part, count, scale_a, scale_b, bias_arg, *ints), consts, warps,
+                         stages, pdl=pdl, fp_fusion=False)
+    elif not _launch.fast(dev, meta, grid, 1, a, b, c, part, count, scale_a, scale_b, bias_arg, *ints):
+        _launch(dev, (grid,), (a, b, c, part, count, scale_a, scale_b, bias_arg, *ints), consts, warps, stages,
+                pdl=pdl, fp_fusion=False)
     if reduce is not None:
         rconsts, rmeta, rgrid, rints = reduce
         if not _launch_reduce.fast(dev, rmeta, rgrid, 1, c, out, scale_a, scale_b, bias_arg, *rints):

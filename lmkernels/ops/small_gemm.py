@@ -22,6 +22,7 @@ import triton
 
 from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
 from ..runtime import config_store
+from ..runtime import scratch as _scratch
 from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
 from ..runtime.launch import Launcher
 from .scaled_mm import scaled_mm
@@ -362,8 +363,9 @@ def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, in
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
     """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, scratch, reduce,
-    use PDL, out dtype): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K,
-    else None; reduce is None or (constexprs, meta id, grid) of the second launch."""
+    use PDL, out dtype): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K
+    (runtime/scratch.py), else None; reduce is None or (constexprs, meta id, grid) of the second
+    launch."""
     use_pdl = resolve_pdl(pdl, dev)
     bk, bn, bm = cfg["BLOCK_K"], cfg["BLOCK_N"], cfg["BLOCK_M"]
     split, k_chunk = split_k(K, bk, cfg["SPLIT_K"])
@@ -380,7 +382,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
-    scratch = ((n_tiles, split, bm, bn), {}) if one_launch else None
+    scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None
     reduce = None
     if split > 1 and not one_launch:
         block_s = triton.next_power_of_2(split)
@@ -391,68 +393,9 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     return grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype
 
 
-# ---------------------------------------------------------------- one-launch split-K: workspace and counters
-#
-# One (workspace, counters) pair per (device, stream, tile spec), made on first use and kept for
-# the life of the process (never freed or grown: a captured CUDA graph holds their addresses).
-# workspace: fp32 [n_tiles, SPLIT_K, BLOCK_M, BLOCK_N], any contents; counters: int32 [n_tiles],
-# zero. Sharing them between calls is sound because a launch touches them only after the previous
-# kernel in its stream is done (stream order, or gdc_wait with PDL) and leaves every counter at 0
-# (kernels/small_gemm.py); keying on the stream keeps calls on concurrent streams apart. A CUDA
-# graph replays the buffers of the stream it was captured on, so a graph must not be replayed
-# concurrently with ll_gemm calls issued on its capture stream (torch.cuda.graph captures on a
-# side stream of its own, where nothing else runs).
-# Counters come from a per-device slab zeroed when it was made, outside any capture, so a stream
-# first seen inside a capture (torch.cuda.graph's side stream always is) takes a zeroed slice with
-# no GPU work. Only if no slab exists yet or the slab is full while capturing does a call zero
-# counters of its own with a memset recorded into the graph (correct: it runs before the kernel at
-# every replay, but one more graph node); those are not cached, and the next call outside a
-# capture makes a slab. (A first version keyed zeroing on the capture and recorded a memset per
-# call until an eager call ran on the capture stream: on torch.cuda.graph's stream, every call,
-# +1.5-2.3 µs and a broken PDL chain in the bench graphs.)
-
-COUNTER_SLAB = 1 << 16  # int32 counters a slab: 256 KB; a tile spec takes cdiv(N, BLOCK_N) of them
-_scratch_bufs: dict = {}  # (dev, stream) + spec -> (workspace, counters)
-_slabs: dict = {}  # dev -> [zeroed int32 slab, first free index]
-_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-
-
-def _torch_device(dev: int) -> torch.device:
-    """x.get_device()'s index as a torch.device (-1: the CPU, under the interpreter)."""
-    return torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
-
-
-def _zeroed_counters(dev: int, n: int, capturing: bool):
-    """n zero int32 counters carved from the device's slab (a new slab when it is full, unless
-    capturing); None when capturing and no slab has room."""
-    slab = _slabs.get(dev)
-    if slab is None or slab[1] + n > slab[0].numel():
-        if capturing:
-            return None
-        slab = _slabs[dev] = [torch.zeros(max(COUNTER_SLAB, n), dtype=torch.int32, device=_torch_device(dev)), 0]
-        if dev >= 0:  # other streams take slices of it next: the zeroing must be done for all of them
-            torch.cuda.synchronize(dev)
-    start = slab[1]
-    slab[1] = start + n
-    return slab[0][start:start + n]
-
-
-def _scratch(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
-    """The (workspace, counters) of this device, stream and spec (n_tiles, SPLIT_K, BLOCK_M,
-    BLOCK_N); remembered in the plan's `fast` dict (per stream) once cached."""
-    key = (dev, stream) + spec
-    bufs = _scratch_bufs.get(key)
-    if bufs is None:
-        n_tiles, split, bm, bn = spec
-        capturing = dev >= 0 and torch.cuda.is_current_stream_capturing()
-        where = _torch_device(dev)
-        part = torch.empty(n_tiles * split * bm * bn, dtype=_F32, device=where)
-        count = _zeroed_counters(dev, n_tiles, capturing)
-        if count is None:  # the slab-less capture case above: this call's own, recorded memset
-            return part, torch.zeros(n_tiles, dtype=torch.int32, device=where)
-        bufs = _scratch_bufs[key] = (part, count)
-    fast[stream] = bufs
-    return bufs
+# ---------------------------------------------------------------- one-launch split-K
+# workspace fp32 [n_tiles, SPLIT_K, BLOCK_M, BLOCK_N] and an int32 counter per n-tile, kept per
+# device and stream by runtime/scratch.py (its docstring: why sharing them between calls is sound)
 
 
 def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
@@ -462,10 +405,10 @@ def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
     s1 = x if x_scale is None else x_scale
     s2 = x if w_scale is None else w_scale
     if scratch is not None:
-        stream = _raw_stream(dev) if dev >= 0 else 0
+        stream = _scratch.current_stream(dev)
         bufs = scratch[1].get(stream)
         if bufs is None:
-            bufs = _scratch(dev, stream, scratch[0], scratch[1])
+            bufs = _scratch.split_buffers(dev, stream, scratch[0], scratch[1])
         part, count = bufs
     elif split > 1:  # the two-launch workspace [SPLIT_K, M, N]
         part = count = x.new_empty((split, M, N), dtype=_F32)

@@ -33,6 +33,10 @@ accumulation, FP8_FAST_ACCUM is not searched):
     fills the SMs (>= 4 K steps a split); access descriptor (sm90+, aligned; pointer elsewhere),
     plus pointer for the 64-deep K tiles, plus a persistent variant when there is more than one
     wave of work: at most 14 (M = 48, 64), 24 (96, 128), 30 (>= 256) candidates.
+  On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
+  default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
+  two-launch time over the 44 split entries of the first H100 tables,
+  results/h100/probe_scaled_mm_one_launch.md).
 """
 from __future__ import annotations
 
@@ -128,9 +132,10 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8: bool = False,
                heuristic: dict | None = None, normalize: Callable | None = None,
-               smem: int = SMEM_BUDGET) -> list[dict]:
+               smem: int = SMEM_BUDGET, one_launch: bool = False) -> list[dict]:
     """The configs timed for one M: the heuristic's first, then the pruned space (module docstring),
-    each normalised (normalize: the op's check_config; refused ones are dropped) and deduplicated.
+    each normalised (normalize: the op's check_config; refused ones are dropped) and deduplicated;
+    one_launch: then each split-K one again with ONE_LAUNCH True.
     FP8_FAST_ACCUM is never searched: every fp8 table entry has the op's default accumulation, so
     the accuracy a caller gets does not depend on which config a table picked."""
     space = (_decode_space(M, N, K, num_sms, smem) if M <= SMALL_M
@@ -148,6 +153,13 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
         if key not in seen:
             seen.add(key)
             out.append(cfg)
+    if one_launch:
+        for cfg in [c for c in out if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]:
+            twin = dict(cfg, ONE_LAUNCH=True)
+            key = json.dumps(twin, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(twin)
     return out
 
 
@@ -156,7 +168,7 @@ def describe(cfg: dict) -> str:
     s = (f"{cfg['BLOCK_SIZE_M']}x{cfg['BLOCK_SIZE_N']}x{cfg['BLOCK_SIZE_K']} g{cfg['GROUP_SIZE_M']} "
          f"w{cfg['num_warps']} s{cfg['num_stages']}")
     if cfg.get("SPLIT_K", 1) != 1:
-        s += f" split{cfg['SPLIT_K']}"
+        s += f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
     return s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
 
 
@@ -240,6 +252,7 @@ class Target:
     gpu: str = "cpu"       # the device's name (file names use it with '_' for ' ')
     num_sms: int = 132
     descriptor_ok: bool = False
+    one_launch_ok: bool = False            # split-K candidates also timed finishing in one launch
     smem: int = SMEM_BUDGET                # shared memory the stages of a candidate may take
     interpreter: bool = False
     n_sets: Callable = lambda nbytes: 1    # input sets to rotate for a call touching nbytes
@@ -307,6 +320,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         num_sms=props.multi_processor_count,
         smem=min(SMEM_BUDGET, (getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024) - SMEM_SPARE),
         descriptor_ok=(cap >= (9, 0) and not torch.version.hip and access.unavailable_reason(access.DESCRIPTOR) is None),
+        one_launch_ok=not torch.version.hip,
         n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         op_path="lmkernels.ops.scaled_mm:scaled_mm", sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
@@ -319,7 +333,8 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
     norm = target.check_config
     heur = target.heuristic(M, N, K, fp8)
     cands = candidates(M, N, K, num_sms=target.num_sms, descriptor_ok=target.descriptor_ok and K % 16 == 0
-                       and N % 8 == 0, fp8=fp8, heuristic=heur, normalize=norm, smem=target.smem)[:target.limit]
+                       and N % 8 == 0, fp8=fp8, heuristic=heur, normalize=norm, smem=target.smem,
+                       one_launch=target.one_launch_ok)[:target.limit]
     show(f"compile {len(cands)}")
     failed = target.warm(cands, M, N, K, fp8, sets[0])
     if 0 in failed:
