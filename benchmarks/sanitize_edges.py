@@ -86,7 +86,8 @@ for mode in available_modes():
             scale = torch.tensor([0.5], device=dev) if kv == "fp8" else None
             lmkernels.reshape_and_cache_flash(qkv[:, 1], qkv[:, 2], kc, vc, slots, kv, scale, scale, access=mode)
     # scaled_mm: M = 1 and ragged M, N and K (tiles masked on every side), a column-major a, a
-    # row-major b, split-K (workspace and reduce), persistent, fp8 where the GPU has it
+    # row-major b, split-K (workspace and reduce, or finished in one launch), persistent, fp8 where the
+    # GPU has it
     kinds = (torch.int8, torch.float8_e4m3fn) if torch.cuda.get_device_capability() >= (8, 9) else (torch.int8,)
     for dt in kinds:
         for M, N, K in ((1, 971, 496), (33, 20, 1040), (5, 256, 80), (130, 97, 16)):
@@ -97,8 +98,10 @@ for mode in available_modes():
             sa, sb, bias = torch.rand(M, 1, device=dev), torch.rand(1, N, device=dev), torch.randn(N, device=dev)
             if mode == "descriptor" and K % 16:
                 continue  # explicit descriptor refuses rows of K % 16 bytes (tested)
-            for cfg in (None, {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 4,
-                               "num_warps": 4, "num_stages": 3, "SPLIT_K": 3, "PERSISTENT": True}):
+            split = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 4, "num_warps": 4,
+                     "num_stages": 3, "SPLIT_K": 3}
+            for cfg in (None, dict(split, PERSISTENT=True), dict(split, ONE_LAUNCH=True),
+                        dict(split, ONE_LAUNCH=True, PERSISTENT=True)):
                 lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)

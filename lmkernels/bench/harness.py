@@ -113,6 +113,7 @@ class Row:
     tflops: float | None = None       # matmuls: 2 M N K / time
     weight_gbs: float | None = None   # decode matmuls: the weight's bytes / time (the bytes that matter)
     weight_frac: float | None = None  # weight_gbs over the run's copy bandwidth
+    warm_us: float | None = None      # one input set replayed: its weight stays in L2 (ANCHORS.md's method)
 
 
 def _opt(v, fmt: str) -> str:
@@ -127,17 +128,20 @@ class Table:
     copy_gbs: float
     rows: list = field(default_factory=list)
 
-    def _extras(self) -> tuple[bool, bool]:
-        return (any(r.tflops is not None for r in self.rows), any(r.weight_gbs is not None for r in self.rows))
+    def _extras(self) -> tuple[bool, bool, bool]:
+        return (any(r.tflops is not None for r in self.rows), any(r.weight_gbs is not None for r in self.rows),
+                any(r.warm_us is not None for r in self.rows))
 
     def markdown(self) -> str:
-        flops, weight = self._extras()
+        flops, weight, warm = self._extras()
         head = "| op | shape | dtype | provider | µs (graph median) | GB/s | of copy BW |"
         rule = "|---|---|---|---|---:|---:|---:|"
         if flops:
             head, rule = head + " TFLOP/s |", rule + "---:|"
         if weight:
             head, rule = head + " weight GB/s | weight of copy BW |", rule + "---:|---:|"
+        if warm:
+            head, rule = head + " µs, one input set (L2-warm, ANCHORS' method) |", rule + "---:|"
         head, rule = head + " host µs/call | note |", rule + "---:|---|"
         lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "",
                  head + "\n" + rule]
@@ -149,19 +153,23 @@ class Table:
                 line += f"{_opt(r.tflops, '.1f')} | "
             if weight:
                 line += f"{_opt(r.weight_gbs, '.0f')} | {_opt(r.weight_frac, '.3f')} | "
+            if warm:
+                line += f"{_opt(r.warm_us, '.2f')} | "
             lines.append(line + f"{host} | {r.note} |")
         return "\n".join(lines)
 
     def write_csv(self, path: str) -> None:
-        flops, weight = self._extras()
-        extra_head = (["tflops"] if flops else []) + (["weight_gbs", "weight_frac_copy"] if weight else [])
+        flops, weight, warm = self._extras()
+        extra_head = ((["tflops"] if flops else []) + (["weight_gbs", "weight_frac_copy"] if weight else [])
+                      + (["warm_us"] if warm else []))
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["op", "shape", "dtype", "provider", "us", "gbs", "frac_copy", "host_us", "copy_gbs", "note"]
                        + extra_head)
             for r in self.rows:
                 extra = (([_opt(r.tflops, ".2f")] if flops else [])
-                         + ([_opt(r.weight_gbs, ".1f"), _opt(r.weight_frac, ".4f")] if weight else []))
+                         + ([_opt(r.weight_gbs, ".1f"), _opt(r.weight_frac, ".4f")] if weight else [])
+                         + ([_opt(r.warm_us, ".3f")] if warm else []))
                 w.writerow([r.op, r.shape, r.dtype, r.provider, f"{r.us:.3f}", f"{r.gbs:.1f}", f"{r.frac_copy:.4f}",
                             "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note] + extra)
 
@@ -184,7 +192,10 @@ def run_cases(table: Table, cases) -> None:
     "flops" a call does (adds TFLOP/s), "weight_bytes" it reads (adds the weight's GB/s and its
     fraction of the copy bandwidth), "copy_row" False to leave out the same-bytes copy (a
     compute-bound case's ceiling is not a copy), "host_calls" per host-timing round (default 200;
-    a call of milliseconds is device-bound there, and 5 x 200 of them cost seconds).
+    a call of milliseconds is device-bound there, and 5 x 200 of them cost seconds), "warm" True to
+    also time the first input set alone, replayed (its bytes stay in L2 when they fit: how
+    ANCHORS.md's peers were timed, results/h100/probe_scaled_mm_warm.md; the main column always
+    rotates sets past the L2, as a real step reads a weight from HBM).
     """
     last_us = 0.0
     for op, shape, dtype, nbytes, providers, *rest in cases:
@@ -204,9 +215,10 @@ def run_cases(table: Table, cases) -> None:
             try:
                 calls = [make(i) for i in range(k)]
                 us = graph_us(calls)
+                warm_us = graph_us(calls[:1]) if extra.get("warm") else None
                 host = host_us(calls[0], n=extra.get("host_calls", 200))
                 gbs = nbytes / us / 1e3
-                row = Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host)
+                row = Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host, warm_us=warm_us)
             except Exception as e:  # a peer that cannot run this case is reported, not fatal
                 us = float("nan")
                 row = Row(op, shape, dtype, name, us, us, us, None, f"failed: {type(e).__name__}: {str(e)[:80]}")
