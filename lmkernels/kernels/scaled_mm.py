@@ -43,6 +43,7 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .access import POINTER, load_tile, store_tile
+from .split_k import last_to_arrive
 
 
 @triton.jit
@@ -117,23 +118,16 @@ def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr,
                       stride_sb, split, tile, m0, n0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                       SPLIT_K: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
                       HAS_BIAS: tl.constexpr):
-    """One-launch split-K: store this split's partial tile to its workspace slot, count in; the
-    tile's last arrival sums the SPLIT_K partials, 0 first, runs the epilogue, resets the counter.
-
-    Slots are whole tiles (the workspace has tiles x SPLIT_K of them), so the stores need no mask.
-    Ordering, as in kernels/small_gemm.py: the CTA barrier puts every thread's store before the
-    one-thread atomic, whose gpu-scope acq_rel is cumulative over them; the last arrival's acquire
-    orders its loads after the other programs' stores, and .cg reads them from L2 (never a stale L1
-    line). The sum's order is fixed whoever arrives last, and the same as _split_k_reduce_kernel's.
-    The counter store needs no atomic: every split has counted and none touches it again in this
-    launch; the next launch reads it only once this grid is done (stream order or gdc_wait)."""
+    """One-launch split-K: store this split's partial tile to its workspace slot, count in
+    (kernels/split_k.py); the tile's last arrival sums the SPLIT_K partials, 0 first, runs the
+    epilogue, resets the counter. Slots are whole tiles (the workspace has tiles x SPLIT_K of them),
+    so the stores need no mask. The sum's order is fixed whoever arrives last, and the same as
+    _split_k_reduce_kernel's."""
     TILE: tl.constexpr = BLOCK_M * BLOCK_N
     offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     slot = part_ptr + tile.to(tl.int64) * (SPLIT_K * TILE)
     tl.store(slot + split * TILE + offs, acc)
-    tl.debug_barrier()
-    arrived = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
-    if arrived == SPLIT_K - 1:
+    if last_to_arrive(count_ptr + tile, SPLIT_K):
         total = tl.load(slot + offs, cache_modifier=".cg")
         for s in tl.static_range(1, SPLIT_K):
             total += tl.load(slot + s * TILE + offs, cache_modifier=".cg")

@@ -19,7 +19,8 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     partial tile to the workspace, [n-tile, split, BLOCK_M, BLOCK_N] so that a
                     tile's partials are contiguous, then counts itself in with an atomic add on its
                     n-tile's int32 counter (acq_rel, gpu scope, after a CTA barrier: the release
-                    publishes every thread's partial store, the pattern of CUDA's grid barriers).
+                    publishes every thread's partial store, the pattern of CUDA's grid barriers;
+                    kernels/split_k.py, shared with scaled_mm).
                     The program that sees SPLIT_K - 1 arrivals before its own is the last: it reads
                     the tile's SPLIT_K partials from L2 in ONE [BLOCK_S, BLOCK_M, BLOCK_N] load,
                     sums them over the split axis with one tl.sum, runs the epilogue and puts the
@@ -73,6 +74,7 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..runtime.device import is_interpreter
 from .access import prefetch_span_l2
+from .split_k import last_to_arrive
 
 # Triton 3.6's interpreter multiplies bf16 dot operands wrongly (a [16, 64] x [64, 32] tl.dot gave
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
@@ -232,11 +234,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
         mask = mask_m[:, None] & mask_n[None, :]
         tile_part = part_ptr + n_tile.to(tl.int64) * (SPLIT_K * BLOCK_M * BLOCK_N)
         tl.store(tile_part + split * (BLOCK_M * BLOCK_N) + tile_ptrs, acc, mask=mask)
-        # every thread's store before the counter's release: the CTA barrier orders them before the
-        # (one-thread) atomic, whose gpu-scope release is cumulative over them (PTX memory model)
-        tl.debug_barrier()
-        arrived = tl.atomic_add(count_ptr + n_tile, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:  # the tile's last program: every partial is in L2
+        if last_to_arrive(count_ptr + n_tile, SPLIT_K):  # the tile's last program: every partial is in L2
             _finish_split_tile(tile_part, count_ptr + n_tile, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr,
                                offs_m, offs_n, M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
     else:  # raw partial sums; the reduce kernel scales and rounds

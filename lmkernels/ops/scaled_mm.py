@@ -332,14 +332,7 @@ def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
      scratch) = plan
     out = a.new_empty(shape, dtype=out_dtype)
     c = out if split == 1 or scratch is not None else a.new_empty((split, *shape), dtype=ws_dtype)
-    if scratch is not None:
-        stream = _scratch.current_stream(dev)
-        bufs = scratch[1].get(stream)
-        if bufs is None:
-            bufs = _scratch.split_buffers(dev, stream, scratch[0], scratch[1])
-        part, count = bufs
-    else:
-        part = count = c  # never touched
+    part, count = (c, c) if scratch is None else _scratch.split_buffers(dev, scratch)  # (c, c): never touched
     bias_arg = scale_a if bias is None else bias
     if mode == _access.DESCRIPTOR:
         M, N, K, stride_a, stride_b = ints[:5]

@@ -405,11 +405,7 @@ def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
     s1 = x if x_scale is None else x_scale
     s2 = x if w_scale is None else w_scale
     if scratch is not None:
-        stream = _scratch.current_stream(dev)
-        bufs = scratch[1].get(stream)
-        if bufs is None:
-            bufs = _scratch.split_buffers(dev, stream, scratch[0], scratch[1])
-        part, count = bufs
+        part, count = _scratch.split_buffers(dev, scratch)
     elif split > 1:  # the two-launch workspace [SPLIT_K, M, N]
         part = count = x.new_empty((split, M, N), dtype=_F32)
     else:

@@ -3,8 +3,8 @@
 ll_gemm and scaled_mm split K across programs and finish each output tile in the same launch: every
 program stores its raw partial tile to the workspace and counts itself in on the tile's counter;
 the last to arrive sums the partials in a fixed order, runs the epilogue and puts the counter back
-to 0 (kernels/small_gemm.py's docstring has the memory-ordering argument). This module owns the
-buffers both use.
+to 0 (kernels/split_k.py has the memory-ordering argument, kernels/small_gemm.py the protocol).
+This module owns the buffers both use.
 
 One (workspace, counters) pair per (device, stream, spec), made on first use and kept for the life
 of the process (never freed or grown: a captured CUDA graph holds their addresses). spec is
@@ -40,11 +40,6 @@ def torch_device(dev: int) -> torch.device:
     return torch.device("cuda", dev) if dev >= 0 else torch.device("cpu")
 
 
-def current_stream(dev: int) -> int:
-    """The raw handle of the current stream on device dev (0 on the CPU)."""
-    return _raw_stream(dev) if dev >= 0 else 0
-
-
 def _zeroed_counters(dev: int, n: int, capturing: bool):
     """n zero int32 counters carved from the device's slab (a new slab when it is full, unless
     capturing); None when capturing and no slab has room."""
@@ -60,10 +55,20 @@ def _zeroed_counters(dev: int, n: int, capturing: bool):
     return slab[0][start:start + n]
 
 
-def split_buffers(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
-    """The (workspace, counters) of this device, stream and spec = (counters, workspace elements,
-    workspace dtype); remembered in the caller's plan-level `fast` dict (stream -> buffers) once
-    cached, so the next call of the plan finds them with one dict lookup."""
+def split_buffers(dev: int, scratch: tuple) -> tuple:
+    """(workspace, counters) for a plan's scratch = (spec, {stream: buffers}) on the current stream of
+    device dev; spec = (counters, workspace elements, workspace dtype). A plan's second call on a
+    stream finds them with one dict lookup; the first looks in (or fills) the process-wide cache."""
+    stream = _raw_stream(dev) if dev >= 0 else 0
+    bufs = scratch[1].get(stream)
+    if bufs is None:
+        bufs = _cached(dev, stream, scratch[0], scratch[1])
+    return bufs
+
+
+def _cached(dev: int, stream: int, spec: tuple, fast: dict) -> tuple:
+    """The process-wide (workspace, counters) of this device, stream and spec, made on first use;
+    remembered in the plan's `fast` dict too once cached."""
     key = (dev, stream) + spec
     bufs = _bufs.get(key)
     if bufs is None:
