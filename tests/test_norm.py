@@ -72,6 +72,23 @@ def test_rms_norm_strided_rows(dtype, H):
     assert_ulps(out_s, ref.rms_norm(xu, w, 1e-6), TOL[dtype])
 
 
+@pytest.mark.parametrize("case", ["one_row_odd_stride", "rows_strided", "h1_strided", "h1_dense", "dense"])
+def test_rms_norm_allocated_output(case):
+    """The allocating call makes its output itself and launches with rows H apart without asking the
+    new tensor (ops/norm.py): that must hold for every 2-D x the fast branch takes."""
+    dtype = torch.bfloat16
+    x = {"one_row_odd_stride": lambda: randn(1, 777, dtype=dtype, seed=4)[:, 3:773],   # [1, 770], row stride 777
+         "rows_strided": lambda: randn(6, 300, dtype=dtype, seed=5)[:, 7:263],        # [6, 256], row stride 300
+         "h1_strided": lambda: randn(5, 3, dtype=dtype, seed=6)[:, :1],               # [5, 1], row stride 3
+         "h1_dense": lambda: randn(5, 1, dtype=dtype, seed=7),
+         "dense": lambda: randn(9, 520, dtype=dtype, seed=8)}[case]()
+    w = randn(x.shape[1], dtype=dtype, seed=9)
+    y = lmkernels.rms_norm(x, w, 1e-6)
+    assert y.shape == x.shape and y.dtype == dtype and y.data_ptr() != x.data_ptr()
+    assert_ulps(y, ref.rms_norm(x, w, 1e-6), TOL[dtype])
+    assert_ulps(lmkernels.rms_norm(x), ref.rms_norm(x), TOL[dtype])
+
+
 @pytest.mark.parametrize("H", [16384, 65536])
 def test_large_hidden_sizes(H):
     """The warps grow with H from 16384 on; 65536 spills registers on sm90 but must stay correct."""
