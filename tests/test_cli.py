@@ -103,10 +103,12 @@ def test_harness_tables_add_matmul_columns_only_when_rows_have_them(tmp_path):
     assert lines[7].endswith("| 0.020 | 600.0 |  |  |  |  |")
     mm.write_csv(tmp_path / "b.csv")
     assert (tmp_path / "b.csv").read_text().splitlines()[0].endswith(",note,tflops,weight_gbs,weight_frac_copy")
-    mm.rows[0].warm_us = 7.5  # a one-input-set time (ANCHORS' method) adds its column, empty where unmeasured
+    # a one-input-set time (ANCHORS' method) adds its columns, empty where unmeasured
+    mm.rows[0].warm_us, mm.rows[0].warm_gbs = 7.5, 1234.5
     lines = mm.markdown().splitlines()
-    assert "| weight of copy BW | µs, one input set (L2-warm, ANCHORS' method) | host µs/call |" in lines[4]
-    assert lines[6].endswith("| 0.560 | 7.50 | 9.0 |  |") and lines[7].endswith("| 600.0 |  |  |  |  |  |")
+    assert ("| weight of copy BW | µs, one input set (L2-warm, ANCHORS' method) | GB/s, one input set "
+            "| host µs/call |") in lines[4]
+    assert lines[6].endswith("| 0.560 | 7.50 | 1234 | 9.0 |  |") and lines[7].endswith("| 600.0 |  |  |  |  |  |  |")
     mm.write_csv(tmp_path / "c.csv")
     rows = (tmp_path / "c.csv").read_text().splitlines()
-    assert rows[0].endswith(",weight_frac_copy,warm_us") and rows[1].endswith(",7.500")
+    assert rows[0].endswith(",weight_frac_copy,warm_us,warm_gbs") and rows[1].endswith(",7.500,1234.5")

@@ -114,6 +114,7 @@ class Row:
     weight_gbs: float | None = None   # decode matmuls: the weight's bytes / time (the bytes that matter)
     weight_frac: float | None = None  # weight_gbs over the run's copy bandwidth
     warm_us: float | None = None      # one input set replayed: its weight stays in L2 (ANCHORS.md's method)
+    warm_gbs: float | None = None     # the bytes over warm_us
 
 
 def _opt(v, fmt: str) -> str:
@@ -141,7 +142,7 @@ class Table:
         if weight:
             head, rule = head + " weight GB/s | weight of copy BW |", rule + "---:|---:|"
         if warm:
-            head, rule = head + " µs, one input set (L2-warm, ANCHORS' method) |", rule + "---:|"
+            head, rule = head + " µs, one input set (L2-warm, ANCHORS' method) | GB/s, one input set |", rule + "---:|---:|"
         head, rule = head + " host µs/call | note |", rule + "---:|---|"
         lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "",
                  head + "\n" + rule]
@@ -154,14 +155,14 @@ class Table:
             if weight:
                 line += f"{_opt(r.weight_gbs, '.0f')} | {_opt(r.weight_frac, '.3f')} | "
             if warm:
-                line += f"{_opt(r.warm_us, '.2f')} | "
+                line += f"{_opt(r.warm_us, '.2f')} | {_opt(r.warm_gbs, '.0f')} | "
             lines.append(line + f"{host} | {r.note} |")
         return "\n".join(lines)
 
     def write_csv(self, path: str) -> None:
         flops, weight, warm = self._extras()
         extra_head = ((["tflops"] if flops else []) + (["weight_gbs", "weight_frac_copy"] if weight else [])
-                      + (["warm_us"] if warm else []))
+                      + (["warm_us", "warm_gbs"] if warm else []))
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["op", "shape", "dtype", "provider", "us", "gbs", "frac_copy", "host_us", "copy_gbs", "note"]
@@ -169,7 +170,7 @@ class Table:
             for r in self.rows:
                 extra = (([_opt(r.tflops, ".2f")] if flops else [])
                          + ([_opt(r.weight_gbs, ".1f"), _opt(r.weight_frac, ".4f")] if weight else [])
-                         + ([_opt(r.warm_us, ".3f")] if warm else []))
+                         + ([_opt(r.warm_us, ".3f"), _opt(r.warm_gbs, ".1f")] if warm else []))
                 w.writerow([r.op, r.shape, r.dtype, r.provider, f"{r.us:.3f}", f"{r.gbs:.1f}", f"{r.frac_copy:.4f}",
                             "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note] + extra)
 
@@ -218,7 +219,8 @@ def run_cases(table: Table, cases) -> None:
                 warm_us = graph_us(calls[:1]) if extra.get("warm") else None
                 host = host_us(calls[0], n=extra.get("host_calls", 200))
                 gbs = nbytes / us / 1e3
-                row = Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host, warm_us=warm_us)
+                row = Row(op, shape, dtype, name, us, gbs, gbs / table.copy_gbs, host, warm_us=warm_us,
+                          warm_gbs=None if warm_us is None else nbytes / warm_us / 1e3)
             except Exception as e:  # a peer that cannot run this case is reported, not fatal
                 us = float("nan")
                 row = Row(op, shape, dtype, name, us, us, us, None, f"failed: {type(e).__name__}: {str(e)[:80]}")
