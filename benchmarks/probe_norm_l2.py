@@ -3,9 +3,9 @@
 `lmkernels bench norm`, where all of them are equal with input sets rotating past the L2).
 
 Variants, each timed on rotating input sets ("rotated") and on the first set replayed ("one set"):
-the op (allocating, out= a fixed y, PDL off), Liger's autograd function and its kernel launched
-directly (allocating Y like Liger, or a fixed Y), and a probe kernel of our own with Liger's layout
-(1-D row, program per row, 8 warps) with and without the rstd store and with cache policies.
+the op (allocating, out= a fixed y, PDL off), Liger's autograd function and its forward (which
+allocates Y and RSTD itself), a probe kernel of our own with Liger's layout (1-D row, a program a
+row, 8 warps) with and without the rstd store and with cache policies, and torch.add as the copy.
 python benchmarks/probe_norm_l2.py [--rounds 3]
 """
 from __future__ import annotations
@@ -66,7 +66,8 @@ def main() -> None:
     print(f"### rms_norm on one input set vs rotating sets; {describe_device()}\n")
     print(f"copy bandwidth (1 GiB), measured in this run: {copy:.0f} GB/s; µs: CUDA-graph medians a call, median of "
           f"{args.rounds} interleaved rounds; bytes 2 T H 2 + 2 H; Liger: {'yes' if lrms else 'not installed'}\n")
-    print("| T | H | variant | µs rotated | GB/s rotated | µs one set | GB/s one set |\n|---|---|---|---:|---:|---:|---:|")
+    print("| T | H | variant | µs rotated | GB/s rotated | µs one set | GB/s one set |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for T, H in ((4096, 4096), (4096, 8192), (2048, 8192)):
         nbytes = (2 * T * H + H) * 2
         k = n_input_sets(nbytes)

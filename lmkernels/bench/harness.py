@@ -142,7 +142,8 @@ class Table:
         if weight:
             head, rule = head + " weight GB/s | weight of copy BW |", rule + "---:|---:|"
         if warm:
-            head, rule = head + " µs, one input set (L2-warm, ANCHORS' method) | GB/s, one input set |", rule + "---:|---:|"
+            head += " µs, one input set (L2-warm, ANCHORS' method) | GB/s, one input set |"
+            rule += "---:|---:|"
         head, rule = head + " host µs/call | note |", rule + "---:|---|"
         lines = [f"### {self.title}", "", f"copy bandwidth, measured in this run: {self.copy_gbs:.0f} GB/s", "",
                  head + "\n" + rule]

@@ -55,7 +55,8 @@ def _shape_cases(T: int, H: int, dtype, lg):
     # rms_norm: read x [T, H] and w [H], write y [T, H]
     # fused_add_rms_norm: read x, residual and w, write x and residual
     # from T = 4096 on, also one input set replayed (ANCHORS.md's method, behind its Liger 3.02 TB/s
-    # at T = 4096): x and y are 64 MB there, more than the 50 MB L2, so little stays warm
+    # at T = 4096): x and y are 64 MB there against a 50 MB L2, and which kernel keeps part of x
+    # warm moved between runs with the same code (results/h100/probe_norm_l2.md)
     extra = {"warm": T >= 4096}
     return [("rms_norm", f"T={T} H={H}", dt, (2 * T * H + H) * e, p, extra),
             ("fused_add_rms_norm", f"T={T} H={H}", dt, (4 * T * H + H) * e, pf, extra)]
