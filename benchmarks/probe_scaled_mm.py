@@ -11,13 +11,17 @@ Session 12 (predictions in benchmarks/NOTES.md):
   mid6144      M = 128, N = 6144: tile shapes that keep one program an SM (96 or 48 tiles).
   decode14336  M = 1 and 16, N = 4096, K = 14336: split, depth and width of the weight stream.
   one_launch   every tuned split-K entry, finished by a second launch and in the same launch.
+Session 13:
+  tail     tuned unsplit entries whose tiles overrun a whole wave of SMs by at most half a wave
+           (8B N = 6144, 70B N = 10240): as tuned, with only the overrun tiles split (SPLIT_TAIL,
+           tuning.scaled_mm.split_tail_twin), and that persistent.
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
 sets (the weight read from HBM). int8 variants must equal the first config's output bit for bit;
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
-python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch]
+python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
 """
 import sys
 import time
@@ -200,6 +204,28 @@ def one_launch():
             torch.cuda.empty_cache()
 
 
+def tail():
+    """Session 13: SPLIT_TAIL against the tuned config at the 8B and 70B entries it should help most."""
+    import json
+    import os
+    from lmkernels.runtime import config_store
+    from lmkernels.tuning.scaled_mm import split_tail_twin
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
+    for (N, K), ms in (((6144, 4096), (96, 128, 256, 512)), ((10240, 8192), (128, 512))):
+        for fp8 in (False, True):
+            dtype = "fp8" if fp8 else "int8"
+            path = os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype={dtype}.json")
+            table = json.load(open(path))
+            for m in ms:
+                c = table[str(m)]
+                twin = split_tail_twin(c, m, N, K, sms)
+                if twin is None or c.get("SPLIT_K", 1) != 1:
+                    print(f"\n(M={m} N={N} K={K}: no tail twin for {describe(c)})")
+                    continue
+                probe(m, N, K, fp8, [c, twin, dict(twin, PERSISTENT=True)])
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -221,4 +247,4 @@ if __name__ == "__main__":
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
-         "one_launch": one_launch}[w]()
+         "one_launch": one_launch, "tail": tail}[w]()

@@ -223,19 +223,20 @@ for target in TARGETS:
 # scaled_mm (int8 and fp8 e4m3, b = w.t(), per-token x per-channel scales, bf16 bias, launched with
 # enable_fp_fusion off as the op does): sm90 pointer / descriptor / persistent / split-K at the
 # heuristic's tiles (int8 128 x 256, fp8 256 x 128, decode 16 x 64 x 256), split-K finished in the
-# launch (ONE_LAUNCH, the decode tiles) and the split-K reduce, all with PDL (the decode tiles
-# launching their dependents early); sm80 and gfx942 pointer mode (gfx942's split-K: two launches,
+# launch (ONE_LAUNCH, the decode tiles; SPLIT_TAIL's 64 x 64 tiles, plain and persistent) and the
+# split-K reduce, all with PDL (the decode tiles launching their dependents early); sm80 and gfx942 pointer mode (gfx942's split-K: two launches,
 # as the op does on HIP). Triton refuses fp8e4nv below sm89: the sm80 fp8 case records it.
 MM_CASES = {"sm90": [("i8", 0, 128, 256, 128, 1, False, False), ("i8", 2, 128, 256, 128, 1, False, False),
                      ("i8", 2, 128, 256, 128, 1, True, False), ("i8", 0, 16, 64, 256, 4, False, False),
                      ("fp8e4nv", 0, 256, 128, 128, 1, False, False), ("fp8e4nv", 2, 256, 128, 128, 1, False, False),
-                     ("fp8e4nv", 2, 128, 256, 128, 1, True, True), ("fp8e4nv", 2, 16, 64, 256, 4, False, False)],
+                     ("fp8e4nv", 2, 128, 256, 128, 1, True, True), ("fp8e4nv", 2, 16, 64, 256, 4, False, False),
+                     ("i8", 2, 64, 64, 128, 2, False, False, 132), ("fp8e4nv", 2, 64, 64, 128, 2, True, True, 132)],
             "sm80": [("i8", 0, 128, 128, 64, 1, False, False), ("i8", 0, 16, 64, 128, 4, False, False),
                      ("fp8e4nv", 0, 128, 128, 64, 1, False, False)],
             "gfx942": [("i8", 0, 128, 128, 64, 1, False, False), ("i8", 0, 16, 64, 128, 4, False, False),
                        ("fp8e4nv", 0, 128, 128, 64, 1, False, False)]}
 for target, cases in MM_CASES.items():
-    for dt, mode, bm, bn, bk, split, persistent, fast in cases:
+    for dt, mode, bm, bn, bk, split, persistent, fast, *tail in cases:  # tail: SPLIT_TAIL's SM count
         ta = f"tensordesc<{dt}[{bm}, {bk}]>" if mode == 2 else f"*{dt}"
         tb = f"tensordesc<{dt}[{bn}, {bk}]>" if mode == 2 else f"*{dt}"
         one_launch = split > 1 and target != "gfx942"  # HIP finishes split-K in a second launch
@@ -249,12 +250,13 @@ for target, cases in MM_CASES.items():
                   "PERSISTENT": persistent, "A_T": False, "B_T": True, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True,
                   "HAS_BIAS": True, "INT8": dt == "i8", "FAST_ACCUM": fast, "ACCESS": mode,
                   "USE_PDL": target == "sm90", "EARLY_LAUNCH": target == "sm90" and bm == 16,
-                  "ONE_LAUNCH": one_launch}
+                  "ONE_LAUNCH": one_launch, "TAIL_SMS": tail[0] if tail else 0}
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 17)}
         warps = 8 if bm >= 128 else 4
         compile_one(f"scaled_mm mode={mode} {dt} {bm}x{bn}x{bk} split={split} persistent={persistent} fast={fast} "
-                    f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']} one_launch={one_launch}",
+                    f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']} one_launch={one_launch} "
+                    f"tail_sms={consts['TAIL_SMS']}",
                     _scaled_mm_kernel, sig, consts, attrs, target, warps, num_stages=3 if bm >= 128 else 4,
                     enable_fp_fusion=False)
     for ws in ("i32", "fp32"):
@@ -306,7 +308,7 @@ print(json.dumps(results))
 '''
 
 
-SCALED_MM_ROWS = {"sm90": 8 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
+SCALED_MM_ROWS = {"sm90": 10 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
 LL_GEMM_ROWS = {"sm90": 6 + 2, "sm80": 4 + 1, "gfx942": 6 + 1}  # sm80: no fp8 case
 
 

@@ -274,6 +274,59 @@ def test_split_k_in_one_launch_equals_two_launches(kind, monkeypatch):
         assert all(int(c.abs().sum()) == 0 for _p, c in scratch.buffers_of(dev))
 
 
+def _tile_rows_cols(t, tiles_m, tiles_n, group):
+    """(tile row, tile column) of tile t in the kernel's grouped order (kernels/scaled_mm._tile_coords)."""
+    band = group * tiles_n
+    first = (t // band) * group
+    rows = min(tiles_m - first, group)
+    return first + (t % band) % rows, (t % band) // rows
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_split_tail(kind, monkeypatch):
+    """SPLIT_TAIL: the tiles of whole waves (one tile an SM) run whole, only the tiles - whole left
+    over are split and finished in the launch. Every whole tile has the bits of the unsplit config,
+    every split tile those of the config that splits all tiles (same K chunks, same order), in one
+    launch, plain and persistent, with the counters back at 0. 3 x (SMs + 18) tiles of 16 x 16 leave
+    54 % SMs over: 2 under the interpreter's 4 'SMs', 54 on an H100. On HIP (no one-launch finish)
+    the config runs as two-launch split-K of every tile."""
+    _skip_fp8(kind)
+    sms = mm_ops.num_sms(max(torch.empty(0, device=DEVICE).get_device(), 0))
+    M, N, K, bm, bn, split, group = 33, 16 * (sms + 18), 496, 16, 16, 3, 4
+    a, w = _operands(M, N, K, kind, seed_of("split tail", kind))
+    sa, sb, bias = _scales(M, N, 13)
+    monkeypatch.setattr(mm_ops, "_HIP", False)
+    base = _cfg(bm=bm, bn=bn, bk=64, GROUP_SIZE_M=group)
+    plain = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=base)
+    every = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias,
+                                config=dict(base, SPLIT_K=split, ONE_LAUNCH=True))
+    tiles_m, tiles_n = -(-M // bm), N // bn
+    tiles = tiles_m * tiles_n
+    whole = tiles - tiles % sms
+    assert 0 < whole < tiles
+    want = plain.clone()
+    for t in range(whole, tiles):
+        r, c = _tile_rows_cols(t, tiles_m, tiles_n, group)
+        want[r * bm:(r + 1) * bm, c * bn:(c + 1) * bn] = every[r * bm:(r + 1) * bm, c * bn:(c + 1) * bn]
+    dev = a.get_device()
+    for extra in ({}, {"PERSISTENT": True}):
+        cfg = dict(base, SPLIT_K=split, ONE_LAUNCH=True, SPLIT_TAIL=True, **extra)
+        main, red = CountingLauncher(mm_ops._launch), CountingLauncher(mm_ops._launch_reduce)
+        monkeypatch.setattr(mm_ops, "_launch", main)
+        monkeypatch.setattr(mm_ops, "_launch_reduce", red)
+        got = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+        assert (main.n, red.n) == (1, 0), cfg
+        _check(got, a, w.t(), sa, sb, torch.bfloat16, bias)
+        assert torch.equal(got, want), cfg
+        assert all(int(c.abs().sum()) == 0 for _p, c in scratch.buffers_of(dev))
+        monkeypatch.setattr(mm_ops, "_launch", main.real)
+        monkeypatch.setattr(mm_ops, "_launch_reduce", red.real)
+    monkeypatch.setattr(mm_ops, "_HIP", True)
+    hip = lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias,
+                              config=dict(base, SPLIT_K=split, ONE_LAUNCH=True, SPLIT_TAIL=True))
+    assert torch.equal(hip, every)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_persistent(kind):
     """PERSISTENT: fewer programs than tiles (the interpreter has 4 'SMs'), each looping; with
@@ -464,6 +517,10 @@ BAD_CONFIGS = [
     ({"PERSISTENT": 1}, r"config\['PERSISTENT'\]=1 must be a bool"),
     ({"FP8_FAST_ACCUM": "yes"}, r"config\['FP8_FAST_ACCUM'\]='yes' must be a bool"),
     ({"ONE_LAUNCH": 0}, r"config\['ONE_LAUNCH'\]=0 must be a bool"),
+    ({"SPLIT_TAIL": 1}, r"config\['SPLIT_TAIL'\]=1 must be a bool"),
+    ({"SPLIT_TAIL": True, "SPLIT_K": 2}, r"SPLIT_TAIL'\]=True needs SPLIT_K > 1 and ONE_LAUNCH True, got SPLIT_K=2 "
+                                        r"and ONE_LAUNCH=False"),
+    ({"SPLIT_TAIL": True, "ONE_LAUNCH": True}, r"needs SPLIT_K > 1 and ONE_LAUNCH True, got SPLIT_K=1"),
     ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
 ]
 
@@ -477,7 +534,8 @@ def test_check_config_refuses(change, match):
 def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
-    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False)
+    assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False,
+                       SPLIT_TAIL=False)
     assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})

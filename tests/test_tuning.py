@@ -126,6 +126,31 @@ def test_one_launch_twins_every_split_candidate(M):
     assert "one-launch" in t.describe(both[-1])
 
 
+def test_split_tail_twins():
+    """split_tail=True: after the list, each unsplit tile config whose tiles overrun a whole wave by
+    1 to num_sms / 2 again with SPLIT_TAIL, SPLIT_K = num_sms // rem (<= 8, >= 2 K tiles a part),
+    ONE_LAUNCH; never at decode sizes, never where the overrun is 0 or over half a wave."""
+    from lmkernels.ops.scaled_mm import check_config
+    heur = t.config(64, 64, 128, 8, 4, 4)
+    plain = t.candidates(128, 6144, 4096, num_sms=132, descriptor_ok=True, heuristic=heur, normalize=check_config)
+    both = t.candidates(128, 6144, 4096, num_sms=132, descriptor_ok=True, heuristic=heur, normalize=check_config,
+                        split_tail=True)
+    assert both[:len(plain)] == plain and len(both) > len(plain)
+    for c in both[len(plain):]:
+        base = dict(c, SPLIT_K=1, ONE_LAUNCH=False, SPLIT_TAIL=False)
+        assert c["SPLIT_TAIL"] and c["ONE_LAUNCH"] and base in plain, c
+        tiles = -(-128 // c["BLOCK_SIZE_M"]) * -(-6144 // c["BLOCK_SIZE_N"])
+        rem = tiles % 132
+        assert tiles > 132 and 0 < 2 * rem <= 132 and c["SPLIT_K"] == min(132 // rem, 8, 4096 // c["BLOCK_SIZE_K"] // 2)
+        assert " tail " in t.describe(c)
+    assert {(c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["SPLIT_K"]) for c in both[len(plain):]} >= {(64, 64, 2)}
+    # 64 x 128 tiles: 96 < 132 (no whole wave); decode: never
+    assert t.split_tail_twin(t.config(64, 128, 128, 8, 4, 4), 128, 6144, 4096, 132) is None
+    assert t.split_tail_twin(t.config(64, 64, 128, 8, 4, 4), 128, 6144 + 64 * 70, 4096, 132) is None  # 332 tiles: 68 over, more than half a wave
+    assert t.candidates(16, 6144, 4096, num_sms=132, descriptor_ok=True, split_tail=True) == t.candidates(
+        16, 6144, 4096, num_sms=132, descriptor_ok=True)
+
+
 def test_splits_fill_the_sms():
     assert t._splits(132, 132) == (1,) and t._splits(500, 132) == (1,)
     assert t._splits(64, 132) == (2, 4)   # 128 programs: 97 % of a wave; 256: two

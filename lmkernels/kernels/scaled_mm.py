@@ -94,46 +94,65 @@ def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, 
 
 @triton.jit
 def _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr,
-          SPLIT_K: tl.constexpr):
-    """(split, tile, m0, n0, k_lo, k_hi) of work item w: split w // tiles of tile w % tiles; its K range
-    [split * k_chunk, + k_chunk). k_chunk is a multiple of BLOCK_K (the host rounds it), so no tile
-    straddles two splits and the only partial tile is the one ending at K, which every mode
-    zero-fills: the K mask of the pointer mode and the descriptor's bounds agree. Without a split
-    the K range is the constant (0, K): a persistent loop can then be flattened (_scaled_mm_kernel)."""
+          SPLIT_K: tl.constexpr, TAIL_SMS: tl.constexpr):
+    """(split, tile, slot, m0, n0, k_lo, k_hi) of work item w: split w // tiles of tile w % tiles (its
+    workspace slot: the tile); its K range [split * k_chunk, + k_chunk). k_chunk is a multiple of
+    BLOCK_K (the host rounds it), so no tile straddles two splits and the only partial tile is the
+    one ending at K, which every mode zero-fills: the K mask of the pointer mode and the
+    descriptor's bounds agree. Without a split the K range is the constant (0, K): a persistent
+    loop can then be flattened (_scaled_mm_kernel).
+
+    TAIL_SMS > 0 (SPLIT_TAIL): only the tiles past the last whole wave of TAIL_SMS tiles are split.
+    Items 0 .. whole - 1 are the whole tiles (split -1: all of K, the epilogue in place); item
+    whole + s * rest + i is split s of tile whole + i (slot i), rest = tiles - whole. 192 tiles on
+    132 SMs: 132 whole tiles and 60 x SPLIT_K parts, so no SM does more than 1 + 1/SPLIT_K tiles'
+    work where the plain grid gave 60 of them two."""
     tiles = tiles_m * tiles_n
-    split = w // tiles
-    tile = w % tiles
-    pid_m, pid_n = _tile_coords(tile, tiles_m, tiles_n, GROUP_M)
-    if SPLIT_K == 1:
-        k_lo = 0
-        k_hi = K
+    if TAIL_SMS > 0:
+        whole = tiles - tiles % TAIL_SMS
+        rest = tl.maximum(tiles - whole, 1)
+        part = tl.maximum(w - whole, 0)
+        alone = w < whole
+        split = tl.where(alone, -1, part // rest)
+        slot = part % rest
+        tile = tl.where(alone, w, whole + slot)
+        k_lo = tl.where(alone, 0, split * k_chunk)
+        k_hi = tl.where(alone, K, tl.minimum(k_lo + k_chunk, K))
     else:
-        k_lo = split * k_chunk
-        k_hi = tl.minimum(k_lo + k_chunk, K)
-    return split, tile, pid_m * BLOCK_M, pid_n * BLOCK_N, k_lo, k_hi
+        split = w // tiles
+        tile = w % tiles
+        slot = tile
+        if SPLIT_K == 1:
+            k_lo = 0
+            k_hi = K
+        else:
+            k_lo = split * k_chunk
+            k_hi = tl.minimum(k_lo + k_chunk, K)
+    pid_m, pid_n = _tile_coords(tile, tiles_m, tiles_n, GROUP_M)
+    return split, tile, slot, pid_m * BLOCK_M, pid_n * BLOCK_N, k_lo, k_hi
 
 
 @triton.jit
 def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
-                      stride_sb, split, tile, m0, n0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                      stride_sb, split, slot_index, m0, n0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                       SPLIT_K: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
                       HAS_BIAS: tl.constexpr):
     """One-launch split-K: store this split's partial tile to its workspace slot, count in
     (kernels/split_k.py); the tile's last arrival sums the SPLIT_K partials, 0 first, runs the
     epilogue, resets the counter. Slots are whole tiles (the workspace has tiles x SPLIT_K of them),
     so the stores need no mask. The sum's order is fixed whoever arrives last, and the same as
-    _split_k_reduce_kernel's."""
+    _split_k_reduce_kernel's. slot_index: the tile's workspace slot and counter (_item)."""
     TILE: tl.constexpr = BLOCK_M * BLOCK_N
     offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-    slot = part_ptr + tile.to(tl.int64) * (SPLIT_K * TILE)
+    slot = part_ptr + slot_index.to(tl.int64) * (SPLIT_K * TILE)
     tl.store(slot + split * TILE + offs, acc)
-    if last_to_arrive(count_ptr + tile, SPLIT_K):
+    if last_to_arrive(count_ptr + slot_index, SPLIT_K):
         total = tl.load(slot + offs, cache_modifier=".cg")
         for s in tl.static_range(1, SPLIT_K):
             total += tl.load(slot + s * TILE + offs, cache_modifier=".cg")
         _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
                   BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
-        tl.store(count_ptr + tile, 0)
+        tl.store(count_ptr + slot_index, 0)
 
 
 @triton.jit
@@ -142,10 +161,11 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr):
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr):
     """Work item w: its tile and K range (_item), the K loop, then the epilogue, the one-launch
     finish or the partial store."""
-    split, tile, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K)
+    split, tile, slot, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M,
+                                                  SPLIT_K, TAIL_SMS)
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
@@ -172,9 +192,16 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
         _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
                   BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
     elif ONE_LAUNCH:
-        _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
-                          stride_sb, split, tile, m0, n0, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN, SB_PER_CHANNEL,
-                          HAS_BIAS)
+        alone = False
+        if TAIL_SMS > 0:
+            alone = split < 0  # a whole tile of SPLIT_TAIL's full waves
+        if alone:
+            _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+                      BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        else:
+            _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
+                              stride_sb, split, slot, m0, n0, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN,
+                              SB_PER_CHANNEL, HAS_BIAS)
     else:  # the raw partial sums of this split (c_ptr: the workspace); the reduce kernel scales them
         store_tile(c_ptr + split.to(tl.int64) * stride_cs, acc, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
@@ -191,7 +218,7 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                       FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
-                      EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr):
+                      EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, or ONE_LAUNCH: scaled and rounded) or the
     workspace [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are
     pointers, or host-made tensor descriptors over the operands' memory order when ACCESS is
@@ -215,16 +242,18 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
             gdc_launch_dependents()
     if PERSISTENT:
         items = tiles_m * tiles_n * SPLIT_K
+        if TAIL_SMS > 0:  # the whole tiles of full waves, then the split ones (_item)
+            items = tiles_m * tiles_n + (tiles_m * tiles_n % TAIL_SMS) * (SPLIT_K - 1)
         for w in tl.range(pid, items, tl.num_programs(0), flatten=True):
             _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a,
                        stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M,
                        BLOCK_N, BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8,
-                       FAST_ACCUM, ACCESS, ONE_LAUNCH)
+                       FAST_ACCUM, ACCESS, ONE_LAUNCH, TAIL_SMS)
     else:
         _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b,
                    stride_cm, stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N,
                    BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM,
-                   ACCESS, ONE_LAUNCH)
+                   ACCESS, ONE_LAUNCH, TAIL_SMS)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -55,7 +55,12 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # Off by default: on the H100 it ran 0.84-1.33x the two-launch time over the 44 split entries of the
 # first tables (results/h100/probe_scaled_mm_one_launch.md), so the tuner times both; HIP always
 # takes two (its barrier fences LDS only: kernels/small_gemm.py)
-OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False}
+# SPLIT_TAIL: split only the tiles past the last whole wave of one tile an SM (kernels/scaled_mm.py
+# _item), finished in the launch; for a tile count just past a multiple of the SMs (M = 128,
+# N = 6144: 192 tiles of 64 x 64 on 132 SMs). Needs ONE_LAUNCH; where that cannot be (HIP) the
+# config runs as plain two-launch split-K
+OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
+                 "SPLIT_TAIL": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -75,7 +80,9 @@ def check_config(cfg) -> dict:
     default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
     the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default True: see
     scaled_mm), ONE_LAUNCH (bool, default False: split-K's sum and epilogue run in a second launch;
-    True: in the main kernel; HIP always takes two). Raises ValueError naming the key and the value."""
+    True: in the main kernel; HIP always takes two), SPLIT_TAIL (bool, default False; True: SPLIT_K
+    applies only to the tiles past the last whole wave, and needs SPLIT_K > 1 and ONE_LAUNCH).
+    Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str)
@@ -95,9 +102,12 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
+    if out["SPLIT_TAIL"] and (out["SPLIT_K"] < 2 or not out["ONE_LAUNCH"]):
+        raise ValueError(f"config['SPLIT_TAIL']=True needs SPLIT_K > 1 and ONE_LAUNCH True, got "
+                         f"SPLIT_K={out['SPLIT_K']} and ONE_LAUNCH={out['ONE_LAUNCH']}")
     return out
 
 
@@ -286,13 +296,16 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     k_chunk = triton.cdiv(k_tiles, split) * bk  # whole K tiles a split: no tile straddles two
     split = triton.cdiv(K, k_chunk) if K else 1  # every split non-empty
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
-    items = tiles * split
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
+    sms = num_sms(max(dev, 0))
+    tail_sms = sms if one_launch and cfg["SPLIT_TAIL"] else 0
+    split_tiles = tiles % sms if tail_sms else tiles  # the tiles that are split (the rest run whole)
+    items = tiles + split_tiles * (split - 1)
     persistent = cfg["PERSISTENT"]
-    grid = min(items, num_sms(max(dev, 0))) if persistent else items
+    grid = min(items, sms) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
               int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl,
-              use_pdl and early_launch(items, M <= bm, dev), one_launch)
+              use_pdl and early_launch(items, M <= bm, dev), one_launch, tail_sms)
     dt = INT8 if int8 else FP8
     acc_dtype = torch.int32 if int8 else torch.float32
     ws_dtype = acc_dtype if split > 1 and not one_launch else out_dtype  # what c_ptr points at
@@ -310,7 +323,7 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     if one_launch:
         # slots for a power of two of tiles: M moves every decode step, and this keeps the number of
         # cached workspaces per (BLOCK_M, BLOCK_N, SPLIT_K) to a handful (a graph holds their addresses)
-        slots = triton.next_power_of_2(tiles)
+        slots = triton.next_power_of_2(max(split_tiles, 1))
         scratch = ((slots, slots * split * bm * bn, acc_dtype), {})
     reduce = None
     if split > 1 and not one_launch:

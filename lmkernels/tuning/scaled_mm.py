@@ -36,7 +36,9 @@ accumulation, FP8_FAST_ACCUM is not searched):
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
-  results/h100/probe_scaled_mm_one_launch.md).
+  results/h100/probe_scaled_mm_one_launch.md), and past the decode sizes every unsplit one whose
+  tiles run at most half a wave past a whole wave is timed again with only those tiles split
+  (SPLIT_TAIL, split_tail_twin).
 """
 from __future__ import annotations
 
@@ -132,10 +134,12 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8: bool = False,
                heuristic: dict | None = None, normalize: Callable | None = None,
-               smem: int = SMEM_BUDGET, one_launch: bool = False) -> list[dict]:
+               smem: int = SMEM_BUDGET, one_launch: bool = False, split_tail: bool = False) -> list[dict]:
     """The configs timed for one M: the heuristic's first, then the pruned space (module docstring),
     each normalised (normalize: the op's check_config; refused ones are dropped) and deduplicated;
-    one_launch: then each split-K one again with ONE_LAUNCH True.
+    one_launch: then each split-K one again with ONE_LAUNCH True; split_tail: then, past the
+    decode sizes, each unsplit one whose tiles overrun their last whole wave by 1 to num_sms / 2
+    tiles again with those tiles split (SPLIT_TAIL, split_tail_twin).
     FP8_FAST_ACCUM is never searched: every fp8 table entry has the op's default accumulation, so
     the accuracy a caller gets does not depend on which config a table picked."""
     space = (_decode_space(M, N, K, num_sms, smem) if M <= SMALL_M
@@ -153,14 +157,31 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
         if key not in seen:
             seen.add(key)
             out.append(cfg)
+    twins = []
     if one_launch:
-        for cfg in [c for c in out if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]:
-            twin = dict(cfg, ONE_LAUNCH=True)
-            key = json.dumps(twin, sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                out.append(twin)
+        twins += [dict(c, ONE_LAUNCH=True) for c in out if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]
+    if split_tail and M > SMALL_M:
+        twins += [t for t in (split_tail_twin(c, M, N, K, num_sms) for c in out if c.get("SPLIT_K", 1) == 1) if t]
+    for twin in twins:
+        key = json.dumps(twin, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(twin)
     return out
+
+
+def split_tail_twin(cfg: dict, M: int, N: int, K: int, num_sms: int) -> dict | None:
+    """cfg with only the tiles past its last whole wave split (SPLIT_TAIL), or None where that
+    cannot pay: no whole wave, or more than half a wave over (rem tiles x SPLIT_K parts must fit
+    one wave beside the whole tiles: SPLIT_K = num_sms // rem, at most 8, each part >= 2 K tiles).
+    M = 128, N = 6144 in 64 x 64 tiles: 192 = 132 + 60, SPLIT_K 2, so no SM has more than 1.5
+    tiles' work where the plain grid gave 60 of them 2."""
+    tiles = -(-M // cfg["BLOCK_SIZE_M"]) * -(-N // cfg["BLOCK_SIZE_N"])
+    rem = tiles % num_sms
+    if tiles < num_sms or rem == 0 or 2 * rem > num_sms:
+        return None
+    split = min(num_sms // rem, 8, -(-K // cfg["BLOCK_SIZE_K"]) // 2)
+    return dict(cfg, SPLIT_K=split, ONE_LAUNCH=True, SPLIT_TAIL=True) if split >= 2 else None
 
 
 def describe(cfg: dict) -> str:
@@ -168,7 +189,8 @@ def describe(cfg: dict) -> str:
     s = (f"{cfg['BLOCK_SIZE_M']}x{cfg['BLOCK_SIZE_N']}x{cfg['BLOCK_SIZE_K']} g{cfg['GROUP_SIZE_M']} "
          f"w{cfg['num_warps']} s{cfg['num_stages']}")
     if cfg.get("SPLIT_K", 1) != 1:
-        s += f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
+        s += (f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
+              + (" tail" if cfg.get("SPLIT_TAIL") else ""))
     return s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
 
 
@@ -334,7 +356,7 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
     heur = target.heuristic(M, N, K, fp8)
     cands = candidates(M, N, K, num_sms=target.num_sms, descriptor_ok=target.descriptor_ok and K % 16 == 0
                        and N % 8 == 0, fp8=fp8, heuristic=heur, normalize=norm, smem=target.smem,
-                       one_launch=target.one_launch_ok)[:target.limit]
+                       one_launch=target.one_launch_ok, split_tail=target.one_launch_ok)[:target.limit]
     show(f"compile {len(cands)}")
     failed = target.warm(cands, M, N, K, fp8, sets[0])
     if 0 in failed:
