@@ -227,6 +227,15 @@ def test_resumes_after_an_interruption(tmp_path):
     forced = Fake()
     run(forced, tmp_path, force=True)
     assert set(forced.timed) == {1, 16, 48}
+    # --force on some Ms re-tunes those and keeps the others, configs and records alike
+    before = json.loads(table_path(tmp_path).read_text())
+    some = Fake()
+    res = run(some, tmp_path, ms=(16,), force=True)
+    after = json.loads(table_path(tmp_path).read_text())
+    assert set(some.timed) == {16} and res["left"] == []
+    assert sorted(after) == ["1", "16", "48", "_meta"] and after["_meta"]["m_grid"] == [1, 16, 48]
+    assert after["1"] == before["1"] and after["48"] == before["48"]
+    assert after["_meta"]["measured"]["1"] == before["_meta"]["measured"]["1"]
 
 
 def test_stops_between_ms_when_the_budget_is_spent(tmp_path):

@@ -319,7 +319,8 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
                 log=functools.partial(print, flush=True), close=lambda: None) -> dict:
     """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/op/, rewritten
     (atomically) after every M: an interruption loses at most the M in flight, and a rerun skips the
-    Ms already in the file (unless force).
+    Ms already in the file (unless force, which re-tunes the Ms in ms, keeps the file's other Ms,
+    and replaces a file it cannot read).
 
     The op's part: input_sets(weights, M, N, K, dtype) -> the sets one M rotates through (weights: a
     list kept across a shape's Ms, to reuse); tune_m(sets, M, N, K, dtype, show) -> (winner config,
@@ -332,12 +333,20 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
     plan = []
     for N, K, dtype in jobs:
         path = os.path.join(out_dir, op, config_store.file_name(N, K, gpu, dtype))
-        entries, measured, grid = ({}, {}, []) if force else read_existing(path, op, N, K, dtype)
-        plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms))))
+        try:
+            entries, measured, grid = read_existing(path, op, N, K, dtype)
+        except ValueError:
+            if not force:
+                raise
+            entries, measured, grid = {}, {}, []  # force replaces a file it cannot read
+        # force re-tunes the Ms asked for and keeps the file's others (a partial re-tune must not
+        # empty the rest of a shipped table)
+        todo = [m for m in ms if force or m not in entries]
+        plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms)), todo))
     files, stopped, last = [], False, None
+    done: set = set()  # (N, K, dtype, M) tuned by this run
     try:
-        for n_job, (N, K, dtype, path, entries, measured, grid) in enumerate(plan, 1):
-            todo = [m for m in ms if m not in entries]
+        for n_job, (N, K, dtype, path, entries, measured, grid, todo) in enumerate(plan, 1):
             if not todo:
                 log(f"N={N} K={K} {dtype}: all {len(ms)} M already in {path} (--force redoes them)")
                 continue
@@ -359,6 +368,7 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
                 del sets
                 rec["seconds"] = round(budget.elapsed() - t0, 1)
                 entries[M], measured[str(M)] = cfg, rec
+                done.add((N, K, dtype, M))
                 write_json_atomic(path, {"_meta": meta(N, K, dtype, grid, entries, measured),
                                          **{str(m): entries[m] for m in sorted(entries)}})
                 if path not in files:
@@ -375,7 +385,7 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
     finally:
         close()
         progress.clear()
-    left = [(N, K, dtype, [m for m in ms if m not in entries]) for N, K, dtype, _, entries, _, _ in plan]
+    left = [(N, K, dtype, [m for m in todo if (N, K, dtype, m) not in done]) for N, K, dtype, *_, todo in plan]
     return {"files": files, "left": [x for x in left if x[3]], "stopped": stopped}
 
 
