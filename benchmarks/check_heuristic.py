@@ -5,7 +5,7 @@ records heuristic_us beside each winner, but only for the heuristic of the day i
 the current ops.scaled_mm.heuristic_config against each table entry again, same rotated input sets
 (the weight read from HBM), CUDA-graph medians. Entries where both configs are the same dict are
 counted as 1.00 without timing. Prints one markdown row per M and a summary line.
-python benchmarks/check_heuristic.py [N,K ...]
+python benchmarks/check_heuristic.py [N,K ...] [--m M,M,...]   (--m: only those table Ms)
 """
 import glob
 import json
@@ -24,7 +24,7 @@ from lmkernels.tuning.scaled_mm import describe, operands
 LIMIT = 1 / 0.85
 
 
-def main(only):
+def main(only, ms=None):
     dev = torch.cuda.current_device()
     folder = os.path.join(os.path.dirname(lmkernels.__file__), "configs", "scaled_mm")
     files = sorted(glob.glob(os.path.join(folder, f"*,device_name={config_store.device_name(dev)},*.json")))
@@ -38,6 +38,8 @@ def main(only):
         if only and (N, K) not in only:
             continue
         for m in sorted(int(k) for k in data if k != "_meta"):
+            if ms and m not in ms:
+                continue
             tuned = check_config(data[str(m)])
             heur = heuristic_config(m, N, K, fp8, dev)
             n += 1
@@ -65,4 +67,10 @@ def main(only):
 
 
 if __name__ == "__main__":
-    main({tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]})
+    args = sys.argv[1:]
+    ms = None
+    if "--m" in args:
+        i = args.index("--m")
+        ms = {int(x) for x in args[i + 1].split(",")}
+        args = args[:i] + args[i + 2:]
+    main({tuple(int(x) for x in a.split(",")) for a in args}, ms)

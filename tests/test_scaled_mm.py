@@ -572,6 +572,13 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     assert heuristic_config(16, 4096, 14336, True, 0)["SPLIT_K"] > 1  # 64 tiles on 132 SMs
     assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1
+    # SPLIT_TAIL: 70B 10240 x 8192 at M = 256, 160 tiles of 128 x 128: the 28 past the wave in 4 parts;
+    # not for 64 x 64 tiles (8B N = 6144 M = 128, 192 tiles), nor on HIP (no one-launch finish)
+    tail = heuristic_config(256, 10240, 8192, False, 0)
+    assert (tail["SPLIT_K"], tail["ONE_LAUNCH"], tail["SPLIT_TAIL"]) == (4, True, True)
+    assert not heuristic_config(128, 6144, 4096, False, 0)["SPLIT_TAIL"]
+    monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("hip", 0, 65536))
+    assert not heuristic_config(256, 10240, 8192, False, 0)["SPLIT_TAIL"]
 
 
 def test_tuned_config_is_looked_up_first(monkeypatch):

@@ -151,8 +151,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
-    of the weight's traffic. sm90+: descriptors (TMA) for M > 32 where the operands allow,
-    pointers for the weight stream; other GPUs: the process default.
+    of the weight's traffic. SPLIT_TAIL (CUDA, M > 64, tiles of at least 64 x 128, fewer than 4
+    waves) where the tiles overrun a whole wave by at most half a wave: the overrun tiles in up
+    to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32 where the
+    operands allow, pointers for the weight stream; other GPUs: the process default.
     """
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
@@ -186,9 +188,22 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             split = 2
     elif 0 < tiles < sms:
         split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
+    # SPLIT_TAIL (one launch, CUDA only): tiles of at least 64 x 128 running 1 to 1.5 waves past a
+    # whole one, under 4 waves in all: the overrun tiles in sms // overrun parts (<= 4, >= 4 K tiles
+    # each). H100 tables (session 13): 70B 10240 x 8192 at 160 tiles 7-13 % faster, 6144 x 4096
+    # int8 M = 512 at 192 tiles 11 %; 64 x 64 tiles (two programs an SM) lost 6 % at 192
+    rem = tiles % sms
+    tail = (split == 1 and vendor == "cuda" and M > 64 and bm * bn >= 64 * 128 and sms < tiles < 4 * sms
+            and 0 < 2 * rem <= sms)
+    if tail:
+        split = min(sms // rem, 4, triton.cdiv(K, bk) // 4)
+        tail = split > 1
+        split = split if tail else 1
     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 1 if M <= 32 else 8,
            "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "PERSISTENT": persistent,
            "FP8_FAST_ACCUM": True}
+    if tail:
+        cfg.update(ONE_LAUNCH=True, SPLIT_TAIL=True)
     if vendor == "cuda" and cc >= 90:
         cfg["ACCESS"] = "descriptor" if M > 32 else "pointer"
     return check_config(cfg)
