@@ -105,6 +105,18 @@ for mode in available_modes():
                 lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
+        # SPLIT_TAIL: ragged 16 x 16 tiles, 3 x 150 of them (132 SMs: 54 past the last whole wave, split
+        # in 3 and finished in the launch), plain and persistent
+        M, N, K = 33, 2399, 1040
+        if dt == torch.int8:
+            a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
+        else:
+            a, w = (torch.randn(shape, device=dev).to(dt) for shape in ((M, K), (N, K)))
+        sa, sb, bias = torch.rand(M, 1, device=dev), torch.rand(1, N, device=dev), torch.randn(N, device=dev)
+        tail = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 16, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 4, "num_warps": 4,
+                "num_stages": 3, "SPLIT_K": 3, "ONE_LAUNCH": True, "SPLIT_TAIL": True}
+        for cfg in (tail, dict(tail, PERSISTENT=True)):
+            lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off
