@@ -577,6 +577,7 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     tail = heuristic_config(256, 10240, 8192, False, 0)
     assert (tail["SPLIT_K"], tail["ONE_LAUNCH"], tail["SPLIT_TAIL"]) == (4, True, True)
     assert not heuristic_config(128, 6144, 4096, False, 0)["SPLIT_TAIL"]
+    assert not heuristic_config(512, 6144, 4096, True, 0)["SPLIT_TAIL"]  # K < 8192: fp8 lost there
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("hip", 0, 65536))
     assert not heuristic_config(256, 10240, 8192, False, 0)["SPLIT_TAIL"]
 

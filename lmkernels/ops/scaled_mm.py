@@ -151,9 +151,9 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
-    of the weight's traffic. SPLIT_TAIL (CUDA, M > 64, tiles of at least 64 x 128, fewer than 4
-    waves) where the tiles overrun a whole wave by at most half a wave: the overrun tiles in up
-    to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32 where the
+    of the weight's traffic. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
+    fewer than 4 waves) where the tiles overrun a whole wave by at most half a wave: the overrun
+    tiles in up to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32 where the
     operands allow, pointers for the weight stream; other GPUs: the process default.
     """
     vendor, cc, smem = _gpu(device_index)
@@ -188,13 +188,15 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             split = 2
     elif 0 < tiles < sms:
         split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
-    # SPLIT_TAIL (one launch, CUDA only): tiles of at least 64 x 128 running 1 to 1.5 waves past a
-    # whole one, under 4 waves in all: the overrun tiles in sms // overrun parts (<= 4, >= 4 K tiles
-    # each). H100 tables (session 13): 70B 10240 x 8192 at 160 tiles 7-13 % faster, 6144 x 4096
-    # int8 M = 512 at 192 tiles 11 %; 64 x 64 tiles (two programs an SM) lost 6 % at 192
+    # SPLIT_TAIL (one launch, CUDA only): K >= 8192, tiles of at least 64 x 128 overrunning a whole
+    # wave by at most half a wave, under 4 waves in all: the overrun tiles in sms // overrun parts
+    # (<= 4, >= 4 K tiles each). H100 (session 13, check_heuristic_s13.md): 70B 10240 x 8192 at 160
+    # tiles 7-13 % faster and this rule within 1.08x of its tables; at K = 4096 the same rule ran
+    # fp8 6144 x 4096 M = 512 1.21x its table (only int8 gained there) and 64 x 64 tiles (two
+    # programs an SM) lost 6 %
     rem = tiles % sms
-    tail = (split == 1 and vendor == "cuda" and M > 64 and bm * bn >= 64 * 128 and sms < tiles < 4 * sms
-            and 0 < 2 * rem <= sms)
+    tail = (split == 1 and vendor == "cuda" and M > 64 and K >= 8192 and bm * bn >= 64 * 128
+            and sms < tiles < 4 * sms and 0 < 2 * rem <= sms)
     if tail:
         split = min(sms // rem, 4, triton.cdiv(K, bk) // 4)
         tail = split > 1
