@@ -8,7 +8,9 @@ Two kernels:
                          work item stores its raw partial tile to the workspace [tiles, SPLIT_K,
                          BLOCK_M, BLOCK_N] and counts itself in on its tile's counter; the item that
                          arrives last sums the tile's partials in the order 0, 1, ..., SPLIT_K - 1,
-                         applies the epilogue and resets the counter. Not ONE_LAUNCH (the
+                         applies the epilogue and resets the counter; with TAIL_SMS > 0 (the
+                         SPLIT_TAIL config key) only the tiles past the last whole wave of TAIL_SMS
+                         tiles are split, the rest run whole (_item). Not ONE_LAUNCH (the
                          default; HIP's only way): the raw partial sums go to a workspace
                          [SPLIT_K, M, N] (int32 / fp32) and
   _split_k_reduce_kernel sums a workspace's splits in the same fixed order 0, 1, ..., SPLIT_K - 1,
