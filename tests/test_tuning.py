@@ -146,7 +146,8 @@ def test_split_tail_twins():
     assert {(c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["SPLIT_K"]) for c in both[len(plain):]} >= {(64, 64, 2)}
     # 64 x 128 tiles: 96 < 132 (no whole wave); decode: never
     assert t.split_tail_twin(t.config(64, 128, 128, 8, 4, 4), 128, 6144, 4096, 132) is None
-    assert t.split_tail_twin(t.config(64, 64, 128, 8, 4, 4), 128, 6144 + 64 * 70, 4096, 132) is None  # 332 tiles: 68 over, more than half a wave
+    # 332 tiles: 68 over, more than half a wave
+    assert t.split_tail_twin(t.config(64, 64, 128, 8, 4, 4), 128, 6144 + 64 * 70, 4096, 132) is None
     assert t.candidates(16, 6144, 4096, num_sms=132, descriptor_ok=True, split_tail=True) == t.candidates(
         16, 6144, 4096, num_sms=132, descriptor_ok=True)
 

@@ -175,7 +175,8 @@ def split_tail_twin(cfg: dict, M: int, N: int, K: int, num_sms: int) -> dict | N
     cannot pay: no whole wave, or more than half a wave over (rem tiles x SPLIT_K parts must fit
     one wave beside the whole tiles: SPLIT_K = num_sms // rem, at most 8, each part >= 2 K tiles).
     M = 128, N = 6144 in 64 x 64 tiles: 192 = 132 + 60, SPLIT_K 2, so no SM has more than 1.5
-    tiles' work where the plain grid gave 60 of them 2."""
+    tiles' work where the plain grid gave 60 of them 2 (on the H100 that lost: those tiles run two
+    an SM anyway; it won at 128-wide tiles, which is why the tuner times both)."""
     tiles = -(-M // cfg["BLOCK_SIZE_M"]) * -(-N // cfg["BLOCK_SIZE_N"])
     rem = tiles % num_sms
     if tiles < num_sms or rem == 0 or 2 * rem > num_sms:
