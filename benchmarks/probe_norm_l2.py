@@ -19,6 +19,7 @@ import triton.language as tl
 
 import lmkernels
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.peers import liger
 from lmkernels.runtime.device import describe_device
 
 BF16 = torch.bfloat16
@@ -49,19 +50,12 @@ def probe(x, w, y=None, store_rstd=False, x_policy="", y_mod=""):
     return call
 
 
-def liger_module():
-    try:
-        from liger_kernel.ops import rms_norm as lrms
-        return lrms
-    except ImportError:
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    lrms = liger_module()
+    lg = liger()
+    lrms = None if lg is None else lg.rms_norm
     copy = copy_bandwidth_gbs()
     print(f"### rms_norm on one input set vs rotating sets; {describe_device()}\n")
     print(f"copy bandwidth (1 GiB), measured in this run: {copy:.0f} GB/s; µs: CUDA-graph medians a call, median of "

@@ -129,6 +129,17 @@ def _gpu(device_index: int) -> tuple[str, int, int]:
     return "cuda", p.major * 10 + p.minor, smem
 
 
+def tail_split(tiles: int, sms: int, k_tiles: int, most: int, min_k_tiles: int) -> int:
+    """SPLIT_K for SPLIT_TAIL over `tiles` tiles on `sms` SMs, or 1 where it cannot pay: no whole
+    wave, or more than half a wave over (the rem overrun tiles x SPLIT_K parts must fit one wave
+    beside the whole tiles: sms // rem parts, at most `most`, each >= min_k_tiles K tiles). The
+    heuristic and the tuner's twins (tuning/scaled_mm.py) both ask here."""
+    rem = tiles % sms
+    if tiles < sms or rem == 0 or 2 * rem > sms:
+        return 1
+    return max(1, min(sms // rem, most, k_tiles // min_k_tiles))
+
+
 def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -> dict:
     """The config used when no tuned table covers (N, K) on this GPU: the patterns of the H100
     tables for the eight Llama-3 shapes (lmkernels/configs/scaled_mm, 18 Ms each), shrunk to the
@@ -195,13 +206,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     # tiles 7-13 % faster and this rule within 1.08x of its tables; at K = 4096 the same rule ran
     # fp8 6144 x 4096 M = 512 1.21x its table (only int8 gained there) and 64 x 64 tiles (two
     # programs an SM) lost 6 %
-    rem = tiles % sms
-    tail = (split == 1 and vendor == "cuda" and M > 64 and K >= 8192 and bm * bn >= 64 * 128
-            and sms < tiles < 4 * sms and 0 < 2 * rem <= sms)
+    tail = split == 1 and vendor == "cuda" and M > 64 and K >= 8192 and bm * bn >= 64 * 128 and tiles < 4 * sms
     if tail:
-        split = min(sms // rem, 4, triton.cdiv(K, bk) // 4)
+        split = tail_split(tiles, sms, triton.cdiv(K, bk), 4, 4)
         tail = split > 1
-        split = split if tail else 1
     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 1 if M <= 32 else 8,
            "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "PERSISTENT": persistent,
            "FP8_FAST_ACCUM": True}
