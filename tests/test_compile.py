@@ -36,7 +36,9 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
     try:
         k = triton.compile(src, target=TARGETS[target], options=dict(options, num_warps=warps))
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
-        results.append({"case": name, "target": target, "ok": True,
+        scalar = re.search(r"ld\.global(\.[a-z]+)*\.b32 \{ %r\d+ \}", asm)  # a 4-byte load (a scale)
+        vector = re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32", asm)
+        results.append({"scalar_load_first": bool(scalar and vector and scalar.start() < vector.start()),"case": name, "target": target, "ok": True,
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
                         "prefetch": "prefetch.global.L2" in asm,
@@ -277,7 +279,9 @@ LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("bf16", "fp32", 16, 32, 256, 28, True, False, 1, True, True),
             ("fp16", "bf16", 16, 64, 128, 1, True, True, 3, False, False),
             ("fp8e4nv", "fp32", 16, 32, 512, 14, True, True, 1, False, False),
-            ("fp8e4nv", "bf16", 2, 16, 512, 1, False, False, 3, False, False)]
+            ("fp8e4nv", "bf16", 2, 16, 512, 1, False, False, 3, False, False),
+            # a router at M = 1, scaled, with bias: its epilogue operands loaded right after the wait
+            ("fp8e4nv", "fp32", 1, 4, 8192, 1, False, True, 1, True, True)]
 for target in TARGETS:
     pdl = target == "sm90"
     for dt, od, bm, bn, bk, split, dot, bias, stages, early, pre in LL_CASES:
@@ -309,7 +313,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 10 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
-LL_GEMM_ROWS = {"sm90": 6 + 2, "sm80": 4 + 1, "gfx942": 6 + 1}  # sm80: no fp8 case
+LL_GEMM_ROWS = {"sm90": 7 + 2, "sm80": 4 + 1, "gfx942": 7 + 1}  # sm80: no fp8 case
 
 
 def _fp8_refused(row) -> bool:
@@ -391,3 +395,7 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
             assert r["mma"], r["case"]
         if r["target"] == "sm90" and "reduce" not in r["case"]:
             assert r["vec16"], r["case"]
+    # the scales are read right after the wait, before the weight tile, not after the K loop
+    # (kernels/small_gemm._epilogue_operands): the M = 1 fp8 router's PTX loads them first
+    router = [r for r in rows if r["target"] == "sm90" and r["case"].startswith("ll_gemm fp8e4nv->fp32 1x4x8192")]
+    assert len(router) == 1 and router[0]["scalar_load_first"], router

@@ -67,6 +67,10 @@ every 128-byte line of its [BLOCK_N, k_chunk] block (prefetch.global.L2: no regi
 data, so nothing read can be stale; L2 is the GPU's point of coherence, so a write by the previous
 kernel lands in the same lines). The weight is the whole cost at M <= 16 and never depends on the
 previous kernel, so its HBM read overlaps that kernel's tail, and the loads after the wait hit L2.
+Every program that runs an epilogue reads the scales and its bias early (_epilogue_operands):
+right after the wait, beside the weight, or for the FMA rows (ROWS3) between the K loop and the
+reduction; never after the reduction. They are NOT prefetched before the wait: that cost fp8
+routers 1.0-1.7 µs a call on the H100 (results/h100/probe_epilogue_prefetch.md).
 """
 import triton
 import triton.language as tl
@@ -83,17 +87,31 @@ DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
 
 
 @triton.jit
-def _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n, M, N, stride_om,
+def _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n, N, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
+    """(scale, bias) for _epilogue, read early so that their round trip overlaps the weight's or
+    the reduction's instead of following them: the scales are 4-byte tensors that the weights'
+    stream pushes out of L2, and a DRAM round trip after the reduction was a tenth of an fp8 router
+    call (H100, rotated inputs, probe_epilogue_prefetch.md: 7168 x 256 M = 1 2.47 -> 2.18 µs,
+    4096 x 256 2.12 -> 1.84, 5120 x 128 M = 4 2.70 -> 2.40). bias has offs_n's shape;
+    placeholders where off."""
+    scale = tl.load(xs_ptr) * tl.load(ws_ptr) if HAS_SCALE else 1.0
+    bias = tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
+    return scale, bias
+
+
+@triton.jit
+def _epilogue(acc, out_ptr, scale, bias, offs_m, offs_n, M, N, stride_om,
               HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
-    """out[m, n] = cast((acc * (x_scale * w_scale)) + bias[n]) for the in-bounds (m, n); offs_m and
-    offs_n broadcast against acc (a [BM, BN] tile, or flattened 1-D outputs)."""
+    """out[m, n] = cast((acc * scale) + bias) for the in-bounds (m, n), scale = x_scale * w_scale and
+    bias from _epilogue_operands; offs_m, offs_n and bias broadcast against acc (a [BM, BN] tile, or
+    flattened 1-D outputs)."""
     t = acc
     if HAS_SCALE:
-        t = t * (tl.load(xs_ptr) * tl.load(ws_ptr))
-    mask = (offs_m < M) & (offs_n < N)
+        t = t * scale
     if HAS_BIAS:
-        t = t + tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
-    tl.store(out_ptr + offs_m.to(tl.int64) * stride_om + offs_n, t.to(out_ptr.dtype.element_ty), mask=mask)
+        t = t + bias
+    tl.store(out_ptr + offs_m.to(tl.int64) * stride_om + offs_n, t.to(out_ptr.dtype.element_ty),
+             mask=(offs_m < M) & (offs_n < N))
 
 
 @triton.jit
@@ -143,7 +161,7 @@ def _mac3(acc3, w3, x_rows, ks, mask_k, mask_m):
 
 
 @triton.jit
-def _finish_split_tile(part_ptr, count_ptr, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m, offs_n,
+def _finish_split_tile(part_ptr, count_ptr, tile_ptrs, mask, out_ptr, scale, bias, offs_m, offs_n,
                        M, N, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                        HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
     """The last program of an n-tile: out tile = epilogue(sum over s of the tile's SPLIT_K partials),
@@ -159,7 +177,7 @@ def _finish_split_tile(part_ptr, count_ptr, tile_ptrs, mask, out_ptr, bias_ptr, 
     s = tl.arange(0, BLOCK_S)
     ptrs = part_ptr + (s * (BLOCK_M * BLOCK_N))[:, None, None] + tile_ptrs[None, :, :]
     parts = tl.load(ptrs, mask=(s < SPLIT_K)[:, None, None] & mask[None, :, :], other=0.0, cache_modifier=".cg")
-    _epilogue(tl.sum(parts, axis=0), out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
+    _epilogue(tl.sum(parts, axis=0), out_ptr, scale, bias, offs_m[:, None], offs_n[None, :], M, N, N,
               HAS_BIAS, HAS_SCALE)
     tl.store(count_ptr, 0)
 
@@ -206,6 +224,9 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
+    EPILOGUE_HERE: tl.constexpr = SPLIT_K == 1 or ONE_LAUNCH  # else the reduce kernel scales and rounds
+    if EPILOGUE_HERE and not ROWS3:  # in flight with the weight (_epilogue_operands)
+        scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
     if not ROWS3:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         if PRELOAD:  # the program's one K tile, read before the wait above
@@ -222,21 +243,25 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
                 acc3 = _mac3(acc3, _w_tile3(w_rows, mask_n, ks, k_hi), x_rows, ks, ks < k_hi, mask_m)
+        if EPILOGUE_HERE:
+            # after the loop, in flight with the reduction: read before it, the two values live
+            # through the pipelined loop and took fp8 M = 8 (8 x 1 x 2048, 8 warps, 2 stages) from 128
+            # to 147 registers, one program an SM instead of two (7168 x 256: 5.1 -> 7.6 µs)
+            scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
         acc = tl.sum(acc3, axis=2)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()
     if SPLIT_K == 1:
-        _epilogue(acc, out_ptr, bias_ptr, xs_ptr, ws_ptr, offs_m[:, None], offs_n[None, :], M, N, N,
-                  HAS_BIAS, HAS_SCALE)
+        _epilogue(acc, out_ptr, scale, bias, offs_m[:, None], offs_n[None, :], M, N, N, HAS_BIAS, HAS_SCALE)
     elif ONE_LAUNCH:
         tile_ptrs = offs_m[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
         mask = mask_m[:, None] & mask_n[None, :]
         tile_part = part_ptr + n_tile.to(tl.int64) * (SPLIT_K * BLOCK_M * BLOCK_N)
         tl.store(tile_part + split * (BLOCK_M * BLOCK_N) + tile_ptrs, acc, mask=mask)
         if last_to_arrive(count_ptr + n_tile, SPLIT_K):  # the tile's last program: every partial is in L2
-            _finish_split_tile(tile_part, count_ptr + n_tile, tile_ptrs, mask, out_ptr, bias_ptr, xs_ptr, ws_ptr,
-                               offs_m, offs_n, M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
+            _finish_split_tile(tile_part, count_ptr + n_tile, tile_ptrs, mask, out_ptr, scale, bias, offs_m, offs_n,
+                               M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
     else:  # raw partial sums; the reduce kernel scales and rounds
         ws = part_ptr + split.to(tl.int64) * M * N
         tl.store(ws + offs_m[:, None] * N + offs_n[None, :], acc, mask=mask_m[:, None] & mask_n[None, :])
@@ -258,10 +283,11 @@ def _ll_gemm_reduce_kernel(ws_ptr, out_ptr, bias_ptr, xs_ptr, wsc_ptr, M, N,
         gdc_launch_dependents()
     total = M * N
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs // N
+    n = offs - m * N
+    scale, bias = _epilogue_operands(bias_ptr, xs_ptr, wsc_ptr, n, N, HAS_BIAS, HAS_SCALE)  # with the partials
     s = tl.arange(0, BLOCK_S)
     mask = offs < total
     parts = tl.load(ws_ptr + s.to(tl.int64)[:, None] * total + offs[None, :],
                     mask=(s[:, None] < SPLIT_K) & mask[None, :], other=0.0)
-    acc = tl.sum(parts, axis=0)
-    m = offs // N
-    _epilogue(acc, out_ptr, bias_ptr, xs_ptr, wsc_ptr, m, offs - m * N, M, N, N, HAS_BIAS, HAS_SCALE)
+    _epilogue(tl.sum(parts, axis=0), out_ptr, scale, bias, m, n, M, N, N, HAS_BIAS, HAS_SCALE)
