@@ -73,10 +73,31 @@ def _load_operand(view, n_rows, n_cols, stride, r0, c0, BLOCK_R: tl.constexpr, B
 
 
 @triton.jit
+def _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M: tl.constexpr,
+                       BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
+                       HAS_BIAS: tl.constexpr):
+    """(sa, sb, bias) of the tile at (m0, n0), shaped to broadcast against it: sa [BLOCK_M, 1] or a
+    scalar, sb [1, BLOCK_N] or a scalar, bias [1, BLOCK_N] fp32 (0.0 without one)."""
+    if SA_PER_TOKEN:
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        sa = tl.load(sa_ptr + offs_m.to(tl.int64) * stride_sa, mask=offs_m < M, other=0.0)[:, None]
+    else:
+        sa = tl.load(sa_ptr)
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    if SB_PER_CHANNEL:
+        sb = tl.load(sb_ptr + offs_n.to(tl.int64) * stride_sb, mask=offs_n < N, other=0.0)[None, :]
+    else:
+        sb = tl.load(sb_ptr)
+    bias = tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :] if HAS_BIAS else 0.0
+    return sa, sb, bias
+
+
+@triton.jit
 def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
               SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """Scale, add the bias, round once, store the in-bounds part of the tile (the module's order)."""
+    """Scale, add the bias, round once, store the in-bounds part of the tile (the module's order),
+    reading the scales and the bias here: the large tiles' epilogue, left as it was measured."""
     t = acc.to(tl.float32)
     if SA_PER_TOKEN:
         offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -91,6 +112,18 @@ def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, 
     if HAS_BIAS:
         offs_b = n0 + tl.arange(0, BLOCK_N)
         t = t + tl.load(bias_ptr + offs_b, mask=offs_b < N, other=0.0).to(tl.float32)[None, :]
+    store_tile(c_ptr, t, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
+
+
+@triton.jit
+def _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M: tl.constexpr,
+                   BLOCK_N: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """_epilogue with the scales and bias already read (_epilogue_operands); the same order."""
+    t = acc.to(tl.float32)
+    t = t * sa
+    t = t * sb
+    if HAS_BIAS:
+        t = t + bias
     store_tile(c_ptr, t, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
 
@@ -137,14 +170,15 @@ def _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M: tl.constexpr, BLOCK_N: tl.co
 
 @triton.jit
 def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
-                      stride_sb, split, slot_index, m0, n0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                      SPLIT_K: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
-                      HAS_BIAS: tl.constexpr):
+                      stride_sb, split, slot_index, m0, n0, sa, sb, bias, BLOCK_M: tl.constexpr,
+                      BLOCK_N: tl.constexpr, SPLIT_K: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
+                      SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, EARLY_EPILOGUE: tl.constexpr):
     """One-launch split-K: store this split's partial tile to its workspace slot, count in
     (kernels/split_k.py); the tile's last arrival sums the SPLIT_K partials, 0 first, runs the
     epilogue, resets the counter. Slots are whole tiles (the workspace has tiles x SPLIT_K of them),
     so the stores need no mask. The sum's order is fixed whoever arrives last, and the same as
-    _split_k_reduce_kernel's. slot_index: the tile's workspace slot and counter (_item)."""
+    _split_k_reduce_kernel's. slot_index: the tile's workspace slot and counter (_item). EARLY_EPILOGUE:
+    sa, sb and bias were read before the K loop (_work_item); else the last arrival reads them."""
     TILE: tl.constexpr = BLOCK_M * BLOCK_N
     offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     slot = part_ptr + slot_index.to(tl.int64) * (SPLIT_K * TILE)
@@ -153,8 +187,11 @@ def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr,
         total = tl.load(slot + offs, cache_modifier=".cg")
         for s in tl.static_range(1, SPLIT_K):
             total += tl.load(slot + s * TILE + offs, cache_modifier=".cg")
-        _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-                  BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        if EARLY_EPILOGUE:
+            _epilogue_read(total, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
+        else:
+            _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+                      BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
         tl.store(count_ptr + slot_index, 0)
 
 
@@ -164,11 +201,17 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
-               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr):
+               FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr,
+               EARLY_EPILOGUE: tl.constexpr):
     """Work item w: its tile and K range (_item), the K loop, then the epilogue, the one-launch
-    finish or the partial store."""
+    finish or the partial store. The epilogue's scales and bias are read before the K loop
+    (EARLY_EPILOGUE) or in the epilogue itself."""
     split, tile, slot, m0, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M,
                                                   SPLIT_K, TAIL_SMS)
+    sa, sb, bias = 1.0, 1.0, 0.0  # read in the epilogue unless EARLY_EPILOGUE
+    if EARLY_EPILOGUE and (SPLIT_K == 1 or ONE_LAUNCH):  # in flight with the first operand tiles
+        sa, sb, bias = _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M,
+                                          BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
     if INT8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
@@ -191,20 +234,20 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
                 # terms, but every K step waits for its wgmmas before the add (the cost measured
                 # in results/h100/probe_scaled_mm_big.md)
                 acc = tl.dot(a, b, acc, max_num_imprecise_acc=BLOCK_K)
-    if SPLIT_K == 1:
-        _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-                  BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
-    elif ONE_LAUNCH:
-        alone = False
+    if SPLIT_K == 1 or ONE_LAUNCH:
+        alone = SPLIT_K == 1
         if TAIL_SMS > 0:
             alone = split < 0  # a whole tile of SPLIT_TAIL's full waves
         if alone:
-            _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-                      BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+            if EARLY_EPILOGUE:
+                _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
+            else:
+                _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+                          BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
         else:
             _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
-                              stride_sb, split, slot, m0, n0, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN,
-                              SB_PER_CHANNEL, HAS_BIAS)
+                              stride_sb, split, slot, m0, n0, sa, sb, bias, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN,
+                              SB_PER_CHANNEL, HAS_BIAS, EARLY_EPILOGUE)
     else:  # the raw partial sums of this split (c_ptr: the workspace); the reduce kernel scales them
         store_tile(c_ptr + split.to(tl.int64) * stride_cs, acc, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
@@ -239,6 +282,10 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
     tiles_m = tl.cdiv(M, BLOCK_M)
     tiles_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
+    # decode tiles (one a program) read the epilogue's scales and bias before their K loop: after it
+    # they cost a DRAM round trip (~0.5-0.8 µs) behind the last MMA, the scales being small tensors
+    # the weight's stream pushes out of L2 (probe_epilogue_prefetch.md)
+    EARLY_EPILOGUE: tl.constexpr = BLOCK_M * BLOCK_N <= 16 * 64
     if USE_PDL:
         gdc_wait()
         if EARLY_LAUNCH:
@@ -251,12 +298,12 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
             _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a,
                        stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M,
                        BLOCK_N, BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8,
-                       FAST_ACCUM, ACCESS, ONE_LAUNCH, TAIL_SMS)
+                       FAST_ACCUM, ACCESS, ONE_LAUNCH, TAIL_SMS, False)
     else:
         _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b,
                    stride_cm, stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N,
                    BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM,
-                   ACCESS, ONE_LAUNCH, TAIL_SMS)
+                   ACCESS, ONE_LAUNCH, TAIL_SMS, EARLY_EPILOGUE)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()
@@ -279,8 +326,9 @@ def _split_k_reduce_kernel(ws_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride
     pid_n = pid % tiles_n
     m0 = pid_m * BLOCK_M
     n0 = pid_n * BLOCK_N
+    sa, sb, bias = _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M, BLOCK_N,
+                                      SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)  # in flight with the partials
     acc = load_tile(ws_ptr, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
     for s in tl.static_range(1, SPLIT_K):
         acc += load_tile(ws_ptr + stride_ws.to(tl.int64) * s, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
-    _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-              BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
