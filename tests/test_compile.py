@@ -37,7 +37,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
         k = triton.compile(src, target=TARGETS[target], options=dict(options, num_warps=warps))
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
         scalar = re.search(r"ld\.global(\.[a-z]+)*\.b32 \{ %r\d+ \}", asm)  # a 4-byte load (a scale)
-        vector = re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32", asm)
+        vector = re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|cp\.async", asm)  # an operand tile's first load
         results.append({"scalar_load_first": bool(scalar and vector and scalar.start() < vector.start()),"case": name, "target": target, "ok": True,
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
@@ -381,6 +381,18 @@ def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):
     pre = {r["case"]: r["prefetch"] for r in rows}
     assert sum(v for k, v in pre.items() if k.startswith("rms_norm")) == 2, pre
     assert all(v == ("prefetch=True" in k) for k, v in pre.items()), pre
+
+
+def test_scaled_mm_decode_tiles_read_scales_before_the_k_loop(compiled):
+    """sm90: the decode tile (16 x 64) loads its per-token and per-channel scales before its first
+    operand tile (kernels/scaled_mm.py, EARLY_EPILOGUE); the 128 x 256 tile still reads them in its
+    epilogue."""
+    rows = {r["case"]: r for r in compiled if r["target"] == "sm90" and r["ok"] and r["case"].startswith("scaled_mm mode=0")}
+    decode = [r for k, r in rows.items() if " 16x64x256 " in k]
+    large = [r for k, r in rows.items() if " 128x256x128 " in k]
+    assert decode and large, sorted(rows)
+    assert all(r["scalar_load_first"] for r in decode), decode
+    assert not any(r["scalar_load_first"] for r in large), large
 
 
 def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
