@@ -73,56 +73,64 @@ def _load_operand(view, n_rows, n_cols, stride, r0, c0, BLOCK_R: tl.constexpr, B
 
 
 @triton.jit
-def _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M: tl.constexpr,
-                       BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
-                       HAS_BIAS: tl.constexpr):
-    """(sa, sb, bias) of the tile at (m0, n0), shaped to broadcast against it: sa [BLOCK_M, 1] or a
-    scalar, sb [1, BLOCK_N] or a scalar, bias [1, BLOCK_N] fp32 (0.0 without one)."""
+def _scale_a(sa_ptr, M, stride_sa, m0, BLOCK_M: tl.constexpr, SA_PER_TOKEN: tl.constexpr):
+    """The tile's sa: [BLOCK_M, 1] per token, else the scalar."""
     if SA_PER_TOKEN:
         offs_m = m0 + tl.arange(0, BLOCK_M)
         sa = tl.load(sa_ptr + offs_m.to(tl.int64) * stride_sa, mask=offs_m < M, other=0.0)[:, None]
     else:
         sa = tl.load(sa_ptr)
-    offs_n = n0 + tl.arange(0, BLOCK_N)
+    return sa
+
+
+@triton.jit
+def _scale_b(sb_ptr, N, stride_sb, n0, BLOCK_N: tl.constexpr, SB_PER_CHANNEL: tl.constexpr):
+    """The tile's sb: [1, BLOCK_N] per channel, else the scalar."""
     if SB_PER_CHANNEL:
+        offs_n = n0 + tl.arange(0, BLOCK_N)
         sb = tl.load(sb_ptr + offs_n.to(tl.int64) * stride_sb, mask=offs_n < N, other=0.0)[None, :]
     else:
         sb = tl.load(sb_ptr)
-    bias = tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :] if HAS_BIAS else 0.0
+    return sb
+
+
+@triton.jit
+def _bias_row(bias_ptr, N, n0, BLOCK_N: tl.constexpr):
+    """The tile's bias as a [1, BLOCK_N] fp32 row."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    return tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+
+
+@triton.jit
+def _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M: tl.constexpr,
+                       BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr, SB_PER_CHANNEL: tl.constexpr,
+                       HAS_BIAS: tl.constexpr):
+    """(sa, sb, bias) of the tile at (m0, n0), read ahead of the epilogue (EARLY_EPILOGUE, and the
+    split-K reduce with its partials); bias 0.0 without one."""
+    sa = _scale_a(sa_ptr, M, stride_sa, m0, BLOCK_M, SA_PER_TOKEN)
+    sb = _scale_b(sb_ptr, N, stride_sb, n0, BLOCK_N, SB_PER_CHANNEL)
+    bias = _bias_row(bias_ptr, N, n0, BLOCK_N) if HAS_BIAS else 0.0
     return sa, sb, bias
 
 
 @triton.jit
-def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0, sa, sb, bias,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
-              SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """Scale, add the bias, round once, store the in-bounds part of the tile (the module's order),
-    reading the scales and the bias here: the large tiles' epilogue, left as it was measured."""
+              SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, READ: tl.constexpr):
+    """Scale, add the bias, round once, store the in-bounds part of the tile (the module's order).
+    READ: sa, sb and bias were read ahead (_epilogue_operands); otherwise each is read here, just
+    before its use, which keeps the large tiles' code as it was measured (their SASS is unchanged
+    by the early read)."""
     t = acc.to(tl.float32)
-    if SA_PER_TOKEN:
-        offs_m = m0 + tl.arange(0, BLOCK_M)
-        t = t * tl.load(sa_ptr + offs_m.to(tl.int64) * stride_sa, mask=offs_m < M, other=0.0)[:, None]
-    else:
-        t = t * tl.load(sa_ptr)
-    if SB_PER_CHANNEL:
-        offs_n = n0 + tl.arange(0, BLOCK_N)
-        t = t * tl.load(sb_ptr + offs_n.to(tl.int64) * stride_sb, mask=offs_n < N, other=0.0)[None, :]
-    else:
-        t = t * tl.load(sb_ptr)
-    if HAS_BIAS:
-        offs_b = n0 + tl.arange(0, BLOCK_N)
-        t = t + tl.load(bias_ptr + offs_b, mask=offs_b < N, other=0.0).to(tl.float32)[None, :]
-    store_tile(c_ptr, t, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
-
-
-@triton.jit
-def _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M: tl.constexpr,
-                   BLOCK_N: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """_epilogue with the scales and bias already read (_epilogue_operands); the same order."""
-    t = acc.to(tl.float32)
+    if not READ:
+        sa = _scale_a(sa_ptr, M, stride_sa, m0, BLOCK_M, SA_PER_TOKEN)
     t = t * sa
+    if not READ:
+        sb = _scale_b(sb_ptr, N, stride_sb, n0, BLOCK_N, SB_PER_CHANNEL)
     t = t * sb
     if HAS_BIAS:
+        if not READ:
+            bias = _bias_row(bias_ptr, N, n0, BLOCK_N)
         t = t + bias
     store_tile(c_ptr, t, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
@@ -187,11 +195,8 @@ def _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr,
         total = tl.load(slot + offs, cache_modifier=".cg")
         for s in tl.static_range(1, SPLIT_K):
             total += tl.load(slot + s * TILE + offs, cache_modifier=".cg")
-        if EARLY_EPILOGUE:
-            _epilogue_read(total, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
-        else:
-            _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-                      BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        _epilogue(total, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0, sa, sb, bias,
+                  BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, EARLY_EPILOGUE)
         tl.store(count_ptr + slot_index, 0)
 
 
@@ -239,11 +244,8 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
         if TAIL_SMS > 0:
             alone = split < 0  # a whole tile of SPLIT_TAIL's full waves
         if alone:
-            if EARLY_EPILOGUE:
-                _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
-            else:
-                _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-                          BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+            _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0, sa, sb, bias,
+                      BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, EARLY_EPILOGUE)
         else:
             _finish_in_launch(acc, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa,
                               stride_sb, split, slot, m0, n0, sa, sb, bias, BLOCK_M, BLOCK_N, SPLIT_K, SA_PER_TOKEN,
@@ -331,4 +333,5 @@ def _split_k_reduce_kernel(ws_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride
     acc = load_tile(ws_ptr, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
     for s in tl.static_range(1, SPLIT_K):
         acc += load_tile(ws_ptr + stride_ws.to(tl.int64) * s, M, N, N, m0, n0, BLOCK_M, BLOCK_N, POINTER)
-    _epilogue_read(acc, c_ptr, sa, sb, bias, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
+    _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0, sa, sb, bias,
+              BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, True)
