@@ -38,7 +38,8 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
         scalar = re.search(r"ld\.global(\.[a-z]+)*\.b32 \{ %r\d+ \}", asm)  # a 4-byte load (a scale)
         vector = re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|cp\.async", asm)  # an operand tile's first load
-        results.append({"scalar_load_first": bool(scalar and vector and scalar.start() < vector.start()),"case": name, "target": target, "ok": True,
+        results.append({"scalar_load_first": bool(scalar and vector and scalar.start() < vector.start()),
+                        "cvt_bf16_f16": asm.count("cvt.bf16.f16"), "case": name, "target": target, "ok": True,
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
                         "prefetch": "prefetch.global.L2" in asm,
@@ -411,3 +412,7 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     # (kernels/small_gemm._epilogue_operands): the M = 1 fp8 router's PTX loads them first
     router = [r for r in rows if r["target"] == "sm90" and r["case"].startswith("ll_gemm fp8e4nv->fp32 1x4x8192")]
     assert len(router) == 1 and router[0]["scalar_load_first"], router
+    # fp8 dot tiles widen to fp16, one cvt per e4m3 pair; the bf16 widening added a cvt.bf16.f16 per
+    # element and ran the same tiles in up to 2.2x the time (results/h100/probe_fp8_widen.md)
+    fp8_dots = [r for r in rows if r["target"] == "sm90" and r["case"].startswith("ll_gemm fp8e4nv") and "dot=True" in r["case"]]
+    assert fp8_dots and all(r["cvt_bf16_f16"] == 0 for r in fp8_dots), fp8_dots
