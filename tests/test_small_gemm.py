@@ -518,12 +518,12 @@ def test_heuristic_follows_the_h100_probe():
                 elif M == 1:
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
                     assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4 and c["PREFETCH"]
-                elif M <= 4 or (M <= 8 and (eb == 1 or N < 256 or (N == 256 and K <= 6144))):
+                elif M <= 4 or (M <= 8 and (N < 256 or (N == 256 and K <= (6144 if eb == 2 else 4096)))):
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1 << (M - 1).bit_length())
                     assert c["BLOCK_N"] <= (2 if N >= 256 else 1) and c["PREFETCH"] and c["EARLY_LAUNCH"]
                     assert c["BLOCK_K"] <= min(4096 if eb == 2 else 8192, 1 << max(4, (K - 1).bit_length()))
                     assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
-                elif eb == 2 and N >= 256:
+                elif N >= 256:  # fp8 too since its dot tiles widen to fp16 (probe_fp8_widen.md)
                     assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
                     assert c["PREFETCH"] and c["EARLY_LAUNCH"]
                     assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
@@ -547,8 +547,13 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 8)  # probe_ll_gemm_rows.md's 2.85 µs
     c = sg.ll_gemm_config(4, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 16)  # its 3.73 µs
-    assert sg.ll_gemm_config(16, 256, 7168, 1, sms)["SPLIT_K"] == 28  # fp8: the two-launch rule's 16x32x256
-    assert sg.ll_gemm_config(16, 384, 7168, 1, sms)["SPLIT_K"] == 19  # BLOCK_K 128, not 14 splits of 256
+    c = sg.ll_gemm_config(16, 256, 7168, 1, sms)
+    assert (c["BLOCK_N"], c["SPLIT_K"], c["ONE_LAUNCH"]) == (16, 7, True)  # fp8 as bf16: probe_fp8_widen.md's 4.2 µs
+    c = sg.ll_gemm_config(8, 384, 7168, 1, sms)
+    assert (c["USE_DOT"], c["SPLIT_K"]) == (True, 7)  # fp8 M = 8: dot 4.7 µs, FMA rows 6.8
+    assert not sg.ll_gemm_config(8, 256, 4096, 1, sms)["USE_DOT"]  # fp8 rows 3.4 µs, dot 3.8
+    assert sg.ll_gemm_config(16, 128, 5120, 1, sms)["SPLIT_K"] == 40  # N < 256: the two-launch rule
+    assert sg.ll_gemm_config(16, 8, 4096, 2, sms)["ONE_LAUNCH"] is False
     # the dense tables' winners (configs/ll_gemm, tune_ll_gemm_dense.log)
     c = sg.ll_gemm_config(1, 4096, 4096, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 4)  # 13.4 µs

@@ -78,7 +78,7 @@ def winner(M, N=64, K=512, skip=()):
 @pytest.mark.parametrize("elem", [2, 1])
 def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, elem):
     heur = sg.ll_gemm_config(M, N, K, elem, 132)
-    cands = t.candidates(M, N, K, num_sms=132, heuristic=heur, normalize=sg.check_config)
+    cands = t.candidates(M, N, K, num_sms=132, heuristic=heur, normalize=sg.check_config, elem_bytes=elem)
     assert cands[0] == sg.check_config(heur, M)
     names = [t.describe(c) for c in cands]
     assert len(set(names)) == len(names) and 1 <= len(cands) <= 60

@@ -88,7 +88,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
         bn = min(bn, triton.next_power_of_2(max(N, 1)))
         return _rows(1, bn, bk, 16 if bn * bk >= 8192 and N > 16 else 8, K)
-    if M <= 4 or (M <= 8 and (elem_bytes == 1 or N < 256 or (N == 256 and K <= 6144))):
+    if M <= 4 or (M <= 8 and (N < 256 or (N == 256 and K <= (6144 if elem_bytes == 2 else 4096)))):
         return _rows_config(M, N, K, elem_bytes, sms)
     return _dot_split_config(M, N, K, elem_bytes, sms)
 
@@ -153,10 +153,12 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         the bf16 tile (2.23 against 2.61); N >= 384 the bf16 tile.
       M = 3-4: the bf16 tile with half the warps from N = 256 (7168 x 256 3.37 µs against 4.03,
         7168 x 384 4.25 against 5.30).
-      M = 5-8: one row a program, 8 elements a thread a step, 8 warps (4 from N = 384).
+      M = 5-8 (where ll_gemm_config still sends fp8: N < 256, or N = 256 with K <= 4096): one row a
+        program, 8 elements a thread a step, 8 warps (4 from N = 384).
     Probe at M = 2 / 4 / 8 against the split-K dot tiles: bf16 7168 x 256 2.85 / 3.73 / 5.10 against
     4.70 / 4.72 / 4.81, 5120 x 128 2.31 / 2.65 / 3.65 against 3.71-3.87, 4096 x 8 1.32 / 1.47 / 2.05
-    against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08. At M = 16 the FMAs lose
+    against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08 (4.1 at M = 8 since the fp16 widening of
+    session 15, which moved fp8 M = 5-8 on the big routers to the dot tiles). At M = 16 the FMAs lose
     everywhere (7.6-15 µs: M K N FMAs and 16 x rows a program)."""
     bm = triton.next_power_of_2(M)
     whole = triton.next_power_of_2(max(K, 16))
@@ -188,15 +190,18 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """M >= 2 where whole-K rows lose (M > 8, or M > 4 on the big bf16 routers): split-K dot tiles.
-      16-bit operands, N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
+    """M >= 2 where whole-K rows lose (M > 8, or M > 4 on the big routers): split-K dot tiles.
+      N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
         BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
         whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
         and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for the rule below.
-      otherwise (fp8, N < 256): the session-5 rule, split-K in two launches, which the
-        one-launch configs lost to there (probe and bench: fp8 8.1 against 6.0 µs, 4096 x 8 3.0
-        against 2.3-2.6, 5120 x 128 4.2-4.5 against 3.7-3.8): _two_launch_config."""
-    if elem_bytes != 2 or N < 256:
+        fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
+        7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
+        FMA rows at M = 8 and the two-launch tiles at M = 16).
+      N < 256: the session-5 rule, split-K in two launches, which the one-launch configs lost to
+        there (4096 x 8 3.0 against 2.3-2.6 µs, 5120 x 128 4.2-4.5 against 3.7-3.8):
+        _two_launch_config."""
+    if N < 256:
         return _two_launch_config(N, K, sms)
     bn = 32 if N > 256 else 16
     bk = 512

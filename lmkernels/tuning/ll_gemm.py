@@ -67,15 +67,16 @@ def rows_configs(M: int, N: int, K: int):
                        "ONE_LAUNCH": True, "PRELOAD": False}
 
 
-def split_configs(M: int, N: int, K: int, sms: int):
-    """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512, the
+def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
+    """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512 (and 1024
+    for fp8: 16-bit's 512-deep tile in bytes), the
     splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
     with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
     the fp8 and small-N probes preferred."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
-        for bk in (256, 512):
+        for bk in (256, 512) if elem_bytes == 2 else (256, 512, 1024):
             k_tiles = -(-K // bk)
             for per_sm in (1, 2):
                 split, k_chunk = split_k(K, bk, max(1, min(MAX_SPLIT_K, k_tiles, -(-per_sm * sms // n_tiles))))
@@ -88,11 +89,12 @@ def split_configs(M: int, N: int, K: int, sms: int):
                            "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False}
 
 
-def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable) -> list[dict]:
+def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable,
+               elem_bytes: int = 2) -> list[dict]:
     """The configs timed for one M: the heuristic's first, then rows_configs (M <= 8) and
     split_configs (M >= 2), each normalised by normalize(cfg, M) (the op's check_config; refused
     ones dropped) and deduplicated."""
-    space = (list(rows_configs(M, N, K)) if M <= 8 else []) + (list(split_configs(M, N, K, num_sms)) if M >= 2 else [])
+    space = (list(rows_configs(M, N, K)) if M <= 8 else []) + (list(split_configs(M, N, K, num_sms, elem_bytes)) if M >= 2 else [])
     out, seen = [normalize(heuristic, M)], set()
     seen.add(describe(out[0]))
     for cfg in space:
@@ -192,7 +194,8 @@ class Target:
 def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
     """Search one M: (winner config, its _meta['measured'] record, with cuBLAS's time)."""
     heur = target.heuristic(M, N, K, DTYPES[dtype].itemsize)
-    cands = candidates(M, N, K, num_sms=target.num_sms, heuristic=heur, normalize=target.normalize)[:target.limit]
+    cands = candidates(M, N, K, num_sms=target.num_sms, heuristic=heur, normalize=target.normalize,
+                       elem_bytes=DTYPES[dtype].itemsize)[:target.limit]
     show(f"compile {len(cands)}")
     failed = target.warm(cands, M, N, K, dtype, sets[0])
     what = f"M={M} N={N} K={K} {dtype}"
