@@ -146,5 +146,16 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
                     {"SPLIT_K": 2, "BLOCK_K": 64, "BLOCK_N": 2}, {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64}):
             lmkernels.ll_gemm(x, w, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.float16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
+    # M tiled over programs (BLOCK_M < M): 13 rows in tiles of 4 (the last one partial) and of 1
+    # (PRELOAD of all of K), an odd N past the last two-row tile, the K tail, unaligned x rows
+    x = torch.randn(13, 4098, device=dev).to(dt)[:, 1:]
+    w = torch.randn(9, 4097, device=dev).to(dt)
+    s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
+    for cfg in ({"USE_DOT": False, "BLOCK_M": 4, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 1024, "num_warps": 4,
+                 "num_stages": 2},
+                {"USE_DOT": False, "BLOCK_M": 1, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 8192, "num_warps": 8,
+                 "num_stages": 1, "PRELOAD": True}):
+        lmkernels.ll_gemm(x, w, x_scale=s[0], w_scale=s[1], config=cfg)
+        lmkernels.ll_gemm(x, w, out_dtype=torch.float16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
 torch.cuda.synchronize()
 print("edge shapes ran")

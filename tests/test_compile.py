@@ -274,7 +274,8 @@ for target, cases in MM_CASES.items():
 # ll_gemm (decode GEMM, weight [N, K] row-major): FMA and tl.dot tiles, bf16 / fp16 / fp8 e4m3
 # (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
 # prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no fp8 case on sm80)
-# (in dtype, out dtype, BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K, USE_DOT, bias, stages, early, prefetch)
+# (in dtype, out dtype, BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K, USE_DOT, bias, stages, early, prefetch);
+# BLOCK_M 2 without dot or split is the M-tiled rows (M_TILED: the grid tiles M > BLOCK_M)
 LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("bf16", "fp32", 4, 16, 512, 1, False, True, 3, False, False),
             ("bf16", "fp32", 16, 32, 256, 28, True, False, 1, True, True),
@@ -282,7 +283,8 @@ LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("fp8e4nv", "fp32", 16, 32, 512, 14, True, True, 1, False, False),
             ("fp8e4nv", "bf16", 2, 16, 512, 1, False, False, 3, False, False),
             # a router at M = 1, scaled, with bias: its epilogue operands loaded right after the wait
-            ("fp8e4nv", "fp32", 1, 4, 8192, 1, False, True, 1, True, True)]
+            ("fp8e4nv", "fp32", 1, 4, 8192, 1, False, True, 1, True, True),
+            ("bf16", "fp32", 2, 2, 4096, 1, False, True, 2, True, True)]
 for target in TARGETS:
     pdl = target == "sm90"
     for dt, od, bm, bn, bk, split, dot, bias, stages, early, pre in LL_CASES:
@@ -297,10 +299,10 @@ for target in TARGETS:
                "stride_wn": "i32", "k_chunk": "i32"}
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
-                  "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot}
+                  "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm == 2 and dt == "bf16"}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
-                    f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} pdl={pdl}", _ll_gemm_kernel, sig, consts,
+                    f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} m_tiled={consts['M_TILED']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
@@ -314,7 +316,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 10 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
-LL_GEMM_ROWS = {"sm90": 7 + 2, "sm80": 4 + 1, "gfx942": 7 + 1}  # sm80: no fp8 case
+LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
 
 
 def _fp8_refused(row) -> bool:

@@ -142,6 +142,52 @@ def test_explicit_configs(cfg, M):
     _check(lmkernels.ll_gemm(x, w, bias=bias, config=cfg), x, w, bias)
 
 
+# M tiled over programs (BLOCK_M < M: FMA rows without split-K): m-tiles of 1, 2 and 4 rows, the last
+# one partial at M = 7 and 13; one K tile a program (PRELOAD) and a K loop with a tail; M = 1 rows
+@pytest.mark.parametrize("M, bm", [(2, 1), (7, 2), (13, 4), (16, 8), (9, 1)])
+@pytest.mark.parametrize("preload", [False, True])
+def test_m_tiled_rows(M, bm, preload):
+    N, K = 37, 1039
+    cfg = {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 2048 if preload else 256,
+           "num_warps": 8 if preload else 4, "num_stages": 1 if preload else 2, "PRELOAD": preload}
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("m tiles", M, bm, preload))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    got = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    _check(got, x, w, bias)
+    assert torch.equal(got, lmkernels.ll_gemm(x, w, bias=bias, config=cfg))  # run to run
+    if bm == 1:  # one row a program is the M = 1 kernel on each row: bit-identical to calling it per row
+        rows = [lmkernels.ll_gemm(x[i:i + 1], w, bias=bias, config=cfg) for i in range(M)]
+        assert torch.equal(got, torch.cat(rows))
+
+
+def test_split_k_over_m_tiled_rows_takes_all_rows():
+    """An override asking for split-K over a config that tiles M (the heuristic's below N = 256) gives
+    every program all M rows, with more warps or shorter K steps where the FMA tile would not fit."""
+    M, N, K = 4, 100, 1000
+    base = sg.ll_gemm_config(M, N, K, 2, 132)
+    assert base["BLOCK_M"] < M
+    c = sg._merge_config(base, {"SPLIT_K": 4}, M)
+    assert c["BLOCK_M"] == 4 and c["SPLIT_K"] == 4 and sg.check_config(c, M) == c
+    wide = dict(base, BLOCK_N=8, BLOCK_K=4096, num_warps=4)
+    c = sg._merge_config(wide, {"SPLIT_K": 2}, M)  # 4 x 8 x 4096 on 4 warps: 1024 products a thread
+    assert (c["num_warps"], c["BLOCK_K"]) == (16, 2048) and sg.check_config(c, M) == c
+    c = sg._merge_config(wide, {"SPLIT_K": 2, "num_warps": 4, "BLOCK_K": 4096}, M)  # named: left as asked
+    with pytest.raises(ValueError, match="fp32 products on a thread"):
+        sg.check_config(c, M)
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("split over m tiles"))
+    _check(lmkernels.ll_gemm(x, w, config={"SPLIT_K": 4, "BLOCK_K": 64}), x, w)
+
+
+@pytest.mark.skipif(not _fp8_runs(), reason="float8_e4m3fn needs sm89+ (the op refuses it; tested below)")
+def test_m_tiled_rows_fp8():
+    M, N, K = 11, 9, 777
+    x, w, xs, ws, g = _fp8_data(M, N, K, seed_of("m tiles fp8"))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    cfg = {"USE_DOT": False, "BLOCK_M": 4, "BLOCK_N": 1, "SPLIT_K": 1, "BLOCK_K": 512, "num_warps": 4, "num_stages": 2}
+    _check(lmkernels.ll_gemm(x, w, bias=bias, x_scale=xs, w_scale=ws, out_dtype=torch.bfloat16, config=cfg),
+           x, w, bias, xs, ws)
+
+
 def test_strided_rows_and_sliced_weight():
     """x rows strided (a column slice at an odd offset), weight a slice of a wider [N, K + 24]."""
     M, N, K = 5, 70, 600
@@ -170,7 +216,7 @@ def _counters(dev):
     return [c for _part, c in scratch.buffers_of(dev)]
 
 
-@pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8, "BLOCK_K": 128}), (11, {"SPLIT_K": 7}),
+@pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8, "BLOCK_K": 128}), (11, {"SPLIT_K": 7, "USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64}),
                                     (16, {"SPLIT_K": 64, "BLOCK_K": 16}),
                                     (5, {"SPLIT_K": 6, "BLOCK_K": 64, "EARLY_LAUNCH": True, "PREFETCH": True})])
 def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch):
@@ -183,7 +229,7 @@ def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch)
     monkeypatch.setattr(sg, "_launch", main)
     monkeypatch.setattr(sg, "_launch_reduce", CountingLauncher(sg._launch_reduce))
     monkeypatch.setattr(sg, "_HIP", False)  # the one-launch path, also where the tests run on ROCm
-    cfg = dict(cfg, ONE_LAUNCH=True)  # N = 72: the heuristic's own choice would be two launches
+    cfg = dict(cfg, ONE_LAUNCH=True)  # over the heuristic's FMA rows, whatever their launch form
     a = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
     _check(a, x, w, bias)
     part, count = main.args[3:5]  # x, weight, out, workspace, counters, ...
@@ -207,9 +253,11 @@ def test_split_k_matches_split_1_within_reordering(M):
     x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("split vs 1", M))
     one = lmkernels.ll_gemm(x, w, config={"SPLIT_K": 1}).double()
     bound = 2 * (K - 1) * 2.0**-23 * (x.double().abs() @ w.double().abs().T)
+    # above 8 rows the split-K tiles are dot tiles (the heuristic's FMA rows tile M, split-K cannot)
+    base = {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128} if M > 8 else {}
     for cfg in ({}, {"SPLIT_K": 7}, {"SPLIT_K": 64, "BLOCK_K": 32}, {"SPLIT_K": 3, "BLOCK_K": 512, "num_stages": 3},
                 {"SPLIT_K": 7, "ONE_LAUNCH": False}):
-        got = lmkernels.ll_gemm(x, w, config=cfg).double()
+        got = lmkernels.ll_gemm(x, w, config={**base, **cfg} if cfg else cfg).double()
         assert bool(((got - one).abs() <= bound).all()), cfg
         _check(got.float(), x, w)
 
@@ -419,15 +467,15 @@ BAD = [
     ("x not a tensor", lambda: (([[1.0]], _bf(8, 64)), {}), TypeError, "x must be a torch.Tensor"),
     ("pdl type", lambda: ((_bf(2, 64), _bf(8, 64)), {"pdl": 1}), TypeError, "pdl must be a bool or None"),
     ("config key", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"BLOCK": 4}}), ValueError, r"unknown key\(s\) \['BLOCK'\]"),
-    ("config block_m", lambda: ((_bf(9, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "BLOCK_M": 8}}), ValueError,
-     r"config\['BLOCK_M'\]=8 must be >= M=9"),
+    ("config block_m", lambda: ((_bf(9, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "BLOCK_M": 8, "SPLIT_K": 2}}),
+     ValueError, r"config\['BLOCK_M'\]=8 must be >= M=9 \(only FMA rows without split-K.*SPLIT_K=2\)"),
     ("config dot rows", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 2}}), ValueError,
      r"config\['BLOCK_M'\]=2 must be a power of two in \[16, 16\]"),
     ("config preload", lambda: ((_bf(2, 640), _bf(8, 640)), {"config": {"PRELOAD": True, "SPLIT_K": 2, "BLOCK_K": 64}}),
      ValueError, r"PRELOAD=True needs one K tile a program: K=640 in SPLIT_K=2 splits of BLOCK_K=64 gives 5 tiles"),
     ("config split", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"SPLIT_K": 65}}), ValueError,
      r"config\['SPLIT_K'\]=65 must be an int in \[1, 64\]"),
-    ("config fma registers", lambda: ((_bf(4, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "BLOCK_N": 64,
+    ("config fma registers", lambda: ((_bf(4, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "BLOCK_M": 4, "BLOCK_N": 64,
                                                                            "BLOCK_K": 2048, "num_warps": 4}}),
      ValueError, r"4 x 64 x 2048 over 4 warps puts 4096 fp32 products on a thread; at most 128"),
     ("config bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": 1}}), ValueError,
@@ -477,10 +525,11 @@ def test_second_call_takes_the_fast_path(monkeypatch):
 
 def test_heuristic_follows_the_h100_probe():
     """The documented rule on 132 SMs: M == 1 whole K rows (no split) of 1-4 outputs a program;
-    2 <= M <= 4, and M <= 8 off the big bf16 routers, whole-K FMA rows of all M rows (no split) of
-    1-2 outputs a program; above that, with 16-bit operands and N >= 256, dot 16 x {16, 32} x 512
-    tiles, whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH;
-    otherwise the two-launch rule (~2 programs an SM where K allows, tiles of <= 8192 elements).
+    N < 256 whole-K FMA rows with M tiled (a quarter of the rows a program), except N >= 128 from
+    M = 9 (the two-launch dot rule); N >= 256 at M <= 4, and
+    at M <= 8 off the big routers, whole-K FMA rows (all rows a program to M = 4, two m-tiles above)
+    of 1-2 outputs a program; above that dot 16 x {16, 32} x 512 tiles, whole tiles dealt to about
+    one program an SM, one launch, PREFETCH and EARLY_LAUNCH.
     fp8 dense weights at M == 1: 16 KB of weight a program. Dense 16-bit weights (N >= DENSE_N):
     M == 1 two rows of all of K on 4 warps where K <= 4096,
     M == 2 four rows of 2048 columns a step, M >= 3 the dot tiles, 16 columns wide from N = 6144.
@@ -518,20 +567,26 @@ def test_heuristic_follows_the_h100_probe():
                 elif M == 1:
                     assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1)
                     assert c["BLOCK_K"] >= min(K, 16384) and c["BLOCK_N"] <= 4 and c["PREFETCH"]
-                elif M <= 4 or (M <= 8 and (N < 256 or (N == 256 and K <= (6144 if eb == 2 else 4096)))):
-                    assert (c["USE_DOT"], c["SPLIT_K"], c["BLOCK_M"]) == (False, 1, 1 << (M - 1).bit_length())
-                    assert c["BLOCK_N"] <= (2 if N >= 256 else 1) and c["PREFETCH"] and c["EARLY_LAUNCH"]
-                    assert c["BLOCK_K"] <= min(4096 if eb == 2 else 8192, 1 << max(4, (K - 1).bit_length()))
-                    assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
-                elif N >= 256:  # fp8 too since its dot tiles widen to fp16 (probe_fp8_widen.md)
-                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
-                    assert c["PREFETCH"] and c["EARLY_LAUNCH"]
-                    assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
-                else:
+                elif N < 256 and M > 8 and N >= 128:  # the two-launch rule
                     assert (c["USE_DOT"], c["BLOCK_M"], c["ONE_LAUNCH"], c["PREFETCH"]) == (True, 16, False, False)
                     assert c["BLOCK_N"] * c["BLOCK_K"] <= 8192
                     progs = n_tiles * c["SPLIT_K"]
                     assert 3 * progs >= 2 * 264 or c["BLOCK_K"] == 64 or c["SPLIT_K"] in (k_tiles, 64), (K, N, M, c)
+                elif N < 256:  # FMA rows with M tiled: a quarter of the rows a program, K in 4096-column steps
+                    assert (c["USE_DOT"], c["SPLIT_K"], c["num_warps"]) == (False, 1, 8)
+                    assert c["BLOCK_M"] == max(1, (1 << (M - 1).bit_length()) // 4)
+                    assert c["BLOCK_N"] == (2 if N >= 64 else 1) and c["PREFETCH"] and c["EARLY_LAUNCH"]
+                    assert c["BLOCK_K"] == min(4096, 1 << max(4, (K - 1).bit_length()))
+                elif M <= 4 or (M <= 8 and N == 256 and K <= (6144 if eb == 2 else 4096)):
+                    assert (c["USE_DOT"], c["SPLIT_K"]) == (False, 1)
+                    assert c["BLOCK_M"] == (1 << (M - 1).bit_length() if M <= 4 else 4)  # M = 5-8: two m-tiles
+                    assert c["BLOCK_N"] <= 2 and c["PREFETCH"] and c["EARLY_LAUNCH"]
+                    assert c["BLOCK_K"] <= min(4096 if eb == 2 else 8192, 1 << max(4, (K - 1).bit_length()))
+                    assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
+                else:  # N >= 256; fp8 too since its dot tiles widen to fp16 (probe_fp8_widen.md)
+                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
+                    assert c["PREFETCH"] and c["EARLY_LAUNCH"]
+                    assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
     c = sg.ll_gemm_config(1, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
@@ -551,9 +606,11 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["SPLIT_K"], c["ONE_LAUNCH"]) == (16, 7, True)  # fp8 as bf16: probe_fp8_widen.md's 4.2 µs
     c = sg.ll_gemm_config(8, 384, 7168, 1, sms)
     assert (c["USE_DOT"], c["SPLIT_K"]) == (True, 7)  # fp8 M = 8: dot 4.7 µs, FMA rows 6.8
-    assert not sg.ll_gemm_config(8, 256, 4096, 1, sms)["USE_DOT"]  # fp8 rows 3.4 µs, dot 3.8
-    assert sg.ll_gemm_config(16, 128, 5120, 1, sms)["SPLIT_K"] == 40  # N < 256: the two-launch rule
-    assert sg.ll_gemm_config(16, 8, 4096, 2, sms)["ONE_LAUNCH"] is False
+    # M tiled FMA rows (the session-15 tables): 4096 x 8 M = 8 in 1-2 rows a program 1.22 µs (all 8 rows: 2.04)
+    c = sg.ll_gemm_config(16, 8, 4096, 2, sms)
+    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"]) == (False, 4, 1, 4096)
+    c = sg.ll_gemm_config(8, 256, 4096, 1, sms)
+    assert (c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 2, 2048, 4)  # fp8 2.92 µs (8 rows: 3.38)
     # the dense tables' winners (configs/ll_gemm, tune_ll_gemm_dense.log)
     c = sg.ll_gemm_config(1, 4096, 4096, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 4096, 4)  # 13.4 µs

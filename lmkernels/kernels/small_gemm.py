@@ -13,7 +13,9 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     read). Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
                     (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
                     loop and reduced once after it (ops/small_gemm.py runs these over all of K,
-                    no split, up to M = 4-8: no split-K handshake).
+                    no split, up to M = 4-8, and to 16 below N = 256: no split-K handshake).
+                    M_TILED (FMA, no split): BLOCK_M < M rows a program, cdiv(M, BLOCK_M)
+                    programs per output tile (the small routers: more programs, less of x each).
                     SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here.
                     SPLIT_K > 1, ONE_LAUNCH ("last one finishes"): each program stores its raw fp32
                     partial tile to the workspace, [n-tile, split, BLOCK_M, BLOCK_N] so that a
@@ -194,7 +196,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
-                    ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr):
+                    ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -202,8 +204,20 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     n-tile, zero at launch (module docstring). SPLIT_K == 1: neither is touched.
 
     Programs are split-major: the n-tiles of one split run side by side and share x's K slice in L2.
+    M_TILED (FMA tiles without split-K only, ops/small_gemm.check_config): BLOCK_M < M, and the grid
+    has cdiv(M, BLOCK_M) programs per output tile, each owning BLOCK_M rows of x and of out: the m-tiles
+    of one n-tile are neighbours, so all but the first find its weight rows in L2. Where N is small the
+    grid has few programs and every one of them read all M rows of x (4096 x 8 at M = 8: 8 programs
+    of 64 KB of x each); m-tiles give more, smaller programs.
     """
     pid = tl.program_id(0)
+    if M_TILED:  # shift to this program's rows; the rest of the kernel sees an M - m0 row problem
+        m_tiles = tl.cdiv(M, BLOCK_M)
+        m0 = (pid % m_tiles) * BLOCK_M
+        pid = pid // m_tiles
+        x_ptr += m0.to(tl.int64) * stride_xm
+        out_ptr += m0.to(tl.int64) * N
+        M -= m0
     n_tiles = tl.cdiv(N, BLOCK_N)
     split = pid // n_tiles
     n_tile = pid - split * n_tiles

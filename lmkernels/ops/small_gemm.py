@@ -74,7 +74,9 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         split-K 4.66), 5120 x 128 1.87, 4096 x 8 1.24, 2880 x 64 1.29, fp8 7168 x 256 2.13-2.14.
         PREFETCH asks L2 for the whole block before the wait (the safe form of PRELOAD, which is a
         config key: kernels/small_gemm.py says why it is not the default).
-      M >= 2 where _rows_config applies: no split either, whole-K FMA rows for all M rows at once.
+      M >= 2 where _rows_config applies (N < 128 at any M, N < 256 to M = 8, else M <= 4 and some
+        M <= 8): no split either, whole-K FMA rows, all M rows a program or (M_TILED) a few of them.
+      128 <= N < 256 from M = 9: _two_launch_config.
       M >= 2 otherwise: _dot_split_config (tl.dot on the 16-row padded tile, split-K).
     Dense 16-bit weights (N >= DENSE_N: a model's projections, where N / 32 output tiles already
     cover much of the GPU) follow the bf16 dense tables instead (tune_ll_gemm_dense.log: Llama-3-8B;
@@ -88,8 +90,10 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
         bn = min(bn, triton.next_power_of_2(max(N, 1)))
         return _rows(1, bn, bk, 16 if bn * bk >= 8192 and N > 16 else 8, K)
-    if M <= 4 or (M <= 8 and (N < 256 or (N == 256 and K <= (6144 if elem_bytes == 2 else 4096)))):
+    if N < 128 or M <= 4 or (M <= 8 and (N < 256 or N == 256 and K <= (6144 if elem_bytes == 2 else 4096))):
         return _rows_config(M, N, K, elem_bytes, sms)
+    if N < 256:  # M > 8: held out 5120 x 160 at M = 16 ran the tiled rows in 7.8 µs, these 4.1
+        return _two_launch_config(N, K, sms)
     return _dot_split_config(M, N, K, elem_bytes, sms)
 
 
@@ -135,48 +139,51 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """2 <= M <= 8, whole-K FMA rows (kernels/small_gemm.py, _mac3): no split-K handshake, every
-    program reading all M rows of x from L2 (M / BLOCK_N times the weight's bytes in all). Fitted to
-    probe_ll_gemm_rows.md (H100; neighbouring configs differ by 0.1-0.5 µs, so a rule that is right
-    everywhere would be a table, not this).
-    16-bit operands:
-      BLOCK_N 2 from N = 256, else 1 (128-384 programs on the routers).
-      M <= 4: a thread holds pt = 32 weight elements a step at M = 2, 16 at M = 3-4 (its fp32
-        products BLOCK_M times that: 64 registers). Warps: up to 16, fewer where the grid would not
-        fit one wave at ~16 resident warps an SM (7168 x 384 at M = 4: 192 programs of 16 warps took
-        6.1 µs, of 8 warps 5.1). BLOCK_K = pt x 32 x warps / BLOCK_N, at most 4096 and next_pow2(K).
-      M = 5-8: 8 warps, BLOCK_K 2048 for two rows a program; for one, half of next_pow2(K) up to
-        4096 (5120 x 128: 8x1x4096 3.6 µs, 8x1x2048 4.2; 4096 x 8 and 2880 x 64 took 2048).
-    fp8 e4m3 (half the bytes an element; the bf16 tiles with twice the warps lost by up to 1 µs):
-      M <= 2: one row of all of K (<= 8192) a program on 8 warps where N <= 256 (7168 x 256 2.53 µs
-        against 2.89 for the bf16 tile, 5120 x 128 2.16 against 3.34), except 4096 x 256, which took
-        the bf16 tile (2.23 against 2.61); N >= 384 the bf16 tile.
-      M = 3-4: the bf16 tile with half the warps from N = 256 (7168 x 256 3.37 µs against 4.03,
-        7168 x 384 4.25 against 5.30).
-      M = 5-8 (where ll_gemm_config still sends fp8: N < 256, or N = 256 with K <= 4096): one row a
-        program, 8 elements a thread a step, 8 warps (4 from N = 384).
+    """M >= 2, whole-K FMA rows (kernels/small_gemm.py, _mac3): no split-K handshake, every program
+    reading BLOCK_M rows of x from L2 (M / BLOCK_N times the weight's bytes in all). Fitted to
+    probe_ll_gemm_rows.md and the session-15 tables (H100; neighbouring configs differ by 0.1-0.5 µs,
+    so a rule that is right everywhere would be a table, not this).
+    M tiled over programs (BLOCK_M < M, session 15, tune_ll_gemm_bf16_s15.log / _fp8_s15.log), where
+    the winners of both dtypes agreed:
+      N < 256 (N < 128 from M = 9): at most a quarter of the rows a program (1 row to M = 4, 2 to 8, 4 to 16), one weight
+        row a program below N = 64, else two, 4096 columns a step, 8 warps. The small routers had N / 2
+        programs each reading all of x: 4096 x 8 at M = 8 / 16 ran 2.04 / 2.67 µs, tiled 1.22 / 1.51;
+        2880 x 64 2.16 / 2.98 -> 1.61 / 2.13; 5120 x 128 M = 8 3.55 -> 3.14.
+      N >= 256 at M = 5-8 (rows only where ll_gemm_config sends them): two m-tiles of 4 rows, 2
+        weight rows, 2048 columns a step, 4 warps (4096 x 256 M = 8 3.59 -> 3.28 µs, 6144 x 256
+        4.49 -> 4.17; fp8 4096 x 256 3.38 -> 2.92).
+    All rows a program otherwise (M <= 4, N >= 256), the probe's rules:
+      16-bit: BLOCK_N 2. A thread holds pt = 32 weight elements a step at M = 2, 16 at M = 3-4 (its
+        fp32 products BLOCK_M times that: 64 registers). Warps: up to 16, fewer where the grid would
+        not fit one wave at ~16 resident warps an SM (7168 x 384 at M = 4: 192 programs of 16 warps
+        took 6.1 µs, of 8 warps 5.1). BLOCK_K = pt x 32 x warps / BLOCK_N, at most 4096 and
+        next_pow2(K).
+      fp8 e4m3 (half the bytes an element; the bf16 tiles with twice the warps lost by up to 1 µs):
+        M <= 2 at N = 256 with K > 4096: one row of all of K (<= 8192) a program on 8 warps (7168 x
+        256 2.53 µs against 2.89 for the bf16 tile; 4096 x 256 took the bf16 tile, 2.23 against
+        2.61); otherwise the bf16 tile, with half the warps at M = 3-4 (7168 x 256 3.37 µs against
+        4.03, 7168 x 384 4.25 against 5.30).
     Probe at M = 2 / 4 / 8 against the split-K dot tiles: bf16 7168 x 256 2.85 / 3.73 / 5.10 against
     4.70 / 4.72 / 4.81, 5120 x 128 2.31 / 2.65 / 3.65 against 3.71-3.87, 4096 x 8 1.32 / 1.47 / 2.05
-    against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08 (4.1 at M = 8 since the fp16 widening of
-    session 15, which moved fp8 M = 5-8 on the big routers to the dot tiles). At M = 16 the FMAs lose
-    everywhere (7.6-15 µs: M K N FMAs and 16 x rows a program)."""
+    against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08 (4.1 at M = 8 since the
+    fp16 widening of session 15, which moved fp8 M = 5-8 on the big routers to the dot tiles). With
+    all 16 rows a program the FMAs lost everywhere at M = 16 (7.6-15 µs); tiled they win below N = 256."""
     bm = triton.next_power_of_2(M)
     whole = triton.next_power_of_2(max(K, 16))
-    if elem_bytes == 1 and M > 4:
-        warps = 8 if N <= 256 else 4
-        return _rows(bm, 1, min(256 * warps, whole), warps, K)
-    if elem_bytes == 1 and M <= 2 and N <= 256 and not (N == 256 and K <= 4096):
-        return _rows(bm, 1, min(8192, whole), 8, K)
-    bn = 2 if N >= 256 else 1
+    if N < 256:
+        return _rows(max(1, bm // 4), 2 if N >= 64 else 1, min(4096, whole), 8, K)
     if M > 4:
-        return _rows(bm, bn, 2048 if bn == 2 else min(4096, max(16, whole // 2)), 8, K)
+        return _rows(4, 2, min(2048, whole), 4, K)
+    if elem_bytes == 1 and M <= 2 and N == 256 and K > 4096:
+        return _rows(bm, 1, min(8192, whole), 8, K)
+    bn = 2
     per_thread = 32 if M <= 2 else 16
     warps = 16
     while warps > 4 and triton.cdiv(N, bn) * warps > 16 * sms:
         warps //= 2
     bk = min(4096, whole, per_thread * 32 * warps // bn)
     warps = min(16, max(4, bn * bk // (32 * per_thread)))
-    if elem_bytes == 1 and M > 2 and bn == 2:
+    if elem_bytes == 1 and M > 2:
         warps = max(4, warps // 2)
     return _rows(bm, bn, bk, warps, K)
 
@@ -190,19 +197,16 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
-    """M >= 2 where whole-K rows lose (M > 8, or M > 4 on the big routers): split-K dot tiles.
-      N >= 256: tl.dot on the 16-row padded tile, split-K in one launch:
+    """N >= 256 where whole-K rows lose (M > 8, or M > 4 on the big routers): split-K dot tiles,
+      tl.dot on the 16-row padded tile, split-K in one launch:
         BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
         whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
-        and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for the rule below.
+        and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for _two_launch_config.
         fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
         7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
         FMA rows at M = 8 and the two-launch tiles at M = 16).
-      N < 256: the session-5 rule, split-K in two launches, which the one-launch configs lost to
-        there (4096 x 8 3.0 against 2.3-2.6 µs, 5120 x 128 4.2-4.5 against 3.7-3.8):
-        _two_launch_config."""
-    if N < 256:
-        return _two_launch_config(N, K, sms)
+      (N < 256 takes the session-5 two-launch rule, _two_launch_config, from M = 9 where N >= 128,
+      else the M-tiled FMA rows since session 15: ll_gemm_config.)"""
     bn = 32 if N > 256 else 16
     bk = 512
     n_tiles = triton.cdiv(N, bn)
@@ -248,8 +252,9 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 
 def check_config(cfg: dict, M: int) -> dict:
-    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two >= M, and 16
-    with USE_DOT; BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K
+    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT,
+    >= M unless the config is FMA rows without split-K (USE_DOT False, SPLIT_K 1), where BLOCK_M < M
+    tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K
     1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
     products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why)."""
@@ -261,8 +266,9 @@ def check_config(cfg: dict, M: int) -> dict:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
     bm = config_int(cfg, "BLOCK_M", 16 if dot else 1, 16, pow2=True)
-    if bm < M:
-        raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M}")
+    if bm < M and not m_tiles_ok(cfg):
+        raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, "
+                         f"USE_DOT=False and SPLIT_K=1, tile M; this one has USE_DOT={dot}, SPLIT_K={cfg['SPLIT_K']!r})")
     config_int(cfg, "BLOCK_N", 16 if dot else 1, 256, pow2=True)
     # FMA tiles up to 16384: a whole K row a program (full-K, no split) with PRELOAD
     config_int(cfg, "BLOCK_K", 16, 2048 if dot else 16384, pow2=True)
@@ -294,11 +300,37 @@ TABLE_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", FP8: "fp8"}  # op
 def tuned_config(M: int, N: int, K: int, dtype, dev: int) -> dict | None:
     """The config of the tuned table for (N, K, dtype) on GPU `dev` (`lmkernels tune ll-gemm`, lookup
     order and bucket rule in runtime/config_store.py), or None: no table (quietly: the heuristic is
-    the designed default for untuned shapes), the CPU, or a bucket tuned for fewer rows than M."""
+    the designed default for untuned shapes), the CPU, or a bucket tuned for fewer rows than M (past
+    the table's last bucket: its config was never timed with M rows, and unless it tiles M (BLOCK_M <
+    M, m_tiles_ok) it cannot run them)."""
     if dev < 0:
         return None
     cfg = config_store.lookup("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev, warn=False)
-    return cfg if cfg is not None and cfg["BLOCK_M"] >= M else None
+    return cfg if cfg is not None and config_store.bucket("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev) >= M else None
+
+
+def _merge_config(base: dict, keys: dict, M: int) -> dict:
+    """base with keys replaced. Where base tiles M (BLOCK_M < M) and keys ask for what cannot (split-K,
+    tl.dot) without naming BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M)
+    for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
+    keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
+    cfg = {**base, **keys}
+    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg):
+        return cfg
+    cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
+    if not cfg["USE_DOT"]:
+        def per_thread():
+            return cfg["BLOCK_M"] * cfg["BLOCK_N"] * cfg["BLOCK_K"] // (32 * cfg["num_warps"])
+        while per_thread() > MAX_FMA_PER_THREAD and "num_warps" not in keys and cfg["num_warps"] < 16:
+            cfg["num_warps"] *= 2
+        while per_thread() > MAX_FMA_PER_THREAD and "BLOCK_K" not in keys and cfg["BLOCK_K"] > 16:
+            cfg["BLOCK_K"] //= 2
+    return cfg
+
+
+def m_tiles_ok(cfg: dict) -> bool:
+    """Whether a config may have BLOCK_M < M: FMA rows without split-K (kernels/small_gemm.py, M_TILED)."""
+    return not cfg["USE_DOT"] and cfg["SPLIT_K"] == 1
 
 
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
@@ -379,12 +411,15 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
                          f"of BLOCK_K={bk} gives {k_chunk // bk} tiles a split")
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
-    grid = n_tiles * split
+    m_tiles = triton.cdiv(M, bm)
+    if m_tiles > 1 and (split > 1 or cfg["USE_DOT"]):
+        raise ValueError(f"config BLOCK_M={bm} < M={M} needs FMA rows without split-K (check_config)")
+    grid = n_tiles * split * m_tiles
     stand = dt  # a None operand's pointer slot holds x (never read)
     dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
-              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"])
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None
@@ -442,7 +477,7 @@ def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
     # the heuristic's): config={"PREFETCH": False} changes that and nothing else
     cfg = tuned_config(M, N, K, x.dtype, dev) or ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
     if config is not None:
-        cfg = check_config({**cfg, **config}, M)
+        cfg = check_config(_merge_config(cfg, config, M), M)
     scaled = x_scale is not None
     bias_dtype = None if bias is None else bias.dtype
     plan = _make_plan(M, N, K, x.dtype, out_dtype, bias_dtype, scaled, dev, pdl, cfg)
@@ -505,7 +540,9 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
     pdl: programmatic dependent launch, None = where the GPU has it (sm90+); never changes the result.
     config: None takes the tuned table's config where one covers (N, K, dtype) on this GPU
     (`lmkernels tune ll-gemm`; runtime/config_store.py), else the heuristic (ll_gemm_config); a dict
-    of config keys replaces those keys of that config (sweeps, the tuner's candidates).
+    of config keys replaces those keys of that config (sweeps, the tuner's candidates); where that
+    config tiles M (BLOCK_M < M) and the keys ask for split-K or tl.dot, which cannot, without naming
+    BLOCK_M, the program takes all M rows.
 
     >>> logits = lmkernels.ll_gemm(h, router_w)   # h [4, 7168] bf16, router_w [256, 7168] bf16 -> fp32
     """

@@ -145,6 +145,12 @@ def measured(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> 
     return _resolve(op, N, K, dtype, M, device_index, False)[1]
 
 
+def bucket(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> int | None:
+    """The tuned M of the bucket lookup() serves for these arguments (>= M, or the largest, below M,
+    past the table's last bucket), or None (no table). Never warns."""
+    return _resolve(op, N, K, dtype, M, device_index, False)[2]
+
+
 def _resolve(op, N, K, dtype, M, device_index, warn) -> tuple:
     key = (op, N, K, dtype, M, device_index)
     try:
@@ -163,11 +169,11 @@ def _resolve(op, N, K, dtype, M, device_index, warn) -> tuple:
                 f"Using the heuristic config; `lmkernels tune {cli} --nk {N},{K} --dtype {dtype}` makes one."),
                 stacklevel=3)
         _missing[shape] = True
-        hit = (None, None)
+        hit = (None, None, None)
     else:
         table = load(path, op, expect=(N, K, dtype))
         i = table.index(M)
-        hit = (table.configs[i], table.meta["measured"].get(str(table.ms[i])))
+        hit = (table.configs[i], table.meta["measured"].get(str(table.ms[i])), table.ms[i])
     _resolved[key] = hit
     return hit
 

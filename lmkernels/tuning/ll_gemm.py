@@ -4,8 +4,9 @@ layout, format and bucket rule). ll_gemm takes the tuned config where a table co
 `linear` sends a tuned M bucket to cuBLAS where the table says cuBLAS was faster.
 
 Per shape and M (common.tune_tables drives the loop, resumable and within --max-minutes):
-  1. candidates(): the heuristic's config first, then whole-K FMA rows (rows_configs, M <= 8) and
-     split-K dot tiles (split_configs, M >= 2), each checked by the op's check_config, deduplicated.
+  1. candidates(): the heuristic's config first, then whole-K FMA rows (rows_configs, M <= 8), the
+     same with M tiled over programs (tiled_rows_configs, BLOCK_M < M) and split-K dot tiles
+     (split_configs, M >= 2), each checked by the op's check_config, deduplicated.
   2. compile them in worker processes (common.CompilePool), then warm each here once.
   3. time each as `lmkernels bench small_gemm` times ll_gemm: CUDA-graph replays of back-to-back
      calls with PDL on (each call's launch overlapping the previous call's tail, as between a
@@ -41,11 +42,12 @@ DTYPES = {tag: dt for dt, tag in TABLE_DTYPES.items()}  # the file name's dtype 
 
 # ---------------------------------------------------------------- the search space
 
-def rows_configs(M: int, N: int, K: int):
+def rows_configs(M: int, N: int, K: int, block_m: int | None = None):
     """Whole-K FMA rows (no split): BLOCK_N 1-8 weight rows a program, BLOCK_K 1024-8192 columns a
-    step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at M = 4, 8-16 from
-    M = 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128)."""
-    bm = 1 << (M - 1).bit_length()
+    step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at BLOCK_M = 4, 8-16
+    from 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128).
+    block_m: BLOCK_M, by default all M rows a program; smaller, the kernel tiles M (M_TILED)."""
+    bm = block_m or 1 << (M - 1).bit_length()
     whole = 1 << max(4, (K - 1).bit_length())
     seen = set()
     for bn in (1, 2, 4, 8):
@@ -65,6 +67,17 @@ def rows_configs(M: int, N: int, K: int):
                 yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
                        "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
                        "ONE_LAUNCH": True, "PRELOAD": False}
+
+
+def tiled_rows_configs(M: int, N: int, K: int, sms: int):
+    """rows_configs with BLOCK_M < M (1, 2, 4, 8): cdiv(M, BLOCK_M) programs an output tile, for grids
+    that all-rows tiles leave small (N / BLOCK_N programs: 8 at N = 8), up to about 4 programs an SM."""
+    for bm in (1, 2, 4, 8):
+        if bm >= M:
+            break
+        for cfg in rows_configs(M, N, K, bm):
+            if -(-N // cfg["BLOCK_N"]) * -(-M // bm) <= 4 * sms:
+                yield cfg
 
 
 def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
@@ -94,7 +107,8 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
     """The configs timed for one M: the heuristic's first, then rows_configs (M <= 8) and
     split_configs (M >= 2), each normalised by normalize(cfg, M) (the op's check_config; refused
     ones dropped) and deduplicated."""
-    space = (list(rows_configs(M, N, K)) if M <= 8 else []) + (list(split_configs(M, N, K, num_sms, elem_bytes)) if M >= 2 else [])
+    space = ((list(rows_configs(M, N, K)) if M <= 8 else []) + list(tiled_rows_configs(M, N, K, num_sms))
+             + (list(split_configs(M, N, K, num_sms, elem_bytes)) if M >= 2 else []))
     out, seen = [normalize(heuristic, M)], set()
     seen.add(describe(out[0]))
     for cfg in space:
