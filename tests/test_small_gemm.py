@@ -576,7 +576,8 @@ def test_heuristic_follows_the_h100_probe():
                     assert (c["USE_DOT"], c["SPLIT_K"], c["num_warps"]) == (False, 1, 8)
                     assert c["BLOCK_M"] == max(1, (1 << (M - 1).bit_length()) // 4)
                     assert c["BLOCK_N"] == (2 if N >= 64 else 1) and c["PREFETCH"] and c["EARLY_LAUNCH"]
-                    assert c["BLOCK_K"] == min(4096, 1 << max(4, (K - 1).bit_length()))
+                    whole = 1 << max(4, (K - 1).bit_length())
+                    assert c["BLOCK_K"] == min(8192 if c["BLOCK_M"] == 1 else 4096, whole)
                 elif M <= 4 or (M <= 8 and N == 256 and K <= (6144 if eb == 2 else 4096)):
                     assert (c["USE_DOT"], c["SPLIT_K"]) == (False, 1)
                     assert c["BLOCK_M"] == (1 << (M - 1).bit_length() if M <= 4 else 4)  # M = 5-8: two m-tiles

@@ -145,8 +145,10 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     so a rule that is right everywhere would be a table, not this).
     M tiled over programs (BLOCK_M < M, session 15, tune_ll_gemm_bf16_s15.log / _fp8_s15.log), where
     the winners of both dtypes agreed:
-      N < 256 (N < 128 from M = 9): at most a quarter of the rows a program (1 row to M = 4, 2 to 8, 4 to 16), one weight
-        row a program below N = 64, else two, 4096 columns a step, 8 warps. The small routers had N / 2
+      N < 256 (N < 128 from M = 9): at most a quarter of the rows a program (1 row to M = 4, 2 to 8,
+        4 to 16), one weight row a program below N = 64, else two, 8 warps, K in steps of 8192
+        columns with one row (held out 5120 x 160 at M = 2 / 4: 2.1 / 2.9 µs, 3.2 / 3.8 in steps of
+        4096), else 4096 (M = 8: 2 x 2 x 8192 ran 6.7 µs, 2 x 2 x 4096 5.2). The small routers had N / 2
         programs each reading all of x: 4096 x 8 at M = 8 / 16 ran 2.04 / 2.67 µs, tiled 1.22 / 1.51;
         2880 x 64 2.16 / 2.98 -> 1.61 / 2.13; 5120 x 128 M = 8 3.55 -> 3.14.
       N >= 256 at M = 5-8 (rows only where ll_gemm_config sends them): two m-tiles of 4 rows, 2
@@ -170,8 +172,9 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     all 16 rows a program the FMAs lost everywhere at M = 16 (7.6-15 µs); tiled they win below N = 256."""
     bm = triton.next_power_of_2(M)
     whole = triton.next_power_of_2(max(K, 16))
-    if N < 256:
-        return _rows(max(1, bm // 4), 2 if N >= 64 else 1, min(4096, whole), 8, K)
+    if N < 256:  # at most 4 x 2 x 4096 products on 8 warps: 128 a thread (MAX_FMA_PER_THREAD)
+        bm = max(1, bm // 4)
+        return _rows(bm, 2 if N >= 64 else 1, min(8192 if bm == 1 else 4096, whole), 8, K)
     if M > 4:
         return _rows(4, 2, min(2048, whole), 4, K)
     if elem_bytes == 1 and M <= 2 and N == 256 and K > 4096:
