@@ -562,8 +562,9 @@ def ll_gemm(x: torch.Tensor, weight: torch.Tensor, *, bias: torch.Tensor | None 
 # cuBLAS's ~5.6 (the routers, 1.4-4.4x); the smallest wide weight that lost was 8192 x 1024 bf16.
 # Untuned fp8 weights of at least this size go to lmkernels.scaled_mm from M = 2: ll_gemm's fp8 rows
 # and split-K tiles ran 1.3-2.6x torch._scaled_mm's time on every 8B shape there
-# (tune_ll_gemm_dense_fp8_r1.log: 4096 x 4096 M = 4 17.4 µs against 8.7), and scaled_mm is at least
-# as fast as torch._scaled_mm at decode (scaled_mm.md).
+# (tune_ll_gemm_dense_fp8_r1.log: 4096 x 4096 M = 4 17.4 µs against 8.7; since the fp16 widening
+# its dot tiles at M = 8-16 take 1.1-1.3x scaled_mm's time, probe_linear_fp8_s15.md), and scaled_mm
+# is about as fast as torch._scaled_mm at decode (scaled_mm.md).
 LINEAR_WIDE_CUBLAS_BYTES = 16 << 20
 
 
