@@ -50,10 +50,11 @@ mantissa bits and its range, 2^-9 to 448, fit in fp16's 10 bits and 2^-24 to 655
 products are exact and the sums fp32 on every GPU, instead of sm90 wgmma's reduced-precision fp8
 accumulator. fp16 rather than bf16 because sm90 converts e4m3 pairs to f16x2 in one instruction and
 bf16 needs one more per element: a 16 x 32 x 256 tile step had 96 cvt.rn.f16x2.e4m3x2 plus 192
-cvt.bf16.f16 per thread (PTX), a third of its ALU work. (Handed fp8 tiles at 16 rows, Triton 3.6
-emits the same f16 widening and mma.sync for sm90; the explicit cast keeps it on every target.) Epilogue order, the same
-in both kernels and in reference/small_gemm.py: t = acc; t = t * (x_scale * w_scale); t = t + bias;
-out = cast(t).
+cvt.bf16.f16 per thread (PTX), a third of its ALU work, and ran in up to 2.2x the time
+(results/h100/probe_fp8_widen.md). Handed fp8 tiles at 16 rows, Triton 3.6 emits the same f16
+widening and mma.sync for sm90; the explicit cast keeps it so on every target.
+Epilogue order, the same in both kernels and in reference/small_gemm.py: t = acc;
+t = t * (x_scale * w_scale); t = t + bias; out = cast(t).
 
 USE_PDL (programmatic dependent launch, sm90+, launched with launch_pdl): nothing is read before
 gdc_wait() (x, the scales and the bias may all be the previous kernel's outputs, and the weight

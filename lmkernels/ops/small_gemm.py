@@ -147,8 +147,8 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     the winners of both dtypes agreed:
       N < 256 (N < 128 from M = 9): at most a quarter of the rows a program (1 row to M = 4, 2 to 8,
         4 to 16), one weight row a program below N = 64, else two, 8 warps, K in steps of 8192
-        columns with one row (held out 5120 x 160 at M = 2 / 4: 2.1 / 2.9 µs, 3.2 / 3.8 in steps of
-        4096), else 4096 (M = 8: 2 x 2 x 8192 ran 6.7 µs, 2 x 2 x 4096 5.2). The small routers had N / 2
+        columns with one row (held out 5120 x 160 at M = 2 / 4: 2.1 / 2.9 µs, 3.2 / 3.8 in steps
+        of 4096), else 4096 (M = 8: 2 x 2 x 8192 ran 6.7 µs, 2 x 2 x 4096 5.2). The small routers had N / 2
         programs each reading all of x: 4096 x 8 at M = 8 / 16 ran 2.04 / 2.67 µs, tiled 1.22 / 1.51;
         2880 x 64 2.16 / 2.98 -> 1.61 / 2.13; 5120 x 128 M = 8 3.55 -> 3.14.
       N >= 256 at M = 5-8 (rows only where ll_gemm_config sends them): two m-tiles of 4 rows, 2
@@ -169,7 +169,8 @@ def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     4.70 / 4.72 / 4.81, 5120 x 128 2.31 / 2.65 / 3.65 against 3.71-3.87, 4096 x 8 1.32 / 1.47 / 2.05
     against 2.39-2.57, fp8 7168 x 256 2.53 / 3.37 / 5.16 against 5.83-6.08 (4.1 at M = 8 since the
     fp16 widening of session 15, which moved fp8 M = 5-8 on the big routers to the dot tiles). With
-    all 16 rows a program the FMAs lost everywhere at M = 16 (7.6-15 µs); tiled they win below N = 256."""
+    all 16 rows a program the FMAs lost everywhere at M = 16 (7.6-15 µs); tiled they win below
+    N = 128 (5120 x 128 fp8 M = 16: 3.59 against the dot tiles' 3.61; bf16 3.79 for the dot)."""
     bm = triton.next_power_of_2(M)
     whole = triton.next_power_of_2(max(K, 16))
     if N < 256:  # at most 4 x 2 x 4096 products on 8 warps: 128 a thread (MAX_FMA_PER_THREAD)
@@ -257,8 +258,8 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT,
     >= M unless the config is FMA rows without split-K (USE_DOT False, SPLIT_K 1), where BLOCK_M < M
-    tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K
-    1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
+    tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
+    FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
     products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
