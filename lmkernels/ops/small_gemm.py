@@ -416,7 +416,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
     m_tiles = triton.cdiv(M, bm)
-    if m_tiles > 1 and (split > 1 or cfg["USE_DOT"]):
+    if m_tiles > 1 and not m_tiles_ok(cfg):  # a table entry past check_config's M (tuned_config)
         raise ValueError(f"config BLOCK_M={bm} < M={M} needs FMA rows without split-K (check_config)")
     grid = n_tiles * split * m_tiles
     stand = dt  # a None operand's pointer slot holds x (never read)

@@ -51,6 +51,7 @@ from typing import Callable
 
 import torch
 
+from ..ops.scaled_mm import tail_split
 from ..verify import fp8_mma_rel
 from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
                      table_meta, tune_tables)
@@ -177,7 +178,6 @@ def split_tail_twin(cfg: dict, M: int, N: int, K: int, num_sms: int) -> dict | N
     M = 128, N = 6144 in 64 x 64 tiles: 192 = 132 + 60, SPLIT_K 2, so no SM has more than 1.5
     tiles' work where the plain grid gave 60 of them 2 (on the H100 that lost: those tiles run two
     an SM anyway; it won at 128-wide tiles, which is why the tuner times both)."""
-    from ..ops.scaled_mm import tail_split
     tiles = -(-M // cfg["BLOCK_SIZE_M"]) * -(-N // cfg["BLOCK_SIZE_N"])
     split = tail_split(tiles, num_sms, -(-K // cfg["BLOCK_SIZE_K"]), 8, 2)
     return dict(cfg, SPLIT_K=split, ONE_LAUNCH=True, SPLIT_TAIL=True) if split >= 2 else None
