@@ -5,7 +5,8 @@ records heuristic_us beside each winner, but only for the heuristic of the day i
 the current ops.scaled_mm.heuristic_config against each table entry again, same rotated input sets
 (the weight read from HBM), CUDA-graph medians. Entries where both configs are the same dict are
 counted as 1.00 without timing. Prints one markdown row per M and a summary line.
-python benchmarks/check_heuristic.py [N,K ...] [--m M,M,...]   (--m: only those table Ms)
+python benchmarks/check_heuristic.py [N,K ...] [--m M,M,...] [--dtype int8|fp8]
+    (--m: only those table Ms; --dtype: only those tables)
 """
 import glob
 import json
@@ -24,7 +25,7 @@ from lmkernels.tuning.scaled_mm import describe, operands
 LIMIT = 1 / 0.85
 
 
-def main(only, ms=None):
+def main(only, ms=None, dtype=None):
     dev = torch.cuda.current_device()
     folder = os.path.join(os.path.dirname(lmkernels.__file__), "configs", "scaled_mm")
     files = sorted(glob.glob(os.path.join(folder, f"*,device_name={config_store.device_name(dev)},*.json")))
@@ -35,7 +36,7 @@ def main(only, ms=None):
         data = json.load(open(f))
         meta = data["_meta"]
         N, K, fp8 = meta["N"], meta["K"], meta["dtype"] == "fp8"
-        if only and (N, K) not in only:
+        if (only and (N, K) not in only) or (dtype and meta["dtype"] != dtype):
             continue
         for m in sorted(int(k) for k in data if k != "_meta"):
             if ms and m not in ms:
@@ -73,4 +74,9 @@ if __name__ == "__main__":
         i = args.index("--m")
         ms = {int(x) for x in args[i + 1].split(",")}
         args = args[:i] + args[i + 2:]
-    main({tuple(int(x) for x in a.split(",")) for a in args}, ms)
+    dtype = None
+    if "--dtype" in args:
+        i = args.index("--dtype")
+        dtype = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    main({tuple(int(x) for x in a.split(",")) for a in args}, ms, dtype)

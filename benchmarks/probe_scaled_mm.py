@@ -15,6 +15,12 @@ Session 13:
   tail     tuned unsplit entries whose tiles overrun a whole wave of SMs by at most half a wave
            (8B N = 6144, 70B N = 10240): as tuned, with only the overrun tiles split (SPLIT_TAIL,
            tuning.scaled_mm.split_tail_twin), and that persistent.
+Session 16:
+  int8sync M >= 1024, int8: Triton 3.6 keeps a wgmma asynchronous across K steps only with an fp32
+           accumulator (WGMMAPipeline.cpp, "Rule 2.1"), so every int8 K step ends in
+           wgmma.wait_group 0 (fp8: wait_group 1). Deeper K steps (BLOCK_K 256) halve the
+           waits; 4-warp 128 x 128 tiles at <= 96 KB of stages let two programs share an SM and
+           fill each other's waits. fp8 at the tuned int8 config for contrast.
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -22,6 +28,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
+    [int8sync]
 """
 import sys
 import time
@@ -226,6 +233,29 @@ def tail():
                 probe(m, N, K, fp8, [c, twin, dict(twin, PERSISTENT=True)])
 
 
+def int8sync():
+    """Session 16: int8 at the 8B shapes, M = 1024 and 4096: the tuned config, then deeper K steps
+    and two-programs-an-SM tiles (module docstring)."""
+    import json
+    import os
+    from lmkernels.runtime import config_store
+    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
+    for (N, K), ms in (((6144, 4096), (1024, 4096)), ((4096, 4096), (1024, 4096)), ((28672, 4096), (1024,)),
+                       ((4096, 14336), (1024,))):
+        table = json.load(open(os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype=int8.json")))
+        for m in ms:
+            tuned = table[str(m)]
+            probe(m, N, K, False, [
+                tuned,
+                cfg(128, 128, 256, 8, 3), cfg(128, 128, 256, 8, 3, persistent=True),
+                cfg(128, 256, 256, 8, 2, persistent=True), cfg(256, 128, 256, 8, 2, persistent=True),
+                cfg(128, 256, 128, 8, 3, persistent=True),
+                cfg(128, 128, 128, 4, 3), cfg(128, 128, 64, 4, 4), cfg(128, 128, 256, 4, 2),
+                cfg(128, 128, 128, 8, 3),
+            ])
+            probe(m, N, K, True, [dict(tuned, FP8_FAST_ACCUM=True)])
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -247,4 +277,5 @@ if __name__ == "__main__":
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
-         "one_launch": one_launch, "tail": tail}[w]()
+         "one_launch": one_launch, "tail": tail,
+         "int8sync": int8sync}[w]()

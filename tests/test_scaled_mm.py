@@ -578,6 +578,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     assert (tail["SPLIT_K"], tail["ONE_LAUNCH"], tail["SPLIT_TAIL"]) == (4, True, True)
     assert not heuristic_config(128, 6144, 4096, False, 0)["SPLIT_TAIL"]
     assert not heuristic_config(512, 6144, 4096, True, 0)["SPLIT_TAIL"]  # K < 8192: fp8 lost there
+    # 128 x 128 tiles: int8 in 3 stages (96 KB: two programs an SM fill each other's wgmma waits),
+    # fp8 (asynchronous across K steps) in 4
+    for fp8, stages in ((False, 3), (True, 4)):
+        c = heuristic_config(1024, 6144, 4096, fp8, 0)
+        assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"], c["num_stages"]) == \
+            (128, 128, 128, 8, stages)
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("hip", 0, 65536))
     assert not heuristic_config(256, 10240, 8192, False, 0)["SPLIT_TAIL"]
 

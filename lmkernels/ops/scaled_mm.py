@@ -155,10 +155,12 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     1.25x over 128 x 128; M = 512, N = 10240: 160 tiles, 1.19x slower than 128 x 128), else
     128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
-    64 x 64). 128 x 128 tiles run 4 stages; fp8 8 warps with BLOCK_K 128; int8 4 warps with
-    BLOCK_K 64, except past M = 1024 at K >= 8192 (8 x 128): the tables' winners (the other
-    choice measured up to 1.35x slower, e.g. int8 M = 256, N = 10240, K = 8192 with 8 warps, and
-    M = 1536, N = 4096, K = 14336 with 4: benchmarks/results/h100/check_heuristic_*.md).
+    64 x 64). 128 x 128 tiles: 8 warps, BLOCK_K 128; fp8 in 4 stages, int8 in 3 (96 KB, so two
+    programs share an SM: Triton 3.6 keeps an int8 wgmma in flight across K steps never (only
+    fp32 accumulators), so each int8 K step waits for its MMAs and the other program's fill the
+    wait. The session-16 int8 tables pick it at 15 of their 56 entries from M = 256;
+    benchmarks/results/h100/probe_int8sync.md: 1.09-1.37x over 128 x 128 x 64 at 4 warps, the
+    rule before, at M = 1024).
 
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
@@ -184,8 +186,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
         # in 2 splits 94 µs, 64 x 64 tiles 127 µs)
         while triton.cdiv(M, bm) * triton.cdiv(N, bn) < sms and bn > (128 if K >= 16384 else 64):
             bn //= 2
-        if (bm, bn) == (128, 128):  # see the docstring: 4 warps x 64-deep K tiles, or 8 x 128
-            bk, warps = (128, 8) if fp8 or (K >= 8192 and M > 1024) else (64, 4)
+        if (bm, bn) == (128, 128):  # see the docstring: int8 in 3 stages, two programs an SM
+            bk, warps = 128, 8
+            if not fp8:
+                stages = 3
         if bm * bn >= 128 * 256:
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms

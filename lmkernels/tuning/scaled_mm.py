@@ -27,12 +27,12 @@ accumulation, FP8_FAST_ACCUM is not searched):
     K steps: at most 3 x 2 x 2 x 2 = 24.
   M > 32, tiles: BLOCK_M x BLOCK_N x BLOCK_K (warps) among 64x128x128 (4), 64x256x128 (8),
     64x128x64 (4) for M <= 128; 128x128x64 (4), 128x128x128 (8) for M >= 96; 128x256x64 (8),
-    128x256x128 (8), 256x128x64 (8), 256x128x128 (8) at M >= 256; GROUP_SIZE_M 8; the two
-    largest of 3/4/5 stages within 200 KiB of shared memory (smaller GPUs: their opt-in maximum
-    less 27 KiB; the decode space obeys the same limit); SPLIT_K the smallest power of two that
+    128x256x128 (8), 256x128x64 (8), 256x128x128 (8) at M >= 256; GROUP_SIZE_M 8; each of
+    3/4/5 stages within 200 KiB of shared memory (smaller GPUs: their opt-in maximum less 27 KiB;
+    the decode space obeys the same limit); SPLIT_K the smallest power of two that
     fills the SMs (>= 4 K steps a split); access descriptor (sm90+, aligned; pointer elsewhere),
     plus pointer for the 64-deep K tiles, plus a persistent variant when there is more than one
-    wave of work: at most 14 (M = 48, 64), 24 (96, 128), 30 (>= 256) candidates.
+    wave of work: at most 21 (M = 48, 64), 36 (96, 128), 41 (>= 256) candidates.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
@@ -127,7 +127,11 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
         access = ("pointer", "descriptor") if descriptor_ok and bk == 64 else \
             ("descriptor",) if descriptor_ok else ("pointer",)
         modes = [(a, False) for a in access] + ([(access[-1], True)] if tiles * split > num_sms else [])
-        fits = [s for s in (3, 4, 5) if s * (bm + bn) * bk <= smem][-2:]
+        # every depth that fits: 3 stages of 128 x 128 x 128 (96 KB) let two programs share an SM,
+        # which int8 needs (Triton 3.6 waits for each int8 wgmma before the next K step; the
+        # other program's MMAs fill that wait): 1.09-1.37x over the 5-stage winners at M = 1024
+        # (results/h100/probe_int8sync.md)
+        fits = [s for s in (3, 4, 5) if s * (bm + bn) * bk <= smem]
         for stages in fits:
             for a, persistent in modes:
                 yield config(bm, bn, bk, 8, warps, stages, split, a, persistent)
