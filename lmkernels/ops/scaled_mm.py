@@ -140,6 +140,32 @@ def tail_split(tiles: int, sms: int, k_tiles: int, most: int, min_k_tiles: int) 
     return max(1, min(sms // rem, most, k_tiles // min_k_tiles))
 
 
+def _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor) -> tuple[int, int, int, bool]:
+    """heuristic_config's second half: (BLOCK_K, stages, SPLIT_K, SPLIT_TAIL) for a tile shape."""
+    while (bm + bn) * bk * stages > smem and stages > 2:  # smaller GPUs: fewer stages, then shorter K tiles
+        stages -= 1
+    while (bm + bn) * bk * stages > smem and bk > 32:
+        bk //= 2
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    split = 1
+    if M <= 32:
+        if tiles < sms and K >= 8192:
+            split = 2
+    elif 0 < tiles < sms:
+        split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
+    # SPLIT_TAIL (one launch, CUDA only): K >= 8192, tiles of at least 64 x 128 overrunning a whole
+    # wave by at most half a wave, under 4 waves in all: the overrun tiles in sms // overrun parts
+    # (<= 4, >= 4 K tiles each). H100 (session 13, check_heuristic_s13.md): 70B 10240 x 8192 at 160
+    # tiles 7-13 % faster and this rule within 1.08x of its tables; at K = 4096 the same rule ran
+    # fp8 6144 x 4096 M = 512 1.21x its table (only int8 gained there) and 64 x 64 tiles (two
+    # programs an SM) lost 6 %
+    tail = split == 1 and vendor == "cuda" and M > 64 and K >= 8192 and bm * bn >= 64 * 128 and tiles < 4 * sms
+    if tail:
+        split = tail_split(tiles, sms, triton.cdiv(K, bk), 4, 4)
+        tail = split > 1
+    return bk, stages, split, tail
+
+
 def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -> dict:
     """The config used when no tuned table covers (N, K) on this GPU: the patterns of the H100
     tables for the eight Llama-3 shapes (lmkernels/configs/scaled_mm, 18 Ms each), shrunk to the
@@ -165,7 +191,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
-    of the weight's traffic. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
+    of the weight's traffic; on CUDA past M = 64 at K >= 14336 the splits are summed in the same
+    launch (ONE_LAUNCH). int8's split 128 x 128 tiles keep 4 warps x 64-deep K steps. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
     fewer than 4 waves) where the tiles overrun a whole wave by at most half a wave: the overrun
     tiles in up to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32
     where the operands allow, pointers for the weight stream; other GPUs: the process default.
@@ -193,32 +220,24 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
         if bm * bn >= 128 * 256:
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
-    while (bm + bn) * bk * stages > smem and stages > 2:  # smaller GPUs: fewer stages, then shorter K tiles
-        stages -= 1
-    while (bm + bn) * bk * stages > smem and bk > 32:
-        bk //= 2
-    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
-    split = 1
-    if M <= 32:
-        if tiles < sms and K >= 8192:
-            split = 2
-    elif 0 < tiles < sms:
-        split = max(1, min(triton.cdiv(2 * sms, tiles), triton.cdiv(K, bk) // 4, 16, K // (32 * max(M, 1))))
-    # SPLIT_TAIL (one launch, CUDA only): K >= 8192, tiles of at least 64 x 128 overrunning a whole
-    # wave by at most half a wave, under 4 waves in all: the overrun tiles in sms // overrun parts
-    # (<= 4, >= 4 K tiles each). H100 (session 13, check_heuristic_s13.md): 70B 10240 x 8192 at 160
-    # tiles 7-13 % faster and this rule within 1.08x of its tables; at K = 4096 the same rule ran
-    # fp8 6144 x 4096 M = 512 1.21x its table (only int8 gained there) and 64 x 64 tiles (two
-    # programs an SM) lost 6 %
-    tail = split == 1 and vendor == "cuda" and M > 64 and K >= 8192 and bm * bn >= 64 * 128 and tiles < 4 * sms
-    if tail:
-        split = tail_split(tiles, sms, triton.cdiv(K, bk), 4, 4)
-        tail = split > 1
+    bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
+    if not fp8 and (bm, bn) == (128, 128) and split > 1:
+        # split int8 128 x 128 tiles keep 4 warps x 64-deep K steps in 4 stages (the rule before
+        # session 16): 70B 10240 x 8192 M = 256 / 512 ran 1.22 / 1.32x its table in 3 stages of 128
+        # (check_heuristic_s16.md), 1.08x this way (check_heuristic_s13.md)
+        bk, warps, stages = 64, 4, 4
+        bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
+    # plain split-K finished in the same launch at K >= 14336 past M = 64: the session-16 tables'
+    # winners at all 9 such entries (8B 4096 x 14336 M = 96 / 128, 70B 8192 x 28672 M = 96-256);
+    # the heuristic's two launches ran 1.16-1.23x there (check_heuristic_s16.md)
+    one_launch = tail or (split > 1 and vendor == "cuda" and M > 64 and K >= 14336)
     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 1 if M <= 32 else 8,
            "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "PERSISTENT": persistent,
            "FP8_FAST_ACCUM": True}
+    if one_launch:
+        cfg["ONE_LAUNCH"] = True
     if tail:
-        cfg.update(ONE_LAUNCH=True, SPLIT_TAIL=True)
+        cfg["SPLIT_TAIL"] = True
     if vendor == "cuda" and cc >= 90:
         cfg["ACCESS"] = "descriptor" if M > 32 else "pointer"
     return check_config(cfg)
