@@ -584,6 +584,14 @@ def test_heuristic_config_for_the_h100(monkeypatch):
         c = heuristic_config(1024, 6144, 4096, fp8, 0)
         assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"], c["num_stages"]) == \
             (128, 128, 128, 8, stages)
+    # ... but int8 under SPLIT_TAIL keeps 4 warps x 64-deep steps; plain split-K at K >= 14336 past
+    # M = 64 sums in one launch, at K >= 16384 in as many splits as fill the SMs once (128 tiles: 2)
+    c = heuristic_config(256, 10240, 8192, False, 0)
+    assert (c["BLOCK_SIZE_K"], c["num_warps"], c["SPLIT_TAIL"]) == (64, 4, True)
+    for M, N, K, split in ((96, 8192, 28672, 2), (256, 8192, 28672, 2), (96, 4096, 14336, 3)):
+        c = heuristic_config(M, N, K, False, 0)
+        assert (c["SPLIT_K"], c["ONE_LAUNCH"], c["SPLIT_TAIL"]) == (split, True, False), (M, N, K, c)
+    assert not heuristic_config(64, 8192, 28672, False, 0)["ONE_LAUNCH"]
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("hip", 0, 65536))
     assert not heuristic_config(256, 10240, 8192, False, 0)["SPLIT_TAIL"]
 

@@ -192,7 +192,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
     of the weight's traffic; on CUDA past M = 64 at K >= 14336 the splits are summed in the same
-    launch (ONE_LAUNCH). int8's split 128 x 128 tiles keep 4 warps x 64-deep K steps. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
+    launch (ONE_LAUNCH), at K >= 16384 in as many splits as bring the tiles to one program an SM.
+    int8's 128 x 128 tiles under SPLIT_TAIL keep 4 warps x 64-deep K steps. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
     fewer than 4 waves) where the tiles overrun a whole wave by at most half a wave: the overrun
     tiles in up to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32
     where the operands allow, pointers for the weight stream; other GPUs: the process default.
@@ -221,16 +222,19 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
     bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
-    if not fp8 and (bm, bn) == (128, 128) and split > 1:
-        # split int8 128 x 128 tiles keep 4 warps x 64-deep K steps in 4 stages (the rule before
-        # session 16): 70B 10240 x 8192 M = 256 / 512 ran 1.22 / 1.32x its table in 3 stages of 128
-        # (check_heuristic_s16.md), 1.08x this way (check_heuristic_s13.md)
+    if not fp8 and (bm, bn) == (128, 128) and tail:
+        # int8 128 x 128 tiles under SPLIT_TAIL keep 4 warps x 64-deep K steps in 4 stages (the
+        # rule before session 16): 70B 10240 x 8192 M = 256 / 512 ran 1.22 / 1.32x its table in 3
+        # stages of 128 (check_heuristic_s16_first.md), 1.04-1.08x this way
         bk, warps, stages = 64, 4, 4
         bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
-    # plain split-K finished in the same launch at K >= 14336 past M = 64: the session-16 tables'
-    # winners at all 9 such entries (8B 4096 x 14336 M = 96 / 128, 70B 8192 x 28672 M = 96-256);
-    # the heuristic's two launches ran 1.16-1.23x there (check_heuristic_s16.md)
+    # plain split-K finished in the same launch at K >= 14336 past M = 64, the session-16 tables'
+    # choice at 10 of those 11 entries (8B 4096 x 14336 M = 96 / 128, 70B 8192 x 28672 M = 96-256);
+    # two launches ran 1.16-1.23x there (check_heuristic_s16_first.md). At K >= 16384 the tables
+    # take one program an SM (2 splits of 128 tiles, not 3): 3 ran 1.17-1.34x
     one_launch = tail or (split > 1 and vendor == "cuda" and M > 64 and K >= 14336)
+    if one_launch and not tail and K >= 16384:
+        split = min(split, triton.cdiv(sms, triton.cdiv(M, bm) * triton.cdiv(N, bn)))
     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 1 if M <= 32 else 8,
            "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "PERSISTENT": persistent,
            "FP8_FAST_ACCUM": True}
