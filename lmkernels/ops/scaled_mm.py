@@ -182,10 +182,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
     64 x 64). 128 x 128 tiles: 8 warps, BLOCK_K 128; fp8 in 4 stages, int8 in 3 (96 KB, so two
-    programs share an SM: Triton 3.6 keeps an int8 wgmma in flight across K steps never (only
-    fp32 accumulators), so each int8 K step waits for its MMAs and the other program's fill the
-    wait. The session-16 int8 tables pick it at 15 of their 56 entries from M = 256;
-    benchmarks/results/h100/probe_int8sync.md: 1.09-1.37x over 128 x 128 x 64 at 4 warps, the
+    programs share an SM: Triton 3.6 never keeps an int8 wgmma in flight across K steps, only
+    fp32-accumulator ones, so each int8 K step waits for its MMAs and the other program's fill
+    the wait. The session-16 int8 tables pick it at 17 of their 56 entries from M = 256;
+    benchmarks/results/h100/probe_int8sync.md: 1.11-1.27x over 128 x 128 x 64 at 4 warps, the
     rule before, at M = 1024).
 
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least

@@ -129,7 +129,7 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
         modes = [(a, False) for a in access] + ([(access[-1], True)] if tiles * split > num_sms else [])
         # every depth that fits: 3 stages of 128 x 128 x 128 (96 KB) let two programs share an SM,
         # which int8 needs (Triton 3.6 waits for each int8 wgmma before the next K step; the
-        # other program's MMAs fill that wait): 1.09-1.37x over the 5-stage winners at M = 1024
+        # other program's MMAs fill that wait): 1.09-1.37x over the tables' configs at M = 1024
         # (results/h100/probe_int8sync.md)
         fits = [s for s in (3, 4, 5) if s * (bm + bn) * bk <= smem]
         for stages in fits:
