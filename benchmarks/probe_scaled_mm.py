@@ -21,6 +21,9 @@ Session 16:
            wgmma.wait_group 0 (fp8: wait_group 1). Deeper K steps (BLOCK_K 256) halve the
            waits; 4-warp 128 x 128 tiles at <= 96 KB of stages let two programs share an SM and
            fill each other's waits. fp8 at the tuned int8 config for contrast.
+  narrow   M >= 1024: 128 x 64 and 64 x 128 tiles (72 KB in 3 stages: three programs an SM) for
+           int8's waits and the wave quantisation of 1024 x 6144 (384 tiles of 128 x 128 on 264
+           slots of two an SM); fp8 too, where it trails torch._scaled_mm.
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -28,7 +31,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync]
+    [int8sync] [narrow]
 """
 import sys
 import time
@@ -50,6 +53,10 @@ def name(c):
 
 
 def probe(M, N, K, fp8, configs):
+    # a second's rest first: a section's first config, timed right after milliseconds of GEMMs,
+    # ran 8-12 % slow (session 16, int8 1024 x 4096 x 4096: 34.77 µs first, 31.10 for the same
+    # config later in the section), as the bench harness found at M = 1 (results/h100/README.md)
+    time.sleep(1.0)
     nbytes = M * K + N * K + 2 * M * N + 4 * (M + N)
     sets = [operands(M, N, K, fp8, "cuda", 500 + 13 * i + M) for i in range(n_input_sets(nbytes))]
     a0, b0, sa0, sb0 = sets[0]
@@ -256,6 +263,25 @@ def int8sync():
             probe(m, N, K, True, [dict(tuned, FP8_FAST_ACCUM=True)])
 
 
+def narrow():
+    """Session 16: narrower tiles at M >= 1024 against the shipped tables (module docstring)."""
+    import json
+    import os
+    from lmkernels.runtime import config_store
+    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
+    for (N, K), ms in (((6144, 4096), (1024, 4096)), ((4096, 4096), (1024,)), ((4096, 14336), (1024,))):
+        for fp8 in (False, True):
+            dtype = "fp8" if fp8 else "int8"
+            table = json.load(open(os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype={dtype}.json")))
+            for m in ms:
+                probe(m, N, K, fp8, [table[str(m)]] + [
+                    cfg(128, 64, 128, 4, 3, fast=True), cfg(128, 64, 128, 4, 4, fast=True),
+                    cfg(64, 128, 128, 4, 3, fast=True), cfg(64, 128, 128, 4, 4, fast=True),
+                    cfg(128, 64, 256, 4, 3, fast=True), cfg(128, 128, 128, 4, 3, fast=True),
+                    cfg(128, 64, 128, 4, 4, persistent=True, fast=True),
+                ])
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -278,4 +304,4 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync}[w]()
+         "int8sync": int8sync, "narrow": narrow}[w]()

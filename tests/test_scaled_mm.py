@@ -579,11 +579,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     assert not heuristic_config(128, 6144, 4096, False, 0)["SPLIT_TAIL"]
     assert not heuristic_config(512, 6144, 4096, True, 0)["SPLIT_TAIL"]  # K < 8192: fp8 lost there
     # 128 x 128 tiles: int8 in 3 stages (96 KB: two programs an SM fill each other's wgmma waits),
-    # fp8 (asynchronous across K steps) in 4
-    for fp8, stages in ((False, 3), (True, 4)):
+    # fp8 (asynchronous across K steps) in 4, from M = 1024 at 4 warps walking the tiles
+    for fp8, warps, stages, persistent in ((False, 8, 3, False), (True, 4, 4, True)):
         c = heuristic_config(1024, 6144, 4096, fp8, 0)
-        assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"], c["num_stages"]) == \
-            (128, 128, 128, 8, stages)
+        assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"], c["num_stages"],
+                c["PERSISTENT"]) == (128, 128, 128, warps, stages, persistent)
+    assert heuristic_config(512, 8192, 8192, True, 0)["num_warps"] == 8
     # ... but int8 under SPLIT_TAIL keeps 4 warps x 64-deep steps; plain split-K at K >= 14336 past
     # M = 64 sums in one launch, at K >= 16384 in as many splits as fill the SMs once (128 tiles: 2)
     c = heuristic_config(256, 10240, 8192, False, 0)

@@ -181,12 +181,13 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     1.25x over 128 x 128; M = 512, N = 10240: 160 tiles, 1.19x slower than 128 x 128), else
     128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
-    64 x 64). 128 x 128 tiles: 8 warps, BLOCK_K 128; fp8 in 4 stages, int8 in 3 (96 KB, so two
-    programs share an SM: Triton 3.6 never keeps an int8 wgmma in flight across K steps, only
-    fp32-accumulator ones, so each int8 K step waits for its MMAs and the other program's fill
-    the wait. The session-16 int8 tables pick it at 17 of their 56 entries from M = 256;
-    benchmarks/results/h100/probe_int8sync.md: 1.11-1.27x over 128 x 128 x 64 at 4 warps, the
-    rule before, at M = 1024).
+    64 x 64). 128 x 128 tiles: BLOCK_K 128, 8 warps (fp8 from M = 1024: 4, persistent past one
+    wave, the session-16 fp8 tables' choice at 5 of their 6 such entries); fp8 in 4 stages, int8
+    in 3 (96 KB, so two programs share an SM: Triton 3.6 never keeps an int8 wgmma in flight
+    across K steps, only fp32-accumulator ones, so each int8 K step waits for its MMAs and the
+    other program's fill the wait. The session-16 int8 tables pick it at 17 of their 56 entries
+    from M = 256; benchmarks/results/h100/probe_int8sync.md: 1.11-1.27x over 128 x 128 x 64 at 4
+    warps, the rule before, at M = 1024).
 
     Split-K only where tiles still leave SMs idle, aiming at 2 programs an SM, each split at least
     4 K tiles deep (its pipeline fills), and at most K / (32 M) splits: the fp32/int32 workspace
@@ -218,6 +219,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             bk, warps = 128, 8
             if not fp8:
                 stages = 3
+            elif M >= 1024:  # fp8 from M = 1024: 4 warps (a warpgroup of 128 rows), persistent
+                warps, persistent = 4, triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
         if bm * bn >= 128 * 256:
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms

@@ -26,13 +26,13 @@ accumulation, FP8_FAST_ACCUM is not searched):
     that bring the tile count up to the SM count (1 when the tiles fill the SMs), each split >= 2
     K steps: at most 3 x 2 x 2 x 2 = 24.
   M > 32, tiles: BLOCK_M x BLOCK_N x BLOCK_K (warps) among 64x128x128 (4), 64x256x128 (8),
-    64x128x64 (4) for M <= 128; 128x128x64 (4), 128x128x128 (8) for M >= 96; 128x256x64 (8),
+    64x128x64 (4) for M <= 128; 128x128x64 (4), 128x128x128 (8 and 4) for M >= 96; 128x256x64 (8),
     128x256x128 (8), 256x128x64 (8), 256x128x128 (8) at M >= 256; GROUP_SIZE_M 8; each of
     3/4/5 stages within 200 KiB of shared memory (smaller GPUs: their opt-in maximum less 27 KiB;
     the decode space obeys the same limit); SPLIT_K the smallest power of two that
     fills the SMs (>= 4 K steps a split); access descriptor (sm90+, aligned; pointer elsewhere),
     plus pointer for the 64-deep K tiles, plus a persistent variant when there is more than one
-    wave of work: at most 21 (M = 48, 64), 36 (96, 128), 41 (>= 256) candidates.
+    wave of work: at most 21 (M = 48, 64), 42 (96, 128), 47 (>= 256) candidates.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
@@ -69,7 +69,7 @@ SMEM_SPARE = 27 * 1024    # other GPUs: their opt-in maximum less the same spare
 # 8 warps from 64 x 256 or 128 x 128 x 128 up.
 _BIG = 2**62
 TILES = ((64, 128, 128, 4, 33, 128), (64, 256, 128, 8, 33, 128), (64, 128, 64, 4, 33, 128),
-         (128, 128, 64, 4, 96, _BIG), (128, 128, 128, 8, 96, _BIG),
+         (128, 128, 64, 4, 96, _BIG), (128, 128, 128, 8, 96, _BIG), (128, 128, 128, 4, 96, _BIG),
          (128, 256, 64, 8, 256, _BIG), (128, 256, 128, 8, 256, _BIG),
          (256, 128, 64, 8, 256, _BIG), (256, 128, 128, 8, 256, _BIG))
 
@@ -129,7 +129,7 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
         modes = [(a, False) for a in access] + ([(access[-1], True)] if tiles * split > num_sms else [])
         # every depth that fits: 3 stages of 128 x 128 x 128 (96 KB) let two programs share an SM,
         # which int8 needs (Triton 3.6 waits for each int8 wgmma before the next K step; the
-        # other program's MMAs fill that wait): 1.09-1.37x over the tables' configs at M = 1024
+        # other program's MMAs fill that wait): 1.05-1.27x over the tables' configs at M = 1024
         # (results/h100/probe_int8sync.md)
         fits = [s for s in (3, 4, 5) if s * (bm + bn) * bk <= smem]
         for stages in fits:
