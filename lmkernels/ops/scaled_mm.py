@@ -181,8 +181,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     1.25x over 128 x 128; M = 512, N = 10240: 160 tiles, 1.19x slower than 128 x 128), else
     128 x 128;
     BLOCK_N halves down to 64 while the tiles leave SMs idle (M = 128, N = 4096: 128 tiles of
-    64 x 64). 128 x 128 tiles: BLOCK_K 128, 8 warps (fp8 from M = 1024: 4, persistent past one
-    wave, the session-16 fp8 tables' choice at 5 of their 6 such entries); fp8 in 4 stages, int8
+    64 x 64). 128 x 128 tiles: BLOCK_K 128, 8 warps (fp8 from M = 1024: 4, the session-16 fp8
+    tables' choice at 5 of their 6 such entries, persistent past one wave); fp8 in 4 stages, int8
     in 3 (96 KB, so two programs share an SM: Triton 3.6 never keeps an int8 wgmma in flight
     across K steps, only fp32-accumulator ones, so each int8 K step waits for its MMAs and the
     other program's fill the wait. The session-16 int8 tables pick it at 17 of their 56 entries
@@ -194,9 +194,9 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     costs 8 M bytes a split and column against the weight's K, so this keeps it under a quarter
     of the weight's traffic; on CUDA past M = 64 at K >= 14336 the splits are summed in the same
     launch (ONE_LAUNCH), at K >= 16384 in as many splits as bring the tiles to one program an SM.
-    int8's 128 x 128 tiles under SPLIT_TAIL keep 4 warps x 64-deep K steps. SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128,
-    fewer than 4 waves) where the tiles overrun a whole wave by at most half a wave: the overrun
-    tiles in up to 4 parts, the session-13 tables' pattern. sm90+: descriptors (TMA) for M > 32
+    SPLIT_TAIL (CUDA, M > 64, K >= 8192, tiles of at least 64 x 128, fewer than 4 waves) where the
+    tiles overrun a whole wave by at most half a wave: the overrun tiles in up to 4 parts, the
+    session-13 tables' pattern; int8's 128 x 128 tiles keep 4 warps x 64-deep K steps there. sm90+: descriptors (TMA) for M > 32
     where the operands allow, pointers for the weight stream; other GPUs: the process default.
     """
     vendor, cc, smem = _gpu(device_index)
