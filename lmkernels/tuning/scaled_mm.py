@@ -66,7 +66,8 @@ SMEM_SPARE = 27 * 1024    # other GPUs: their opt-in maximum less the same spare
 # so a 128-row tile would be half empty), 128 x 256 and 256 x 128 once M >= 256 (each weight tile
 # is re-read M / BM times: bigger tiles halve that), for both dtypes (fp8's default fast
 # accumulation keeps one accumulator, as int8 does: 128 x 256 at 8 warps fits without spills).
-# 8 warps from 64 x 256 or 128 x 128 x 128 up.
+# 8 warps from 64 x 256 or 128 x 128 x 128 up; 128 x 128 x 128 at 4 warps too (one warpgroup of
+# 128 rows: fp8's winner at 8 of the 40 M >= 1024 entries of the session-16 tables).
 _BIG = 2**62
 TILES = ((64, 128, 128, 4, 33, 128), (64, 256, 128, 8, 33, 128), (64, 128, 64, 4, 33, 128),
          (128, 128, 64, 4, 96, _BIG), (128, 128, 128, 8, 96, _BIG), (128, 128, 128, 4, 96, _BIG),
