@@ -290,7 +290,7 @@ def check_config(cfg: dict, M: int) -> dict:
 
 def _check_table_config(cfg: dict) -> dict:
     """config_store's validator for ll_gemm tables: every key of a config (the tuner writes them all),
-    valid for some M (the M bucket rule keeps BLOCK_M >= M; tuned_config checks it again)."""
+    valid for some M (tuned_config serves a bucket only to at most its tuned M rows)."""
     missing = [k for k in CONFIG_KEYS if k not in cfg]
     if missing:
         raise ValueError(f"config lacks {missing}; a table entry names every one of {list(CONFIG_KEYS)}")
@@ -307,10 +307,16 @@ def tuned_config(M: int, N: int, K: int, dtype, dev: int) -> dict | None:
     the designed default for untuned shapes), the CPU, or a bucket tuned for fewer rows than M (past
     the table's last bucket: its config was never timed with M rows, and unless it tiles M (BLOCK_M <
     M, m_tiles_ok) it cannot run them)."""
+    return _table_entry(M, N, K, dtype, dev)[0]
+
+
+def _table_entry(M: int, N: int, K: int, dtype, dev: int) -> tuple[dict | None, dict | None]:
+    """(tuned_config, the tuner's measured record of it) from one table resolve; (None, None) where
+    tuned_config gives None."""
     if dev < 0:
-        return None
-    cfg = config_store.lookup("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev, warn=False)
-    return cfg if cfg is not None and config_store.bucket("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev) >= M else None
+        return None, None
+    cfg, rec, tuned_m = config_store.entry("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev)
+    return (cfg, rec) if cfg is not None and tuned_m >= M else (None, None)
 
 
 def _merge_config(base: dict, keys: dict, M: int) -> dict:
@@ -592,10 +598,10 @@ def _other_path_faster(M: int, N: int, K: int, dtype, dev: int) -> bool:
     """use_ll_gemm's rule: whether linear's other path (cuBLAS; scaled_mm for fp8) wins here. A
     constant while torch.compile traces linear (a table lookup reads files and the device name; M, N,
     K and the device are guards of the traced graph)."""
-    if tuned_config(M, N, K, dtype, dev) is None:  # no table, or none for this many rows
+    cfg, rec = _table_entry(M, N, K, dtype, dev)
+    if cfg is None:  # no table, or none for this many rows
         big = N * K * dtype.itemsize >= LINEAR_WIDE_CUBLAS_BYTES
         return M > 1 and big and (dtype == FP8 or N > 2 * K)
-    rec = config_store.measured("ll_gemm", N, K, TABLE_DTYPES[dtype], M, dev)
     return rec is not None and rec.get("cublas_us") is not None and rec["us"] > rec["cublas_us"]
 
 

@@ -145,10 +145,11 @@ def measured(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> 
     return _resolve(op, N, K, dtype, M, device_index, False)[1]
 
 
-def bucket(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> int | None:
-    """The tuned M of the bucket lookup() serves for these arguments (>= M, or the largest, below M,
-    past the table's last bucket), or None (no table). Never warns."""
-    return _resolve(op, N, K, dtype, M, device_index, False)[2]
+def entry(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> tuple:
+    """(config, measured record, tuned M) of the bucket lookup() serves for these arguments, from one
+    cached resolve: the tuned M is >= M, or the largest, below M, past the table's last bucket;
+    (None, None, None) without a table. Never warns."""
+    return _resolve(op, N, K, dtype, M, device_index, False)
 
 
 def _resolve(op, N, K, dtype, M, device_index, warn) -> tuple:
