@@ -117,6 +117,19 @@ for mode in available_modes():
                 "num_stages": 3, "SPLIT_K": 3, "ONE_LAUNCH": True, "SPLIT_TAIL": True}
         for cfg in (tail, dict(tail, PERSISTENT=True)):
             lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
+        # the sm90 Gluon kernel (WGMMA): TMA boxes past every edge (M = 1, ragged N, K = 16 under a
+        # 128-deep box, K tails), the 64-row tile and the 128 x 256 one
+        if mode == "descriptor" and torch.cuda.get_device_capability() == (9, 0):
+            for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112)):
+                if dt == torch.int8:
+                    a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
+                else:
+                    a, w = (torch.randn(shape, device=dev).to(dt) for shape in ((M, K), (N, K)))
+                sa, sb, bias = torch.rand(M, 1, device=dev), torch.rand(1, N, device=dev), torch.randn(N, device=dev)
+                for bm, bn, bk, warps, stages in ((64, 128, 128, 4, 4), (128, 256, 64, 8, 5)):
+                    cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
+                           "num_warps": warps, "num_stages": stages, "WGMMA": True}
+                    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off

@@ -22,6 +22,8 @@ from lmkernels.kernels.activation import _gated_act_kernel
 from lmkernels.kernels.kv_cache import _reshape_and_cache_kernel
 from lmkernels.kernels.rotary import _rope_kernel
 from lmkernels.kernels.scaled_mm import _scaled_mm_kernel, _split_k_reduce_kernel
+from lmkernels.kernels.scaled_mm_wgmma import _scaled_mm_wgmma_kernel
+from triton.experimental.gluon._runtime import GluonASTSource
 from lmkernels.kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
 from lmkernels.kernels.sampling import (_lse_partial_kernel, _rank_partial_kernel, _token_logprobs_kernel,
                                         _token_ranks_kernel)
@@ -32,7 +34,8 @@ TARGETS = {"sm90": GPUTarget("cuda", 90, 32), "sm80": GPUTarget("cuda", 80, 32),
 results = []
 
 def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
-    src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
+    source = GluonASTSource if fn.is_gluon() else ASTSource  # Gluon kernels set their module's layout attributes
+    src = source(fn, sig, constexprs=consts, attrs=attrs)
     try:
         k = triton.compile(src, target=TARGETS[target], options=dict(options, num_warps=warps))
         asm = k.asm.get("ptx", "") or k.asm.get("amdgcn", "")
@@ -272,6 +275,32 @@ for target, cases in MM_CASES.items():
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"scaled_mm split-K reduce {ws} pdl={consts['USE_PDL']}", _split_k_reduce_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 6, 7, 8)}, target, 4, enable_fp_fusion=False)
+# scaled_mm's sm90 Gluon kernel (kernels/scaled_mm_wgmma.py): int8 and fp8 at the heuristic's two
+# tiles and the 64-row one, host descriptors typed as the op makes them (their NVMMA layout in the
+# signature), with and without PDL. sm90 only: the op never takes it elsewhere.
+import torch
+from triton.runtime.jit import mangle_type
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+
+def gluon_desc(dt, box):
+    t = torch.zeros(256, 256, dtype=torch.int8 if dt == gl.int8 else torch.float8_e4m3fn)
+    return mangle_type(TensorDescriptor.from_tensor(t, box, gl.NVMMASharedLayout.get_default_for(box, dt)))
+
+
+for dt, bm, bn, bk, warps, stages, pdl in (("i8", 128, 256, 64, 8, 5, True), ("i8", 128, 128, 128, 8, 3, False),
+                                          ("i8", 64, 128, 128, 4, 4, True), ("fp8e4nv", 128, 256, 128, 8, 3, True)):
+    gdt = gl.int8 if dt == "i8" else gl.float8e4nv
+    sig = {"a_desc": gluon_desc(gdt, [bm, bk]), "b_desc": gluon_desc(gdt, [bn, bk]), "c_ptr": "*bf16",
+           "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32",
+           "stride_cm": "i32", "stride_sa": "constexpr", "stride_sb": "constexpr"}
+    consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8,
+              "STAGES": stages, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True, "HAS_BIAS": True, "INT8": dt == "i8",
+              "USE_PDL": pdl, "EARLY_LAUNCH": False}
+    sig.update({k: "constexpr" for k in consts})
+    compile_one(f"scaled_mm_wgmma {dt} {bm}x{bn}x{bk} w{warps} s{stages} pdl={pdl}", _scaled_mm_wgmma_kernel, sig,
+                consts, {(i,): D16 for i in (2, 3, 4, 5, 7, 8, 9)}, "sm90", warps, enable_fp_fusion=False)
 # ll_gemm (decode GEMM, weight [N, K] row-major): FMA and tl.dot tiles, bf16 / fp16 / fp8 e4m3
 # (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
 # prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no fp8 case on sm80)
@@ -316,7 +345,7 @@ print(json.dumps(results))
 '''
 
 
-SCALED_MM_ROWS = {"sm90": 10 + 2, "sm80": 3 + 2, "gfx942": 3 + 2}
+SCALED_MM_ROWS = {"sm90": 10 + 2 + 4, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernel
 LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
 
 
@@ -393,6 +422,19 @@ def test_int8_wgmma_waits_every_k_step_on_hopper(compiled):
     assert int8 and fast_fp8
     assert not any(r["wgmma_in_flight"] for r in int8), [r["case"] for r in int8 if r["wgmma_in_flight"]]
     assert all(r["wgmma_in_flight"] for r in fast_fp8), [r["case"] for r in fast_fp8 if not r["wgmma_in_flight"]]
+
+
+def test_gluon_wgmma_kernel_keeps_a_group_in_flight_on_hopper(compiled):
+    """kernels/scaled_mm_wgmma.py: int8 too waits only for the previous K step's wgmmas
+    (wait_group 1), its operands through TMA, griddepcontrol exactly in the PDL variants."""
+    rows = [r for r in compiled if r["case"].startswith("scaled_mm_wgmma")]
+    assert len(rows) == 4 and all(r["target"] == "sm90" for r in rows)
+    built = [r for r in rows if r["ok"]]
+    if not built:
+        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    for r in built:
+        assert r["wgmma"] and r["wgmma_in_flight"] and r["tma"], r["case"]
+        assert r["gdc"] == ("pdl=True" in r["case"]), r["case"]
 
 
 def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):

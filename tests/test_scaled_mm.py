@@ -440,7 +440,8 @@ def test_pdl_chain_matches_plain_launches():
         mm_ops._plans.clear()
         lmkernels.scaled_mm(a, ws[0].t(), sa0, sb, torch.float32, bias)
         # the constexprs' EARLY_LAUNCH and the plan's use-PDL flag (ops/scaled_mm.py _make_plan)
-        assert any(plan[2][15] and plan[15] for plan in mm_ops._plans.values()), "no EARLY_LAUNCH plan"
+        assert any(plan[17] is None and plan[2][15] and plan[15] for plan in mm_ops._plans.values()), \
+            "no EARLY_LAUNCH plan"
     graph, got = capture(lambda: chain(None))
     sa0.copy_(_scales(M, N, 32)[0])
     graph.replay()
@@ -522,6 +523,14 @@ BAD_CONFIGS = [
                                         r"and ONE_LAUNCH=False"),
     ({"SPLIT_TAIL": True, "ONE_LAUNCH": True}, r"needs SPLIT_K > 1 and ONE_LAUNCH True, got SPLIT_K=1"),
     ({"BLOCK_M": 64}, r"unknown key\(s\) \['BLOCK_M'\]"),
+    ({"WGMMA": 1}, r"config\['WGMMA'\]=1 must be a bool"),
+    ({"WGMMA": True}, r"config\['WGMMA'\]=True needs .* BLOCK_SIZE_M >= max\(64, 16 \* num_warps\); .*"
+                      r"num_warps=4, BLOCK_SIZE_M=16"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "num_warps": 8}, r"num_warps=8, BLOCK_SIZE_M=64"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "SPLIT_K": 2}, r"needs SPLIT_K 1.*got SPLIT_K=2"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "PERSISTENT": True}, r"PERSISTENT=True"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "ACCESS": "pointer"}, r"ACCESS='pointer'"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "FP8_FAST_ACCUM": False}, r"FP8_FAST_ACCUM=False"),
 ]
 
 
@@ -535,7 +544,7 @@ def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
     assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False,
-                       SPLIT_TAIL=False)
+                       SPLIT_TAIL=False, WGMMA=False)
     assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
@@ -567,9 +576,23 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                 assert cfg["FP8_FAST_ACCUM"]
                 if M == 1 and gpu[0] == "cuda":
                     assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
-                if M >= 4096 and gpu[0] == "cuda":
-                    assert (bm, bn) == (128, 256) and cfg["PERSISTENT"]
+                if M >= 4096 and gpu[0] == "cuda":  # int8: the wgmma kernel, one tile a program
+                    assert (bm, bn) == (128, 256) and cfg["PERSISTENT"] == fp8 and cfg["WGMMA"] != fp8
+                # the Gluon kernel (ops/scaled_mm._wgmma_tile): sm90 past M = 64, fp8 up to M = 512
+                assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512)), (M, N, K, fp8)
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
+    # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
+    for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
+                               (True, 512, 6144, 4096, (128, 128, 128, 8, 4)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
+                               (False, 96, 8192, 8192, (64, 128, 128, 4, 4))):
+        c = heuristic_config(M, N, K, fp8, 0)
+        assert c["WGMMA"] and (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"],
+                               c["num_stages"]) == tile, (fp8, M, N, K, c)
+    for fp8, M, N, K in ((False, 256, 4096, 4096), (True, 1024, 6144, 4096), (False, 64, 28672, 4096),
+                         (True, 512, 57344, 8192)):  # too few tiles; fp8 past M = 512 or two waves; M <= 64
+        assert not heuristic_config(M, N, K, fp8, 0)["WGMMA"], (fp8, M, N, K)
+    # the Triton kernel's rules (other GPUs, a Triton without Gluon)
+    monkeypatch.setattr(mm_ops, "_GLUON_PROBLEM", "no Gluon here")
     assert heuristic_config(16, 4096, 14336, True, 0)["SPLIT_K"] > 1  # 64 tiles on 132 SMs
     assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1
     # SPLIT_TAIL: 70B 10240 x 8192 at M = 256, 160 tiles of 128 x 128: the 28 past the wave in 4 parts;
@@ -583,7 +606,7 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     for fp8, warps, stages, persistent in ((False, 8, 3, False), (True, 4, 4, True)):
         c = heuristic_config(1024, 6144, 4096, fp8, 0)
         assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"], c["num_stages"],
-                c["PERSISTENT"]) == (128, 128, 128, warps, stages, persistent)
+                c["PERSISTENT"], c["WGMMA"]) == (128, 128, 128, warps, stages, persistent, False)
     assert heuristic_config(512, 8192, 8192, True, 0)["num_warps"] == 8
     # ... but int8 under SPLIT_TAIL keeps 4 warps x 64-deep steps; plain split-K at K >= 14336 past
     # M = 64 sums in one launch, at K >= 16384 in as many splits as fill the SMs once (128 tiles: 2)
@@ -595,6 +618,10 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     assert not heuristic_config(64, 8192, 28672, False, 0)["ONE_LAUNCH"]
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("hip", 0, 65536))
     assert not heuristic_config(256, 10240, 8192, False, 0)["SPLIT_TAIL"]
+    monkeypatch.setattr(mm_ops, "_GLUON_PROBLEM", None)
+    for gpu in (("cuda", 100, 232448), ("cuda", 80, 166912), ("hip", 0, 65536)):  # no wgmma off sm90
+        monkeypatch.setattr(mm_ops, "_gpu", lambda i, gpu=gpu: gpu)
+        assert not heuristic_config(4096, 4096, 4096, False, 0)["WGMMA"], gpu
 
 
 def test_tuned_config_is_looked_up_first(monkeypatch):
@@ -613,7 +640,7 @@ def test_tuned_config_is_looked_up_first(monkeypatch):
         sa, sb, bias = _scales(M, 48, 23)
         _check(lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias), a, w.t(), sa, sb, torch.float32, bias)
     assert calls == [("scaled_mm", 48, 64, "int8", 3), ("scaled_mm", 48, 64, "int8", 5)]
-    blocks = sorted(plan[2][:3] for plan in mm_ops._plans.values())
+    blocks = sorted(plan[2][:3] if plan[17] is None else plan[17][1][:3] for plan in mm_ops._plans.values())
     heur = heuristic_config(5, 48, 64, False, max(torch.device(DEVICE).index or 0, 0))
     assert blocks == sorted([(32, 16, 32), (heur["BLOCK_SIZE_M"], heur["BLOCK_SIZE_N"], heur["BLOCK_SIZE_K"])])
 
@@ -687,3 +714,98 @@ def test_cuda_graph_replays_with_new_data():
             graph.replay()
             torch.cuda.synchronize()
             _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)
+
+
+# ---------------------------------------------------------------- the sm90 wgmma kernel (Gluon)
+
+WGMMA_CFG = {"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8, "num_warps": 8,
+             "num_stages": 3, "WGMMA": True}
+# (BM, BN, BK, warps, stages): the tuner's WGMMA_TILES kinds, and a 32-deep K step
+WGMMA_TILES = ((128, 128, 128, 8, 3), (128, 256, 64, 8, 5), (64, 128, 128, 4, 4), (256, 128, 64, 8, 4),
+               (128, 64, 32, 4, 3))
+# M and N edges inside a tile, K tails TMA zero-fills (496 = 3 x 128 + 112), the issue's sizes
+WGMMA_SHAPES = ((1, 256, 128), (33, 971, 496), (64, 256, 1024), (512, 20486, 1024), (300, 257, 4112),
+                (129, 384, 32))
+
+
+def _sm90() -> bool:
+    return ON_GPU and torch.cuda.get_device_capability() == (9, 0) and mm_ops._GLUON_PROBLEM is None
+
+
+def _poisoned_pool(M, N, dtype):
+    """Fill the caching allocator's next block of this size with NaN (the op allocates its output,
+    so this is how an unwritten element shows)."""
+    torch.full((M, N), float("nan"), dtype=dtype, device=DEVICE)
+
+
+def _wgmma_cfg(tile):
+    bm, bn, bk, warps, stages = tile
+    return dict(WGMMA_CFG, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, num_warps=warps, num_stages=stages)
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernel runs on sm90 GPUs only (CPU: test_compile)")
+@pytest.mark.parametrize("tile", WGMMA_TILES, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_kernel(kind, tile, monkeypatch):
+    """Every tile kind x awkward shape x scale form x bias x out dtype, with and without PDL: int8
+    bit-exact, fp8 within its bound, two runs bit-equal, each on a NaN-poisoned output block; every
+    call on the Gluon kernel."""
+    cfg = _wgmma_cfg(tile)
+    counter = CountingLauncher(mm_ops._launch_wgmma)
+    monkeypatch.setattr(mm_ops, "_launch_wgmma", counter)
+    for i, (M, N, K) in enumerate(WGMMA_SHAPES):
+        a, w = _operands(M, N, K, kind, seed_of("wgmma", kind, tile, M))
+        sa, sb, bias = _scales(M, N, seed_of("wgmma", M, N))
+        forms = ((sa, sb.t(), None, torch.bfloat16, True), (sa[:1], sb, bias, torch.float16, False),
+                 (sa, sb[:1, :1], bias.to(torch.float32), torch.float32, None))
+        sa_, sb_, bias_, out_dtype, pdl = forms[i % 3]
+        _poisoned_pool(M, N, out_dtype)
+        got = lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl)
+        _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
+        assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl))
+    assert counter.n == 2 * len(WGMMA_SHAPES), counter.n
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernel runs on sm90 GPUs only")
+def test_wgmma_kernel_in_a_cuda_graph():
+    M, N, K = 256, 512, 1024
+    a, w = _operands(M, N, K, "int8", 47)
+    sa, sb, bias = _scales(M, N, 47)
+    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=WGMMA_CFG)
+    graph, out = capture(lambda: lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=WGMMA_CFG))
+    for seed in (48, 49):
+        a.copy_(_operands(M, N, K, "int8", seed)[0])
+        graph.replay()
+        torch.cuda.synchronize()
+        _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)
+
+
+def test_wgmma_where_it_cannot_run(monkeypatch):
+    """An explicit WGMMA config the call cannot take raises and says why; the same config from a
+    tuned table runs its tile on the Triton kernel (here: anywhere but sm90, a row-major b, a
+    misaligned base on sm90)."""
+    M, N, K = 40, 64, 96
+    a, w = _operands(M, N, K, "int8", 53)
+    sa, sb, bias = _scales(M, N, 53)
+    cfg = dict(WGMMA_CFG, BLOCK_SIZE_M=64, BLOCK_SIZE_N=32, BLOCK_SIZE_K=32, num_warps=4)
+    b_row = w.t().contiguous()  # [K, N] row-major: N-contiguous, which an 8-bit wgmma cannot read
+    cases = [(w.t(), "needs an sm90 GPU")] if not _sm90() else [(b_row, "needs K-contiguous operands")]
+    for b, why in cases:
+        with pytest.raises(ValueError, match=rf"config\['WGMMA'\]=True cannot serve this call: it {why}"):
+            lmkernels.scaled_mm(a, b, sa, sb, torch.float32, bias, config=cfg)
+    if _sm90():
+        with pytest.raises(ValueError, match="access='pointer' cannot serve|resolved to another access mode"):
+            lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=cfg, access="pointer")
+    monkeypatch.setattr(config_store, "lookup", lambda *args: cfg)
+    monkeypatch.setattr(mm_ops, "_plans", {})
+    for b in (w.t(), b_row):
+        _check(lmkernels.scaled_mm(a, b, sa, sb, torch.float32, bias), a, b, sa, sb, torch.float32, bias)
+    if _sm90():  # a base off 16 bytes: no descriptors, so the Triton kernel's pointer loads
+        big = torch.empty(M * K + 1, dtype=INT8, device=DEVICE)
+        a_off = big[1:].view(M, K).copy_(a)
+        _check(lmkernels.scaled_mm(a_off, w.t(), sa, sb, torch.float32, bias), a_off, w.t(), sa, sb,
+               torch.float32, bias)
+        # plans kept: the row-major b's (Triton kernel) and the aligned w.t()'s (wgmma); a call that
+        # fell back for a misaligned base keeps none (the next, aligned call may have descriptors)
+        kinds = sorted(plan[17] is not None for plan in mm_ops._plans.values())
+        assert kinds == [False, True], kinds

@@ -113,6 +113,29 @@ def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor
                 assert bn == 128 or bm == 64 or M >= 256
 
 
+@pytest.mark.parametrize("nk", LLAMA)
+def test_wgmma_candidates_only_where_asked_and_filling_the_sms(nk):
+    """wgmma=True (sm90 with Gluon) adds WGMMA_TILES entries: never split or persistent, descriptor
+    access, tiles filling >= 3/4 of the SMs, only past the decode sizes; at most 54 candidates a M
+    (47 + 7 of the 8: the 64-row tile stops at M = 128), 55 with the heuristic."""
+    n, k = nk
+    for M in t.M_GRID:
+        plain = t.candidates(M, n, k, num_sms=132, descriptor_ok=True)
+        cands = t.candidates(M, n, k, num_sms=132, descriptor_ok=True, wgmma=True)
+        extra = [c for c in cands if c.get("WGMMA")]
+        assert [c for c in cands if not c.get("WGMMA")] == plain
+        assert len(cands) <= 54, (M, len(cands))
+        assert not t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True) or \
+            not any(c.get("WGMMA") for c in t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True))
+        for c in extra:
+            assert (c["SPLIT_K"], c["PERSISTENT"], c["ACCESS"]) == (1, False, "descriptor"), c
+            assert 4 * -(-M // c["BLOCK_SIZE_M"]) * -(-n // c["BLOCK_SIZE_N"]) >= 3 * 132
+            assert M > t.SMALL_M
+        if M == 1024:
+            assert len(extra) >= 5, (n, k, len(extra))
+    assert not any(c.get("WGMMA") for c in t.candidates(4096, 4096, 4096, num_sms=132, descriptor_ok=True))
+
+
 def test_tile_space_times_every_depth_that_fits():
     """3 stages of 128 x 128 x 128 (96 KB: two programs an SM, what int8 wants on sm90) are timed
     beside 4 and 5, at 4 warps and 8; 128 x 256 x 128 stops at 4 (5 x 48 KB is over the budget)."""

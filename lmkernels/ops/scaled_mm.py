@@ -14,7 +14,9 @@ Shape of the module (for library.py):
   check_config       validates and normalises a config dict (also registered with config_store).
   heuristic_config   the config when no tuned table covers a shape.
 
-Kernels: kernels/scaled_mm.py (its docstring has the layouts and the epilogue's order).
+Kernels: kernels/scaled_mm.py (its docstring has the layouts and the epilogue's order), and on sm90
+kernels/scaled_mm_wgmma.py where a config says WGMMA (Gluon: asynchronous int8 wgmma, which Triton
+3.6's own pipeliner never emits).
 """
 from __future__ import annotations
 
@@ -39,6 +41,17 @@ _launch = Launcher(_scaled_mm_kernel, "tttttttt" "n" "iiiii" "n" "iii")
 _launch_desc = Launcher(_scaled_mm_kernel, "ddtttttt" "n" "iiiii" "n" "iii")  # access="descriptor"
 # workspace, c, scale_a, scale_b, bias | M | N | stride_ws | stride_cm, stride_sa, stride_sb
 _launch_reduce = Launcher(_split_k_reduce_kernel, "ttttt" "n" "i" "n" "iii")
+try:  # Gluon's Hopper API as Triton 3.6 has it; an older Triton runs every config on _scaled_mm_kernel
+    from triton.experimental.gluon import language as _gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as _GluonDescriptor
+
+    from ..kernels.scaled_mm_wgmma import _scaled_mm_wgmma_kernel
+    # a, b (descriptors), c, scale_a, scale_b, bias | M | N, K, stride_cm, stride_sa, stride_sb
+    _launch_wgmma = Launcher(_scaled_mm_wgmma_kernel, "ddtttt" "n" "iiiii")
+    _GLUON_PROBLEM = None
+except (ImportError, AttributeError, TypeError) as _e:  # pragma: no cover - other Triton versions
+    _launch_wgmma = None
+    _GLUON_PROBLEM = f"this Triton ({triton.__version__}) lacks the Gluon Hopper API the kernel uses ({_e})"
 
 INT8, FP8 = torch.int8, torch.float8_e4m3fn
 _HIP = torch.version.hip is not None
@@ -60,8 +73,14 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # tables): 4-13 % faster where tiles run one an SM (70B 10240 x 8192: 160 tiles of 128 x 128);
 # 6 % slower for 64 x 64 tiles, which already run two an SM. Needs ONE_LAUNCH; where that cannot
 # be (HIP) the config runs as plain two-launch split-K
+# WGMMA: run the tile on kernels/scaled_mm_wgmma.py (sm90 only, TMA operands, K-contiguous a and b,
+# one tile a program). H100, int8 at M >= 1024 on the Llama-3-8B shapes (results/h100/
+# probe_wgmma.md): 1.0-1.13x faster than the Triton kernel at its tuned tables, bit-identical; fp8
+# mostly slower than Triton's own asynchronous fp8 pipeline, so the tuner decides per entry. A
+# tuned or heuristic WGMMA config a call cannot take (another GPU, a column-major operand,
+# misaligned bases, access="pointer") runs the same tile on _scaled_mm_kernel
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
-                 "SPLIT_TAIL": False}
+                 "SPLIT_TAIL": False, "WGMMA": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -82,7 +101,10 @@ def check_config(cfg) -> dict:
     the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default True: see
     scaled_mm), ONE_LAUNCH (bool, default False: split-K's sum and epilogue run in a second launch;
     True: in the main kernel; HIP always takes two), SPLIT_TAIL (bool, default False; True: SPLIT_K
-    applies only to the tiles past the last whole wave, and needs SPLIT_K > 1 and ONE_LAUNCH).
+    applies only to the tiles past the last whole wave, and needs SPLIT_K > 1 and ONE_LAUNCH), WGMMA
+    (bool, default False; True: the sm90 Gluon kernel, which needs SPLIT_K 1, PERSISTENT False,
+    ACCESS absent or "descriptor", FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= 64 and
+    >= 16 x num_warps: each warp of a warpgroup owns 16 rows of a 64-row wgmma).
     Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
@@ -103,12 +125,21 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     if out["SPLIT_TAIL"] and (out["SPLIT_K"] < 2 or not out["ONE_LAUNCH"]):
         raise ValueError(f"config['SPLIT_TAIL']=True needs SPLIT_K > 1 and ONE_LAUNCH True, got "
                          f"SPLIT_K={out['SPLIT_K']} and ONE_LAUNCH={out['ONE_LAUNCH']}")
+    if out["WGMMA"]:
+        bm, warps = out["BLOCK_SIZE_M"], out["num_warps"]
+        if out["SPLIT_K"] != 1 or out["PERSISTENT"] or out["ACCESS"] not in (None, "descriptor") or \
+                not out["FP8_FAST_ACCUM"] or warps not in (4, 8) or bm < max(64, 16 * warps):
+            raise ValueError(f"config['WGMMA']=True needs SPLIT_K 1, PERSISTENT False, ACCESS None or 'descriptor', "
+                             f"FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= max(64, 16 * num_warps); "
+                             f"got SPLIT_K={out['SPLIT_K']}, PERSISTENT={out['PERSISTENT']}, "
+                             f"ACCESS={out['ACCESS']!r}, FP8_FAST_ACCUM={out['FP8_FAST_ACCUM']}, num_warps={warps}, "
+                             f"BLOCK_SIZE_M={bm}")
     return out
 
 
@@ -166,6 +197,39 @@ def _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor) -> tuple[int,
     return bk, stages, split, tail
 
 
+def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) for the sm90 Gluon kernel, or None: the session-17
+    H100 tables' winners (benchmarks/results/h100/tune_scaled_mm_*_s17*.log), which took it at 59
+    of the 72 int8 entries from M = 96 and at 6 of the 45 fp8 entries re-tuned from M = 256:
+      int8 past M = 128: 128 x 256 x 64 in 5 stages where those tiles fill >= 80 % of their last
+        wave (one wave included: 1024 x 4096 x 14336, 128 tiles, 77.9 µs against 86.4 for 128 x 128,
+        probe_wgmma.md);
+      int8 past M = 128 and fp8 at M = 129-512: 128 x 128 x 128 where its tiles fill 3/4 of the
+        SMs (fp8: at most two waves of them; N = 57344 M = 512 ran 1.26x the table's persistent
+        Triton 128 x 256, check_heuristic_s17_fp8.md), 4 stages at K >= 8192 (the tables' choice
+        at 6 of 8 such int8 entries) and for fp8 (4096 x 4096 M = 512: 3 stages 1.18x), else 3;
+      int8 at M = 65-128: 128 x 128 x 128 in 3 stages where those tiles fill the SMs (N = 28672 and
+        57344), else 64 x 128 x 128 at 4 warps in 4 stages where those fill 3/4 of them (N = 8192,
+        10240).
+    Elsewhere (fewer tiles: split-K, or the decode sizes) the Triton kernel's rules."""
+    def tiles(bm, bn):
+        return triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    if M <= 64:
+        return None
+    if not fp8 and M > 128:
+        wide = tiles(128, 256)
+        if wide >= 0.8 * triton.cdiv(wide, sms) * sms:
+            return 128, 256, 64, 8, 5
+    if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):
+        return 128, 128, 128, 8, 4 if K >= 8192 or fp8 else 3
+    if not fp8 and M <= 128:
+        if tiles(128, 128) >= sms:
+            return 128, 128, 128, 8, 3
+        if 4 * tiles(64, 128) >= 3 * sms:
+            return 64, 128, 128, 4, 4
+    return None
+
+
 def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -> dict:
     """The config used when no tuned table covers (N, K) on this GPU: the patterns of the H100
     tables for the eight Llama-3 shapes (lmkernels/configs/scaled_mm, 18 Ms each), shrunk to the
@@ -198,10 +262,17 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     tiles overrun a whole wave by at most half a wave: the overrun tiles in up to 4 parts, the
     session-13 tables' pattern; int8's 128 x 128 tiles keep 4 warps x 64-deep K steps there. sm90+: descriptors (TMA) for M > 32
     where the operands allow, pointers for the weight stream; other GPUs: the process default.
+    sm90 (Gluon): the tiles of _wgmma_tile where it gives one, on the WGMMA kernel.
     """
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
     persistent, warps = False, 4
+    if vendor == "cuda" and cc == 90 and _GLUON_PROBLEM is None:
+        tile = _wgmma_tile(M, N, K, fp8, sms)
+        if tile is not None:
+            bm, bn, bk, warps, stages = tile
+            return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
+                                 "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True})
     if M <= 32:
         bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
     elif M <= 64:
@@ -341,11 +412,48 @@ def early_launch(items: int, one_row: bool, dev: int) -> bool:
     return 2 * items <= (4 if one_row else 3) * num_sms(max(dev, 0))
 
 
+def _wgmma_problem(dev: int, mode: int, A_T: bool, B_T: bool) -> str | None:
+    """Why kernels/scaled_mm_wgmma.py cannot run a call, or None."""
+    if _GLUON_PROBLEM is not None:
+        return _GLUON_PROBLEM
+    vendor, cc, _ = _gpu(dev)
+    if vendor != "cuda" or cc != 90:
+        where = "the CPU interpreter" if vendor == "cpu" else f"sm{cc}" if vendor == "cuda" else vendor
+        return f"it needs an sm90 GPU (wgmma); this call runs on {where}"
+    if A_T or not B_T:
+        return ("it needs K-contiguous operands: a row-major [M, K] and b the transpose of a row-major [N, K] "
+                "weight (an 8-bit wgmma reads only K-major tiles)")
+    if mode != _access.DESCRIPTOR:
+        return "it reads its operands through TMA descriptors, and this call resolved to another access mode"
+    return None
+
+
+def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, dev, cfg, use_pdl) -> tuple:
+    """_make_plan for the Gluon kernel: one tile a program, no split."""
+    bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None, int8,
+              use_pdl, use_pdl and early_launch(tiles, M <= bm, dev))
+    stand_in = torch.float32 if bias_dtype is None else bias_dtype
+    warps = cfg["num_warps"]
+    meta = _launch_wgmma.meta_id(consts, warps, 1, (out_dtype, torch.float32, torch.float32, stand_in), use_pdl,
+                                 fp_fusion=False)
+    gl_dtype = _gl.int8 if int8 else _gl.float8e4nv
+    layouts = (_gl.NVMMASharedLayout.get_default_for([bm, bk], gl_dtype),
+               _gl.NVMMASharedLayout.get_default_for([bn, bk], gl_dtype))
+    return (tiles, consts, meta, warps, (M, N, K, N, ssa, ssb), ((bm, bk), (bn, bk)), layouts)
+
+
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
-               dev, mode, cfg, use_pdl) -> tuple:
+               dev, mode, cfg, use_pdl, wgmma=False) -> tuple:
     """Everything a launch needs but the tensors: see _launch_plan for how it is read. scratch is
     (spec, {stream: (workspace, counters)}) for one-launch split-K (runtime/scratch.py), else None;
-    reduce is None or (constexprs, meta id, grid, ints) of the second launch."""
+    reduce is None or (constexprs, meta id, grid, ints) of the second launch; wgmma None or
+    _wgmma_plan's tuple (the Gluon kernel runs the call instead)."""
+    if wgmma:
+        return (mode, 0, (), 0, 0, 0, (M, N, K, stride_a, stride_b), (), 1, out_dtype, None, (M, N), out_dtype,
+                A_T, B_T, use_pdl, None,
+                _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, dev, cfg, use_pdl))
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     k_tiles = triton.cdiv(K, bk)
     split = min(cfg["SPLIT_K"], max(k_tiles, 1))
@@ -391,15 +499,29 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
         rgrid = triton.cdiv(M, rbm) * triton.cdiv(N, rbn)
         reduce = (rconsts, rmeta, rgrid, (M, N, M * N, N, ssa, ssb))
     return (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, (M, N), out_dtype,
-            A_T, B_T, use_pdl, scratch)
+            A_T, B_T, use_pdl, scratch, None)
+
+
+def _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, bias_arg, dev, stride_a, stride_b, pdl):
+    grid, consts, meta, warps, ints, boxes, layouts = wplan
+    M, N, K = ints[:3]
+    av = _GluonDescriptor(a, [M, K], [stride_a, 1], list(boxes[0]), layouts[0])
+    bv = _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[1]), layouts[1])  # b = w.t(): w [N, K]
+    if not _launch_wgmma.fast(dev, meta, grid, 1, av, bv, out, scale_a, scale_b, bias_arg, *ints):
+        _launch_wgmma(dev, (grid,), (av, bv, out, scale_a, scale_b, bias_arg, *ints), consts, warps, 1, pdl=pdl,
+                      fp_fusion=False)
 
 
 def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):
     """Allocate the output (and the two-launch workspace; a one-launch split takes the cached one)
     and launch the plan's kernel(s)."""
     (mode, grid, consts, meta, warps, stages, ints, boxes, split, ws_dtype, reduce, shape, out_dtype, A_T, B_T, pdl,
-     scratch) = plan
+     scratch, wplan) = plan
     out = a.new_empty(shape, dtype=out_dtype)
+    if wplan is not None:
+        _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, scale_a if bias is None else bias, dev, ints[3],
+                           ints[4], pdl)
+        return out
     c = out if split == 1 or scratch is not None else a.new_empty((split, *shape), dtype=ws_dtype)
     part, count = (c, c) if scratch is None else _scratch.split_buffers(dev, scratch)  # (c, c): never touched
     bias_arg = scale_a if bias is None else bias
@@ -463,15 +585,25 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key, pdl):
     A_T, stride_a = _layout(a, "a", M, K, False)
     B_T, stride_b = _layout(b, "b", K, N, True)
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
-    mode, fell_back = _resolve_mode(access, cfg["ACCESS"], explicit,
+    cfg_access = cfg["ACCESS"]
+    if cfg["WGMMA"] and cfg_access is None and access is None:
+        cfg_access = "descriptor"  # the Gluon kernel's only mode
+    mode, fell_back = _resolve_mode(access, cfg_access, explicit,
                          lambda: _descriptor_problem(a, b, A_T, B_T, stride_a, stride_b, bm, bn, bk))
     if M == 0 or N == 0:
         return torch.empty((M, N), dtype=out_dtype, device=a.device)
+    wgmma = cfg["WGMMA"] and K > 0
+    if wgmma:
+        why = _wgmma_problem(dev, mode, A_T, B_T)
+        if why is not None:
+            if explicit:
+                raise ValueError(f"config['WGMMA']=True cannot serve this call: {why}")
+            wgmma = False  # a tuned or heuristic config: the same tile on _scaled_mm_kernel
     if K == 0:  # nothing to read: out = 0 * scales + bias from the epilogue, whatever the mode asked
         mode = _access.POINTER
     bias_dtype = None if bias is None else bias.dtype
     plan = _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb,
-                      bias_dtype, dev, mode, cfg, use_pdl)
+                      bias_dtype, dev, mode, cfg, use_pdl, wgmma)
     # the fast path reuses the plan for calls with the key's facts, which hold everything but the
     # bases' alignment: a descriptor plan re-checks it at each call (a base off 16 bytes comes back
     # here), and a pointer plan that fell back for a misaligned base is not kept (the next, aligned

@@ -75,6 +75,16 @@ TILES = ((64, 128, 128, 4, 33, 128), (64, 256, 128, 8, 33, 128), (64, 128, 64, 4
          (256, 128, 64, 8, 256, _BIG), (256, 128, 128, 8, 256, _BIG))
 
 
+# sm90 only (Target.wgmma_ok): tiles for the Gluon kernel (kernels/scaled_mm_wgmma.py), which keeps a
+# wgmma group in flight across K steps for int8 too; one tile a program, never split, so timed only
+# where the tiles fill at least 3/4 of the SMs. (BM, BN, BK, warps, stages, smallest M, largest M).
+# H100, int8 at M = 1024 / 4096 (results/h100/probe_wgmma.md): 128 x 256 x 64 in 5 stages fastest at 5
+# of the 8 Llama-3-8B rows, 128 x 256 x 128 in 3 at 2, 128 x 128 x 128 in 3 at 1 (1024 x 4096 x 4096)
+WGMMA_TILES = ((64, 128, 128, 4, 4, 33, 128), (128, 128, 128, 8, 3, 96, _BIG), (128, 128, 128, 8, 4, 96, _BIG),
+               (128, 256, 64, 8, 4, 256, _BIG), (128, 256, 64, 8, 5, 256, _BIG), (128, 256, 128, 8, 3, 256, _BIG),
+               (256, 128, 64, 8, 4, 256, _BIG), (256, 128, 128, 8, 3, 256, _BIG))
+
+
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
     return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group,
             "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent}
@@ -116,7 +126,15 @@ def _fill_split(tiles: int, num_sms: int, k_steps: int) -> int:
     return s
 
 
-def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
+def _wgmma_space(M, N, num_sms, smem):
+    for bm, bn, bk, warps, stages, lo, hi in WGMMA_TILES:
+        if lo <= M <= hi and 4 * _cdiv(M, bm) * _cdiv(N, bn) >= 3 * num_sms and stages * (bm + bn) * bk <= smem:
+            yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor"), WGMMA=True)
+
+
+def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma=False):
+    if wgmma and descriptor_ok:
+        yield from _wgmma_space(M, N, num_sms, smem)
     for bm, bn, bk, warps, lo, hi in TILES:
         if not lo <= M <= hi:
             continue
@@ -140,16 +158,18 @@ def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem):
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8: bool = False,
                heuristic: dict | None = None, normalize: Callable | None = None,
-               smem: int = SMEM_BUDGET, one_launch: bool = False, split_tail: bool = False) -> list[dict]:
+               smem: int = SMEM_BUDGET, one_launch: bool = False, split_tail: bool = False,
+               wgmma: bool = False) -> list[dict]:
     """The configs timed for one M: the heuristic's first, then the pruned space (module docstring),
     each normalised (normalize: the op's check_config; refused ones are dropped) and deduplicated;
     one_launch: then each split-K one again with ONE_LAUNCH True; split_tail: then, past the
     decode sizes, each unsplit one whose tiles overrun their last whole wave by 1 to num_sms / 2
-    tiles again with those tiles split (SPLIT_TAIL, split_tail_twin).
+    tiles again with those tiles split (SPLIT_TAIL, split_tail_twin); wgmma (sm90 with descriptors):
+    the WGMMA_TILES that fill the SMs too.
     FP8_FAST_ACCUM is never searched: every fp8 table entry has the op's default accumulation, so
     the accuracy a caller gets does not depend on which config a table picked."""
     space = (_decode_space(M, N, K, num_sms, smem) if M <= SMALL_M
-             else _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem))
+             else _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma))
     out, seen = [], set()
     for i, cfg in enumerate(([heuristic] if heuristic is not None else []) + list(space)):
         if normalize is not None:
@@ -167,7 +187,8 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
     if one_launch:
         twins += [dict(c, ONE_LAUNCH=True) for c in out if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]
     if split_tail and M > SMALL_M:
-        twins += [t for t in (split_tail_twin(c, M, N, K, num_sms) for c in out if c.get("SPLIT_K", 1) == 1) if t]
+        twins += [t for t in (split_tail_twin(c, M, N, K, num_sms) for c in out
+                              if c.get("SPLIT_K", 1) == 1 and not c.get("WGMMA")) if t]
     for twin in twins:
         key = json.dumps(twin, sort_keys=True)
         if key not in seen:
@@ -195,7 +216,8 @@ def describe(cfg: dict) -> str:
     if cfg.get("SPLIT_K", 1) != 1:
         s += (f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
               + (" tail" if cfg.get("SPLIT_TAIL") else ""))
-    return s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
+    return (s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
+            + (" wgmma" if cfg.get("WGMMA") else ""))
 
 
 def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
@@ -278,6 +300,7 @@ class Target:
     gpu: str = "cpu"       # the device's name (file names use it with '_' for ' ')
     num_sms: int = 132
     descriptor_ok: bool = False
+    wgmma_ok: bool = False                 # sm90 with Gluon: WGMMA_TILES are candidates too
     one_launch_ok: bool = False            # split-K candidates also timed finishing in one launch
     smem: int = SMEM_BUDGET                # shared memory the stages of a candidate may take
     interpreter: bool = False
@@ -347,6 +370,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         smem=min(SMEM_BUDGET, (getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024) - SMEM_SPARE),
         descriptor_ok=(cap >= (9, 0) and not torch.version.hip and access.unavailable_reason(access.DESCRIPTOR) is None),
         one_launch_ok=not torch.version.hip,
+        wgmma_ok=cap == (9, 0) and not torch.version.hip and ops_mm._GLUON_PROBLEM is None,
         n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         op_path="lmkernels.ops.scaled_mm:scaled_mm", sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
@@ -360,7 +384,8 @@ def _tune_m(target, sets, M, N, K, fp8, show) -> tuple[dict, dict]:
     heur = target.heuristic(M, N, K, fp8)
     cands = candidates(M, N, K, num_sms=target.num_sms, descriptor_ok=target.descriptor_ok and K % 16 == 0
                        and N % 8 == 0, fp8=fp8, heuristic=heur, normalize=norm, smem=target.smem,
-                       one_launch=target.one_launch_ok, split_tail=target.one_launch_ok)[:target.limit]
+                       one_launch=target.one_launch_ok, split_tail=target.one_launch_ok,
+                       wgmma=target.wgmma_ok)[:target.limit]
     show(f"compile {len(cands)}")
     failed = target.warm(cands, M, N, K, fp8, sets[0])
     if 0 in failed:
