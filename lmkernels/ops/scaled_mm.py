@@ -206,8 +206,10 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         probe_wgmma.md);
       int8 past M = 128 and fp8 at M = 129-512: 128 x 128 x 128 where its tiles fill 3/4 of the
         SMs (fp8: at most two waves of them; N = 57344 M = 512 ran 1.26x the table's persistent
-        Triton 128 x 256, check_heuristic_s17_fp8.md), 4 stages at K >= 8192 (the tables' choice
-        at 6 of 8 such int8 entries) and for fp8 (4096 x 4096 M = 512: 3 stages 1.18x), else 3;
+        Triton 128 x 256, check_heuristic_s17_fp8.md); 4 stages (128 KB, one program an SM) while
+        the tiles fit one wave of SMs, else 3 (96 KB: two an SM hold up to two SMs' worth in one
+        wave): fp8 6144 x 4096 M = 512, 192 tiles, ran 1.25x its table in 4 stages, 4096 x 4096, 128
+        tiles, 1.18x in 3; the rule matches 8 of the 9 int8 tables' such entries;
       int8 at M = 65-128: 128 x 128 x 128 in 3 stages where those tiles fill the SMs (N = 28672 and
         57344), else 64 x 128 x 128 at 4 warps in 4 stages where those fill 3/4 of them (N = 8192,
         10240).
@@ -221,7 +223,7 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         if wide >= 0.8 * triton.cdiv(wide, sms) * sms:
             return 128, 256, 64, 8, 5
     if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):
-        return 128, 128, 128, 8, 4 if K >= 8192 or fp8 else 3
+        return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3
     if not fp8 and M <= 128:
         if tiles(128, 128) >= sms:
             return 128, 128, 128, 8, 3
