@@ -22,7 +22,6 @@ stays bit-identical to the reference. PDL as kernels/scaled_mm.py: nothing read 
 The CPU interpreter cannot run Gluon: ops/scaled_mm.py takes this kernel only on an sm90 GPU
 (config key WGMMA), and tests/test_compile.py compiles it for sm90 on every machine.
 """
-import triton  # noqa: F401  (Gluon kernels are Triton kernels; imported for the runtime it sets up)
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
