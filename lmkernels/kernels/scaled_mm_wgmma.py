@@ -28,15 +28,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared
                                                               warpgroup_mma_wait)
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-
-@gluon.jit
-def _tile_coords(tile, tiles_m, tiles_n, GROUP_M: gl.constexpr):
-    """kernels/scaled_mm.py's grouped order (Gluon cannot call @triton.jit functions)."""
-    band = GROUP_M * tiles_n
-    first_m = (tile // band) * GROUP_M
-    rows = gl.minimum(tiles_m - first_m, GROUP_M)
-    within = tile % band
-    return first_m + within % rows, within // rows
+from .scaled_mm import _tile_coords  # scalar maths: a @triton.jit helper compiles inside Gluon as it is
 
 
 @gluon.jit

@@ -269,7 +269,7 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
     persistent, warps = False, 4
-    if vendor == "cuda" and cc == 90 and _GLUON_PROBLEM is None:
+    if wgmma_unavailable(device_index) is None:
         tile = _wgmma_tile(M, N, K, fp8, sms)
         if tile is not None:
             bm, bn, bk, warps, stages = tile
@@ -414,14 +414,23 @@ def early_launch(items: int, one_row: bool, dev: int) -> bool:
     return 2 * items <= (4 if one_row else 3) * num_sms(max(dev, 0))
 
 
-def _wgmma_problem(dev: int, mode: int, A_T: bool, B_T: bool) -> str | None:
-    """Why kernels/scaled_mm_wgmma.py cannot run a call, or None."""
+def wgmma_unavailable(dev: int) -> str | None:
+    """Why kernels/scaled_mm_wgmma.py cannot run on device `dev` at all, or None (the heuristic, the
+    plan and the tuner all ask here)."""
     if _GLUON_PROBLEM is not None:
         return _GLUON_PROBLEM
     vendor, cc, _ = _gpu(dev)
     if vendor != "cuda" or cc != 90:
         where = "the CPU interpreter" if vendor == "cpu" else f"sm{cc}" if vendor == "cuda" else vendor
         return f"it needs an sm90 GPU (wgmma); this call runs on {where}"
+    return None
+
+
+def _wgmma_problem(dev: int, mode: int, A_T: bool, B_T: bool) -> str | None:
+    """Why kernels/scaled_mm_wgmma.py cannot run a call, or None."""
+    why = wgmma_unavailable(dev)
+    if why is not None:
+        return why
     if A_T or not B_T:
         return ("it needs K-contiguous operands: a row-major [M, K] and b the transpose of a row-major [N, K] "
                 "weight (an 8-bit wgmma reads only K-major tiles)")

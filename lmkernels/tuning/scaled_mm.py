@@ -372,7 +372,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         smem=min(SMEM_BUDGET, (getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024) - SMEM_SPARE),
         descriptor_ok=(cap >= (9, 0) and not torch.version.hip and access.unavailable_reason(access.DESCRIPTOR) is None),
         one_launch_ok=not torch.version.hip,
-        wgmma_ok=cap == (9, 0) and not torch.version.hip and ops_mm._GLUON_PROBLEM is None,
+        wgmma_ok=ops_mm.wgmma_unavailable(device_index) is None,
         n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         op_path="lmkernels.ops.scaled_mm:scaled_mm", sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
