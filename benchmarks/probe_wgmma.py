@@ -8,40 +8,28 @@ the previous step's MMAs the only ones waited for, int8 runs at fp8's rate at th
 check: every Gluon output equals the reference bit for bit (int8), fresh random operands, outputs
 poisoned with NaN first; awkward shapes (M, N tails, K tails zero-filled by TMA) first.
 Times: CUDA-graph medians over rotated input sets (bench/harness), outputs allocated in the graph.
-python benchmarks/probe_wgmma.py [check] [int8] [fp8]
+python benchmarks/probe_wgmma.py [check] [int8] [fp8] [narrow] [split]
 """
 import sys
 import time
 
 import torch
 import triton
-from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
-from lmkernels.kernels.scaled_mm_wgmma import _scaled_mm_wgmma_kernel
 from lmkernels.reference.scaled_mm import scaled_mm as reference
 from lmkernels.tuning.scaled_mm import check_output, operands
 
 
 def launch(a, b, sa, sb, bias, cfg, out=None):
+    """The Gluon kernel through the op with an explicit WGMMA config (bm, bn, bk, stages, warps);
+    `out`, where given, is a NaN block freed just before, which the op's allocation takes."""
     bm, bn, bk, stages, warps = cfg
-    M, K = a.shape
-    N = b.shape[1]
-    w = b.t()
-    dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
-    da = TensorDescriptor.from_tensor(a, [bm, bk], gl.NVMMASharedLayout.get_default_for([bm, bk], dt))
-    db = TensorDescriptor.from_tensor(w, [bn, bk], gl.NVMMASharedLayout.get_default_for([bn, bk], dt))
-    out = torch.empty((M, N), dtype=torch.bfloat16, device=a.device) if out is None else out
-    sa_tok, sb_ch = sa.numel() > 1, sb.numel() > 1
-    grid = (triton.cdiv(M, bm) * triton.cdiv(N, bn),)
-    _scaled_mm_wgmma_kernel[grid](da, db, out, sa, sb, sa if bias is None else bias, M, N, K, out.stride(0),
-                                  sa.stride(0) if sa_tok else 0, (sb.stride(1) if sb.dim() == 2 and sb.shape[0] == 1
-                                                                  else sb.stride(0)) if sb_ch else 0,
-                                  bm, bn, bk, 8, stages, sa_tok, sb_ch, bias is not None, a.dtype == torch.int8,
-                                  False, False, num_warps=warps, enable_fp_fusion=False)
-    return out
+    config = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8, "num_warps": warps,
+              "num_stages": stages, "WGMMA": True}
+    del out
+    return lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, bias, config=config)
 
 
 def check():
@@ -51,15 +39,16 @@ def check():
     for fp8 in (False, True):
         for (M, N, K) in ((1024, 4096, 4096), (33, 971, 496), (512, 20486, 1024), (1, 256, 128), (300, 257, 4112),
                           (4096, 6144, 4096)):
-            for cfg in ((128, 128, 128, 3, 8), (128, 256, 128, 3, 8), (128, 128, 128, 4, 4), (256, 128, 64, 4, 8)):
+            for cfg in ((128, 128, 128, 3, 8), (128, 256, 128, 3, 8), (128, 128, 128, 4, 4), (256, 128, 64, 4, 8),
+                        (128, 192, 128, 4, 8), (64, 96, 128, 6, 4)):
                 for tok, ch, has_bias in ((True, True, False), (False, False, True), (True, False, True)):
                     a, b, sa, sb = operands(M, N, K, fp8, "cuda", int(torch.randint(0, 1 << 30, (1,), generator=g,
                                                                                          device="cuda")))
                     sa = sa if tok else sa[:1, :1].contiguous()
                     sb = sb if ch else sb[:, :1].contiguous()
                     bias = torch.randn(N, device="cuda") if has_bias else None
-                    out = torch.full((M, N), float("nan"), dtype=torch.bfloat16, device="cuda")
-                    launch(a, b, sa, sb, bias, cfg, out)
+                    torch.full((M, N), float("nan"), dtype=torch.bfloat16, device="cuda")  # freed: poisons
+                    out = launch(a, b, sa, sb, bias, cfg)
                     ref = reference(a, b, sa, sb, torch.bfloat16, bias)
                     if fp8:
                         why = check_output(out, ref, a, b, sa, sb, True, False)
@@ -74,12 +63,13 @@ def check():
     print(f"check: {fails} failures")
 
 
-def probe(M, N, K, fp8, configs):
+def probe(M, N, K, fp8, configs, one_set=False):
+    """one_set: one input set replayed (ANCHORS' CUTLASS figures are timed so: session 12)."""
     time.sleep(1.0)
     nbytes = M * K + N * K + 2 * M * N + 4 * (M + N)
-    sets = [operands(M, N, K, fp8, "cuda", 700 + 13 * i + M) for i in range(n_input_sets(nbytes))]
+    sets = [operands(M, N, K, fp8, "cuda", 700 + 13 * i + M) for i in range(1 if one_set else n_input_sets(nbytes))]
     flops = 2 * M * N * K
-    print(f"\n### M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}\n\n| kernel | µs | T(FL)OP/s | check |\n|---|---:|---:|---|",
+    print(f"\n### M={M} N={N} K={K} {'fp8' if fp8 else 'int8'}{', one input set' if one_set else ''}\n\n| kernel | µs | T(FL)OP/s | check |\n|---|---:|---:|---|",
           flush=True)
     a0, b0, sa0, sb0 = sets[0]
     ref = reference(a0, b0, sa0, sb0, torch.bfloat16)
@@ -120,5 +110,18 @@ if __name__ == "__main__":
         if tag in what:
             for M, N, K in ROWS:
                 probe(M, N, K, tag == "fp8", CONFIGS)
+    if "split" in what:  # session 18: tiles of two accumulators (ops/scaled_mm.wgmma_n_split)
+        wide = ((128, 192, 128, 4, 8), (128, 192, 128, 5, 8), (128, 192, 64, 5, 8), (128, 192, 64, 6, 8),
+                (128, 128, 128, 3, 8), (128, 256, 64, 5, 8))
+        for fp8 in (False, True):
+            for M in (1024, 2048, 4096):
+                probe(M, 6144, 4096, fp8, wide)
+            probe(512, 6144, 4096, fp8, wide[:4] + ((64, 192, 128, 4, 4), (64, 192, 128, 6, 4)))
+            probe(256, 6144, 4096, fp8, ((64, 192, 128, 4, 4), (64, 192, 128, 6, 4), (64, 96, 128, 6, 4)))
+            for one_set in (True, False):
+                probe(128, 6144, 4096, fp8, ((64, 96, 128, 4, 4), (64, 96, 128, 6, 4), (64, 96, 128, 8, 4),
+                                             (64, 96, 64, 8, 4), (64, 192, 128, 4, 4), (64, 128, 128, 4, 4)), one_set)
+            probe(1024, 4096, 14336, fp8, wide)
+            probe(1024, 28672, 4096, fp8, wide)
     if "narrow" in what:  # 1024 x 6144: 384 tiles of 128 x 128; three 64 KB programs an SM make one wave
         probe(1024, 6144, 4096, False, CONFIGS[-2:])

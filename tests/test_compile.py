@@ -46,6 +46,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
                         "wgmma_in_flight": bool(re.search(r"wgmma\.wait_group\.sync\.aligned [1-9]", asm)),
+                        "wgmma_waits": sorted(set(re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", asm))),
                         "prefetch": "prefetch.global.L2" in asm,
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
@@ -289,18 +290,23 @@ def gluon_desc(dt, box):
     return mangle_type(TensorDescriptor.from_tensor(t, box, gl.NVMMASharedLayout.get_default_for(box, dt)))
 
 
-for dt, bm, bn, bk, warps, stages, pdl in (("i8", 128, 256, 64, 8, 5, True), ("i8", 128, 128, 128, 8, 3, False),
-                                          ("i8", 64, 128, 128, 4, 4, True), ("fp8e4nv", 128, 256, 128, 8, 3, True)):
+# (dtype, BLOCK_M, BLOCK_N, BLOCK_N2, BLOCK_K, warps, stages, pdl): BLOCK_N2 > 0 is a tile of two
+# accumulators (128 + 64 = 192 and 64 + 32 = 96 columns)
+for dt, bm, bn, bn2, bk, warps, stages, pdl in (
+        ("i8", 128, 256, 0, 64, 8, 5, True), ("i8", 128, 128, 0, 128, 8, 3, False), ("i8", 64, 128, 0, 128, 4, 4, True),
+        ("fp8e4nv", 128, 256, 0, 128, 8, 3, True), ("i8", 128, 128, 64, 128, 8, 4, True),
+        ("i8", 64, 64, 32, 128, 4, 6, False), ("fp8e4nv", 128, 128, 64, 128, 8, 4, False)):
     gdt = gl.int8 if dt == "i8" else gl.float8e4nv
-    sig = {"a_desc": gluon_desc(gdt, [bm, bk]), "b_desc": gluon_desc(gdt, [bn, bk]), "c_ptr": "*bf16",
-           "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32",
-           "stride_cm": "i32", "stride_sa": "constexpr", "stride_sb": "constexpr"}
-    consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8,
-              "STAGES": stages, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True, "HAS_BIAS": True, "INT8": dt == "i8",
-              "USE_PDL": pdl, "EARLY_LAUNCH": False}
+    sig = {"a_desc": gluon_desc(gdt, [bm, bk]), "b_desc": gluon_desc(gdt, [bn, bk]),
+           "b2_desc": gluon_desc(gdt, [bn2 or bn, bk]), "c_ptr": "*bf16", "sa_ptr": "*fp32", "sb_ptr": "*fp32",
+           "bias_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32", "stride_cm": "i32", "stride_sa": "constexpr",
+           "stride_sb": "constexpr"}
+    consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_N2": bn2, "BLOCK_K": bk,
+              "GROUP_M": 8, "STAGES": stages, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True, "HAS_BIAS": True,
+              "INT8": dt == "i8", "USE_PDL": pdl, "EARLY_LAUNCH": False}
     sig.update({k: "constexpr" for k in consts})
-    compile_one(f"scaled_mm_wgmma {dt} {bm}x{bn}x{bk} w{warps} s{stages} pdl={pdl}", _scaled_mm_wgmma_kernel, sig,
-                consts, {(i,): D16 for i in (2, 3, 4, 5, 7, 8, 9)}, "sm90", warps, enable_fp_fusion=False)
+    compile_one(f"scaled_mm_wgmma {dt} {bm}x{bn}+{bn2}x{bk} w{warps} s{stages} pdl={pdl}", _scaled_mm_wgmma_kernel,
+                sig, consts, {(i,): D16 for i in (3, 4, 5, 6, 8, 9, 10)}, "sm90", warps, enable_fp_fusion=False)
 # ll_gemm (decode GEMM, weight [N, K] row-major): FMA and tl.dot tiles, bf16 / fp16 / fp8 e4m3
 # (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
 # prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no fp8 case on sm80)
@@ -345,7 +351,7 @@ print(json.dumps(results))
 '''
 
 
-SCALED_MM_ROWS = {"sm90": 10 + 2 + 4, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernel
+SCALED_MM_ROWS = {"sm90": 10 + 2 + 7, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernel
 LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
 
 
@@ -426,14 +432,16 @@ def test_int8_wgmma_waits_every_k_step_on_hopper(compiled):
 
 def test_gluon_wgmma_kernel_keeps_a_group_in_flight_on_hopper(compiled):
     """kernels/scaled_mm_wgmma.py: int8 too waits only for the previous K step's wgmmas
-    (wait_group 1), its operands through TMA, griddepcontrol exactly in the PDL variants."""
+    (wait_group 1; 2 where a tile has two accumulators, each its own group), its operands through
+    TMA, griddepcontrol exactly in the PDL variants."""
     rows = [r for r in compiled if r["case"].startswith("scaled_mm_wgmma")]
-    assert len(rows) == 4 and all(r["target"] == "sm90" for r in rows)
+    assert len(rows) == 7 and all(r["target"] == "sm90" for r in rows)
     built = [r for r in rows if r["ok"]]
     if not built:
         pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
     for r in built:
         assert r["wgmma"] and r["wgmma_in_flight"] and r["tma"], r["case"]
+        assert r["wgmma_waits"] == (["0", "2"] if "+0x" not in r["case"] else ["0", "1"]), (r["case"], r["wgmma_waits"])
         assert r["gdc"] == ("pdl=True" in r["case"]), r["case"]
 
 

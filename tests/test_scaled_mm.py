@@ -531,7 +531,18 @@ BAD_CONFIGS = [
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "PERSISTENT": True}, r"PERSISTENT=True"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "ACCESS": "pointer"}, r"ACCESS='pointer'"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "FP8_FAST_ACCUM": False}, r"FP8_FAST_ACCUM=False"),
+    ({"BLOCK_SIZE_N": 192}, r"config\['BLOCK_SIZE_N'\]=192 must be a power of two in \[16, 256\]"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 200},
+     r"BLOCK_SIZE_N'\]=200 must be a power of two or, with WGMMA, the sum of two \(each >= 16\)"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 136}, r"BLOCK_SIZE_N'\]=136 must be a power of two or"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 384}, r"BLOCK_SIZE_N'\]=384 must be an int in \[16, 256\]"),
 ]
+
+
+def test_wgmma_n_split():
+    assert [mm_ops.wgmma_n_split(n) for n in (16, 48, 96, 128, 160, 192, 256)] == [
+        (16, 0), (32, 16), (64, 32), (128, 0), (128, 32), (128, 64), (256, 0)]
+    assert [mm_ops.wgmma_n_split(n) for n in (24, 72, 136, 200, 224)] == [None] * 5
 
 
 @pytest.mark.parametrize("change,match", BAD_CONFIGS, ids=[str(c) for c, _ in BAD_CONFIGS])
@@ -721,8 +732,9 @@ def test_cuda_graph_replays_with_new_data():
 WGMMA_CFG = {"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8, "num_warps": 8,
              "num_stages": 3, "WGMMA": True}
 # (BM, BN, BK, warps, stages): the tuner's WGMMA_TILES kinds, and a 32-deep K step
+# (BN not a power of two: two accumulators, ops/scaled_mm.wgmma_n_split)
 WGMMA_TILES = ((128, 128, 128, 8, 3), (128, 256, 64, 8, 5), (64, 128, 128, 4, 4), (256, 128, 64, 8, 4),
-               (128, 64, 32, 4, 3))
+               (128, 64, 32, 4, 3), (128, 192, 128, 8, 4), (64, 96, 128, 4, 6), (128, 160, 64, 8, 4))
 # M and N edges inside a tile, K tails TMA zero-fills (496 = 3 x 128 + 112), the issue's sizes
 WGMMA_SHAPES = ((1, 256, 128), (33, 971, 496), (64, 256, 1024), (512, 20486, 1024), (300, 257, 4112),
                 (129, 384, 32))
@@ -796,10 +808,13 @@ def test_wgmma_where_it_cannot_run(monkeypatch):
     if _sm90():
         with pytest.raises(ValueError, match="access='pointer' cannot serve|resolved to another access mode"):
             lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, bias, config=cfg, access="pointer")
-    monkeypatch.setattr(config_store, "lookup", lambda *args: cfg)
-    monkeypatch.setattr(mm_ops, "_plans", {})
-    for b in (w.t(), b_row):
-        _check(lmkernels.scaled_mm(a, b, sa, sb, torch.float32, bias), a, b, sa, sb, torch.float32, bias)
+    # a tile of two accumulators (48 = 32 + 16) runs its wider part, 32 columns, on the Triton kernel
+    for table_cfg in (cfg, dict(cfg, BLOCK_SIZE_N=48)):
+        monkeypatch.setattr(config_store, "lookup", lambda *args: table_cfg)
+        monkeypatch.setattr(mm_ops, "_plans", {})
+        for b in (w.t(), b_row):
+            _check(lmkernels.scaled_mm(a, b, sa, sb, torch.float32, bias), a, b, sa, sb, torch.float32, bias)
+        assert all(plan[17] is not None or plan[2][1] == 32 for plan in mm_ops._plans.values())
     if _sm90():  # a base off 16 bytes: no descriptors, so the Triton kernel's pointer loads
         big = torch.empty(M * K + 1, dtype=INT8, device=DEVICE)
         a_off = big[1:].view(M, K).copy_(a)

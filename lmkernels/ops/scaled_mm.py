@@ -46,8 +46,8 @@ try:  # Gluon's Hopper API as Triton 3.6 has it; an older Triton runs every conf
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as _GluonDescriptor
 
     from ..kernels.scaled_mm_wgmma import _scaled_mm_wgmma_kernel
-    # a, b (descriptors), c, scale_a, scale_b, bias | M | N, K, stride_cm, stride_sa, stride_sb
-    _launch_wgmma = Launcher(_scaled_mm_wgmma_kernel, "ddtttt" "n" "iiiii")
+    # a, b, b's second box (descriptors), c, scale_a, scale_b, bias | M | N, K, stride_cm, stride_sa, stride_sb
+    _launch_wgmma = Launcher(_scaled_mm_wgmma_kernel, "dddtttt" "n" "iiiii")
     _GLUON_PROBLEM = None
 except (ImportError, AttributeError, TypeError) as _e:  # pragma: no cover - other Triton versions
     _launch_wgmma = None
@@ -95,7 +95,8 @@ MAX_PLANS = 4096
 
 def check_config(cfg) -> dict:
     """A validated copy of a scaled_mm config dict with the optional keys filled in. Keys:
-    BLOCK_SIZE_M, BLOCK_SIZE_N (powers of two, 16-256), BLOCK_SIZE_K (power of two, 32-256),
+    BLOCK_SIZE_M, BLOCK_SIZE_N (powers of two, 16-256; with WGMMA BLOCK_SIZE_N may be the sum of two:
+    wgmma_n_split), BLOCK_SIZE_K (power of two, 32-256),
     GROUP_SIZE_M (1-64), num_warps (1, 2, 4, 8, 16), num_stages (1-8) required; SPLIT_K (1-64,
     default 1), ACCESS ("pointer", "block_ptr", "descriptor"; default None: the access argument or
     the default), PERSISTENT (bool, default False), FP8_FAST_ACCUM (bool, default True: see
@@ -118,7 +119,7 @@ def check_config(cfg) -> dict:
     out = dict(OPTIONAL_KEYS)
     out.update(cfg)
     for key, (lo, hi) in BLOCK_RANGE.items():
-        config_int(out, key, lo, hi, pow2=True)
+        config_int(out, key, lo, hi, pow2=key != "BLOCK_SIZE_N" or out.get("WGMMA") is not True)
     config_int(out, "GROUP_SIZE_M", 1, 64)
     config_int(out, "num_warps", 1, 16, pow2=True)
     config_int(out, "num_stages", 1, 8)
@@ -140,7 +141,23 @@ def check_config(cfg) -> dict:
                              f"got SPLIT_K={out['SPLIT_K']}, PERSISTENT={out['PERSISTENT']}, "
                              f"ACCESS={out['ACCESS']!r}, FP8_FAST_ACCUM={out['FP8_FAST_ACCUM']}, num_warps={warps}, "
                              f"BLOCK_SIZE_M={bm}")
+        if wgmma_n_split(out["BLOCK_SIZE_N"]) is None:
+            raise ValueError(f"config['BLOCK_SIZE_N']={out['BLOCK_SIZE_N']} must be a power of two or, with WGMMA, "
+                             f"the sum of two (each >= 16), in [16, 256]")
     return out
+
+
+def wgmma_n_split(bn: int) -> tuple[int, int] | None:
+    """A WGMMA tile's width as (BLOCK_N, BLOCK_N2) of kernels/scaled_mm_wgmma.py: (bn, 0) for a power
+    of two, else the largest power of two below it and the rest, which must be one too (>= 16: a
+    16-byte TMA row of bf16 stores, an int8 wgmma's smallest useful N); None where bn is neither.
+    H100: 192 = 128 + 64 puts 1024 x 6144 in 256 tiles (1.94 waves of one an SM) instead of 384
+    of 128 x 128 (1.45 waves of two); 96 = 64 + 32 puts M = 128 x 6144 in 128 tiles (one wave)."""
+    if bn & (bn - 1) == 0:
+        return bn, 0
+    hi = 1 << (bn.bit_length() - 1)
+    lo = bn - hi
+    return (hi, lo) if lo >= 16 and lo & (lo - 1) == 0 else None
 
 
 if hasattr(config_store, "register_validator"):
@@ -443,16 +460,17 @@ def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, d
     """_make_plan for the Gluon kernel: one tile a program, no split."""
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
-    consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None, int8,
+    bn1, bn2 = wgmma_n_split(bn)
+    consts = (bm, bn1, bn2, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None, int8,
               use_pdl, use_pdl and early_launch(tiles, M <= bm, dev))
     stand_in = torch.float32 if bias_dtype is None else bias_dtype
     warps = cfg["num_warps"]
     meta = _launch_wgmma.meta_id(consts, warps, 1, (out_dtype, torch.float32, torch.float32, stand_in), use_pdl,
                                  fp_fusion=False)
     gl_dtype = _gl.int8 if int8 else _gl.float8e4nv
-    layouts = (_gl.NVMMASharedLayout.get_default_for([bm, bk], gl_dtype),
-               _gl.NVMMASharedLayout.get_default_for([bn, bk], gl_dtype))
-    return (tiles, consts, meta, warps, (M, N, K, N, ssa, ssb), ((bm, bk), (bn, bk)), layouts)
+    boxes = ((bm, bk), (bn1, bk), (bn2 or bn1, bk))  # without a second accumulator b's box twice (unread)
+    layouts = tuple(_gl.NVMMASharedLayout.get_default_for(list(box), gl_dtype) for box in boxes)
+    return (tiles, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts)
 
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
@@ -518,8 +536,9 @@ def _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, bias_arg, dev, stride
     M, N, K = ints[:3]
     av = _GluonDescriptor(a, [M, K], [stride_a, 1], list(boxes[0]), layouts[0])
     bv = _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[1]), layouts[1])  # b = w.t(): w [N, K]
-    if not _launch_wgmma.fast(dev, meta, grid, 1, av, bv, out, scale_a, scale_b, bias_arg, *ints):
-        _launch_wgmma(dev, (grid,), (av, bv, out, scale_a, scale_b, bias_arg, *ints), consts, warps, 1, pdl=pdl,
+    bv2 = bv if boxes[2] == boxes[1] else _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[2]), layouts[2])
+    if not _launch_wgmma.fast(dev, meta, grid, 1, av, bv, bv2, out, scale_a, scale_b, bias_arg, *ints):
+        _launch_wgmma(dev, (grid,), (av, bv, bv2, out, scale_a, scale_b, bias_arg, *ints), consts, warps, 1, pdl=pdl,
                       fp_fusion=False)
 
 
@@ -610,6 +629,8 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key, pdl):
             if explicit:
                 raise ValueError(f"config['WGMMA']=True cannot serve this call: {why}")
             wgmma = False  # a tuned or heuristic config: the same tile on _scaled_mm_kernel
+    if not wgmma and bn & (bn - 1):  # _scaled_mm_kernel's tiles are powers of two: a split one's wider part
+        cfg = dict(cfg, BLOCK_SIZE_N=wgmma_n_split(bn)[0])
     if K == 0:  # nothing to read: out = 0 * scales + bias from the epilogue, whatever the mode asked
         mode = _access.POINTER
     bias_dtype = None if bias is None else bias.dtype
