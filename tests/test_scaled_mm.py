@@ -594,8 +594,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
-                               (True, 512, 6144, 4096, (128, 128, 128, 8, 3)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
-                               (False, 96, 8192, 8192, (64, 128, 128, 4, 4))):
+                               (True, 512, 4096, 4096, (128, 128, 128, 8, 4)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
+                               (False, 96, 8192, 8192, (64, 128, 128, 4, 4)),
+                               # N = 6144: tiles of two accumulators fill the SMs
+                               (True, 128, 6144, 4096, (64, 96, 128, 4, 6)), (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
+                               (True, 512, 6144, 4096, (128, 192, 128, 8, 5)),
+                               (False, 1024, 6144, 4096, (128, 192, 128, 8, 5))):
         c = heuristic_config(M, N, K, fp8, 0)
         assert c["WGMMA"] and (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"],
                                c["num_stages"]) == tile, (fp8, M, N, K, c)

@@ -82,9 +82,14 @@ TILES = ((64, 128, 128, 4, 33, 128), (64, 256, 128, 8, 33, 128), (64, 128, 64, 4
 # where the tiles fill at least 3/4 of the SMs. (BM, BN, BK, warps, stages, smallest M, largest M).
 # H100, int8 at M = 1024 / 4096 (results/h100/probe_wgmma.md): 128 x 256 x 64 in 5 stages fastest at 5
 # of the 8 Llama-3-8B rows, 128 x 256 x 128 in 3 at 2, 128 x 128 x 128 in 3 at 1 (1024 x 4096 x 4096)
+# Session 18, tiles of two accumulators (ops/scaled_mm.wgmma_n_split; probe_wgmma_split.md, N = 6144):
+# 64 x 96 at M = 128 (128 tiles: one wave), 64 x 192 at 256, 128 x 192 at 512-1024; slower per FLOP
+# than 128 x 256 (0.87x at M = 4096), so only to M = 2048
 WGMMA_TILES = ((64, 128, 128, 4, 4, 33, 128), (128, 128, 128, 8, 3, 96, _BIG), (128, 128, 128, 8, 4, 96, _BIG),
                (128, 256, 64, 8, 4, 256, _BIG), (128, 256, 64, 8, 5, 256, _BIG), (128, 256, 128, 8, 3, 256, _BIG),
-               (256, 128, 64, 8, 4, 256, _BIG), (256, 128, 128, 8, 3, 256, _BIG))
+               (256, 128, 64, 8, 4, 256, _BIG), (256, 128, 128, 8, 3, 256, _BIG),
+               (64, 96, 128, 4, 6, 33, 128), (64, 96, 128, 4, 8, 33, 128), (64, 192, 128, 4, 6, 96, 512),
+               (128, 192, 128, 8, 5, 256, 2048))
 
 
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
