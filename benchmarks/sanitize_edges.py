@@ -118,7 +118,8 @@ for mode in available_modes():
         for cfg in (tail, dict(tail, PERSISTENT=True)):
             lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
         # the sm90 Gluon kernel (WGMMA): TMA boxes past every edge (M = 1, ragged N, K = 16 under a
-        # 128-deep box, K tails), the 64-row tile and the 128 x 256 one
+        # 128-deep box, K tails), the 64-row tile, the 128 x 256 one and two of two accumulators (the
+        # second box starts past N where N < 192)
         if mode == "descriptor" and torch.cuda.get_device_capability() == (9, 0):
             for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112)):
                 if dt == torch.int8:
@@ -126,7 +127,8 @@ for mode in available_modes():
                 else:
                     a, w = (torch.randn(shape, device=dev).to(dt) for shape in ((M, K), (N, K)))
                 sa, sb, bias = torch.rand(M, 1, device=dev), torch.rand(1, N, device=dev), torch.randn(N, device=dev)
-                for bm, bn, bk, warps, stages in ((64, 128, 128, 4, 4), (128, 256, 64, 8, 5)):
+                for bm, bn, bk, warps, stages in ((64, 128, 128, 4, 4), (128, 256, 64, 8, 5), (128, 192, 128, 8, 5),
+                                                  (64, 96, 128, 4, 8)):
                     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                            "num_warps": warps, "num_stages": stages, "WGMMA": True}
                     lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
