@@ -78,7 +78,8 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # probe_wgmma.md): 1.0-1.13x faster than the Triton kernel at its tuned tables, bit-identical; fp8
 # mostly slower than Triton's own asynchronous fp8 pipeline, so the tuner decides per entry. A
 # tuned or heuristic WGMMA config a call cannot take (another GPU, a column-major operand,
-# misaligned bases, access="pointer") runs the same tile on _scaled_mm_kernel
+# misaligned bases, access="pointer") runs the same tile on _scaled_mm_kernel (a tile two accumulators
+# wide, BLOCK_SIZE_N = 192 say, its wider power-of-two part: wgmma_n_split)
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
                  "SPLIT_TAIL": False, "WGMMA": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
