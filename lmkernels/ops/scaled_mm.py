@@ -219,6 +219,13 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
     """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) for the sm90 Gluon kernel, or None: the session-17
     H100 tables' winners (benchmarks/results/h100/tune_scaled_mm_*_s17*.log), which took it at 59
     of the 72 int8 entries from M = 96 and at 6 of the 45 fp8 entries re-tuned from M = 256:
+      first (session 18), tiles of two accumulators (wgmma_n_split) where they fill >= 90 % of at
+        most two waves of one program an SM: 64 x 96 x 128 in 6 stages to M = 128, 64 x 192 x 128
+        in 6 to M = 256, 128 x 192 x 128 at 8 warps in 5 to M = 1024 (fp8: 512). H100, N = 6144,
+        K = 4096 (probe_wgmma_split.md): int8 M = 128 13.8 µs against the table's 15.1, M = 256
+        16.2 / 18.6, M = 512 22.5 / 24.9, M = 1024 44.4 / 46.5; fp8 M = 128-512 5-10 % faster,
+        M = 1024 11 % slower. Their 64-wide half is slower per FLOP (128 x 192 at M = 4096: 0.87x
+        128 x 256), so only where the wider tiles quantise badly; then
       int8 past M = 128: 128 x 256 x 64 in 5 stages where those tiles fill >= 80 % of their last
         wave (one wave included: 1024 x 4096 x 14336, 128 tiles, 77.9 µs against 86.4 for 128 x 128,
         probe_wgmma.md);
@@ -231,13 +238,6 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
       int8 at M = 65-128: 128 x 128 x 128 in 3 stages where those tiles fill the SMs (N = 28672 and
         57344), else 64 x 128 x 128 at 4 warps in 4 stages where those fill 3/4 of them (N = 8192,
         10240).
-      first, tiles of two accumulators (wgmma_n_split) where they fill >= 90 % of at most two waves
-        of one program an SM: 64 x 96 x 128 in 6 stages to M = 128, 64 x 192 x 128 in 6 to M = 256,
-        128 x 192 x 128 at 8 warps in 5 to M = 1024 (fp8: 512). H100, N = 6144, K = 4096
-        (probe_wgmma_split.md): int8 M = 128 13.8 µs against the table's 15.1, M = 256 16.2 / 18.6,
-        M = 512 22.5 / 24.9, M = 1024 44.4 / 46.5; fp8 M = 128-512 5-10 % faster, M = 1024 11 %
-        slower. Their 64-wide half is slower per FLOP (128 x 192 at M = 4096: 0.87x 128 x 256), so
-        only where the wider tiles quantise badly.
     Elsewhere (fewer tiles: split-K, or the decode sizes) the Triton kernel's rules."""
     def tiles(bm, bn):
         return triton.cdiv(M, bm) * triton.cdiv(N, bn)
