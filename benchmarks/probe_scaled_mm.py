@@ -33,6 +33,8 @@ own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
     [int8sync] [narrow]
 """
+import json
+import os
 import sys
 import time
 
@@ -41,7 +43,17 @@ import torch
 import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
 from lmkernels.reference.scaled_mm import scaled_mm as reference
+from lmkernels.runtime import config_store
 from lmkernels.tuning.scaled_mm import check_output, config, describe, operands
+
+
+TABLES = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
+
+
+def shipped_table(N, K, dtype):
+    """The packaged H100 table for (N, K, dtype) as a dict (M as str -> config, and _meta)."""
+    with open(os.path.join(TABLES, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype={dtype}.json")) as f:
+        return json.load(f)
 
 
 def cfg(bm, bn, bk, warps, stages, split=1, access="descriptor", persistent=False, group=8, fast=False):
@@ -190,14 +202,11 @@ def one_launch():
     finished by a second launch (as tuned) and in the same launch (ONE_LAUNCH, the new default).
     The two must agree bit for bit (both sum the splits 0, 1, ... in order), fp8 included."""
     import glob
-    import json
-    import os
-    from lmkernels.runtime import config_store
-    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
     print("\n### split-K: two launches (as tuned) against one\n\n| N x K | dtype | M | config | two launches µs | "
           "one launch µs | one / two | bits |\n|---|---|---:|---|---:|---:|---:|---|", flush=True)
-    for path in sorted(glob.glob(os.path.join(folder, "*H100*"))):
-        table = json.load(open(path))
+    for path in sorted(glob.glob(os.path.join(TABLES, "*H100*"))):
+        with open(path) as f:
+            table = json.load(f)
         N, K = table["_meta"]["N"], table["_meta"]["K"]
         fp8 = table["_meta"]["dtype"] == "fp8"
         for m, c in sorted(((int(m), c) for m, c in table.items() if m != "_meta"), key=lambda mc: mc[0]):
@@ -220,17 +229,11 @@ def one_launch():
 
 def tail():
     """Session 13: SPLIT_TAIL against the tuned config at the 8B and 70B entries it should help most."""
-    import json
-    import os
-    from lmkernels.runtime import config_store
     from lmkernels.tuning.scaled_mm import split_tail_twin
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
     for (N, K), ms in (((6144, 4096), (96, 128, 256, 512)), ((10240, 8192), (128, 512))):
         for fp8 in (False, True):
-            dtype = "fp8" if fp8 else "int8"
-            path = os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype={dtype}.json")
-            table = json.load(open(path))
+            table = shipped_table(N, K, "fp8" if fp8 else "int8")
             for m in ms:
                 c = table[str(m)]
                 twin = split_tail_twin(c, m, N, K, sms)
@@ -243,13 +246,9 @@ def tail():
 def int8sync():
     """Session 16: int8 at the 8B shapes, M = 1024 and 4096: the tuned config, then deeper K steps
     and two-programs-an-SM tiles (module docstring)."""
-    import json
-    import os
-    from lmkernels.runtime import config_store
-    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
     for (N, K), ms in (((6144, 4096), (1024, 4096)), ((4096, 4096), (1024, 4096)), ((28672, 4096), (1024,)),
                        ((4096, 14336), (1024,))):
-        table = json.load(open(os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype=int8.json")))
+        table = shipped_table(N, K, "int8")
         for m in ms:
             tuned = table[str(m)]
             probe(m, N, K, False, [
@@ -265,14 +264,9 @@ def int8sync():
 
 def narrow():
     """Session 16: narrower tiles at M >= 1024 against the shipped tables (module docstring)."""
-    import json
-    import os
-    from lmkernels.runtime import config_store
-    folder = os.path.join(config_store.PACKAGED_DIR, "scaled_mm")
     for (N, K), ms in (((6144, 4096), (1024, 4096)), ((4096, 4096), (1024,)), ((4096, 14336), (1024,))):
         for fp8 in (False, True):
-            dtype = "fp8" if fp8 else "int8"
-            table = json.load(open(os.path.join(folder, f"N={N},K={K},device_name=NVIDIA_H100_80GB_HBM3,dtype={dtype}.json")))
+            table = shipped_table(N, K, "fp8" if fp8 else "int8")
             for m in ms:
                 probe(m, N, K, fp8, [table[str(m)]] + [
                     cfg(128, 64, 128, 4, 3, fast=True), cfg(128, 64, 128, 4, 4, fast=True),

@@ -138,16 +138,10 @@ def lookup(op: str, N: int, K: int, dtype: str, M: int, device_index: int, warn:
     return _resolve(op, N, K, dtype, M, device_index, warn)[0]
 
 
-def measured(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> dict | None:
-    """The _meta["measured"] record of the bucket lookup() serves for these arguments (the tuner's
-    timings of that config, e.g. {"us": ..., "heuristic_us": ..., "cublas_us": ...}), or None (no
-    table, or no record for the bucket). Never warns."""
-    return _resolve(op, N, K, dtype, M, device_index, False)[1]
-
-
 def entry(op: str, N: int, K: int, dtype: str, M: int, device_index: int) -> tuple:
     """(config, measured record, tuned M) of the bucket lookup() serves for these arguments, from one
-    cached resolve: the tuned M is >= M, or the largest, below M, past the table's last bucket;
+    cached resolve (the record is _meta["measured"] of that bucket: the tuner's timings of the
+    config, e.g. {"us": ..., "heuristic_us": ..., "cublas_us": ...}, or None): the tuned M is >= M, or the largest, below M, past the table's last bucket;
     (None, None, None) without a table. Never warns."""
     return _resolve(op, N, K, dtype, M, device_index, False)
 

@@ -34,7 +34,7 @@ accumulation, FP8_FAST_ACCUM is not searched):
     plus pointer for the 64-deep K tiles, plus a persistent variant when there is more than one
     wave of work: at most 21 (M = 48, 64), 42 (96, 128), 47 (>= 256) candidates.
   sm90 with Gluon (Target.wgmma_ok), M > 32: also the WGMMA_TILES on kernels/scaled_mm_wgmma.py that
-    fill 3/4 of the SMs unsplit, up to 7 more.
+    fill 3/4 of the SMs unsplit, each within its M range: up to 9 more.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
