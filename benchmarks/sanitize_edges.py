@@ -121,7 +121,7 @@ for mode in available_modes():
         # 128-deep box, K tails), the 64-row tile, the 128 x 256 one and two of two accumulators (the
         # second box starts past N where N < 192)
         if mode == "descriptor" and torch.cuda.get_device_capability() == (9, 0):
-            for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112)):
+            for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112), (1000, 2000, 208)):
                 if dt == torch.int8:
                     a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
                 else:
@@ -131,6 +131,14 @@ for mode in available_modes():
                                                   (64, 96, 128, 4, 8)):
                     cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                            "num_warps": warps, "num_stages": stages, "WGMMA": True}
+                    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+                # the persistent warp-specialised kernel: one 8-warp consumer and the ping-pong pair,
+                # programs walking several ragged tiles
+                for bm, bn, bk, warps, stages, pingpong in ((128, 256, 128, 8, 4, False), (128, 128, 128, 4, 5, True),
+                                                            (64, 64, 64, 4, 4, True)):
+                    cfg = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
+                           "num_warps": warps, "num_stages": stages, "WGMMA": True, "PERSISTENT": True,
+                           "PINGPONG": pingpong}
                     lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /

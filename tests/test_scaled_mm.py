@@ -528,12 +528,17 @@ BAD_CONFIGS = [
                       r"num_warps=4, BLOCK_SIZE_M=16"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "num_warps": 8}, r"num_warps=8, BLOCK_SIZE_M=64"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "SPLIT_K": 2}, r"needs SPLIT_K 1.*got SPLIT_K=2"),
-    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "PERSISTENT": True}, r"PERSISTENT=True"),
+    ({"PINGPONG": 1}, r"config\['PINGPONG'\]=1 must be a bool"),
+    ({"PINGPONG": True}, r"config\['PINGPONG'\]=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
+                         r"WGMMA=False, PERSISTENT=False, num_warps=4"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 128, "num_warps": 8, "PERSISTENT": True, "PINGPONG": True}, r"num_warps=8"),
+    ({"WGMMA": True, "BLOCK_SIZE_M": 64, "PERSISTENT": True, "BLOCK_SIZE_N": 192},
+     r"BLOCK_SIZE_N'\]=192 must be a power of two or, with WGMMA and PERSISTENT False, the sum of two"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "ACCESS": "pointer"}, r"ACCESS='pointer'"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "FP8_FAST_ACCUM": False}, r"FP8_FAST_ACCUM=False"),
     ({"BLOCK_SIZE_N": 192}, r"config\['BLOCK_SIZE_N'\]=192 must be a power of two in \[16, 256\]"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 200},
-     r"BLOCK_SIZE_N'\]=200 must be a power of two or, with WGMMA, the sum of two \(each >= 16\)"),
+     r"BLOCK_SIZE_N'\]=200 must be a power of two or, with WGMMA and PERSISTENT False, the sum of two \(each >= 16\)"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 136}, r"BLOCK_SIZE_N'\]=136 must be a power of two or"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 384}, r"BLOCK_SIZE_N'\]=384 must be an int in \[16, 256\]"),
 ]
@@ -555,7 +560,7 @@ def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
     assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False,
-                       SPLIT_TAIL=False, WGMMA=False)
+                       SPLIT_TAIL=False, WGMMA=False, PINGPONG=False)
     assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
@@ -587,10 +592,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                 assert cfg["FP8_FAST_ACCUM"]
                 if M == 1 and gpu[0] == "cuda":
                     assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
-                if M >= 4096 and gpu[0] == "cuda":  # int8: the wgmma kernel, one tile a program
-                    assert (bm, bn) == (128, 256) and cfg["PERSISTENT"] == fp8 and cfg["WGMMA"] != fp8
-                # the Gluon kernel (ops/scaled_mm._wgmma_tile): sm90 past M = 64, fp8 up to M = 512
-                assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512)), (M, N, K, fp8)
+                if M >= 4096 and N >= 8192 and gpu[0] == "cuda":  # the ping-pong Gluon kernel
+                    assert (bm, bn) == (128, 128) and cfg["PERSISTENT"] and cfg["WGMMA"] and cfg["PINGPONG"]
+                # the Gluon kernels (ops/scaled_mm._wgmma_tile): sm90 past M = 64, fp8 up to M = 512 and
+                # from 1024 on the ping-pong kernel
+                assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512 or cfg["PINGPONG"])), (
+                    M, N, K, fp8)
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
@@ -599,12 +606,19 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                # N = 6144: tiles of two accumulators fill the SMs
                                (True, 128, 6144, 4096, (64, 96, 128, 4, 6)), (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
                                (True, 512, 6144, 4096, (128, 192, 128, 8, 5)),
-                               (False, 1024, 6144, 4096, (128, 192, 128, 8, 5))):
+                               (False, 512, 6144, 4096, (128, 192, 128, 8, 5)),
+                               # int8 from M = 1024 with two 128 x 128 tiles an SM: the ping-pong kernel
+                               (False, 1024, 6144, 4096, (128, 128, 128, 4, 5)),
+                               (True, 1024, 6144, 4096, (128, 128, 128, 4, 5)),
+                               (False, 2048, 4096, 14336, (128, 128, 128, 4, 5)),
+                               (False, 512, 28672, 4096, (128, 128, 128, 4, 5)),
+                               (True, 512, 57344, 8192, (128, 128, 128, 4, 5))):
         c = heuristic_config(M, N, K, fp8, 0)
         assert c["WGMMA"] and (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"],
                                c["num_stages"]) == tile, (fp8, M, N, K, c)
-    for fp8, M, N, K in ((False, 256, 4096, 4096), (True, 1024, 6144, 4096), (False, 64, 28672, 4096),
-                         (True, 512, 57344, 8192)):  # too few tiles; fp8 past M = 512 or two waves; M <= 64
+        assert c["PERSISTENT"] == c["PINGPONG"] == (tile[3:] == (4, 5) and M >= 512), (fp8, M, N, K, c)
+    for fp8, M, N, K in ((False, 256, 4096, 4096), (True, 1024, 4096, 4096), (False, 64, 28672, 4096)):
+        # too few tiles (fp8 M = 1024 at N = 4096: neither two 128 x 128 tiles an SM nor M <= 512); M <= 64
         assert not heuristic_config(M, N, K, fp8, 0)["WGMMA"], (fp8, M, N, K)
     # the Triton kernel's rules (other GPUs, a Triton without Gluon)
     monkeypatch.setattr(mm_ops, "_GLUON_PROBLEM", "no Gluon here")
@@ -780,6 +794,56 @@ def test_wgmma_kernel(kind, tile, monkeypatch):
         _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
         assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl))
     assert counter.n == 2 * len(WGMMA_SHAPES), counter.n
+
+
+# the persistent warp-specialised kernel (kernels/scaled_mm_ws.py): (BM, BN, BK, warps, stages,
+# PINGPONG), the tuner's WS_TILES kinds and a 64-row ping-pong tile
+WS_TILES = ((128, 256, 128, 8, 4, False), (128, 128, 128, 4, 5, True), (128, 256, 64, 8, 5, False),
+            (64, 128, 64, 4, 4, True), (128, 64, 32, 4, 3, False))
+# WGMMA_SHAPES, and enough tiles that every program walks several (2000 x 4100: 16 x 33 tiles of 128;
+# K 16-byte aligned, as TMA needs, and 528 = 4 x 128 + 16 leaves a K tail):
+# each ping-pong consumer takes turns, and the ring's phases wrap many times
+WS_SHAPES = WGMMA_SHAPES + ((2000, 4100, 528), (4096, 1024, 256))
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only (CPU: test_compile)")
+@pytest.mark.parametrize("tile", WS_TILES, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("kind", KINDS)
+def test_ws_kernel(kind, tile, monkeypatch):
+    """As test_wgmma_kernel, on the persistent warp-specialised kernel: int8 bit-exact, fp8 within its
+    bound, two runs bit-equal, NaN-poisoned outputs, PDL on and off; every call on that kernel."""
+    bm, bn, bk, warps, stages, pingpong = tile
+    cfg = dict(WGMMA_CFG, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, num_warps=warps, num_stages=stages,
+               PERSISTENT=True, PINGPONG=pingpong)
+    counter = CountingLauncher(mm_ops._launch_ws)
+    monkeypatch.setattr(mm_ops, "_launch_ws", counter)
+    monkeypatch.setattr(mm_ops, "_plans", {})
+    for i, (M, N, K) in enumerate(WS_SHAPES):
+        a, w = _operands(M, N, K, kind, seed_of("ws", kind, tile, M))
+        sa, sb, bias = _scales(M, N, seed_of("ws", M, N))
+        forms = ((sa, sb.t(), None, torch.bfloat16, True), (sa[:1], sb, bias, torch.float16, False),
+                 (sa, sb[:1, :1], bias.to(torch.float32), torch.float32, None))
+        sa_, sb_, bias_, out_dtype, pdl = forms[i % 3]
+        _poisoned_pool(M, N, out_dtype)
+        got = lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl)
+        _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
+        assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl))
+    assert counter.n == 2 * len(WS_SHAPES), counter.n
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only")
+def test_ws_kernel_in_a_cuda_graph():
+    M, N, K = 1024, 2048, 512  # 128 tiles of 128 x 128 on the ping-pong kernel
+    cfg = dict(WGMMA_CFG, num_warps=4, num_stages=5, PERSISTENT=True, PINGPONG=True)
+    a, w = _operands(M, N, K, "int8", 57)
+    sa, sb, bias = _scales(M, N, 57)
+    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+    graph, out = capture(lambda: lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg))
+    for seed in (58, 59):
+        a.copy_(_operands(M, N, K, "int8", seed)[0])
+        graph.replay()
+        torch.cuda.synchronize()
+        _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)
 
 
 @pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernel runs on sm90 GPUs only")

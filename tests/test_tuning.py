@@ -115,24 +115,31 @@ def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor
 
 @pytest.mark.parametrize("nk", LLAMA)
 def test_wgmma_candidates_only_where_asked_and_filling_the_sms(nk):
-    """wgmma=True (sm90 with Gluon) adds WGMMA_TILES entries: never split or persistent, descriptor
-    access, tiles filling >= 3/4 of the SMs, only past the decode sizes; at most 56 candidates a M
-    (47 + 9 of the 12: each tile has an M range), 57 with the heuristic."""
+    """wgmma=True (sm90 with Gluon) adds WGMMA_TILES entries (never split or persistent, tiles
+    filling >= 3/4 of the SMs) and from M = 512 WS_TILES ones (persistent, unsplit, at least a tile
+    an SM), descriptor access, only past the decode sizes; at most 60 candidates a M (47 + 9 of the
+    12 WGMMA_TILES: each tile has an M range, + 4)."""
     n, k = nk
     for M in t.M_GRID:
         plain = t.candidates(M, n, k, num_sms=132, descriptor_ok=True)
         cands = t.candidates(M, n, k, num_sms=132, descriptor_ok=True, wgmma=True)
         extra = [c for c in cands if c.get("WGMMA")]
         assert [c for c in cands if not c.get("WGMMA")] == plain
-        assert len(cands) <= 56, (M, len(cands))
+        assert len(cands) <= 60, (M, len(cands))
         assert not t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True) or \
             not any(c.get("WGMMA") for c in t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True))
         for c in extra:
-            assert (c["SPLIT_K"], c["PERSISTENT"], c["ACCESS"]) == (1, False, "descriptor"), c
-            assert 4 * -(-M // c["BLOCK_SIZE_M"]) * -(-n // c["BLOCK_SIZE_N"]) >= 3 * 132
+            tiles = -(-M // c["BLOCK_SIZE_M"]) * -(-n // c["BLOCK_SIZE_N"])
+            assert (c["SPLIT_K"], c["ACCESS"]) == (1, "descriptor"), c
+            if c["PERSISTENT"]:
+                assert tiles >= 132 and M >= 512 and c["PINGPONG"] == (c["num_warps"] == 4), c
+            else:
+                assert 4 * tiles >= 3 * 132 and not c.get("PINGPONG"), c
             assert M > t.SMALL_M
         if M == 1024:
             assert len(extra) >= 5, (n, k, len(extra))
+        if M >= 1024:
+            assert any(c["PERSISTENT"] and c["PINGPONG"] for c in extra), (n, k, M)
     assert not any(c.get("WGMMA") for c in t.candidates(4096, 4096, 4096, num_sms=132, descriptor_ok=True))
 
 

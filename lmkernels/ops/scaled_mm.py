@@ -46,11 +46,13 @@ try:  # Gluon's Hopper API as Triton 3.6 has it; an older Triton runs every conf
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as _GluonDescriptor
 
     from ..kernels.scaled_mm_wgmma import _scaled_mm_wgmma_kernel
+    from ..kernels.scaled_mm_ws import _scaled_mm_ws_kernel
     # a, b, b's second box (descriptors), c, scale_a, scale_b, bias | M | N, K, stride_cm, stride_sa, stride_sb
     _launch_wgmma = Launcher(_scaled_mm_wgmma_kernel, "dddtttt" "n" "iiiii")
+    _launch_ws = Launcher(_scaled_mm_ws_kernel, "ddtttt" "n" "iiiii")  # the same without b's second box
     _GLUON_PROBLEM = None
 except (ImportError, AttributeError, TypeError) as _e:  # pragma: no cover - other Triton versions
-    _launch_wgmma = None
+    _launch_wgmma = _launch_ws = None
     _GLUON_PROBLEM = f"this Triton ({triton.__version__}) lacks the Gluon Hopper API the kernel uses ({_e})"
 
 INT8, FP8 = torch.int8, torch.float8_e4m3fn
@@ -80,8 +82,13 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # tuned or heuristic WGMMA config a call cannot take (another GPU, a column-major operand,
 # misaligned bases, access="pointer") runs the same tile on _scaled_mm_kernel (a tile two accumulators
 # wide, BLOCK_SIZE_N = 192 say, its wider power-of-two part: wgmma_n_split)
+# WGMMA with PERSISTENT: kernels/scaled_mm_ws.py, one program an SM walking its tiles, a producer
+# warp loading the next tile's operands while the consumer writes the last one out; PINGPONG: two
+# 4-warp consumers taking the tiles in turn, one's write-out under the other's MMAs. H100, int8 at
+# M >= 1024 (results/h100/probe_ws.md): 1.07-1.22x faster than the session-18 tables on 7 of the
+# 8 Llama-3-8B rows (1024 x 6144 x 4096 44.9 -> 36.8 µs)
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
-                 "SPLIT_TAIL": False, "WGMMA": False}
+                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -104,9 +111,11 @@ def check_config(cfg) -> dict:
     scaled_mm), ONE_LAUNCH (bool, default False: split-K's sum and epilogue run in a second launch;
     True: in the main kernel; HIP always takes two), SPLIT_TAIL (bool, default False; True: SPLIT_K
     applies only to the tiles past the last whole wave, and needs SPLIT_K > 1 and ONE_LAUNCH), WGMMA
-    (bool, default False; True: the sm90 Gluon kernel, which needs SPLIT_K 1, PERSISTENT False,
-    ACCESS absent or "descriptor", FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= 64 and
-    >= 16 x num_warps: each warp of a warpgroup owns 16 rows of a 64-row wgmma).
+    (bool, default False; True: the sm90 Gluon kernel, which needs SPLIT_K 1, ACCESS absent or
+    "descriptor", FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= 64 and >= 16 x
+    num_warps: each warp of a warpgroup owns 16 rows of a 64-row wgmma; with PERSISTENT the
+    warp-specialised one, whose BLOCK_SIZE_N is a power of two), PINGPONG (bool, default False;
+    True: two 4-warp consumers, needs WGMMA, PERSISTENT and num_warps 4).
     Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
@@ -127,7 +136,7 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     if out["SPLIT_TAIL"] and (out["SPLIT_K"] < 2 or not out["ONE_LAUNCH"]):
@@ -135,16 +144,19 @@ def check_config(cfg) -> dict:
                          f"SPLIT_K={out['SPLIT_K']} and ONE_LAUNCH={out['ONE_LAUNCH']}")
     if out["WGMMA"]:
         bm, warps = out["BLOCK_SIZE_M"], out["num_warps"]
-        if out["SPLIT_K"] != 1 or out["PERSISTENT"] or out["ACCESS"] not in (None, "descriptor") or \
+        if out["SPLIT_K"] != 1 or out["ACCESS"] not in (None, "descriptor") or \
                 not out["FP8_FAST_ACCUM"] or warps not in (4, 8) or bm < max(64, 16 * warps):
-            raise ValueError(f"config['WGMMA']=True needs SPLIT_K 1, PERSISTENT False, ACCESS None or 'descriptor', "
+            raise ValueError(f"config['WGMMA']=True needs SPLIT_K 1, ACCESS None or 'descriptor', "
                              f"FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= max(64, 16 * num_warps); "
-                             f"got SPLIT_K={out['SPLIT_K']}, PERSISTENT={out['PERSISTENT']}, "
-                             f"ACCESS={out['ACCESS']!r}, FP8_FAST_ACCUM={out['FP8_FAST_ACCUM']}, num_warps={warps}, "
-                             f"BLOCK_SIZE_M={bm}")
-        if wgmma_n_split(out["BLOCK_SIZE_N"]) is None:
-            raise ValueError(f"config['BLOCK_SIZE_N']={out['BLOCK_SIZE_N']} must be a power of two or, with WGMMA, "
-                             f"the sum of two (each >= 16), in [16, 256]")
+                             f"got SPLIT_K={out['SPLIT_K']}, ACCESS={out['ACCESS']!r}, "
+                             f"FP8_FAST_ACCUM={out['FP8_FAST_ACCUM']}, num_warps={warps}, BLOCK_SIZE_M={bm}")
+        split = wgmma_n_split(out["BLOCK_SIZE_N"])
+        if split is None or (out["PERSISTENT"] and split[1]):
+            raise ValueError(f"config['BLOCK_SIZE_N']={out['BLOCK_SIZE_N']} must be a power of two or, with WGMMA "
+                             f"and PERSISTENT False, the sum of two (each >= 16), in [16, 256]")
+    if out["PINGPONG"] and not (out["WGMMA"] and out["PERSISTENT"] and out["num_warps"] == 4):
+        raise ValueError(f"config['PINGPONG']=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
+                         f"WGMMA={out['WGMMA']}, PERSISTENT={out['PERSISTENT']}, num_warps={out['num_warps']}")
     return out
 
 
@@ -216,9 +228,20 @@ def _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor) -> tuple[int,
 
 
 def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
-    """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) for the sm90 Gluon kernel, or None: the session-17
-    H100 tables' winners (benchmarks/results/h100/tune_scaled_mm_*_s17*.log), which took it at 59
-    of the 72 int8 entries from M = 96 and at 6 of the 45 fp8 entries re-tuned from M = 256:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, PERSISTENT, PINGPONG) for the sm90 Gluon kernels,
+    or None:
+      first (session 19), from M = 512 where 128 x 128 tiles are at least two an SM: those tiles
+        in 5 stages on the persistent ping-pong kernel (kernels/scaled_mm_ws.py). H100
+        (probe_ws.md): int8 1024 x 6144 x 4096 36.8 µs against the session-18 table's 44.9,
+        4096 x 28672 x 4096 670.6 / 738.8, within 1.11x of the best config on the other 8B rows;
+        fp8 within 1.10x of the best (the tables' Triton 128 x 256 at 4096 x 4096 x 14336), and
+        the session-19 fp8 tables take it at 9 of 18 re-tuned entries (their heuristic, Triton's
+        128 x 256 / 128 x 128 at 4 warps, ran up to 1.20x them at M = 1536); both tables take
+        it at 28672 x 4096 M = 512 (int8: the one-tile-a-program 128 x 256 ran 1.25x it,
+        check_heuristic_s19_int8.md);
+    then the session-17 H100 tables' winners (benchmarks/results/h100/tune_scaled_mm_*_s17*.log),
+    which took the one-tile-a-program kernel at 59 of the 72 int8 entries from M = 96 and at 6 of
+    the 45 fp8 entries re-tuned from M = 256:
       first (session 18), tiles of two accumulators (wgmma_n_split) where they fill >= 90 % of at
         most two waves of one program an SM: 64 x 96 x 128 in 6 stages to M = 128, 64 x 192 x 128
         in 6 to M = 256, 128 x 192 x 128 at 8 warps in 5 to M = 1024 (fp8: 512). H100, N = 6144,
@@ -243,22 +266,24 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         return triton.cdiv(M, bm) * triton.cdiv(N, bn)
     if M <= 64:
         return None
+    if M >= 512 and tiles(128, 128) >= 2 * sms:
+        return 128, 128, 128, 4, 5, True, True
     for bm, bn, bk, warps, stages, most_m in ((64, 96, 128, 4, 6, 128), (64, 192, 128, 4, 6, 256),
                                               (128, 192, 128, 8, 5, 512 if fp8 else 1024)):
         t = tiles(bm, bn)
         if M <= most_m and t <= 2 * sms and t >= 0.9 * triton.cdiv(t, sms) * sms:
-            return bm, bn, bk, warps, stages
+            return bm, bn, bk, warps, stages, False, False
     if not fp8 and M > 128:
         wide = tiles(128, 256)
         if wide >= 0.8 * triton.cdiv(wide, sms) * sms:
-            return 128, 256, 64, 8, 5
+            return 128, 256, 64, 8, 5, False, False
     if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):
-        return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3
+        return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3, False, False
     if not fp8 and M <= 128:
         if tiles(128, 128) >= sms:
-            return 128, 128, 128, 8, 3
+            return 128, 128, 128, 8, 3, False, False
         if 4 * tiles(64, 128) >= 3 * sms:
-            return 64, 128, 128, 4, 4
+            return 64, 128, 128, 4, 4, False, False
     return None
 
 
@@ -294,7 +319,7 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     tiles overrun a whole wave by at most half a wave: the overrun tiles in up to 4 parts, the
     session-13 tables' pattern; int8's 128 x 128 tiles keep 4 warps x 64-deep K steps there. sm90+: descriptors (TMA) for M > 32
     where the operands allow, pointers for the weight stream; other GPUs: the process default.
-    sm90 (Gluon): the tiles of _wgmma_tile where it gives one, on the WGMMA kernel.
+    sm90 (Gluon): the tiles of _wgmma_tile where it gives one, on the WGMMA kernels.
     """
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
@@ -302,9 +327,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     if wgmma_unavailable(device_index) is None:
         tile = _wgmma_tile(M, N, K, fp8, sms)
         if tile is not None:
-            bm, bn, bk, warps, stages = tile
+            bm, bn, bk, warps, stages, persistent, pingpong = tile
             return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
-                                 "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True})
+                                 "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True,
+                                 "PERSISTENT": persistent, "PINGPONG": pingpong})
     if M <= 32:
         bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
     elif M <= 64:
@@ -469,21 +495,36 @@ def _wgmma_problem(dev: int, mode: int, A_T: bool, B_T: bool) -> str | None:
     return None
 
 
+def ws_maxnreg(warps: int, pingpong: bool) -> int:
+    """Registers a thread for kernels/scaled_mm_ws.py's launch: its consumers' warps plus the
+    producer's warpgroup (a partition takes whole warpgroups' registers) share the 64K-register file,
+    in steps of 8; the partitions then move registers among themselves (setmaxnreg)."""
+    return min(256, 65536 // (32 * (warps * (2 if pingpong else 1) + 4)) // 8 * 8)
+
+
 def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, dev, cfg, use_pdl) -> tuple:
-    """_make_plan for the Gluon kernel: one tile a program, no split."""
+    """_make_plan for the Gluon kernels: one tile a program, no split (kernels/scaled_mm_wgmma.py), or
+    with PERSISTENT one program an SM (kernels/scaled_mm_ws.py)."""
     bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
     bn1, bn2 = wgmma_n_split(bn)
-    consts = (bm, bn1, bn2, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None, int8,
-              use_pdl, use_pdl and early_launch(tiles, M <= bm, dev))
+    warps, pingpong = cfg["num_warps"], cfg["PINGPONG"]
+    early = use_pdl and early_launch(tiles, M <= bm, dev)
+    if cfg["PERSISTENT"]:
+        launcher, grid, maxnreg = _launch_ws, min(tiles, num_sms(max(dev, 0))), ws_maxnreg(warps, pingpong)
+        consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], 2 if pingpong else 1, sa_tok, sb_ch,
+                  bias_dtype is not None, int8, use_pdl, early)
+    else:
+        launcher, grid, maxnreg = _launch_wgmma, tiles, None
+        consts = (bm, bn1, bn2, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None,
+                  int8, use_pdl, early)
     stand_in = torch.float32 if bias_dtype is None else bias_dtype
-    warps = cfg["num_warps"]
-    meta = _launch_wgmma.meta_id(consts, warps, 1, (out_dtype, torch.float32, torch.float32, stand_in), use_pdl,
-                                 fp_fusion=False)
+    meta = launcher.meta_id(consts, warps, 1, (out_dtype, torch.float32, torch.float32, stand_in), use_pdl,
+                            fp_fusion=False, maxnreg=maxnreg)
     gl_dtype = _gl.int8 if int8 else _gl.float8e4nv
     boxes = ((bm, bk), (bn1, bk), (bn2 or bn1, bk))  # without a second accumulator b's box twice (unread)
     layouts = tuple(_gl.NVMMASharedLayout.get_default_for(list(box), gl_dtype) for box in boxes)
-    return (tiles, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts)
+    return (grid, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts, cfg["PERSISTENT"], maxnreg)
 
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
@@ -545,14 +586,18 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
 
 
 def _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, bias_arg, dev, stride_a, stride_b, pdl):
-    grid, consts, meta, warps, ints, boxes, layouts = wplan
+    grid, consts, meta, warps, ints, boxes, layouts, persistent, maxnreg = wplan
     M, N, K = ints[:3]
     av = _GluonDescriptor(a, [M, K], [stride_a, 1], list(boxes[0]), layouts[0])
     bv = _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[1]), layouts[1])  # b = w.t(): w [N, K]
-    bv2 = bv if boxes[2] == boxes[1] else _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[2]), layouts[2])
-    if not _launch_wgmma.fast(dev, meta, grid, 1, av, bv, bv2, out, scale_a, scale_b, bias_arg, *ints):
-        _launch_wgmma(dev, (grid,), (av, bv, bv2, out, scale_a, scale_b, bias_arg, *ints), consts, warps, 1, pdl=pdl,
-                      fp_fusion=False)
+    if persistent:
+        launcher, descs = _launch_ws, (av, bv)
+    else:
+        bv2 = bv if boxes[2] == boxes[1] else _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[2]), layouts[2])
+        launcher, descs = _launch_wgmma, (av, bv, bv2)
+    if not launcher.fast(dev, meta, grid, 1, *descs, out, scale_a, scale_b, bias_arg, *ints):
+        launcher(dev, (grid,), (*descs, out, scale_a, scale_b, bias_arg, *ints), consts, warps, 1, pdl=pdl,
+                 fp_fusion=False, maxnreg=maxnreg)
 
 
 def _launch_plan(plan, a, b, scale_a, scale_b, bias, dev):

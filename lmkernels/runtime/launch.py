@@ -174,34 +174,39 @@ class Launcher:
             assert all(p.do_not_specialize == (k == "n") for p, k in zip(params, kinds) if k in "in"), (fn, kinds)
 
     def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple, pdl: bool = False,
-                fp_fusion: bool = True) -> int:
-        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl, fp_fusion),
+                fp_fusion: bool = True, maxnreg: int | None = None) -> int:
+        return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl, fp_fusion, maxnreg),
                                      len(self.metas))
 
-    def key(self, dev, args, consts, num_warps, num_stages, pdl=False, fp_fusion=True):
+    def key(self, dev, args, consts, num_warps, num_stages, pdl=False, fp_fusion=True, maxnreg=None):
         """The cache key of a launch, from the arguments themselves (the slow path, and tests)."""
         dtypes = tuple(a.dtype for a, k in zip(args, self.kinds) if k == "t")
-        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl, fp_fusion), *args)[0]
+        return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl, fp_fusion, maxnreg), *args)[0]
 
-    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False, fp_fusion=True):
+    def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False, fp_fusion=True,
+                 maxnreg=None):
         """pdl: launch with programmatic dependent launch (a compile option in Triton, so part of the
         key); the kernel must then call gdc_wait() before its first global memory access.
         fp_fusion=False compiles with enable_fp_fusion=False: a * b + c stays two roundings instead of
-        one FMA, so an epilogue can match a PyTorch reference that rounds after each op bit for bit."""
+        one FMA, so an epilogue can match a PyTorch reference that rounds after each op bit for bit.
+        maxnreg: registers a thread at launch (a compile option; warp-specialised kernels need it so
+        that all their partitions' warps fit the register file)."""
         if len(consts) != self.n_consts:
             raise TypeError(f"{self.fn.__name__}: {len(consts)} constexprs given, the kernel has {self.n_consts}")
         opts = {"launch_pdl": True} if pdl else {}
         if not fp_fusion:
             opts["enable_fp_fusion"] = False
+        if maxnreg is not None:
+            opts["maxnreg"] = maxnreg
         if not FAST_LAUNCH:
             self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages, **opts)
             return
         dev = _current_device()
         if device != dev:  # launch where the data is, as a CUDA op's device guard would
             with torch.cuda.device(device):
-                self(device, grid, args, consts, num_warps, num_stages, pdl, fp_fusion)
+                self(device, grid, args, consts, num_warps, num_stages, pdl, fp_fusion, maxnreg)
             return
-        key = self.key(dev, args, consts, num_warps, num_stages, pdl, fp_fusion)
+        key = self.key(dev, args, consts, num_warps, num_stages, pdl, fp_fusion, maxnreg)
         entry = self.cache.get(key)
         if entry is not None and len(grid) < 3 and self.fast(dev, key[0], grid[0], grid[1] if len(grid) > 1 else 1, *args):
             return

@@ -34,7 +34,8 @@ accumulation, FP8_FAST_ACCUM is not searched):
     plus pointer for the 64-deep K tiles, plus a persistent variant when there is more than one
     wave of work: at most 21 (M = 48, 64), 42 (96, 128), 47 (>= 256) candidates.
   sm90 with Gluon (Target.wgmma_ok), M > 32: also the WGMMA_TILES on kernels/scaled_mm_wgmma.py that
-    fill 3/4 of the SMs unsplit, each within its M range: up to 9 more.
+    fill 3/4 of the SMs unsplit, each within its M range, and from M = 512 the WS_TILES on
+    kernels/scaled_mm_ws.py whose tiles are at least one an SM: at most 60 a M.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
@@ -91,6 +92,14 @@ WGMMA_TILES = ((64, 128, 128, 4, 4, 33, 128), (128, 128, 128, 8, 3, 96, _BIG), (
                (64, 96, 128, 4, 6, 33, 128), (64, 96, 128, 4, 8, 33, 128), (64, 192, 128, 4, 6, 96, 512),
                (128, 192, 128, 8, 5, 256, 2048))
 
+# sm90 only, session 19: the persistent warp-specialised kernel (kernels/scaled_mm_ws.py), where the
+# tiles are at least one an SM. (BM, BN, BK, warps, stages, PINGPONG, smallest M). H100 at the 8B
+# rows, M = 1024 / 4096 (results/h100/probe_ws.md): int8 128 x 256 x 128 at 8 warps in 4 stages
+# fastest at 4 rows, the ping-pong 128 x 128 x 128 in 5 at 3 (1024 x 6144 x 4096: 36.8 µs, the
+# session-18 table 44.9); fp8 the ping-pong one at 1024 x 6144 and 4096 x 28672
+WS_TILES = ((128, 256, 128, 8, 4, False, 512), (128, 256, 64, 8, 5, False, 512), (128, 128, 128, 4, 5, True, 512),
+            (128, 128, 128, 4, 4, True, 512))
+
 
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
     return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group,
@@ -137,6 +146,9 @@ def _wgmma_space(M, N, num_sms, smem):
     for bm, bn, bk, warps, stages, lo, hi in WGMMA_TILES:
         if lo <= M <= hi and 4 * _cdiv(M, bm) * _cdiv(N, bn) >= 3 * num_sms and stages * (bm + bn) * bk <= smem:
             yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor"), WGMMA=True)
+    for bm, bn, bk, warps, stages, pingpong, lo in WS_TILES:
+        if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and stages * (bm + bn) * bk <= smem:
+            yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor", True), WGMMA=True, PINGPONG=pingpong)
 
 
 def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma=False):
@@ -224,7 +236,7 @@ def describe(cfg: dict) -> str:
         s += (f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
               + (" tail" if cfg.get("SPLIT_TAIL") else ""))
     return (s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
-            + (" wgmma" if cfg.get("WGMMA") else ""))
+            + (" wgmma" if cfg.get("WGMMA") else "") + (" ping-pong" if cfg.get("PINGPONG") else ""))
 
 
 def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
