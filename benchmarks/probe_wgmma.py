@@ -23,22 +23,29 @@ from lmkernels.tuning.scaled_mm import check_output, operands
 
 
 def launch(a, b, sa, sb, bias, cfg):
-    """The Gluon kernel through the op with an explicit WGMMA config (bm, bn, bk, stages, warps)."""
-    bm, bn, bk, stages, warps = cfg
+    """A Gluon kernel through the op with an explicit WGMMA config: (bm, bn, bk, stages, warps), or
+    with (..., PERSISTENT, PINGPONG) appended for kernels/scaled_mm_ws.py (probe_ws.py)."""
+    bm, bn, bk, stages, warps, *ws = cfg
     config = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8, "num_warps": warps,
               "num_stages": stages, "WGMMA": True}
+    if ws:
+        config.update(PERSISTENT=ws[0], PINGPONG=ws[1])
     return lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, bias, config=config)
 
 
-def check():
+CHECK_CONFIGS = ((128, 128, 128, 3, 8), (128, 256, 128, 3, 8), (128, 128, 128, 4, 4), (256, 128, 64, 4, 8),
+                 (128, 192, 128, 4, 8), (64, 96, 128, 6, 4))
+CHECK_SHAPES = ((1024, 4096, 4096), (33, 971, 496), (512, 20486, 1024), (1, 256, 128), (300, 257, 4112),
+                (4096, 6144, 4096))
+
+
+def check(configs=CHECK_CONFIGS, shapes=CHECK_SHAPES):
     print("\n### check (bit-exact against the reference, int8; fp8 within the tuner's bound)\n")
     g = torch.Generator(device="cuda").manual_seed(17)
     fails = 0
     for fp8 in (False, True):
-        for (M, N, K) in ((1024, 4096, 4096), (33, 971, 496), (512, 20486, 1024), (1, 256, 128), (300, 257, 4112),
-                          (4096, 6144, 4096)):
-            for cfg in ((128, 128, 128, 3, 8), (128, 256, 128, 3, 8), (128, 128, 128, 4, 4), (256, 128, 64, 4, 8),
-                        (128, 192, 128, 4, 8), (64, 96, 128, 6, 4)):
+        for (M, N, K) in shapes:
+            for cfg in configs:
                 for tok, ch, has_bias in ((True, True, False), (False, False, True), (True, False, True)):
                     a, b, sa, sb = operands(M, N, K, fp8, "cuda", int(torch.randint(0, 1 << 30, (1,), generator=g,
                                                                                          device="cuda")))

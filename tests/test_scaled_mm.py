@@ -780,12 +780,18 @@ def test_wgmma_kernel(kind, tile, monkeypatch):
     """Every tile kind x awkward shape x scale form x bias x out dtype, with and without PDL: int8
     bit-exact, fp8 within its bound, two runs bit-equal, each on a NaN-poisoned output block; every
     call on the Gluon kernel."""
-    cfg = _wgmma_cfg(tile)
     counter = CountingLauncher(mm_ops._launch_wgmma)
     monkeypatch.setattr(mm_ops, "_launch_wgmma", counter)
-    for i, (M, N, K) in enumerate(WGMMA_SHAPES):
-        a, w = _operands(M, N, K, kind, seed_of("wgmma", kind, tile, M))
-        sa, sb, bias = _scales(M, N, seed_of("wgmma", M, N))
+    _check_tile_on_shapes(kind, tile, _wgmma_cfg(tile), WGMMA_SHAPES, "wgmma")
+    assert counter.n == 2 * len(WGMMA_SHAPES), counter.n
+
+
+def _check_tile_on_shapes(kind, tile, cfg, shapes, tag):
+    """Each shape with one of three scale / bias / out dtype / PDL forms in turn, on a NaN-poisoned
+    output block: checked against the reference, and a second run bit-equal (two launches a shape)."""
+    for i, (M, N, K) in enumerate(shapes):
+        a, w = _operands(M, N, K, kind, seed_of(tag, kind, tile, M))
+        sa, sb, bias = _scales(M, N, seed_of(tag, M, N))
         forms = ((sa, sb.t(), None, torch.bfloat16, True), (sa[:1], sb, bias, torch.float16, False),
                  (sa, sb[:1, :1], bias.to(torch.float32), torch.float32, None))
         sa_, sb_, bias_, out_dtype, pdl = forms[i % 3]
@@ -793,7 +799,6 @@ def test_wgmma_kernel(kind, tile, monkeypatch):
         got = lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl)
         _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
         assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl))
-    assert counter.n == 2 * len(WGMMA_SHAPES), counter.n
 
 
 # the persistent warp-specialised kernel (kernels/scaled_mm_ws.py): (BM, BN, BK, warps, stages,
@@ -817,17 +822,7 @@ def test_ws_kernel(kind, tile, monkeypatch):
                PERSISTENT=True, PINGPONG=pingpong)
     counter = CountingLauncher(mm_ops._launch_ws)
     monkeypatch.setattr(mm_ops, "_launch_ws", counter)
-    monkeypatch.setattr(mm_ops, "_plans", {})
-    for i, (M, N, K) in enumerate(WS_SHAPES):
-        a, w = _operands(M, N, K, kind, seed_of("ws", kind, tile, M))
-        sa, sb, bias = _scales(M, N, seed_of("ws", M, N))
-        forms = ((sa, sb.t(), None, torch.bfloat16, True), (sa[:1], sb, bias, torch.float16, False),
-                 (sa, sb[:1, :1], bias.to(torch.float32), torch.float32, None))
-        sa_, sb_, bias_, out_dtype, pdl = forms[i % 3]
-        _poisoned_pool(M, N, out_dtype)
-        got = lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl)
-        _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
-        assert torch.equal(got, lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl))
+    _check_tile_on_shapes(kind, tile, cfg, WS_SHAPES, "ws")
     assert counter.n == 2 * len(WS_SHAPES), counter.n
 
 
