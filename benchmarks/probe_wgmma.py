@@ -24,12 +24,13 @@ from lmkernels.tuning.scaled_mm import check_output, operands
 
 def launch(a, b, sa, sb, bias, cfg):
     """A Gluon kernel through the op with an explicit WGMMA config: (bm, bn, bk, stages, warps), or
-    with (..., PERSISTENT, PINGPONG) appended for kernels/scaled_mm_ws.py (probe_ws.py)."""
+    with (..., PERSISTENT, PINGPONG[, TMA_STORE]) appended for kernels/scaled_mm_ws.py (probe_ws.py)."""
     bm, bn, bk, stages, warps, *ws = cfg
     config = {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8, "num_warps": warps,
               "num_stages": stages, "WGMMA": True}
     if ws:
-        config.update(PERSISTENT=ws[0], PINGPONG=ws[1])
+        # TMA_STORE where the bf16 output's rows are whole 16-byte units (else the op refuses an explicit one)
+        config.update(PERSISTENT=ws[0], PINGPONG=ws[1], TMA_STORE=len(ws) > 2 and ws[2] and b.shape[1] % 8 == 0)
     return lmkernels.scaled_mm(a, b, sa, sb, torch.bfloat16, bias, config=config)
 
 

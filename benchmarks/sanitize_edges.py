@@ -121,7 +121,7 @@ for mode in available_modes():
         # 128-deep box, K tails), the 64-row tile, the 128 x 256 one and two of two accumulators (the
         # second box starts past N where N < 192)
         if mode == "descriptor" and torch.cuda.get_device_capability() == (9, 0):
-            for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112), (1000, 2000, 208)):
+            for M, N, K in ((1, 971, 496), (130, 97, 16), (257, 300, 4112), (1000, 2000, 208), (129, 136, 64)):
                 if dt == torch.int8:
                     a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
                 else:
@@ -140,6 +140,10 @@ for mode in available_modes():
                            "num_warps": warps, "num_stages": stages, "WGMMA": True, "PERSISTENT": True,
                            "PINGPONG": pingpong}
                     lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
+                    # TMA stores clipped at the ragged edges, where the rows are 16-byte units
+                    if N % 8 == 0:  # 128 x 256: 3 stages beside its 64 KB output tile
+                        tma_cfg = dict(cfg, TMA_STORE=True, num_stages=3 if bn == 256 else stages)
+                        lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=tma_cfg)
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off

@@ -49,6 +49,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "wgmma_in_flight": bool(re.search(r"wgmma\.wait_group\.sync\.aligned [1-9]", asm)),
                         "wgmma_waits": sorted(set(re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", asm))),
                         "prefetch": "prefetch.global.L2" in asm, "setmaxnreg": "setmaxnreg" in asm,
+                        "tma_store": "cp.async.bulk.tensor.2d.global.shared" in asm,
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -287,7 +288,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 
 def gluon_desc(dt, box):
-    t = torch.zeros(256, 256, dtype=torch.int8 if dt == gl.int8 else torch.float8_e4m3fn)
+    t = torch.zeros(256, 256, dtype={gl.int8: torch.int8, gl.bfloat16: torch.bfloat16}.get(dt, torch.float8_e4m3fn))
     return mangle_type(TensorDescriptor.from_tensor(t, box, gl.NVMMASharedLayout.get_default_for(box, dt)))
 
 
@@ -309,21 +310,25 @@ for dt, bm, bn, bn2, bk, warps, stages, pdl in (
     compile_one(f"scaled_mm_wgmma {dt} {bm}x{bn}+{bn2}x{bk} w{warps} s{stages} pdl={pdl}", _scaled_mm_wgmma_kernel,
                 sig, consts, {(i,): D16 for i in (3, 4, 5, 6, 8, 9, 10)}, "sm90", warps, enable_fp_fusion=False)
 # the persistent warp-specialised Gluon kernel (kernels/scaled_mm_ws.py): one 8-warp consumer, two
-# 4-warp ones (ping-pong), with maxnreg as ops/scaled_mm.ws_maxnreg gives it
-# (dtype, BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, consumers, pdl, maxnreg)
-for dt, bm, bn, bk, warps, stages, consumers, pdl, maxnreg in (
-        ("i8", 128, 256, 128, 8, 4, 1, True, 168), ("i8", 128, 128, 128, 4, 5, 2, False, 168),
-        ("fp8e4nv", 128, 128, 64, 4, 4, 2, True, 168), ("i8", 64, 128, 128, 4, 4, 1, False, 256)):
+# 4-warp ones (ping-pong), with maxnreg as ops/scaled_mm.ws_maxnreg gives it; the tiles stored from
+# registers or through shared memory by TMA (TMA_STORE: c_desc a bf16 [BLOCK_M, BLOCK_N] box)
+# (dtype, BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, consumers, pdl, maxnreg, TMA_STORE)
+for dt, bm, bn, bk, warps, stages, consumers, pdl, maxnreg, tma_store in (
+        ("i8", 128, 256, 128, 8, 4, 1, True, 168, False), ("i8", 128, 128, 128, 4, 5, 2, False, 168, False),
+        ("fp8e4nv", 128, 128, 64, 4, 4, 2, True, 168, False), ("i8", 64, 128, 128, 4, 4, 1, False, 256, False),
+        ("fp8e4nv", 128, 256, 128, 8, 3, 1, True, 168, True), ("i8", 128, 128, 128, 4, 5, 2, False, 168, True)):
     gdt = gl.int8 if dt == "i8" else gl.float8e4nv
-    sig = {"a_desc": gluon_desc(gdt, [bm, bk]), "b_desc": gluon_desc(gdt, [bn, bk]), "c_ptr": "*bf16",
+    sig = {"a_desc": gluon_desc(gdt, [bm, bk]), "b_desc": gluon_desc(gdt, [bn, bk]),
+           "c_desc": gluon_desc(gl.bfloat16, [bm, bn]) if tma_store else gluon_desc(gdt, [bm, bk]), "c_ptr": "*bf16",
            "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32",
            "stride_cm": "i32", "stride_sa": "constexpr", "stride_sb": "constexpr"}
     consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8,
               "STAGES": stages, "CONSUMERS": consumers, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True,
-              "HAS_BIAS": True, "INT8": dt == "i8", "USE_PDL": pdl, "EARLY_LAUNCH": False}
+              "HAS_BIAS": True, "INT8": dt == "i8", "USE_PDL": pdl, "EARLY_LAUNCH": False, "TMA_STORE": tma_store}
     sig.update({k: "constexpr" for k in consts})
-    compile_one(f"scaled_mm_ws {dt} {bm}x{bn}x{bk} w{warps} s{stages} consumers={consumers} pdl={pdl}",
-                _scaled_mm_ws_kernel, sig, consts, {(i,): D16 for i in (2, 3, 4, 5, 7, 8, 9)}, "sm90", warps,
+    compile_one(f"scaled_mm_ws {dt} {bm}x{bn}x{bk} w{warps} s{stages} consumers={consumers} pdl={pdl} "
+                f"tma_store={tma_store}", _scaled_mm_ws_kernel, sig, consts,
+                {(i,): D16 for i in (3, 4, 5, 6, 8, 9, 10)}, "sm90", warps,
                 enable_fp_fusion=False, maxnreg=maxnreg)
 # ll_gemm (decode GEMM, weight [N, K] row-major): FMA and tl.dot tiles, bf16 / fp16 / fp8 e4m3
 # (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
@@ -369,7 +374,7 @@ print(json.dumps(results))
 '''
 
 
-SCALED_MM_ROWS = {"sm90": 10 + 2 + 7 + 4, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
+SCALED_MM_ROWS = {"sm90": 10 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
 LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
 
 
@@ -466,9 +471,9 @@ def test_gluon_wgmma_kernel_keeps_a_group_in_flight_on_hopper(compiled):
 def test_ws_kernel_specialises_its_warps_on_hopper(compiled):
     """kernels/scaled_mm_ws.py: partitions that move registers among themselves (setmaxnreg), the
     consumer's K steps waiting only for the previous step's wgmmas, operands through TMA,
-    griddepcontrol exactly in the PDL variants."""
+    griddepcontrol exactly in the PDL variants, a TMA store exactly in the TMA_STORE ones."""
     rows = [r for r in compiled if r["case"].startswith("scaled_mm_ws")]
-    assert len(rows) == 4 and all(r["target"] == "sm90" for r in rows)
+    assert len(rows) == 6 and all(r["target"] == "sm90" for r in rows)
     built = [r for r in rows if r["ok"]]
     if not built:
         pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
@@ -477,6 +482,7 @@ def test_ws_kernel_specialises_its_warps_on_hopper(compiled):
         assert r["setmaxnreg"] and r["wgmma"] and r["tma"], r["case"]
         assert r["wgmma_waits"] == ["0", "1"], (r["case"], r["wgmma_waits"])
         assert r["gdc"] == ("pdl=True" in r["case"]), r["case"]
+        assert r["tma_store"] == ("tma_store=True" in r["case"]), r["case"]
 
 
 def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):

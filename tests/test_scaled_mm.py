@@ -532,6 +532,9 @@ BAD_CONFIGS = [
     ({"PINGPONG": True}, r"config\['PINGPONG'\]=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
                          r"WGMMA=False, PERSISTENT=False, num_warps=4"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 128, "num_warps": 8, "PERSISTENT": True, "PINGPONG": True}, r"num_warps=8"),
+    ({"TMA_STORE": "yes"}, r"config\['TMA_STORE'\]='yes' must be a bool"),
+    ({"TMA_STORE": True, "WGMMA": True, "BLOCK_SIZE_M": 64},
+     r"config\['TMA_STORE'\]=True needs WGMMA True and PERSISTENT True; got WGMMA=True, PERSISTENT=False"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "PERSISTENT": True, "BLOCK_SIZE_N": 192},
      r"BLOCK_SIZE_N'\]=192 must be a power of two or, with WGMMA and PERSISTENT False, the sum of two"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "ACCESS": "pointer"}, r"ACCESS='pointer'"),
@@ -542,6 +545,26 @@ BAD_CONFIGS = [
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 136}, r"BLOCK_SIZE_N'\]=136 must be a power of two or"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 384}, r"BLOCK_SIZE_N'\]=384 must be an int in \[16, 256\]"),
 ]
+
+
+def test_tma_store_problem(monkeypatch):
+    """Where the persistent kernel's TMA stores cannot serve: output rows not whole 16-byte units, or
+    the output tiles and the stages over the program's shared memory (an H100's 227 KB here)."""
+    monkeypatch.setattr(mm_ops, "_gpu", lambda dev: ("cuda", 90, 232448))
+    cfg = check_config(dict(_cfg(), BLOCK_SIZE_M=128, BLOCK_SIZE_N=256, BLOCK_SIZE_K=128, num_warps=8, num_stages=3,
+                            WGMMA=True, PERSISTENT=True, TMA_STORE=True))
+    assert mm_ops._tma_store_problem(4096, torch.bfloat16, cfg, 0) is None
+    assert mm_ops._tma_store_problem(1028, torch.float32, dict(cfg, BLOCK_SIZE_N=64), 0) is None
+    assert "rows (N=971 x 2 bytes) are not a multiple of 16 bytes" in mm_ops._tma_store_problem(
+        971, torch.bfloat16, cfg, 0)
+    assert "(N=1026 x 4 bytes)" in mm_ops._tma_store_problem(1026, torch.float32, cfg, 0)
+    assert mm_ops._tma_store_problem(1024, torch.float32, cfg, 0) == (
+        "3 stages of (128 + 256) x 128 bytes and the torch.float32 output tiles need 278528 bytes of shared memory; "
+        "this GPU gives a program 232448")
+    assert "4 stages" in mm_ops._tma_store_problem(4096, torch.bfloat16, dict(cfg, num_stages=4), 0)
+    pingpong = dict(cfg, BLOCK_SIZE_N=128, num_warps=4, num_stages=5, PINGPONG=True)  # two output tiles
+    assert mm_ops._tma_store_problem(4096, torch.float16, pingpong, 0) is None
+    assert "need 294912 bytes" in mm_ops._tma_store_problem(4096, torch.float32, pingpong, 0)
 
 
 def test_wgmma_n_split():
@@ -560,7 +583,7 @@ def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
     assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False,
-                       SPLIT_TAIL=False, WGMMA=False, PINGPONG=False)
+                       SPLIT_TAIL=False, WGMMA=False, PINGPONG=False, TMA_STORE=False)
     assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
@@ -592,12 +615,16 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                 assert cfg["FP8_FAST_ACCUM"]
                 if M == 1 and gpu[0] == "cuda":
                     assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
-                if M >= 4096 and N >= 8192 and gpu[0] == "cuda":  # the ping-pong Gluon kernel
-                    assert (bm, bn) == (128, 128) and cfg["PERSISTENT"] and cfg["WGMMA"] and cfg["PINGPONG"]
+                if M >= 4096 and N >= 8192 and gpu[0] == "cuda":  # the persistent Gluon kernel
+                    assert cfg["PERSISTENT"] and cfg["WGMMA"], cfg
+                    # int8: the ping-pong 128 x 128; fp8: 128 x 256 tiles stored by TMA
+                    assert (bm, bn, cfg["PINGPONG"], cfg["TMA_STORE"]) == ((128, 256, False, True) if fp8 else
+                                                                          (128, 128, True, False)), cfg
                 # the Gluon kernels (ops/scaled_mm._wgmma_tile): sm90 past M = 64, fp8 up to M = 512 and
-                # from 1024 on the ping-pong kernel
-                assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512 or cfg["PINGPONG"])), (
+                # from 1024 on the persistent kernel
+                assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512 or cfg["PERSISTENT"])), (
                     M, N, K, fp8)
+                assert not cfg["TMA_STORE"] or (fp8 and M >= 1024 and gpu[0] == "cuda"), (M, N, K, fp8)
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
@@ -609,14 +636,19 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                (False, 512, 6144, 4096, (128, 192, 128, 8, 5)),
                                # int8 from M = 1024 with two 128 x 128 tiles an SM: the ping-pong kernel
                                (False, 1024, 6144, 4096, (128, 128, 128, 4, 5)),
-                               (True, 1024, 6144, 4096, (128, 128, 128, 4, 5)),
+                               (True, 1024, 6144, 4096, (128, 128, 128, 4, 5)),  # 192 tiles of 128 x 256
+                               # fp8 from M = 1024 with two 128 x 256 tiles an SM: those, stored by TMA
+                               (True, 1024, 28672, 4096, (128, 256, 128, 8, 3)),
+                               (True, 4096, 4096, 4096, (128, 256, 128, 8, 3)),
                                (False, 2048, 4096, 14336, (128, 128, 128, 4, 5)),
                                (False, 512, 28672, 4096, (128, 128, 128, 4, 5)),
                                (True, 512, 57344, 8192, (128, 128, 128, 4, 5))):
         c = heuristic_config(M, N, K, fp8, 0)
         assert c["WGMMA"] and (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_warps"],
                                c["num_stages"]) == tile, (fp8, M, N, K, c)
-        assert c["PERSISTENT"] == c["PINGPONG"] == (tile[3:] == (4, 5) and M >= 512), (fp8, M, N, K, c)
+        assert c["PINGPONG"] == (tile[3:] == (4, 5) and M >= 512), (fp8, M, N, K, c)
+        assert c["TMA_STORE"] == (tile[3:] == (8, 3) and tile[1] == 256), (fp8, M, N, K, c)
+        assert c["PERSISTENT"] == (c["PINGPONG"] or c["TMA_STORE"]), (fp8, M, N, K, c)
     for fp8, M, N, K in ((False, 256, 4096, 4096), (True, 1024, 4096, 4096), (False, 64, 28672, 4096)):
         # too few tiles (fp8 M = 1024 at N = 4096: neither two 128 x 128 tiles an SM nor M <= 512); M <= 64
         assert not heuristic_config(M, N, K, fp8, 0)["WGMMA"], (fp8, M, N, K)
@@ -786,15 +818,16 @@ def test_wgmma_kernel(kind, tile, monkeypatch):
     assert counter.n == 2 * len(WGMMA_SHAPES), counter.n
 
 
-def _check_tile_on_shapes(kind, tile, cfg, shapes, tag):
-    """Each shape with one of three scale / bias / out dtype / PDL forms in turn, on a NaN-poisoned
-    output block: checked against the reference, and a second run bit-equal (two launches a shape)."""
+def _check_tile_on_shapes(kind, tile, cfg, shapes, tag, form=None):
+    """Each shape with one of three scale / bias / out dtype / PDL forms in turn (or `form` for all),
+    on a NaN-poisoned output block: checked against the reference, and a second run bit-equal (two
+    launches a shape)."""
     for i, (M, N, K) in enumerate(shapes):
         a, w = _operands(M, N, K, kind, seed_of(tag, kind, tile, M))
         sa, sb, bias = _scales(M, N, seed_of(tag, M, N))
         forms = ((sa, sb.t(), None, torch.bfloat16, True), (sa[:1], sb, bias, torch.float16, False),
                  (sa, sb[:1, :1], bias.to(torch.float32), torch.float32, None))
-        sa_, sb_, bias_, out_dtype, pdl = forms[i % 3]
+        sa_, sb_, bias_, out_dtype, pdl = forms[i % 3 if form is None else form]
         _poisoned_pool(M, N, out_dtype)
         got = lmkernels.scaled_mm(a, w.t(), sa_, sb_, out_dtype, bias_, config=cfg, pdl=pdl)
         _check(got, a, w.t(), sa_, sb_, out_dtype, bias_)
@@ -824,6 +857,63 @@ def test_ws_kernel(kind, tile, monkeypatch):
     monkeypatch.setattr(mm_ops, "_launch_ws", counter)
     _check_tile_on_shapes(kind, tile, cfg, WS_SHAPES, "ws")
     assert counter.n == 2 * len(WS_SHAPES), counter.n
+
+
+# TMA_STORE tiles: (BM, BN, BK, warps, stages, PINGPONG), each with its output tile(s) beside the
+# stages in the H100's 227 KB for 2-byte outputs; fp32 outputs fit only the 64 x 128 tiles, and the
+# op refuses the others (_tma_store_problem)
+TMA_TILES = ((128, 256, 128, 8, 3, False), (128, 256, 64, 8, 6, False), (128, 128, 128, 4, 5, True),
+             (64, 128, 64, 4, 4, True))
+# WS_SHAPES with output rows of whole 16-byte units (N % 8 == 0): M, N and K tails, every program
+# several tiles (2000 x 4104: the last column tile 8 wide, TMA clipping the rest)
+TMA_SHAPES = ((1, 256, 128), (33, 1000, 496), (64, 256, 1024), (300, 264, 4112), (129, 384, 32), (2000, 4104, 528),
+              (4096, 1024, 256))
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only (CPU: test_compile)")
+@pytest.mark.parametrize("tile", TMA_TILES, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("kind", KINDS)
+def test_ws_kernel_tma_store(kind, tile, monkeypatch):
+    """test_ws_kernel with the tiles leaving by TMA stores: an explicit TMA_STORE config never falls
+    back, so each call that returns stored through TMA; one whose fp32 tiles do not fit raises."""
+    bm, bn, bk, warps, stages, pingpong = tile
+    cfg = dict(WGMMA_CFG, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, num_warps=warps, num_stages=stages,
+               PERSISTENT=True, PINGPONG=pingpong, TMA_STORE=True)
+    counter = CountingLauncher(mm_ops._launch_ws)
+    monkeypatch.setattr(mm_ops, "_launch_ws", counter)
+    fits = mm_ops._tma_store_problem(1024, torch.float32, check_config(cfg), 0) is None
+    assert fits == (bn == 128 and bm == 64), tile
+    refused = 0
+    for i, (M, N, K) in enumerate(TMA_SHAPES):
+        if i % 3 == 2 and not fits:  # _check_tile_on_shapes' fp32 form
+            a, w = _operands(M, N, K, kind, 1)
+            sa, sb, _ = _scales(M, N, 1)
+            with pytest.raises(ValueError, match=r"config\['TMA_STORE'\]=True cannot serve this call: \d+ stages"):
+                lmkernels.scaled_mm(a, w.t(), sa, sb, torch.float32, config=cfg)
+            refused += 1
+            continue
+        _check_tile_on_shapes(kind, tile, cfg, [(M, N, K)], f"tma{i}", form=i % 3)
+    assert counter.n == 2 * (len(TMA_SHAPES) - refused), counter.n
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only")
+def test_tma_store_from_a_table_falls_back(monkeypatch):
+    """A tuned TMA_STORE config on a call whose output rows are not 16-byte units (N = 971 bf16), or
+    whose fp32 tiles do not fit, stores from registers instead; an explicit one raises."""
+    cfg = dict(WGMMA_CFG, num_warps=8, num_stages=3, BLOCK_SIZE_N=256, PERSISTENT=True, TMA_STORE=True)
+    monkeypatch.setattr(config_store, "lookup", lambda *args: cfg)
+    monkeypatch.setattr(mm_ops, "_plans", {})
+    for M, N, K, out_dtype in ((300, 971, 512, torch.bfloat16), (300, 1024, 512, torch.float32),
+                               (300, 1024, 512, torch.bfloat16)):
+        a, w = _operands(M, N, K, "int8", N)
+        sa, sb, bias = _scales(M, N, N)
+        _poisoned_pool(M, N, out_dtype)
+        _check(lmkernels.scaled_mm(a, w.t(), sa, sb, out_dtype, bias), a, w.t(), sa, sb, out_dtype, bias)
+        if out_dtype is torch.bfloat16 and N == 971:
+            with pytest.raises(ValueError, match=r"rows \(N=971 x 2 bytes\) are not a multiple of 16 bytes"):
+                lmkernels.scaled_mm(a, w.t(), sa, sb, out_dtype, bias, config=cfg)
+    # the wplan's constexprs end in TMA_STORE: off for the first two calls, on for the third
+    assert sorted(plan[17][1][-1] for plan in mm_ops._plans.values()) == [False, False, True]
 
 
 @pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only")

@@ -340,10 +340,27 @@ def test_a_malformed_existing_file_is_refused_unless_forced(tmp_path):
     assert json.loads(path.read_text())["1"] == expected_winner(1)
 
 
+def test_refine_interleaves_the_finalists_and_takes_medians():
+    """The refine visits every finalist once a round (a clock that drifts over the search is shared
+    alike), and a finalist's time is the median of its rounds (one slow round does not decide)."""
+    calls = []
+
+    def time_one(i, n_calls, reps):
+        calls.append(i)
+        return {0: 10.0, 1: 9.0, 2: 9.5, 3: 11.0}[i] + (100.0 if len(calls) == 9 else 0.0)
+
+    ranked, best, record = common.rank(4, time_one, lambda msg: None, 32, 4, {}, "test")
+    refine = calls[1 + 4:]  # after the probe and the quick pass
+    assert refine == [1, 2, 0] * common.REFINE_ROUNDS  # the 3 fastest (the heuristic, 0, among them)
+    assert ranked == [1, 2, 0, 3] and best == {1: 9.0, 2: 9.5, 0: 10.0, 3: 11.0}  # call 9 (1's 2nd round) out
+    assert record["refine_rounds"] == common.REFINE_ROUNDS
+
+
 def test_limit_keeps_the_heuristic_and_a_few(tmp_path):
     fake = Fake(limit=2)
     run(fake, tmp_path, ms=(1,))
-    assert len(fake.timed) == 1 + 2 + 2  # the probe, quick 2, refine both
+    # the probe, quick 2, then both in each refine round
+    assert len(fake.timed) == 1 + 2 + 2 * common.REFINE_ROUNDS
 
 
 # ---- the output check -------------------------------------------------------------------------

@@ -50,14 +50,11 @@ def _issue_step(a_desc, b_desc, b2_desc, a_smem, b_smem, b2_smem, ready, step, m
 
 
 @gluon.jit
-def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-              ACC: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-              SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
-    """kernels/scaled_mm.py's epilogue on one [BLOCK_M, BLOCK_N] accumulator at (m0, n0), in its
-    order, then the rounded tile re-laid out for coalesced 16-byte stores."""
-    WARPS: gl.constexpr = gl.num_warps()
-    COLS_T: gl.constexpr = min(BLOCK_N // 8, 8)  # threads along a row, 8 outputs each
-    OUT: gl.constexpr = gl.BlockedLayout([1, 8], [32 // COLS_T, COLS_T], [WARPS, 1], [1, 0])
+def _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC: gl.constexpr,
+                 BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
+                 SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
+    """kernels/scaled_mm.py's epilogue maths on one [BLOCK_M, BLOCK_N] accumulator at (m0, n0), in
+    its order, in the accumulator's layout: fp32, not yet rounded."""
     t = acc.to(gl.float32)
     offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ACC))
     offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, ACC))
@@ -71,6 +68,19 @@ def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, 
         t = t * gl.load(sb_ptr)
     if HAS_BIAS:
         t = t + gl.expand_dims(gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32), 0)
+    return t
+
+
+@gluon.jit
+def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
+              ACC: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
+              SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
+    """_scaled_tile, one rounding, then the tile re-laid out for coalesced 16-byte stores."""
+    WARPS: gl.constexpr = gl.num_warps()
+    COLS_T: gl.constexpr = min(BLOCK_N // 8, 8)  # threads along a row, 8 outputs each
+    OUT: gl.constexpr = gl.BlockedLayout([1, 8], [32 // COLS_T, COLS_T], [WARPS, 1], [1, 0])
+    t = _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M, BLOCK_N,
+                     SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
     y = gl.convert_layout(t.to(c_ptr.dtype.element_ty), OUT)
     rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, OUT))
     cols = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, OUT))

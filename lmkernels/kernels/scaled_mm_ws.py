@@ -28,15 +28,30 @@ from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .scaled_mm import _tile_coords
-from .scaled_mm_wgmma import _epilogue
+from .scaled_mm_wgmma import _epilogue, _scaled_tile
+
+
+@gluon.jit
+def _epilogue_tma(acc, c_desc, c_smem, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0,
+                  ACC: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
+                  SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
+    """_epilogue's maths and rounding, then the tile goes out through shared memory by one TMA
+    store that the consumer does not wait for: it waits only before it next writes c_smem, a
+    tile's MMAs later. TMA clips the rows >= M and columns >= N."""
+    t = _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M, BLOCK_N,
+                     SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    tma.store_wait(0)  # the previous tile has left c_smem
+    c_smem.store(t.to(c_desc.dtype))
+    fence_async_shared()  # the tile's generic-proxy writes before the TMA unit reads it
+    tma.async_copy_shared_to_global(c_desc, [m0, n0], c_smem)
 
 
 @gluon.jit
 def _ws_producer(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, GROUP_M: gl.constexpr,
                  STAGES: gl.constexpr, CONSUMERS: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-                 SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr):
-    a_desc, b_desc, a_smem, b_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_cm, \
-        stride_sa, stride_sb = p
+                 SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr, TMA_STORE: gl.constexpr):
+    a_desc, b_desc, c_desc, a_smem, b_smem, c_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, \
+        stride_cm, stride_sa, stride_sb = p
     tiles_m = gl.cdiv(M, BLOCK_M)
     tiles_n = gl.cdiv(N, BLOCK_N)
     k_steps = gl.cdiv(K, BLOCK_K)
@@ -60,11 +75,11 @@ def _ws_producer(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.co
 @gluon.jit
 def _ws_consumer(p, WHICH: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                  GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-                 SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr):
+                 SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr, TMA_STORE: gl.constexpr):
     """The program's tiles WHICH, WHICH + CONSUMERS, ... in its walk; tile j's K step k is ring step
     j * k_steps + k, as the producer counts."""
-    a_desc, b_desc, a_smem, b_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_cm, \
-        stride_sa, stride_sb = p
+    a_desc, b_desc, c_desc, a_smem, b_smem, c_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, \
+        stride_cm, stride_sa, stride_sb = p
     WARPS: gl.constexpr = gl.num_warps()
     INSTR_N: gl.constexpr = min(BLOCK_N, 128 if INT8 else 256)  # kernels/scaled_mm_wgmma.py
     ACC: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
@@ -100,34 +115,47 @@ def _ws_consumer(p, WHICH: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.cons
         if WARPS > 4:
             gl.thread_barrier()
         mbarrier.arrive(empty.index((first + k_steps - 1) % STAGES))
-        _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, pid_m * BLOCK_M,
-                  pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        if TMA_STORE:
+            _epilogue_tma(acc, c_desc, c_smem.index(WHICH), sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb,
+                          pid_m * BLOCK_M, pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL,
+                          HAS_BIAS)
+        else:
+            _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, pid_m * BLOCK_M,
+                      pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
         n += 1
+    if TMA_STORE:
+        tma.store_wait(0)  # the last tile read out of c_smem before the program exits
 
 
 @gluon.jit
 def _ws_worker(p, WHICH: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-               SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr):
+               SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr, TMA_STORE: gl.constexpr):
     """Worker partitions share one signature: WHICH < CONSUMERS is a consumer, else the producer."""
     if WHICH < CONSUMERS:
         _ws_consumer(p, WHICH, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                     HAS_BIAS, INT8)
+                     HAS_BIAS, INT8, TMA_STORE)
     else:
         _ws_producer(p, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                     HAS_BIAS, INT8)
+                     HAS_BIAS, INT8, TMA_STORE)
 
 
 @gluon.jit(do_not_specialize=["M"])
-def _scaled_mm_ws_kernel(a_desc, b_desc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_cm, stride_sa, stride_sb,
+def _scaled_mm_ws_kernel(a_desc, b_desc, c_desc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_cm, stride_sa, stride_sb,
                          BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, GROUP_M: gl.constexpr,
                          STAGES: gl.constexpr, CONSUMERS: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
                          SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr, INT8: gl.constexpr,
-                         USE_PDL: gl.constexpr, EARLY_LAUNCH: gl.constexpr):
+                         USE_PDL: gl.constexpr, EARLY_LAUNCH: gl.constexpr, TMA_STORE: gl.constexpr):
     """c = epilogue(a @ w.t()) in [BLOCK_M, BLOCK_N] tiles, grid = min(tiles, SMs), launched with
-    maxnreg so that the partitions' registers fit (ops/scaled_mm.py)."""
+    maxnreg so that the partitions' registers fit (ops/scaled_mm.py). With TMA_STORE, c_desc
+    addresses c ([M, N], boxes [BLOCK_M, BLOCK_N]) and c_ptr is not read; without it c_desc is a
+    stand-in (a_desc) that is never read."""
     a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BLOCK_M, BLOCK_K], a_desc.layout)
     b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BLOCK_N, BLOCK_K], b_desc.layout)
+    if TMA_STORE:  # one output tile a consumer
+        c_smem = gl.allocate_shared_memory(c_desc.dtype, [CONSUMERS, BLOCK_M, BLOCK_N], c_desc.layout)
+    else:
+        c_smem = a_smem  # never read
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())  # CONSUMERS = 2
@@ -141,22 +169,22 @@ def _scaled_mm_ws_kernel(a_desc, b_desc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, 
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
-    p = (a_desc, b_desc, a_smem, b_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_cm,
-         stride_sa, stride_sb)
+    p = (a_desc, b_desc, c_desc, a_smem, b_smem, c_smem, ready, empty, turn, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
+         stride_cm, stride_sa, stride_sb)
     if CONSUMERS == 2:
         gl.warp_specialize([
             (_ws_consumer, (p, 0, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                            HAS_BIAS, INT8)),
+                            HAS_BIAS, INT8, TMA_STORE)),
             (_ws_worker, (p, 1, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                          HAS_BIAS, INT8)),
+                          HAS_BIAS, INT8, TMA_STORE)),
             (_ws_worker, (p, 2, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                          HAS_BIAS, INT8))], [4, 1], [232, 24])
+                          HAS_BIAS, INT8, TMA_STORE))], [4, 1], [232, 24])
     else:
         gl.warp_specialize([
             (_ws_consumer, (p, 0, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                            HAS_BIAS, INT8)),
+                            HAS_BIAS, INT8, TMA_STORE)),
             (_ws_worker, (p, 1, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, STAGES, CONSUMERS, SA_PER_TOKEN, SB_PER_CHANNEL,
-                          HAS_BIAS, INT8))], [1], [24])
+                          HAS_BIAS, INT8, TMA_STORE))], [1], [24])
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

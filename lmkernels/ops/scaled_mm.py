@@ -49,10 +49,13 @@ try:  # Gluon's Hopper API as Triton 3.6 has it; an older Triton runs every conf
     from ..kernels.scaled_mm_ws import _scaled_mm_ws_kernel
     # a, b, b's second box (descriptors), c, scale_a, scale_b, bias | M | N, K, stride_cm, stride_sa, stride_sb
     _launch_wgmma = Launcher(_scaled_mm_wgmma_kernel, "dddtttt" "n" "iiiii")
-    _launch_ws = Launcher(_scaled_mm_ws_kernel, "ddtttt" "n" "iiiii")  # the same without b's second box
+    # a, b, c (descriptors; c's a stand-in without TMA_STORE), c, scale_a, scale_b, bias | M | N, K, ...
+    _launch_ws = Launcher(_scaled_mm_ws_kernel, "dddtttt" "n" "iiiii")
+    _GL_OUT = {torch.bfloat16: _gl.bfloat16, torch.float16: _gl.float16, torch.float32: _gl.float32}
     _GLUON_PROBLEM = None
 except (ImportError, AttributeError, TypeError) as _e:  # pragma: no cover - other Triton versions
     _launch_wgmma = _launch_ws = None
+    _GL_OUT = {}
     _GLUON_PROBLEM = f"this Triton ({triton.__version__}) lacks the Gluon Hopper API the kernel uses ({_e})"
 
 INT8, FP8 = torch.int8, torch.float8_e4m3fn
@@ -86,9 +89,10 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # warp loading the next tile's operands while the consumer writes the last one out; PINGPONG: two
 # 4-warp consumers taking the tiles in turn, one's write-out under the other's MMAs. H100, int8 at
 # M >= 1024 (results/h100/probe_ws.md): 1.07-1.22x faster than the session-18 tables on 7 of the
-# 8 Llama-3-8B rows (1024 x 6144 x 4096 44.9 -> 36.8 µs)
+# 8 Llama-3-8B rows (1024 x 6144 x 4096 44.9 -> 36.8 µs). TMA_STORE: that kernel's consumers write
+# each tile to shared memory and leave it to one TMA store, not waiting for it (kernels/scaled_mm_ws.py)
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
-                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False}
+                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False, "TMA_STORE": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -115,7 +119,10 @@ def check_config(cfg) -> dict:
     "descriptor", FP8_FAST_ACCUM True, num_warps 4 or 8 and BLOCK_SIZE_M >= 64 and >= 16 x
     num_warps: each warp of a warpgroup owns 16 rows of a 64-row wgmma; with PERSISTENT the
     warp-specialised one, whose BLOCK_SIZE_N is a power of two), PINGPONG (bool, default False;
-    True: two 4-warp consumers, needs WGMMA, PERSISTENT and num_warps 4).
+    True: two 4-warp consumers, needs WGMMA, PERSISTENT and num_warps 4), TMA_STORE (bool, default
+    False; True: the persistent kernel's tiles leave through shared memory by TMA stores, needs WGMMA
+    and PERSISTENT; a call whose output rows are not a multiple of 16 bytes, or whose output tiles do
+    not fit shared memory beside the stages, cannot take it: see _tma_store_problem).
     Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
@@ -136,7 +143,7 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG", "TMA_STORE"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     if out["SPLIT_TAIL"] and (out["SPLIT_K"] < 2 or not out["ONE_LAUNCH"]):
@@ -157,6 +164,9 @@ def check_config(cfg) -> dict:
     if out["PINGPONG"] and not (out["WGMMA"] and out["PERSISTENT"] and out["num_warps"] == 4):
         raise ValueError(f"config['PINGPONG']=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
                          f"WGMMA={out['WGMMA']}, PERSISTENT={out['PERSISTENT']}, num_warps={out['num_warps']}")
+    if out["TMA_STORE"] and not (out["WGMMA"] and out["PERSISTENT"]):
+        raise ValueError(f"config['TMA_STORE']=True needs WGMMA True and PERSISTENT True; got WGMMA={out['WGMMA']}, "
+                         f"PERSISTENT={out['PERSISTENT']}")
     return out
 
 
@@ -228,9 +238,15 @@ def _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor) -> tuple[int,
 
 
 def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
-    """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, PERSISTENT, PINGPONG) for the sm90 Gluon kernels,
-    or None:
-      first (session 19), from M = 512 where 128 x 128 tiles are at least two an SM: those tiles
+    """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, PERSISTENT, PINGPONG, TMA_STORE) for the sm90
+    Gluon kernels, or None:
+      first (session 20), fp8 from M = 1024 where 128 x 256 tiles are at least two an SM: those
+        tiles, 128 deep, in 3 stages on the persistent kernel's one 8-warp consumer, stored by TMA.
+        H100 (probe_ws_tma.md): 4096 x 28672 x 4096 682 µs against 771 for the ping-pong tile
+        below (torch._scaled_mm 724), 4096 x 6144 146.5 / 151.3, 4096 x 4096 98.8 / 100.7,
+        1024 x 28672 171.5 / 175.4; at 1024 x 6144 (192 such tiles, 1.45 waves) the ping-pong one
+        ran 38.6 µs against its 47.3, hence two waves at least;
+      then (session 19), from M = 512 where 128 x 128 tiles are at least two an SM: those tiles
         in 5 stages on the persistent ping-pong kernel (kernels/scaled_mm_ws.py). H100
         (probe_ws.md): int8 1024 x 6144 x 4096 36.8 µs against the session-18 table's 44.9,
         4096 x 28672 x 4096 670.6 / 738.8, within 1.11x of the best config on the other 8B rows;
@@ -266,24 +282,26 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         return triton.cdiv(M, bm) * triton.cdiv(N, bn)
     if M <= 64:
         return None
+    if fp8 and M >= 1024 and tiles(128, 256) >= 2 * sms:
+        return 128, 256, 128, 8, 3, True, False, True
     if M >= 512 and tiles(128, 128) >= 2 * sms:
-        return 128, 128, 128, 4, 5, True, True
+        return 128, 128, 128, 4, 5, True, True, False
     for bm, bn, bk, warps, stages, most_m in ((64, 96, 128, 4, 6, 128), (64, 192, 128, 4, 6, 256),
                                               (128, 192, 128, 8, 5, 512 if fp8 else 1024)):
         t = tiles(bm, bn)
         if M <= most_m and t <= 2 * sms and t >= 0.9 * triton.cdiv(t, sms) * sms:
-            return bm, bn, bk, warps, stages, False, False
+            return bm, bn, bk, warps, stages, False, False, False
     if not fp8 and M > 128:
         wide = tiles(128, 256)
         if wide >= 0.8 * triton.cdiv(wide, sms) * sms:
-            return 128, 256, 64, 8, 5, False, False
+            return 128, 256, 64, 8, 5, False, False, False
     if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):
-        return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3, False, False
+        return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3, False, False, False
     if not fp8 and M <= 128:
         if tiles(128, 128) >= sms:
-            return 128, 128, 128, 8, 3, False, False
+            return 128, 128, 128, 8, 3, False, False, False
         if 4 * tiles(64, 128) >= 3 * sms:
-            return 64, 128, 128, 4, 4, False, False
+            return 64, 128, 128, 4, 4, False, False, False
     return None
 
 
@@ -327,10 +345,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     if wgmma_unavailable(device_index) is None:
         tile = _wgmma_tile(M, N, K, fp8, sms)
         if tile is not None:
-            bm, bn, bk, warps, stages, persistent, pingpong = tile
+            bm, bn, bk, warps, stages, persistent, pingpong, tma_store = tile
             return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                                  "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True,
-                                 "PERSISTENT": persistent, "PINGPONG": pingpong})
+                                 "PERSISTENT": persistent, "PINGPONG": pingpong, "TMA_STORE": tma_store})
     if M <= 32:
         bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
     elif M <= 64:
@@ -495,6 +513,22 @@ def _wgmma_problem(dev: int, mode: int, A_T: bool, B_T: bool) -> str | None:
     return None
 
 
+def _tma_store_problem(N: int, out_dtype: torch.dtype, cfg: dict, dev: int) -> str | None:
+    """Why kernels/scaled_mm_ws.py cannot TMA-store this call's output tiles, or None. The ring's
+    stages and one [BLOCK_M, BLOCK_N] output tile a consumer share the program's shared memory
+    (H100: 227 KB; 128 x 256 bf16 tiles fit beside 3 stages of 128-deep K, not 4)."""
+    es = out_dtype.itemsize
+    if N * es % 16:
+        return f"the output's rows (N={N} x {es} bytes) are not a multiple of 16 bytes, as TMA needs"
+    bm, bn, bk, stages = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"], cfg["num_stages"]
+    need = stages * (bm + bn) * bk + (2 if cfg["PINGPONG"] else 1) * bm * bn * es
+    smem = _gpu(max(dev, 0))[2]
+    if need + 1024 > smem:  # + the barriers and the compiler's scratch
+        return (f"{stages} stages of ({bm} + {bn}) x {bk} bytes and the {out_dtype} output tiles need {need} bytes "
+                f"of shared memory; this GPU gives a program {smem}")
+    return None
+
+
 def ws_maxnreg(warps: int, pingpong: bool) -> int:
     """Registers a thread for kernels/scaled_mm_ws.py's launch: its consumers' warps plus the
     producer's warpgroup (a partition takes whole warpgroups' registers) share the 64K-register file,
@@ -513,7 +547,7 @@ def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, d
     if cfg["PERSISTENT"]:
         launcher, grid, maxnreg = _launch_ws, min(tiles, num_sms(max(dev, 0))), ws_maxnreg(warps, pingpong)
         consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], 2 if pingpong else 1, sa_tok, sb_ch,
-                  bias_dtype is not None, int8, use_pdl, early)
+                  bias_dtype is not None, int8, use_pdl, early, cfg["TMA_STORE"])
     else:
         launcher, grid, maxnreg = _launch_wgmma, tiles, None
         consts = (bm, bn1, bn2, bk, cfg["GROUP_SIZE_M"], cfg["num_stages"], sa_tok, sb_ch, bias_dtype is not None,
@@ -524,6 +558,9 @@ def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, d
     gl_dtype = _gl.int8 if int8 else _gl.float8e4nv
     boxes = ((bm, bk), (bn1, bk), (bn2 or bn1, bk))  # without a second accumulator b's box twice (unread)
     layouts = tuple(_gl.NVMMASharedLayout.get_default_for(list(box), gl_dtype) for box in boxes)
+    if cfg["PERSISTENT"] and cfg["TMA_STORE"]:  # the output's box in the third place (b's second unused)
+        boxes = boxes[:2] + ((bm, bn),)
+        layouts = layouts[:2] + (_gl.NVMMASharedLayout.get_default_for([bm, bn], _GL_OUT[out_dtype]),)
     return (grid, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts, cfg["PERSISTENT"], maxnreg)
 
 
@@ -591,7 +628,9 @@ def _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, bias_arg, dev, stride
     av = _GluonDescriptor(a, [M, K], [stride_a, 1], list(boxes[0]), layouts[0])
     bv = _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[1]), layouts[1])  # b = w.t(): w [N, K]
     if persistent:
-        launcher, descs = _launch_ws, (av, bv)
+        # consts[-1]: TMA_STORE; without it the kernel's c_desc is a stand-in it never reads
+        cv = _GluonDescriptor(out, [M, N], [N, 1], list(boxes[2]), layouts[2]) if consts[-1] else av
+        launcher, descs = _launch_ws, (av, bv, cv)
     else:
         bv2 = bv if boxes[2] == boxes[1] else _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[2]), layouts[2])
         launcher, descs = _launch_wgmma, (av, bv, bv2)
@@ -687,6 +726,12 @@ def _careful(a, b, scale_a, scale_b, out_dtype, bias, access, config, key, pdl):
             if explicit:
                 raise ValueError(f"config['WGMMA']=True cannot serve this call: {why}")
             wgmma = False  # a tuned or heuristic config: the same tile on _scaled_mm_kernel
+    if wgmma and cfg["TMA_STORE"]:
+        why = _tma_store_problem(N, out_dtype, cfg, dev)
+        if why is not None:
+            if explicit:
+                raise ValueError(f"config['TMA_STORE']=True cannot serve this call: {why}")
+            cfg = dict(cfg, TMA_STORE=False)  # a tuned or heuristic config: the tile's stores from registers
     if not wgmma and bn & (bn - 1):  # _scaled_mm_kernel's tiles are powers of two: a split one's wider part
         cfg = dict(cfg, BLOCK_SIZE_N=wgmma_n_split(bn)[0])
     if K == 0:  # nothing to read: out = 0 * scales + bias from the epilogue, whatever the mode asked

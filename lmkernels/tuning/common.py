@@ -22,6 +22,12 @@ from ..runtime import config_store
 # replays): ~25 candidates x 30 ms + 4 x 150 ms, ~2 s of timing a M besides compiles and checks
 QUICK_S, FULL_S = 0.03, 0.15
 REFINE = 3
+# the refine's replays come in rounds that visit every finalist in turn, a finalist's time the median
+# of its rounds: a GPU's clock drifts over a search (power and heat), and finalists timed one after
+# the other took that drift as a difference. H100, session 20: the fp8 table at 4096 x 28672 x 4096
+# M = 4096 took a config at 760 µs that a probe run timed at 682, torch._scaled_mm 724 in both
+# (tune_scaled_mm_s20_fp8_8b.log, probe_ws_tma.md)
+REFINE_ROUNDS = 5
 REPLAY_US = 1000.0
 
 
@@ -248,7 +254,8 @@ def rank(n_cands: int, time_one, show, calls_per_replay: int, n_sets: int, faile
     n_sets input sets), or None when candidate i fails (it records why in `failed`). A probe of the
     heuristic (one rotation, 3 replays) sizes the replays: enough calls that a replay is >= REPLAY_US
     (its launch, a few µs, stays < 0.5 %), at most calls_per_replay. A quick pass gives every
-    candidate ~QUICK_S of replays, then the REFINE fastest and the heuristic get ~FULL_S.
+    candidate ~QUICK_S of replays, then the REFINE fastest and the heuristic get ~FULL_S, in
+    REFINE_ROUNDS rounds over all of them (each one's time: the median of its rounds).
     Returns (indices fastest first, {i: µs} best measurement of each, record of the replay sizes)."""
     probe = time_one(0, n_sets, 3)
     if probe is None:
@@ -267,13 +274,19 @@ def rank(n_cands: int, time_one, show, calls_per_replay: int, n_sets: int, faile
         raise RuntimeError(f"{what}: timing the heuristic config failed: {failed[0]}")
     order = sorted((i for i in quick if quick[i] is not None), key=quick.get)
     again = order[:REFINE] + ([0] if 0 not in order[:REFINE] else [])
-    full = {}
-    for n, i in enumerate(again, 1):
-        show(f"refine {n}/{len(again)}")
-        full[i] = time_one(i, n_calls, full_reps)
+    rounds = {i: [] for i in again}
+    round_reps = max(2, full_reps // REFINE_ROUNDS)
+    for r in range(REFINE_ROUNDS):
+        show(f"refine round {r + 1}/{REFINE_ROUNDS}")
+        for i in again:
+            if rounds[i] is not None:
+                t = time_one(i, n_calls, round_reps)
+                rounds[i] = None if t is None else rounds[i] + [t]
+    full = {i: None if ts is None else sorted(ts)[len(ts) // 2] for i, ts in rounds.items()}
     ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
     best = {i: full.get(i) or quick[i] for i in ranked}
-    return ranked, best, {"calls_per_replay": n_calls, "quick_reps": quick_reps, "full_reps": full_reps}
+    return ranked, best, {"calls_per_replay": n_calls, "quick_reps": quick_reps,
+                          "full_reps": round_reps * REFINE_ROUNDS, "refine_rounds": REFINE_ROUNDS}
 
 
 def first_passing(ranked: list, check, describe, what: str, show) -> tuple[int, list]:

@@ -96,9 +96,13 @@ WGMMA_TILES = ((64, 128, 128, 4, 4, 33, 128), (128, 128, 128, 8, 3, 96, _BIG), (
 # tiles are at least one an SM. (BM, BN, BK, warps, stages, PINGPONG, smallest M). H100 at the 8B
 # rows, M = 1024 / 4096 (results/h100/probe_ws.md): int8 128 x 256 x 128 at 8 warps in 4 stages
 # fastest at 4 rows, the ping-pong 128 x 128 x 128 in 5 at 3 (1024 x 6144 x 4096: 36.8 µs, the
-# session-18 table 44.9); fp8 the ping-pong one at 1024 x 6144 and 4096 x 28672
-WS_TILES = ((128, 256, 128, 8, 4, False, 512), (128, 256, 64, 8, 5, False, 512), (128, 128, 128, 4, 5, True, 512),
-            (128, 128, 128, 4, 4, True, 512))
+# session-18 table 44.9); fp8 the ping-pong one at 1024 x 6144 and 4096 x 28672. Session 20: the
+# 128 x 256 x 128 one in 3 stages with TMA_STORE (its 64 KB bf16 output tile beside the stages), fp8
+# 4096 x 28672 x 4096 810 -> 682 µs, torch._scaled_mm 724 (results/h100/probe_ws_tma.md).
+# (BM, BN, BK, warps, stages, PINGPONG, TMA_STORE, smallest M)
+WS_TILES = ((128, 256, 128, 8, 4, False, False, 512), (128, 256, 64, 8, 5, False, False, 512),
+            (128, 128, 128, 4, 5, True, False, 512), (128, 128, 128, 4, 4, True, False, 512),
+            (128, 256, 128, 8, 3, False, True, 512))
 
 
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
@@ -146,9 +150,11 @@ def _wgmma_space(M, N, num_sms, smem):
     for bm, bn, bk, warps, stages, lo, hi in WGMMA_TILES:
         if lo <= M <= hi and 4 * _cdiv(M, bm) * _cdiv(N, bn) >= 3 * num_sms and stages * (bm + bn) * bk <= smem:
             yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor"), WGMMA=True)
-    for bm, bn, bk, warps, stages, pingpong, lo in WS_TILES:
-        if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and stages * (bm + bn) * bk <= smem:
-            yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor", True), WGMMA=True, PINGPONG=pingpong)
+    for bm, bn, bk, warps, stages, pingpong, tma_store, lo in WS_TILES:
+        out_tiles = (2 if pingpong else 1) * bm * bn * 2 if tma_store else 0  # the tuner's bf16 outputs
+        if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and stages * (bm + bn) * bk + out_tiles <= smem:
+            yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor", True), WGMMA=True, PINGPONG=pingpong,
+                       TMA_STORE=tma_store)
 
 
 def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma=False):
@@ -236,7 +242,8 @@ def describe(cfg: dict) -> str:
         s += (f" split{cfg['SPLIT_K']}" + (" one-launch" if cfg.get("ONE_LAUNCH") else "")
               + (" tail" if cfg.get("SPLIT_TAIL") else ""))
     return (s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
-            + (" wgmma" if cfg.get("WGMMA") else "") + (" ping-pong" if cfg.get("PINGPONG") else ""))
+            + (" wgmma" if cfg.get("WGMMA") else "") + (" ping-pong" if cfg.get("PINGPONG") else "")
+            + (" tma-store" if cfg.get("TMA_STORE") else ""))
 
 
 def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
