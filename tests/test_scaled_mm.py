@@ -637,9 +637,13 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                # int8 from M = 1024 with two 128 x 128 tiles an SM: the ping-pong kernel
                                (False, 1024, 6144, 4096, (128, 128, 128, 4, 5)),
                                (True, 1024, 6144, 4096, (128, 128, 128, 4, 5)),  # 192 tiles of 128 x 256
-                               # fp8 from M = 1024 with two 128 x 256 tiles an SM: those, stored by TMA
+                               # fp8 from M = 1024 with two 128 x 256 tiles an SM, >= 90 % of the
+                               # last wave busy: those, stored by TMA (6144 at M = 1536, 288 tiles
+                               # 73 %, and 10240 x 8192 at 1024, 320 tiles 81 %: the ping-pong one)
                                (True, 1024, 28672, 4096, (128, 256, 128, 8, 3)),
                                (True, 4096, 4096, 4096, (128, 256, 128, 8, 3)),
+                               (True, 1536, 6144, 4096, (128, 128, 128, 4, 5)),
+                               (True, 1024, 10240, 8192, (128, 128, 128, 4, 5)),
                                (False, 2048, 4096, 14336, (128, 128, 128, 4, 5)),
                                (False, 512, 28672, 4096, (128, 128, 128, 4, 5)),
                                (True, 512, 57344, 8192, (128, 128, 128, 4, 5))):

@@ -240,12 +240,14 @@ def _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor) -> tuple[int,
 def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
     """(BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, PERSISTENT, PINGPONG, TMA_STORE) for the sm90
     Gluon kernels, or None:
-      first (session 20), fp8 from M = 1024 where 128 x 256 tiles are at least two an SM: those
-        tiles, 128 deep, in 3 stages on the persistent kernel's one 8-warp consumer, stored by TMA.
-        H100 (probe_ws_tma.md): 4096 x 28672 x 4096 682 µs against 771 for the ping-pong tile
-        below (torch._scaled_mm 724), 4096 x 6144 146.5 / 151.3, 4096 x 4096 98.8 / 100.7,
-        1024 x 28672 171.5 / 175.4; at 1024 x 6144 (192 such tiles, 1.45 waves) the ping-pong one
-        ran 38.6 µs against its 47.3, hence two waves at least;
+      first (session 20), fp8 from M = 1024 where 128 x 256 tiles are at least two an SM and
+        fill >= 90 % of their last wave: those tiles, 128 deep, in 3 stages on the persistent
+        kernel's one 8-warp consumer, stored by TMA. H100 (probe_ws_tma.md): 4096 x 28672 x 4096
+        682 µs against 771 for the ping-pong tile below (torch._scaled_mm 724), 4096 x 6144
+        146.5 / 151.3, 4096 x 4096 98.8 / 100.7, 1024 x 28672 171.5 / 175.4. Where the last wave
+        is emptier the ping-pong tile won by 1.18-1.25x (tune_scaled_mm_s20_fp8_*.log: 6144 x 4096
+        M = 1536 and 3072, 288 and 576 tiles; 10240 x 8192 M = 1024, 320), and at 1024 x 6144
+        (192 tiles) 38.6 µs against 47.3;
       then (session 19), from M = 512 where 128 x 128 tiles are at least two an SM: those tiles
         in 5 stages on the persistent ping-pong kernel (kernels/scaled_mm_ws.py). H100
         (probe_ws.md): int8 1024 x 6144 x 4096 36.8 µs against the session-18 table's 44.9,
@@ -282,7 +284,8 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         return triton.cdiv(M, bm) * triton.cdiv(N, bn)
     if M <= 64:
         return None
-    if fp8 and M >= 1024 and tiles(128, 256) >= 2 * sms:
+    wide = tiles(128, 256)
+    if fp8 and M >= 1024 and wide >= 2 * sms and wide >= 0.9 * triton.cdiv(wide, sms) * sms:
         return 128, 256, 128, 8, 3, True, False, True
     if M >= 512 and tiles(128, 128) >= 2 * sms:
         return 128, 128, 128, 4, 5, True, True, False
@@ -292,7 +295,6 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         if M <= most_m and t <= 2 * sms and t >= 0.9 * triton.cdiv(t, sms) * sms:
             return bm, bn, bk, warps, stages, False, False, False
     if not fp8 and M > 128:
-        wide = tiles(128, 256)
         if wide >= 0.8 * triton.cdiv(wide, sms) * sms:
             return 128, 256, 64, 8, 5, False, False, False
     if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):

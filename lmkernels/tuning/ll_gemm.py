@@ -253,7 +253,8 @@ def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
                       operands="x [M, K] and weight [N, K] row-major" + (", per-tensor fp32 scales" if dtype == "fp8" else ""),
                       timing="CUDA-graph replays of back-to-back calls with PDL on, weights rotated past 4x L2 "
                              f"(bench/harness.graph_us), median µs a call: a quick pass, then the {REFINE} fastest and "
-                             "the heuristic with more replays; cublas_us the same way (fp8: torch._scaled_mm)",
+                             "the heuristic with more replays in interleaved rounds (the median of each); cublas_us the "
+                             "same way (fp8: torch._scaled_mm)",
                       bucket_rule="smallest tuned M >= M, else the largest tuned M (a config whose BLOCK_M < M is "
                                   "not used)")
 

@@ -13,7 +13,8 @@ Per shape and M:
   3. time each with CUDA-graph replays over rotated input sets (bench/harness.graph_us: the sets
      overflow L2 4x, so the weight is read from HBM as in a real step). A probe of the heuristic
      sizes the replays (>= 1 ms of calls, at most 32 calls); a quick pass gives every candidate
-     ~30 ms of replays, then the REFINE fastest and the heuristic get ~150 ms; the fastest wins.
+     ~30 ms of replays, then the REFINE fastest and the heuristic get ~150 ms, in interleaved
+     rounds (common.REFINE_ROUNDS; each one's median); the fastest wins.
   4. check the winner's output against the reference (int8 bit-exact; fp8 within a derived bound,
      check_output) and fall back to the next fastest when it fails.
   5. rewrite the file (atomic) with the new M: an interruption loses at most the M in flight, and
@@ -443,7 +444,8 @@ def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
                       operands="a [M, K] row-major, b = w.t() of a row-major [N, K] weight, fp32 scale_a [M, 1] "
                                "and scale_b [1, N]",
                       timing="CUDA-graph replays over input sets rotated past 4x L2 (bench/harness.graph_us), median "
-                             f"µs a call: a quick pass, then the {REFINE} fastest and the heuristic with more replays",
+                             f"µs a call: a quick pass, then the {REFINE} fastest and the heuristic with more replays "
+                             "in interleaved rounds (the median of each)",
                       bucket_rule="smallest tuned M >= M, else the largest tuned M")
 
 
