@@ -920,33 +920,29 @@ def test_tma_store_from_a_table_falls_back(monkeypatch):
     assert sorted(plan[17][1][-1] for plan in mm_ops._plans.values()) == [False, False, True]
 
 
-@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only")
-def test_ws_kernel_in_a_cuda_graph():
-    M, N, K = 1024, 2048, 512  # 128 tiles of 128 x 128 on the ping-pong kernel
-    cfg = dict(WGMMA_CFG, num_warps=4, num_stages=5, PERSISTENT=True, PINGPONG=True)
-    a, w = _operands(M, N, K, "int8", 57)
-    sa, sb, bias = _scales(M, N, 57)
+def _check_in_a_cuda_graph(M, N, K, cfg, seed):
+    """One call captured, then replayed on two fresh a's: each replay against the reference."""
+    a, w = _operands(M, N, K, "int8", seed)
+    sa, sb, bias = _scales(M, N, seed)
     lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg)
     graph, out = capture(lambda: lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=cfg))
-    for seed in (58, 59):
-        a.copy_(_operands(M, N, K, "int8", seed)[0])
+    for s in (seed + 1, seed + 2):
+        a.copy_(_operands(M, N, K, "int8", s)[0])
         graph.replay()
         torch.cuda.synchronize()
         _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)
+
+
+@pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernels run on sm90 GPUs only")
+def test_ws_kernel_in_a_cuda_graph():
+    # 128 tiles of 128 x 128 on the ping-pong kernel
+    _check_in_a_cuda_graph(1024, 2048, 512, dict(WGMMA_CFG, num_warps=4, num_stages=5, PERSISTENT=True, PINGPONG=True),
+                           57)
 
 
 @pytest.mark.skipif(not _sm90(), reason="the Gluon wgmma kernel runs on sm90 GPUs only")
 def test_wgmma_kernel_in_a_cuda_graph():
-    M, N, K = 256, 512, 1024
-    a, w = _operands(M, N, K, "int8", 47)
-    sa, sb, bias = _scales(M, N, 47)
-    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=WGMMA_CFG)
-    graph, out = capture(lambda: lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=WGMMA_CFG))
-    for seed in (48, 49):
-        a.copy_(_operands(M, N, K, "int8", seed)[0])
-        graph.replay()
-        torch.cuda.synchronize()
-        _check(out, a, w.t(), sa, sb, torch.bfloat16, bias)
+    _check_in_a_cuda_graph(256, 512, 1024, WGMMA_CFG, 47)
 
 
 def test_wgmma_where_it_cannot_run(monkeypatch):

@@ -522,13 +522,21 @@ def _tma_store_problem(N: int, out_dtype: torch.dtype, cfg: dict, dev: int) -> s
     es = out_dtype.itemsize
     if N * es % 16:
         return f"the output's rows (N={N} x {es} bytes) are not a multiple of 16 bytes, as TMA needs"
-    bm, bn, bk, stages = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"], cfg["num_stages"]
-    need = stages * (bm + bn) * bk + (2 if cfg["PINGPONG"] else 1) * bm * bn * es
+    need = ws_smem_bytes(cfg, es)
     smem = _gpu(max(dev, 0))[2]
     if need + 1024 > smem:  # + the barriers and the compiler's scratch
-        return (f"{stages} stages of ({bm} + {bn}) x {bk} bytes and the {out_dtype} output tiles need {need} bytes "
-                f"of shared memory; this GPU gives a program {smem}")
+        bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+        return (f"{cfg['num_stages']} stages of ({bm} + {bn}) x {bk} bytes and the {out_dtype} output tiles need "
+                f"{need} bytes of shared memory; this GPU gives a program {smem}")
     return None
+
+
+def ws_smem_bytes(cfg: dict, out_bytes: int) -> int:
+    """Shared memory of kernels/scaled_mm_ws.py's ring (1-byte operands) and, with TMA_STORE, its
+    consumers' output tiles of out_bytes-wide elements (the tuner sizes its candidates by it too)."""
+    bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
+    tiles = (2 if cfg.get("PINGPONG") else 1) * bm * bn * out_bytes if cfg.get("TMA_STORE") else 0
+    return cfg["num_stages"] * (bm + bn) * bk + tiles
 
 
 def ws_maxnreg(warps: int, pingpong: bool) -> int:

@@ -55,7 +55,7 @@ from typing import Callable
 
 import torch
 
-from ..ops.scaled_mm import tail_split
+from ..ops.scaled_mm import tail_split, ws_smem_bytes
 from ..verify import fp8_mma_rel
 from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
                      table_meta, tune_tables)
@@ -152,10 +152,11 @@ def _wgmma_space(M, N, num_sms, smem):
         if lo <= M <= hi and 4 * _cdiv(M, bm) * _cdiv(N, bn) >= 3 * num_sms and stages * (bm + bn) * bk <= smem:
             yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor"), WGMMA=True)
     for bm, bn, bk, warps, stages, pingpong, tma_store, lo in WS_TILES:
-        out_tiles = (2 if pingpong else 1) * bm * bn * 2 if tma_store else 0  # the tuner's bf16 outputs
-        if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and stages * (bm + bn) * bk + out_tiles <= smem:
-            yield dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor", True), WGMMA=True, PINGPONG=pingpong,
-                       TMA_STORE=tma_store)
+        cfg = dict(config(bm, bn, bk, 8, warps, stages, 1, "descriptor", True), WGMMA=True, PINGPONG=pingpong,
+                   TMA_STORE=tma_store)
+        if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and \
+                ws_smem_bytes(cfg, OUT_DTYPE.itemsize) <= smem:
+            yield cfg
 
 
 def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma=False):
