@@ -24,6 +24,11 @@ Session 16:
   narrow   M >= 1024: 128 x 64 and 64 x 128 tiles (72 KB in 3 stages: three programs an SM) for
            int8's waits and the wave quantisation of 1024 x 6144 (384 tiles of 128 x 128 on 264
            slots of two an SM); fp8 too, where it trails torch._scaled_mm.
+Session 21:
+  swap     M <= 64: SWAP_AB (the tile transposed, the weight tile as wgmma's 64-row M side) against
+           the shipped tables. Triton 3.6 runs a tile under 64 rows on mma.sync, which on sm90 has
+           no fp8 form: e4m3 widened to f16, twice int8's MMAs, and fp8 decode ran 1.1-1.5x int8's
+           time at the same tiles (scaled_mm.md). int8 too (wgmma s8 instead of mma.sync s8).
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -31,7 +36,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync] [narrow]
+    [int8sync] [narrow] [swap]
 """
 import json
 import os
@@ -276,6 +281,27 @@ def narrow():
                 ])
 
 
+def swap():
+    shapes = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))
+    for fp8 in (True, False):
+        dtype = "fp8" if fp8 else "int8"
+        for N, K in shapes:
+            table = shipped_table(N, K, dtype)
+            for M in ((1, 16, 64) if fp8 else (1, 16)):
+                tuned = dict(table[str(M)])
+                configs = [tuned] + ([] if tuned.get("WGMMA") else [dict(tuned, SWAP_AB=True)])
+                if fp8 and M <= 16:
+                    for bm, bn, bk, st in ((16, 64, 256, 5), (16, 64, 128, 8), (16, 128, 256, 4)):
+                        tiles = -(-N // bn)
+                        fill = 1 if tiles >= 120 else 1 << (-(-120 // tiles) - 1).bit_length()  # tiles x split >= 120
+                        configs += [dict(cfg(bm, bn, bk, 4, st, split=sp, access="pointer", group=1, fast=True),
+                                         SWAP_AB=True, ONE_LAUNCH=sp > 1) for sp in sorted({1, fill})]
+                elif fp8:
+                    configs += [dict(cfg(64, bn, 128, 4, st, access=acc, group=8, fast=True), SWAP_AB=True)
+                                for bn, st, acc in ((64, 6, "pointer"), (128, 4, "pointer"), (128, 4, "descriptor"))]
+                probe(M, N, K, fp8, configs)
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -298,4 +324,4 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync, "narrow": narrow}[w]()
+         "int8sync": int8sync, "narrow": narrow, "swap": swap}[w]()

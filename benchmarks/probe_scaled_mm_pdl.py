@@ -39,7 +39,7 @@ def main() -> int:
                 early = _time(sets, True, True)
                 late = _time(sets, True, False)
                 _time(sets, True)
-                rule = "early" if any(p[2][-1] for p in mm_ops._plans.values()) else "late"
+                rule = "early" if any(p[2][15] for p in mm_ops._plans.values()) else "late"  # consts[15]: EARLY_LAUNCH
                 print(f"| M={M} N={N} K={K} | {'fp8' if fp8 else 'int8'} | {off:.2f} | {early:.2f} | {late:.2f} | "
                       f"{rule} |", flush=True)
                 del sets

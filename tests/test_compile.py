@@ -43,7 +43,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
         scalar = re.search(r"ld\.global(\.[a-z]+)*\.b32 \{ %r\d+ \}", asm)  # a 4-byte load (a scale)
         vector = re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|cp\.async", asm)  # an operand tile's first load
         results.append({"scalar_load_first": bool(scalar and vector and scalar.start() < vector.start()),
-                        "cvt_bf16_f16": asm.count("cvt.bf16.f16"), "case": name, "target": target, "ok": True,
+                        "cvt_bf16_f16": asm.count("cvt.bf16.f16"), "cvt_e4m3": asm.count("e4m3x2"), "case": name, "target": target, "ok": True,
                         "tma": "cp.async.bulk.tensor" in asm, "gdc": "griddepcontrol.wait" in asm,
                         "wgmma": "wgmma.mma_async" in asm, "mma": bool(re.search(r"wgmma\.mma_async|mma\.sync|v_mfma", asm)),
                         "wgmma_in_flight": bool(re.search(r"wgmma\.wait_group\.sync\.aligned [1-9]", asm)),
@@ -269,6 +269,22 @@ for target, cases in MM_CASES.items():
                     f"tail_sms={consts['TAIL_SMS']}",
                     _scaled_mm_kernel, sig, consts, attrs, target, warps, num_stages=3 if bm >= 128 else 4,
                     enable_fp_fusion=False)
+    if target == "sm90":  # SWAP_AB: the 16-row decode tile transposed, the weight as wgmma's 64-row side
+        for dt, mode in itertools.product(("i8", "fp8e4nv"), (0, 2)):
+            ta = f"tensordesc<{dt}[16, 256]>" if mode == 2 else f"*{dt}"
+            tb = f"tensordesc<{dt}[64, 256]>" if mode == 2 else f"*{dt}"
+            sig = {"a_view": ta, "b_view": tb, "c_ptr": "*bf16", "part_ptr": "*bf16", "count_ptr": "*bf16",
+                   "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32",
+                   "stride_a": "i32", "stride_b": "i32", "stride_cm": "i32", "stride_cs": "i32",
+                   "stride_sa": "constexpr", "stride_sb": "constexpr", "k_chunk": "i32"}
+            consts = {"stride_sa": 1, "stride_sb": 1, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 256, "GROUP_M": 1,
+                      "SPLIT_K": 1, "PERSISTENT": False, "A_T": False, "B_T": True, "SA_PER_TOKEN": True,
+                      "SB_PER_CHANNEL": True, "HAS_BIAS": True, "INT8": dt == "i8", "FAST_ACCUM": True, "ACCESS": mode,
+                      "USE_PDL": True, "EARLY_LAUNCH": True, "ONE_LAUNCH": False, "TAIL_SMS": 0, "SWAP_AB": True}
+            sig.update({k: "constexpr" for k in consts})
+            attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 17)}
+            compile_one(f"scaled_mm swap_ab mode={mode} {dt} 16x64x256 pdl=True", _scaled_mm_kernel, sig, consts,
+                        attrs, target, 4, num_stages=5, enable_fp_fusion=False)
     for ws in ("i32", "fp32"):
         sig = {"ws_ptr": f"*{ws}", "c_ptr": "*bf16", "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*bf16",
                "M": "i32", "N": "i32", "stride_ws": "i32", "stride_cm": "i32", "stride_sa": "constexpr",
@@ -374,7 +390,7 @@ print(json.dumps(results))
 '''
 
 
-SCALED_MM_ROWS = {"sm90": 10 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
+SCALED_MM_ROWS = {"sm90": 10 + 4 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + SWAP_AB, the Gluon kernels
 LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
 
 
@@ -434,6 +450,22 @@ def test_scaled_mm_uses_the_tensor_cores(compiled):
             assert r["wgmma"] == (" 16x" not in r["case"]), r["case"]
     sm80_fp8 = [r for r in rows if r["target"] == "sm80" and "fp8e4nv" in r["case"]]
     assert sm80_fp8 and all(not r["ok"] for r in sm80_fp8), "Triton compiled fp8e4nv for sm80: the op's guard is stale"
+
+
+def test_swap_ab_decode_tile_runs_on_wgmma_on_hopper(compiled):
+    """SWAP_AB (ops/scaled_mm.py): the 16-row decode tile transposed runs on wgmma m64n16k32, fp8
+    natively (no e4m3 -> f16 widening), where the unswapped fp8 tile takes mma.sync on f16 widened
+    from e4m3 (Triton 3.6 has no sm90 fp8 mma.sync)."""
+    rows = [r for r in compiled if r["case"].startswith("scaled_mm swap_ab")]
+    assert len(rows) == 4 and all(r["target"] == "sm90" for r in rows)
+    built = [r for r in rows if r["ok"]]
+    if not built:
+        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    for r in built:
+        assert r["wgmma"] and r["cvt_e4m3"] == 0 and r["gdc"], r["case"]
+    plain = [r for r in compiled if r["ok"] and r["target"] == "sm90" and r["case"].startswith("scaled_mm mode=")
+             and "fp8e4nv 16x64" in r["case"]]
+    assert plain and all(not r["wgmma"] and r["cvt_e4m3"] > 0 for r in plain), [r["case"] for r in plain]
 
 
 def test_int8_wgmma_waits_every_k_step_on_hopper(compiled):

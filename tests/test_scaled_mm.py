@@ -347,6 +347,34 @@ def test_persistent(kind):
             assert torch.equal(got, plain), cfg
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_swap_ab(kind, mode):
+    """SWAP_AB (the kernel computes the transposed tile, the weight tile as the MMA's M side): right
+    for every operand layout, ragged M, N and K (M = 13 and 33 in 16- and 32-row tiles, N = 200 in
+    64-wide tiles, K = 496 in 128-deep steps), split-K finished in one and in two launches, a
+    persistent grid; int8 the same bits as the unswapped tile (exact sums); fp8 within its bound
+    (another MMA shape sums in another order), and each config the same bits run to run."""
+    _skip_fp8(kind)
+    skip_unavailable(mode)
+    N, K = 200, 496
+    for M, bm in ((13, 16), (33, 32)):
+        a, w = _operands(M, N, K, kind, seed_of("swap", kind, M))
+        sa, sb, bias = _scales(M, N, 17)
+        layouts = [(a, w.t())] if mode != "pointer" else list(itertools.product(
+            (a, a.t().contiguous().t()), (w.t(), w.t().contiguous())))
+        for (a_view, b_view), extra in itertools.product(layouts, ({}, {"SPLIT_K": 2}, {"SPLIT_K": 3, "ONE_LAUNCH": True},
+                                                                    {"PERSISTENT": True})):
+            cfg = _cfg(bm=bm, bk=128, ACCESS=mode, **extra)
+            got = lmkernels.scaled_mm(a_view, b_view, sa, sb, torch.bfloat16, bias, config=dict(cfg, SWAP_AB=True))
+            _check(got, a_view, b_view, sa, sb, torch.bfloat16, bias)
+            assert torch.equal(got, lmkernels.scaled_mm(a_view, b_view, sa, sb, torch.bfloat16, bias,
+                                                        config=dict(cfg, SWAP_AB=True))), (extra, a_view.stride())
+            if kind == "int8":
+                plain = lmkernels.scaled_mm(a_view, b_view, sa, sb, torch.bfloat16, bias, config=cfg)
+                assert torch.equal(got, plain), (extra, a_view.stride(), b_view.stride())
+
+
 @pytest.mark.parametrize("K", [496, 4096] if ON_GPU else [496])
 @pytest.mark.parametrize("kind", KINDS)
 def test_fp8_precise_accum_config(kind, K):
@@ -540,6 +568,9 @@ BAD_CONFIGS = [
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "ACCESS": "pointer"}, r"ACCESS='pointer'"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "FP8_FAST_ACCUM": False}, r"FP8_FAST_ACCUM=False"),
     ({"BLOCK_SIZE_N": 192}, r"config\['BLOCK_SIZE_N'\]=192 must be a power of two in \[16, 256\]"),
+    ({"SWAP_AB": 1}, r"config\['SWAP_AB'\]=1 must be a bool"),
+    ({"SWAP_AB": True, "WGMMA": True, "BLOCK_SIZE_M": 64},
+     r"config\['SWAP_AB'\]=True runs on the Triton kernel and cannot be combined with config\['WGMMA'\]=True"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 200},
      r"BLOCK_SIZE_N'\]=200 must be a power of two or, with WGMMA and PERSISTENT False, the sum of two \(each >= 16\)"),
     ({"WGMMA": True, "BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 136}, r"BLOCK_SIZE_N'\]=136 must be a power of two or"),
@@ -583,7 +614,7 @@ def test_check_config_normalises_and_is_registered():
     cfg = _cfg()
     out = check_config(cfg)
     assert out == dict(cfg, SPLIT_K=1, ACCESS=None, PERSISTENT=False, FP8_FAST_ACCUM=True, ONE_LAUNCH=False,
-                       SPLIT_TAIL=False, WGMMA=False, PINGPONG=False, TMA_STORE=False)
+                       SPLIT_TAIL=False, WGMMA=False, PINGPONG=False, TMA_STORE=False, SWAP_AB=False)
     assert out is not cfg
     with pytest.raises(ValueError, match=r"config lacks \['num_stages'\]"):
         check_config({k: v for k, v in cfg.items() if k != "num_stages"})
@@ -658,7 +689,18 @@ def test_heuristic_config_for_the_h100(monkeypatch):
         assert not heuristic_config(M, N, K, fp8, 0)["WGMMA"], (fp8, M, N, K)
     # the Triton kernel's rules (other GPUs, a Triton without Gluon)
     monkeypatch.setattr(mm_ops, "_GLUON_PROBLEM", "no Gluon here")
-    assert heuristic_config(16, 4096, 14336, True, 0)["SPLIT_K"] > 1  # 64 tiles on 132 SMs
+    assert heuristic_config(16, 4096, 14336, False, 0)["SPLIT_K"] > 1  # 128 tiles of 16 x 32 on 132 SMs
+    # fp8 at M <= 32 on sm90: the 16 (32) x 64 tile transposed onto wgmma (SWAP_AB), unsplit; int8 and
+    # other GPUs keep the mma.sync tile (int8 has its native m16n8k32 there)
+    for M, N, K in ((1, 4096, 14336), (16, 6144, 4096), (32, 28672, 4096)):
+        c = heuristic_config(M, N, K, True, 0)
+        assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["SPLIT_K"], c["SWAP_AB"]) == (16 if M <= 16 else 32, 64, 1,
+                                                                                   True), (M, N, K, c)
+        assert not heuristic_config(M, N, K, False, 0)["SWAP_AB"]
+    assert not heuristic_config(64, 6144, 4096, True, 0)["SWAP_AB"]
+    monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 80, 166912))
+    assert not heuristic_config(16, 6144, 4096, True, 0)["SWAP_AB"]
+    monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1
     # SPLIT_TAIL: 70B 10240 x 8192 at M = 256, 160 tiles of 128 x 128: the 28 past the wave in 4 parts;
     # not for 64 x 64 tiles (8B N = 6144 M = 128, 192 tiles), nor on HIP (no one-launch finish)

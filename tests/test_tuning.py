@@ -58,8 +58,8 @@ class Fake:
         return fake_us(cfg)
 
 
-def expected_winner(M, skip=()):
-    cands = t.candidates(M, N, K, num_sms=8, descriptor_ok=False, heuristic=Fake.heuristic(M, N, K, False))
+def expected_winner(M, skip=(), fp8=False):
+    cands = t.candidates(M, N, K, num_sms=8, descriptor_ok=False, heuristic=Fake.heuristic(M, N, K, fp8), fp8=fp8)
     return min((c for c in cands if t.describe(c) not in skip), key=fake_us)
 
 
@@ -202,6 +202,19 @@ def test_splits_fill_the_sms():
     assert t._splits(1, 1) == (1,)
 
 
+def test_fp8_times_the_narrow_tiles_transposed_too():
+    """fp8: every candidate under 64 rows and at least 64 wide again with SWAP_AB (wgmma's M side is
+    64 rows); int8 keeps its native mma.sync tiles only; tiles of 64 rows are never transposed."""
+    for M in (1, 16, 32, 48):
+        int8 = t.candidates(M, 4096, 4096, num_sms=132, descriptor_ok=True)
+        fp8 = t.candidates(M, 4096, 4096, num_sms=132, descriptor_ok=True, fp8=True)
+        assert not any(c.get("SWAP_AB") for c in int8)
+        narrow = [c for c in fp8 if not c.get("SWAP_AB") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"]]
+        swapped = [c for c in fp8 if c.get("SWAP_AB")]
+        assert [dict(c, SWAP_AB=True) for c in narrow] == swapped and (M > 32) == (not swapped), M
+        assert len(fp8) == len(int8) + len(swapped)
+
+
 def test_normalize_drops_refused_configs_but_not_the_heuristic():
     def check(cfg):
         if cfg["BLOCK_SIZE_N"] == 128:
@@ -246,7 +259,7 @@ def test_picks_the_fastest_and_writes_a_vllm_style_table(tmp_path, monkeypatch):
 
 def test_fp8_tunes_with_the_derived_tolerance(tmp_path):
     run(Fake(), tmp_path, ms=(2,), dtype="fp8")
-    assert json.loads(table_path(tmp_path, "fp8").read_text())["2"] == expected_winner(2)
+    assert json.loads(table_path(tmp_path, "fp8").read_text())["2"] == expected_winner(2, fp8=True)
 
 
 def test_resumes_after_an_interruption(tmp_path):

@@ -73,6 +73,22 @@ def _load_operand(view, n_rows, n_cols, stride, r0, c0, BLOCK_R: tl.constexpr, B
 
 
 @triton.jit
+def _mma_operands(a_view, b_view, M, N, K, stride_a, stride_b, m0, n0, k0, BLOCK_M: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr,
+                  ACCESS: tl.constexpr, SWAP_AB: tl.constexpr):
+    """The two tl.dot operands of K step k0: a's [BLOCK_M, BLOCK_K] and b's [BLOCK_K, BLOCK_N] tiles, or
+    with SWAP_AB b^T's [BLOCK_N, BLOCK_K] and a^T's [BLOCK_K, BLOCK_M] (the same memory, the same
+    loads and descriptor boxes, read as the transposed operand)."""
+    if SWAP_AB:
+        x = _load_operand(b_view, N, K, stride_b, n0, k0, BLOCK_N, BLOCK_K, not B_T, ACCESS)
+        y = _load_operand(a_view, K, M, stride_a, k0, m0, BLOCK_K, BLOCK_M, not A_T, ACCESS)
+    else:
+        x = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
+        y = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+    return x, y
+
+
+@triton.jit
 def _scale_a(sa_ptr, M, stride_sa, m0, BLOCK_M: tl.constexpr, SA_PER_TOKEN: tl.constexpr):
     """The tile's sa: [BLOCK_M, 1] per token, else the scalar."""
     if SA_PER_TOKEN:
@@ -207,7 +223,7 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
                SPLIT_K: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr,
-               EARLY_EPILOGUE: tl.constexpr):
+               EARLY_EPILOGUE: tl.constexpr, SWAP_AB: tl.constexpr):
     """Work item w: its tile and K range (_item), the K loop, then the epilogue, the one-launch
     finish or the partial store. The epilogue's scales and bias are read before the K loop
     (EARLY_EPILOGUE) or in the epilogue itself."""
@@ -217,17 +233,22 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
     if EARLY_EPILOGUE and (SPLIT_K == 1 or ONE_LAUNCH):  # in flight with the first operand tiles
         sa, sb, bias = _epilogue_operands(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, BLOCK_M,
                                           BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    # SWAP_AB: the MMA computes acc^T [BLOCK_N, BLOCK_M] = b^T a^T, so that the weight tile is its M
+    # side (sm90's wgmma needs M >= 64 a warpgroup; Triton takes mma.sync below that, which has no fp8
+    # form on sm90: it widened e4m3 to f16 and ran twice the MMAs of int8 at decode). Same products,
+    # same K order per output: int8 stays exact, fp8 sums as the MMA does.
+    ACC_SHAPE: tl.constexpr = (BLOCK_N, BLOCK_M) if SWAP_AB else (BLOCK_M, BLOCK_N)
     if INT8:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        acc = tl.zeros(ACC_SHAPE, dtype=tl.int32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-            a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
-            b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            a, b = _mma_operands(a_view, b_view, M, N, K, stride_a, stride_b, m0, n0, k0, BLOCK_M, BLOCK_N, BLOCK_K,
+                                 A_T, B_T, ACCESS, SWAP_AB)
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
     else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.zeros(ACC_SHAPE, dtype=tl.float32)
         for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-            a = _load_operand(a_view, M, K, stride_a, m0, k0, BLOCK_M, BLOCK_K, A_T, ACCESS)
-            b = _load_operand(b_view, K, N, stride_b, k0, n0, BLOCK_K, BLOCK_N, B_T, ACCESS)
+            a, b = _mma_operands(a_view, b_view, M, N, K, stride_a, stride_b, m0, n0, k0, BLOCK_M, BLOCK_N, BLOCK_K,
+                                 A_T, B_T, ACCESS, SWAP_AB)
             if FAST_ACCUM:
                 # sm90: the whole K loop accumulates in the tensor cores' own accumulator (Triton's
                 # sm90 default, max_num_imprecise_acc 2^30), which keeps fewer bits than fp32; the
@@ -239,6 +260,8 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
                 # terms, but every K step waits for its wgmmas before the add (the cost measured
                 # in results/h100/probe_scaled_mm_big.md)
                 acc = tl.dot(a, b, acc, max_num_imprecise_acc=BLOCK_K)
+    if SWAP_AB:
+        acc = tl.trans(acc)
     if SPLIT_K == 1 or ONE_LAUNCH:
         alone = SPLIT_K == 1
         if TAIL_SMS > 0:
@@ -266,7 +289,8 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
                       A_T: tl.constexpr, B_T: tl.constexpr, SA_PER_TOKEN: tl.constexpr,
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                       FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
-                      EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr):
+                      EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr,
+                      SWAP_AB: tl.constexpr = False):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, or ONE_LAUNCH: scaled and rounded) or the
     workspace [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are
     pointers, or host-made tensor descriptors over the operands' memory order when ACCESS is
@@ -300,12 +324,12 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
             _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a,
                        stride_b, stride_cm, stride_cs, stride_sa, stride_sb, w, tiles_m, tiles_n, k_chunk, BLOCK_M,
                        BLOCK_N, BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8,
-                       FAST_ACCUM, ACCESS, ONE_LAUNCH, TAIL_SMS, False)
+                       FAST_ACCUM, ACCESS, ONE_LAUNCH, TAIL_SMS, False, SWAP_AB)
     else:
         _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, stride_a, stride_b,
                    stride_cm, stride_cs, stride_sa, stride_sb, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N,
                    BLOCK_K, GROUP_M, SPLIT_K, A_T, B_T, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS, INT8, FAST_ACCUM,
-                   ACCESS, ONE_LAUNCH, TAIL_SMS, EARLY_EPILOGUE)
+                   ACCESS, ONE_LAUNCH, TAIL_SMS, EARLY_EPILOGUE, SWAP_AB)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -91,8 +91,11 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # M >= 1024 (results/h100/probe_ws.md): 1.07-1.22x faster than the session-18 tables on 7 of the
 # 8 Llama-3-8B rows (1024 x 6144 x 4096 44.9 -> 36.8 µs). TMA_STORE: that kernel's consumers write
 # each tile to shared memory and leave it to one TMA store, not waiting for it (kernels/scaled_mm_ws.py)
+# SWAP_AB: _scaled_mm_kernel computes the transposed tile (acc^T = b^T a^T), so that the weight tile is
+# the MMA's M side: on sm90 a 16-row decode tile then runs on wgmma (m64n16k32, native fp8) where Triton
+# otherwise takes mma.sync, which on sm90 has no fp8 form (e4m3 widened to f16, twice int8's MMAs)
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
-                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False, "TMA_STORE": False}
+                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False, "TMA_STORE": False, "SWAP_AB": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -122,7 +125,9 @@ def check_config(cfg) -> dict:
     True: two 4-warp consumers, needs WGMMA, PERSISTENT and num_warps 4), TMA_STORE (bool, default
     False; True: the persistent kernel's tiles leave through shared memory by TMA stores, needs WGMMA
     and PERSISTENT; a call whose output rows are not a multiple of 16 bytes, or whose output tiles do
-    not fit shared memory beside the stages, cannot take it: see _tma_store_problem).
+    not fit shared memory beside the stages, cannot take it: see _tma_store_problem), SWAP_AB (bool,
+    default False; True: the Triton kernel computes the transposed tile, the weight tile as the MMA's
+    M side; not with WGMMA).
     Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
@@ -143,7 +148,8 @@ def check_config(cfg) -> dict:
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
-    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG", "TMA_STORE"):
+    for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG", "TMA_STORE",
+                "SWAP_AB"):
         if type(out[key]) is not bool:
             raise ValueError(f"config[{key!r}]={out[key]!r} must be a bool")
     if out["SPLIT_TAIL"] and (out["SPLIT_K"] < 2 or not out["ONE_LAUNCH"]):
@@ -164,6 +170,9 @@ def check_config(cfg) -> dict:
     if out["PINGPONG"] and not (out["WGMMA"] and out["PERSISTENT"] and out["num_warps"] == 4):
         raise ValueError(f"config['PINGPONG']=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
                          f"WGMMA={out['WGMMA']}, PERSISTENT={out['PERSISTENT']}, num_warps={out['num_warps']}")
+    if out["SWAP_AB"] and out["WGMMA"]:
+        raise ValueError("config['SWAP_AB']=True runs on the Triton kernel and cannot be combined with "
+                         "config['WGMMA']=True")
     if out["TMA_STORE"] and not (out["WGMMA"] and out["PERSISTENT"]):
         raise ValueError(f"config['TMA_STORE']=True needs WGMMA True and PERSISTENT True; got WGMMA={out['WGMMA']}, "
                          f"PERSISTENT={out['PERSISTENT']}")
@@ -315,7 +324,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     M <= 32 is a weight stream: the time is N x K bytes over the bandwidth. The tables pick 16
     (32) x 32 tiles, BLOCK_K 256, 5 stages, pointer loads (Triton's cp.async pipeline: the TMA
     descriptors lost by 5-15 % here), 4 warps; split-K only for K >= 8192 with fewer tiles than
-    SMs (N = 4096, K = 14336: 128 tiles, 2 splits).
+    SMs (N = 4096, K = 14336: 128 tiles, 2 splits). fp8 on sm90 (SWAP_AB): 16 (32) x 64 x 256
+    tiles transposed, 5 stages, unsplit: the weight's 64 rows are wgmma's M side, where a 16-row
+    tile ran on mma.sync with e4m3 widened to f16 (H100, results/h100/probe_swap_ab.md, M = 1 / 16:
+    6144 x 4096 11.9 -> 10.3 µs, 4096 x 14336 24.5 -> 23.2; one input set 10.4 -> 5.6).
     M <= 64: 64 x 64 x 256, 4 stages, split-K to fill the SMs. Larger M: 64 x 128 up to M = 128,
     then 128 x 256 where those tiles fill the SMs and at least 80 % of their last wave (8 warps,
     4 stages: 192 KB, persistent once there is more than one wave; M = 256, N = 28672: 224 tiles,
@@ -351,7 +363,10 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                                  "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True,
                                  "PERSISTENT": persistent, "PINGPONG": pingpong, "TMA_STORE": tma_store})
-    if M <= 32:
+    swap = fp8 and M <= 32 and vendor == "cuda" and cc // 10 == 9
+    if swap:  # fp8 on wgmma (SWAP_AB): 64 weight rows a tile, one program a tile, no split
+        bm, bn, bk, stages = (16 if M <= 16 else 32), 64, 256, 5
+    elif M <= 32:
         bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
     elif M <= 64:
         bm, bn, bk, stages = 64, 64, 256, 4
@@ -374,6 +389,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
     bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
+    if swap:
+        split = 1
     if not fp8 and (bm, bn) == (128, 128) and tail:
         # int8 128 x 128 tiles under SPLIT_TAIL keep 4 warps x 64-deep K steps in 4 stages (the
         # rule before session 16): 70B 10240 x 8192 M = 256 / 512 ran 1.22 / 1.32x its table in 3
@@ -394,6 +411,8 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
         cfg["ONE_LAUNCH"] = True
     if tail:
         cfg["SPLIT_TAIL"] = True
+    if swap:
+        cfg["SWAP_AB"] = True
     if vendor == "cuda" and cc >= 90:
         cfg["ACCESS"] = "descriptor" if M > 32 else "pointer"
     return check_config(cfg)
@@ -599,7 +618,7 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     grid = min(items, sms) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
               int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl,
-              use_pdl and early_launch(items, M <= bm, dev), one_launch, tail_sms)
+              use_pdl and early_launch(items, M <= bm, dev), one_launch, tail_sms, cfg["SWAP_AB"])
     dt = INT8 if int8 else FP8
     acc_dtype = torch.int32 if int8 else torch.float32
     ws_dtype = acc_dtype if split > 1 and not one_launch else out_dtype  # what c_ptr points at

@@ -37,6 +37,9 @@ accumulation, FP8_FAST_ACCUM is not searched):
   sm90 with Gluon (Target.wgmma_ok), M > 32: also the WGMMA_TILES on kernels/scaled_mm_wgmma.py that
     fill 3/4 of the SMs unsplit, each within its M range, and from M = 512 the WS_TILES on
     kernels/scaled_mm_ws.py whose tiles are at least one an SM: at most 60 a M.
+  fp8, session 21: each candidate whose tile is under 64 rows and at least 64 wide is timed again
+  transposed (SWAP_AB: the weight tile as wgmma's M side; a 16-row tile otherwise runs on mma.sync,
+  which has no sm90 fp8 form); at most 16 more a M.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
@@ -211,6 +214,9 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
             seen.add(key)
             out.append(cfg)
     twins = []
+    if fp8:  # transposed tiles (SWAP_AB) where the tile's M side is under wgmma's 64 rows and its N side fills them
+        twins += [dict(c, SWAP_AB=True) for c in out
+                  if not c.get("WGMMA") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"] and not c.get("SWAP_AB")]
     if one_launch:
         twins += [dict(c, ONE_LAUNCH=True) for c in out if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]
     if split_tail and M > SMALL_M:
@@ -245,7 +251,7 @@ def describe(cfg: dict) -> str:
               + (" tail" if cfg.get("SPLIT_TAIL") else ""))
     return (s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
             + (" wgmma" if cfg.get("WGMMA") else "") + (" ping-pong" if cfg.get("PINGPONG") else "")
-            + (" tma-store" if cfg.get("TMA_STORE") else ""))
+            + (" tma-store" if cfg.get("TMA_STORE") else "") + (" swap-ab" if cfg.get("SWAP_AB") else ""))
 
 
 def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
