@@ -636,7 +636,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     (cuBLAS) elsewhere, lmkernels.scaled_mm for fp8 on a GPU. x [..., K] (M = the product of the leading dims), weight [N, K], bias [N] or
     None. out_dtype None = x's dtype (bfloat16 for fp8 x); torch.float32 from 16-bit inputs accumulates and stores in fp32
     on either path (cuBLAS: torch.mm(..., out_dtype=torch.float32)). fp8 e4m3 x and weight need
-    x_scale and w_scale (per tensor, fp32), as for ll_gemm. Not registered as one custom op: under
+    x_scale and w_scale (per tensor, fp32), as for ll_gemm; ll_gemm sums them in fp32, scaled_mm
+    with its default fast accumulation (the tensor cores' own accumulator, as vLLM's CUTLASS fp8
+    kernels and torch._scaled_mm(use_fast_accum=True)). Not registered as one custom op: under
     torch.compile the choice is made while tracing (M is a guard), so the cuBLAS branch stays an
     ordinary matmul the compiler sees, and the ll_gemm branch is torch.ops.lmkernels.ll_gemm.
 
