@@ -452,15 +452,22 @@ def test_scaled_mm_uses_the_tensor_cores(compiled):
     assert sm80_fp8 and all(not r["ok"] for r in sm80_fp8), "Triton compiled fp8e4nv for sm80: the op's guard is stale"
 
 
+def _sm90_built(compiled, prefix, count):
+    """The built rows of the `count` sm90-only cases named `prefix`...; skips (with the first error)
+    when none built here."""
+    rows = [r for r in compiled if r["case"].startswith(prefix)]
+    assert len(rows) == count and all(r["target"] == "sm90" for r in rows), [r["case"] for r in rows]
+    built = [r for r in rows if r["ok"]]
+    if not built:
+        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    return rows, built
+
+
 def test_swap_ab_decode_tile_runs_on_wgmma_on_hopper(compiled):
     """SWAP_AB (ops/scaled_mm.py): the 16-row decode tile transposed runs on wgmma m64n16k32, fp8
     natively (no e4m3 -> f16 widening), where the unswapped fp8 tile takes mma.sync on f16 widened
     from e4m3 (Triton 3.6 has no sm90 fp8 mma.sync)."""
-    rows = [r for r in compiled if r["case"].startswith("scaled_mm swap_ab")]
-    assert len(rows) == 4 and all(r["target"] == "sm90" for r in rows)
-    built = [r for r in rows if r["ok"]]
-    if not built:
-        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    _, built = _sm90_built(compiled, "scaled_mm swap_ab", 4)
     for r in built:
         assert r["wgmma"] and r["cvt_e4m3"] == 0 and r["gdc"], r["case"]
     plain = [r for r in compiled if r["ok"] and r["target"] == "sm90" and r["case"].startswith("scaled_mm mode=")
@@ -489,11 +496,7 @@ def test_gluon_wgmma_kernel_keeps_a_group_in_flight_on_hopper(compiled):
     """kernels/scaled_mm_wgmma.py: int8 too waits only for the previous K step's wgmmas
     (wait_group 1; 2 where a tile has two accumulators, each its own group), its operands through
     TMA, griddepcontrol exactly in the PDL variants."""
-    rows = [r for r in compiled if r["case"].startswith("scaled_mm_wgmma")]
-    assert len(rows) == 7 and all(r["target"] == "sm90" for r in rows)
-    built = [r for r in rows if r["ok"]]
-    if not built:
-        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    _, built = _sm90_built(compiled, "scaled_mm_wgmma", 7)
     for r in built:
         assert r["wgmma"] and r["wgmma_in_flight"] and r["tma"], r["case"]
         assert r["wgmma_waits"] == (["0", "2"] if "+0x" not in r["case"] else ["0", "1"]), (r["case"], r["wgmma_waits"])
@@ -504,11 +507,7 @@ def test_ws_kernel_specialises_its_warps_on_hopper(compiled):
     """kernels/scaled_mm_ws.py: partitions that move registers among themselves (setmaxnreg), the
     consumer's K steps waiting only for the previous step's wgmmas, operands through TMA,
     griddepcontrol exactly in the PDL variants, a TMA store exactly in the TMA_STORE ones."""
-    rows = [r for r in compiled if r["case"].startswith("scaled_mm_ws")]
-    assert len(rows) == 6 and all(r["target"] == "sm90" for r in rows)
-    built = [r for r in rows if r["ok"]]
-    if not built:
-        pytest.skip(f"no sm90 build here: {rows[0].get('error', '')[:200]}")
+    rows, built = _sm90_built(compiled, "scaled_mm_ws", 6)
     assert len(built) == len(rows), [r.get("error") for r in rows if not r["ok"]]
     for r in built:
         assert r["setmaxnreg"] and r["wgmma"] and r["tma"], r["case"]
