@@ -29,6 +29,9 @@ Session 21:
            the shipped tables. Triton 3.6 runs a tile under 64 rows on mma.sync, which on sm90 has
            no fp8 form: e4m3 widened to f16, twice int8's MMAs, and fp8 decode ran 1.1-1.5x int8's
            time at the same tiles (scaled_mm.md). int8 too (wgmma s8 instead of mma.sync s8).
+Session 22:
+  midswap  M = 48-128: the transposed 64 x 64 x 128 tile in 6 pointer stages (swap's M = 64 winner,
+           outside the tuner's space) and its neighbours against the tables (midswap's docstring).
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -36,7 +39,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync] [narrow] [swap]
+    [int8sync] [narrow] [swap] [midswap]
 """
 import json
 import os
@@ -302,6 +305,27 @@ def swap():
                 probe(M, N, K, fp8, configs)
 
 
+def midswap():
+    """Session 22 (prediction before the run, benchmarks/NOTES.md): swap's M = 64 rows found the
+    transposed 64 x 64 x 128 tile in 6 pointer stages 8-22 % under the fp8 tables at N <= 6144 and
+    K = 14336, a tile the tuner never times (its 64-row tiles are >= 128 wide, <= 5 stages,
+    descriptors at BLOCK_K 128, and SWAP_AB twins only under 64 rows). Expected: the same at
+    M = 48-96 on those shapes, not at N = 28672 (the tables' persistent 64 x 128 won there), within
+    ±3 % at M = 128 (session 12: 64 x 64 tiles already run two an SM); the plain (not transposed)
+    twin tells whether the tile or the transposition wins; int8 at M = 64 for contrast."""
+    for fp8 in (True, False):
+        dtype = "fp8" if fp8 else "int8"
+        for N, K in ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)):
+            table = shipped_table(N, K, dtype)
+            for M in ((48, 64, 96, 128) if fp8 else (64,)):
+                tile = dict(cfg(64, 64, 128, 4, 6, access="pointer", fast=fp8))
+                configs = [dict(table[str(M)]), tile, dict(tile, SWAP_AB=True),
+                           dict(cfg(64, 64, 128, 4, 5, access="pointer", fast=fp8), SWAP_AB=True),
+                           dict(cfg(64, 64, 256, 4, 3, access="pointer", fast=fp8), SWAP_AB=True),
+                           dict(cfg(64, 128, 128, 4, 5, access="pointer", fast=fp8), SWAP_AB=True)]
+                probe(M, N, K, fp8, configs)
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -324,4 +348,4 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync, "narrow": narrow, "swap": swap}[w]()
+         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap}[w]()

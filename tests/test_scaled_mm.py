@@ -351,14 +351,14 @@ def test_persistent(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_swap_ab(kind, mode):
     """SWAP_AB (the kernel computes the transposed tile, the weight tile as the MMA's M side): right
-    for every operand layout, ragged M, N and K (M = 13 and 33 in 16- and 32-row tiles, N = 200 in
+    for every operand layout, ragged M, N and K (M = 13, 33, 70 in 16-, 32-, 64-row tiles, N = 200 in
     64-wide tiles, K = 496 in 128-deep steps), split-K finished in one and in two launches, a
     persistent grid; int8 the same bits as the unswapped tile (exact sums); fp8 within its bound
     (another MMA shape sums in another order), and each config the same bits run to run."""
     _skip_fp8(kind)
     skip_unavailable(mode)
     N, K = 200, 496
-    for M, bm in ((13, 16), (33, 32)):
+    for M, bm in ((13, 16), (33, 32), (70, 64)):  # 64 rows: the heuristic's M = 33-128 tile on sm90
         a, w = _operands(M, N, K, kind, seed_of("swap", kind, M))
         sa, sb, bias = _scales(M, N, 17)
         layouts = [(a, w.t())] if mode != "pointer" else list(itertools.product(
@@ -642,7 +642,12 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                 assert check_config(cfg) == cfg
                 bm, bn, bk = cfg["BLOCK_SIZE_M"], cfg["BLOCK_SIZE_N"], cfg["BLOCK_SIZE_K"]
                 assert (bm + bn) * bk * cfg["num_stages"] <= gpu[2]
-                assert (cfg["ACCESS"] == "descriptor") == (gpu[0] == "cuda" and M > 32)
+                # descriptors on sm90 past M = 32, but for the transposed 64 x 64 x 128 tile in 6 pointer
+                # stages at M = 33-128 where those tiles are at most two programs an SM (session 22)
+                mid = gpu[0] == "cuda" and 32 < M <= 128 and -(-M // 64) * -(-N // 64) <= 2 * 132
+                assert (cfg["ACCESS"] == "descriptor") == (gpu[0] == "cuda" and M > 32 and not mid), (M, N, K, cfg)
+                if mid:
+                    assert (bm, bn, bk, cfg["num_stages"], cfg["SPLIT_K"], cfg["SWAP_AB"]) == (64, 64, 128, 6, 1, True)
                 assert cfg["FP8_FAST_ACCUM"]
                 if M == 1 and gpu[0] == "cuda":
                     assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
@@ -660,9 +665,9 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
                                (True, 512, 4096, 4096, (128, 128, 128, 8, 4)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
-                               (False, 96, 8192, 8192, (64, 128, 128, 4, 4)),
+                               (False, 96, 10240, 8192, (64, 128, 128, 4, 4)),
                                # N = 6144: tiles of two accumulators fill the SMs
-                               (True, 128, 6144, 4096, (64, 96, 128, 4, 6)), (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
+                               (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
                                (True, 512, 6144, 4096, (128, 192, 128, 8, 5)),
                                (False, 512, 6144, 4096, (128, 192, 128, 8, 5)),
                                # int8 from M = 1024 with two 128 x 128 tiles an SM: the ping-pong kernel
@@ -697,9 +702,18 @@ def test_heuristic_config_for_the_h100(monkeypatch):
         assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["SPLIT_K"], c["SWAP_AB"]) == (16 if M <= 16 else 32, 64, 1,
                                                                                    True), (M, N, K, c)
         assert not heuristic_config(M, N, K, False, 0)["SWAP_AB"]
-    assert not heuristic_config(64, 6144, 4096, True, 0)["SWAP_AB"]
+    # M = 33-128 on sm90 where 64 x 64 tiles are at most two programs an SM: those, 128 deep, in 6
+    # pointer stages, transposed, both dtypes (session 22); not at N = 28672 (448 of them at M = 64)
+    for fp8, M, N, K in ((True, 64, 6144, 4096), (False, 48, 8192, 8192), (True, 128, 4096, 14336),
+                         (False, 96, 8192, 28672)):
+        c = heuristic_config(M, N, K, fp8, 0)
+        assert (c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_stages"], c["ACCESS"],
+                c["SPLIT_K"], c["SWAP_AB"], c["WGMMA"]) == (64, 64, 128, 6, "pointer", 1, True, False), (fp8, M, N, K, c)
+    assert not heuristic_config(64, 28672, 4096, True, 0)["SWAP_AB"]
+    assert not heuristic_config(96, 10240, 8192, True, 0)["SWAP_AB"]  # 320 tiles
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 80, 166912))
     assert not heuristic_config(16, 6144, 4096, True, 0)["SWAP_AB"]
+    assert not heuristic_config(64, 6144, 4096, True, 0)["SWAP_AB"]
     monkeypatch.setattr(mm_ops, "_gpu", lambda i: ("cuda", 90, 232448))
     assert heuristic_config(4096, 4096, 4096, False, 0)["SPLIT_K"] == 1
     # SPLIT_TAIL: 70B 10240 x 8192 at M = 256, 160 tiles of 128 x 128: the 28 past the wave in 4 parts;
@@ -719,7 +733,9 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     # M = 64 sums in one launch, at K >= 16384 in as many splits as fill the SMs once (128 tiles: 2)
     c = heuristic_config(256, 10240, 8192, False, 0)
     assert (c["BLOCK_SIZE_K"], c["num_warps"], c["SPLIT_TAIL"]) == (64, 4, True)
+    # (at M <= 128 off sm90: sm90 takes the transposed 64 x 64 tile there)
     for M, N, K, split in ((96, 8192, 28672, 2), (256, 8192, 28672, 2), (96, 4096, 14336, 3)):
+        monkeypatch.setattr(mm_ops, "_gpu", lambda i, M=M: ("cuda", 80 if M <= 128 else 90, 232448))
         c = heuristic_config(M, N, K, False, 0)
         assert (c["SPLIT_K"], c["ONE_LAUNCH"], c["SPLIT_TAIL"]) == (split, True, False), (M, N, K, c)
     assert not heuristic_config(64, 8192, 28672, False, 0)["ONE_LAUNCH"]

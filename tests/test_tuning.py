@@ -117,15 +117,26 @@ def test_candidates_are_pruned_valid_and_start_with_the_heuristic(nk, descriptor
 def test_wgmma_candidates_only_where_asked_and_filling_the_sms(nk):
     """wgmma=True (sm90 with Gluon) adds WGMMA_TILES entries (never split or persistent, tiles
     filling >= 3/4 of the SMs) and from M = 512 WS_TILES ones (persistent, unsplit, at least a tile
-    an SM), descriptor access, only past the decode sizes; at most 60 candidates a M (47 + 9 of the
-    12 WGMMA_TILES: each tile has an M range, + 4)."""
+    an SM), descriptor access, only past the decode sizes, the WS ones again with GROUP_SIZE_M 16 from
+    M = 2048; and at M = 33-128 the MID_TILES, plain and transposed (pointer access, unsplit); at
+    most 63 candidates a M."""
     n, k = nk
     for M in t.M_GRID:
         plain = t.candidates(M, n, k, num_sms=132, descriptor_ok=True)
         cands = t.candidates(M, n, k, num_sms=132, descriptor_ok=True, wgmma=True)
         extra = [c for c in cands if c.get("WGMMA")]
-        assert [c for c in cands if not c.get("WGMMA")] == plain
-        assert len(cands) <= 60, (M, len(cands))
+        mid = [c for c in cands if c not in plain and not c.get("WGMMA")]
+        assert [c for c in cands if not c.get("WGMMA") and c not in mid] == plain
+        assert len(cands) <= 63, (M, len(cands))
+        if 33 <= M <= 128:
+            assert [(c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"], c["num_stages"], c["ACCESS"],
+                     c["SPLIT_K"], c.get("SWAP_AB", False)) for c in mid] == \
+                [(64, 64, 128, 6, "pointer", 1, False), (64, 64, 128, 6, "pointer", 1, True)], (M, mid)
+        else:
+            assert not mid, (M, mid)
+        ws = [c for c in extra if c["PERSISTENT"]]
+        assert {c["GROUP_SIZE_M"] for c in ws} <= ({8, 16} if M >= 2048 else {8}), M
+        assert sum(c["GROUP_SIZE_M"] == 16 for c in ws) == (len(ws) // 2 if M >= 2048 else 0), M
         assert not t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True) or \
             not any(c.get("WGMMA") for c in t.candidates(M, n, k, num_sms=132, descriptor_ok=False, wgmma=True))
         for c in extra:

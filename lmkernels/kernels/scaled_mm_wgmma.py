@@ -50,38 +50,49 @@ def _issue_step(a_desc, b_desc, b2_desc, a_smem, b_smem, b2_smem, ready, step, m
 
 
 @gluon.jit
-def _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC: gl.constexpr,
+def _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC: gl.constexpr,
                  BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
                  SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
-    """kernels/scaled_mm.py's epilogue maths on one [BLOCK_M, BLOCK_N] accumulator at (m0, n0), in
-    its order, in the accumulator's layout: fp32, not yet rounded."""
-    t = acc.to(gl.float32)
+    """The epilogue's operands for the [BLOCK_M, BLOCK_N] tile at (m0, n0), broadcastable against an
+    accumulator of layout ACC: (scale_a, scale_b, bias), the bias in fp32 (0.0 without one). Loaded
+    apart from _scaled_tile so that a caller can issue them while its last wgmma runs."""
     offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ACC))
     offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, ACC))
     if SA_PER_TOKEN:
-        t = t * gl.expand_dims(gl.load(sa_ptr + offs_m.to(gl.int64) * stride_sa, mask=offs_m < M, other=0.0), 1)
+        sa = gl.expand_dims(gl.load(sa_ptr + offs_m.to(gl.int64) * stride_sa, mask=offs_m < M, other=0.0), 1)
     else:
-        t = t * gl.load(sa_ptr)
+        sa = gl.load(sa_ptr)
     if SB_PER_CHANNEL:
-        t = t * gl.expand_dims(gl.load(sb_ptr + offs_n.to(gl.int64) * stride_sb, mask=offs_n < N, other=0.0), 0)
+        sb = gl.expand_dims(gl.load(sb_ptr + offs_n.to(gl.int64) * stride_sb, mask=offs_n < N, other=0.0), 0)
     else:
-        t = t * gl.load(sb_ptr)
+        sb = gl.load(sb_ptr)
     if HAS_BIAS:
-        t = t + gl.expand_dims(gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32), 0)
+        bias = gl.expand_dims(gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32), 0)
+    else:
+        bias = 0.0
+    return sa, sb, bias
+
+
+@gluon.jit
+def _scaled_tile(acc, scales, HAS_BIAS: gl.constexpr):
+    """kernels/scaled_mm.py's epilogue maths on one accumulator with _tile_scales' operands, in its
+    order, in the accumulator's layout: fp32, not yet rounded."""
+    sa, sb, bias = scales
+    t = acc.to(gl.float32) * sa
+    t = t * sb
+    if HAS_BIAS:
+        t = t + bias
     return t
 
 
 @gluon.jit
-def _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0,
-              ACC: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-              SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
+def _epilogue(acc, scales, c_ptr, M, N, stride_cm, m0, n0, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+              HAS_BIAS: gl.constexpr):
     """_scaled_tile, one rounding, then the tile re-laid out for coalesced 16-byte stores."""
     WARPS: gl.constexpr = gl.num_warps()
     COLS_T: gl.constexpr = min(BLOCK_N // 8, 8)  # threads along a row, 8 outputs each
     OUT: gl.constexpr = gl.BlockedLayout([1, 8], [32 // COLS_T, COLS_T], [WARPS, 1], [1, 0])
-    t = _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M, BLOCK_N,
-                     SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
-    y = gl.convert_layout(t.to(c_ptr.dtype.element_ty), OUT)
+    y = gl.convert_layout(_scaled_tile(acc, scales, HAS_BIAS).to(c_ptr.dtype.element_ty), OUT)
     rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, OUT))
     cols = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, OUT))
     ptrs = c_ptr + gl.expand_dims(rows.to(gl.int64) * stride_cm, 1) + gl.expand_dims(cols, 0)
@@ -154,11 +165,13 @@ def _scaled_mm_wgmma_kernel(a_desc, b_desc, b2_desc, c_ptr, sa_ptr, sb_ptr, bias
         acc = warpgroup_mma_wait(0, deps=[acc])
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(ready.index(i))
-    _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M,
-              BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    scales = _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M, BLOCK_N,
+                          SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    _epilogue(acc, scales, c_ptr, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, HAS_BIAS)
     if BLOCK_N2 > 0:
-        _epilogue(acc2, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, m0, n0 + BLOCK_N,
-                  ACC2, BLOCK_M, BLOCK_N2, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        scales2 = _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0 + BLOCK_N, ACC2, BLOCK_M,
+                               BLOCK_N2, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+        _epilogue(acc2, scales2, c_ptr, M, N, stride_cm, m0, n0 + BLOCK_N, BLOCK_M, BLOCK_N2, HAS_BIAS)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -32,18 +32,15 @@ from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .scaled_mm import _tile_coords
-from .scaled_mm_wgmma import _epilogue, _scaled_tile
+from .scaled_mm_wgmma import _epilogue, _scaled_tile, _tile_scales
 
 
 @gluon.jit
-def _epilogue_tma(acc, c_desc, c_smem, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0,
-                  ACC: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SA_PER_TOKEN: gl.constexpr,
-                  SB_PER_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
+def _epilogue_tma(acc, scales, c_desc, c_smem, m0, n0, HAS_BIAS: gl.constexpr):
     """_epilogue's maths and rounding, then the tile goes out through shared memory by one TMA
     store that the consumer does not wait for: it waits only before it next writes c_smem, a
     tile's MMAs later. TMA clips the rows >= M and columns >= N."""
-    t = _scaled_tile(acc, sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, m0, n0, ACC, BLOCK_M, BLOCK_N,
-                     SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+    t = _scaled_tile(acc, scales, HAS_BIAS)
     tma.store_wait(0)  # the previous tile has left c_smem
     c_smem.store(t.to(c_desc.dtype))
     fence_async_shared()  # the tile's generic-proxy writes before the TMA unit reads it
@@ -115,17 +112,25 @@ def _ws_consumer(p, WHICH: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.cons
             mbarrier.arrive(empty.index((step + STAGES - 1) % STAGES), pred=k > 0)  # step k - 1's slot
         if CONSUMERS == 2:
             mbarrier.arrive(turn.index(1 - WHICH))
+        # one consumer: the tile's scales (an L2 round trip) load while its last wgmma runs (H100, fp8
+        # 128 x 256 x 128: 0-2.4 % at M >= 1024, results/h100/probe_ws_epilogue.md); two: after the
+        # wait, as their epilogue already runs under the other consumer's MMAs (early loads there
+        # measured 1-5 % slower at 4 of the 8 rows)
+        EARLY_SCALES: gl.constexpr = CONSUMERS == 1
+        if EARLY_SCALES:
+            scales = _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, pid_m * BLOCK_M,
+                                  pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
         acc = warpgroup_mma_wait(0, deps=[acc])
         if WARPS > 4:
             gl.thread_barrier()
         mbarrier.arrive(empty.index((first + k_steps - 1) % STAGES))
+        if not EARLY_SCALES:
+            scales = _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, pid_m * BLOCK_M,
+                                  pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
         if TMA_STORE:
-            _epilogue_tma(acc, c_desc, c_smem.index(WHICH), sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb,
-                          pid_m * BLOCK_M, pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL,
-                          HAS_BIAS)
+            _epilogue_tma(acc, scales, c_desc, c_smem.index(WHICH), pid_m * BLOCK_M, pid_n * BLOCK_N, HAS_BIAS)
         else:
-            _epilogue(acc, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, stride_cm, stride_sa, stride_sb, pid_m * BLOCK_M,
-                      pid_n * BLOCK_N, ACC, BLOCK_M, BLOCK_N, SA_PER_TOKEN, SB_PER_CHANNEL, HAS_BIAS)
+            _epilogue(acc, scales, c_ptr, M, N, stride_cm, pid_m * BLOCK_M, pid_n * BLOCK_N, BLOCK_M, BLOCK_N, HAS_BIAS)
         n += 1
     if TMA_STORE:
         tma.store_wait(0)  # the last tile read out of c_smem before the program exits

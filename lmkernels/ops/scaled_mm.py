@@ -356,6 +356,16 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     vendor, cc, smem = _gpu(device_index)
     sms = num_sms(max(device_index, 0))
     persistent, warps = False, 4
+    sm90 = vendor == "cuda" and cc // 10 == 9
+    if sm90 and 32 < M <= 128 and triton.cdiv(M, 64) * triton.cdiv(N, 64) <= 2 * sms \
+            and 6 * 128 * 128 <= smem - 27 * 1024:
+        # session 22: 64 x 64 x 128 in 6 pointer stages, transposed, where its tiles are at most
+        # two programs an SM: the re-tuned H100 tables' winner at 34 of the 40 such entries
+        # (tune_s22_mid_*.log; 4096 x 4096 M = 128 12.35 -> 9.85 µs, 6144 x 4096 M = 64 15.38 ->
+        # 11.85, 8192 x 8192 M = 64 34.3 -> 27.5); the 6 others within 1.06x of it
+        return check_config({"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8,
+                             "num_warps": 4, "num_stages": 6, "ACCESS": "pointer", "SWAP_AB": True,
+                             "FP8_FAST_ACCUM": True})
     if wgmma_unavailable(device_index) is None:
         tile = _wgmma_tile(M, N, K, fp8, sms)
         if tile is not None:
@@ -363,7 +373,7 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                                  "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True,
                                  "PERSISTENT": persistent, "PINGPONG": pingpong, "TMA_STORE": tma_store})
-    swap = fp8 and M <= 32 and vendor == "cuda" and cc // 10 == 9
+    swap = fp8 and M <= 32 and sm90
     if swap:  # fp8 on wgmma (SWAP_AB): 64 weight rows a tile, one program a tile, no split
         bm, bn, bk, stages = (16 if M <= 16 else 32), 64, 256, 5
     elif M <= 32:

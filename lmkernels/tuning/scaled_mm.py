@@ -37,6 +37,8 @@ accumulation, FP8_FAST_ACCUM is not searched):
   sm90 with Gluon (Target.wgmma_ok), M > 32: also the WGMMA_TILES on kernels/scaled_mm_wgmma.py that
     fill 3/4 of the SMs unsplit, each within its M range, and from M = 512 the WS_TILES on
     kernels/scaled_mm_ws.py whose tiles are at least one an SM: at most 60 a M.
+  sm90, session 22: at M = 33-128 the MID_TILES (64 x 64 x 128 in 6 pointer stages), plain and
+  transposed; from M = 2048 every WS_TILES candidate again with GROUP_SIZE_M 16.
   fp8, session 21: each candidate whose tile is under 64 rows and at least 64 wide is timed again
   transposed (SWAP_AB: the weight tile as wgmma's M side; a 16-row tile otherwise runs on mma.sync,
   which has no sm90 fp8 form); at most 16 more a M.
@@ -109,6 +111,19 @@ WS_TILES = ((128, 256, 128, 8, 4, False, False, 512), (128, 256, 64, 8, 5, False
             (128, 256, 128, 8, 3, False, True, 512))
 
 
+# Session 22: 64 x 64 x 128 in 6 pointer stages at M = 33-128, plain and transposed (SWAP_AB), both
+# dtypes: outside the space above (its 64-row tiles are >= 128 wide, <= 5 stages, descriptors at
+# BLOCK_K 128). H100 (results/h100/probe_midswap.md), fp8 rotated: 4096 x 4096 M = 128 12.39 ->
+# 9.85 µs (transposed; plain 10.05), 6144 x 4096 M = 64 15.58 -> 11.91, 4096 x 14336 M = 96 31.14
+# -> 28.82; not at N = 28672 (the persistent 64 x 128 / 64 x 256 tiles 3-15 % faster).
+# (BM, BN, BK, warps, stages, smallest M, largest M)
+MID_TILES = ((64, 64, 128, 4, 6, 33, 128),)
+# Session 22: the persistent kernel's tiles again with GROUP_SIZE_M 16 from M = 2048 (16 row tiles
+# share a weight tile's L2 lines; fp8 4096 x 28672 x 4096 at 128 x 256 x 128: 763 -> 745 µs,
+# results/h100/probe_ws_epilogue.md)
+WS_GROUP16_M = 2048
+
+
 def config(bm, bn, bk, group, warps, stages, split=1, access="pointer", persistent=False) -> dict:
     return {"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": group,
             "num_warps": warps, "num_stages": stages, "SPLIT_K": split, "ACCESS": access, "PERSISTENT": persistent}
@@ -160,11 +175,18 @@ def _wgmma_space(M, N, num_sms, smem):
         if M >= lo and _cdiv(M, bm) * _cdiv(N, bn) >= num_sms and \
                 ws_smem_bytes(cfg, OUT_DTYPE.itemsize) <= smem:
             yield cfg
+            if M >= WS_GROUP16_M:
+                yield dict(cfg, GROUP_SIZE_M=16)
 
 
 def _tile_space(M, N, K, fp8, num_sms, descriptor_ok, smem, wgmma=False):
     if wgmma and descriptor_ok:
         yield from _wgmma_space(M, N, num_sms, smem)
+    for bm, bn, bk, warps, stages, lo, hi in MID_TILES if wgmma else ():
+        if lo <= M <= hi and stages * (bm + bn) * bk <= smem:
+            tile = config(bm, bn, bk, 8, warps, stages)
+            yield tile
+            yield dict(tile, SWAP_AB=True)
     for bm, bn, bk, warps, lo, hi in TILES:
         if not lo <= M <= hi:
             continue
