@@ -90,7 +90,7 @@ for mode in available_modes():
     # GPU has it
     kinds = (torch.int8, torch.float8_e4m3fn) if torch.cuda.get_device_capability() >= (8, 9) else (torch.int8,)
     for dt in kinds:
-        for M, N, K in ((1, 971, 496), (33, 20, 1040), (5, 256, 80), (130, 97, 16)):
+        for M, N, K in ((1, 971, 496), (33, 20, 1040), (5, 256, 80), (130, 97, 16), (100, 971, 496)):
             if dt == torch.int8:
                 a, w = (torch.randint(-128, 128, shape, device=dev, dtype=dt) for shape in ((M, K), (N, K)))
             else:
@@ -105,6 +105,11 @@ for mode in available_modes():
                 lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, access=mode, config=cfg)
             if mode != "descriptor" or M % 16 == 0 and N % 16 == 0:
                 lmkernels.scaled_mm(a.t().contiguous().t(), w.t().contiguous(), sa, sb, torch.float16, access=mode)
+            if mode == "pointer":  # the sm90 heuristic's M = 33-128 tile (64 x 64 x 128, 6 stages), transposed
+                mid = {"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8, "num_warps": 4,
+                       "num_stages": 6, "ACCESS": "pointer"}
+                for swap in (False, True):
+                    lmkernels.scaled_mm(a, w.t(), sa, sb, torch.bfloat16, bias, config=dict(mid, SWAP_AB=swap))
         # SPLIT_TAIL: ragged 16 x 16 tiles, 3 x 150 of them (132 SMs: 54 past the last whole wave, split
         # in 3 and finished in the launch), plain and persistent
         M, N, K = 33, 2399, 1040

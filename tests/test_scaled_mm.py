@@ -665,7 +665,9 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
                                (True, 512, 4096, 4096, (128, 128, 128, 8, 4)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
-                               (False, 96, 10240, 8192, (64, 128, 128, 4, 4)),
+                               (False, 96, 16384, 8192, (64, 128, 128, 4, 4)),
+                               # 64 x 192 at M <= 128 in one wave from 80 % full (108 tiles)
+                               (False, 96, 10240, 8192, (64, 192, 128, 4, 6)), (True, 128, 10240, 8192, (64, 192, 128, 4, 6)),
                                # N = 6144: tiles of two accumulators fill the SMs
                                (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
                                (True, 512, 6144, 4096, (128, 192, 128, 8, 5)),
