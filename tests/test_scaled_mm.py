@@ -192,12 +192,12 @@ def test_descriptor_refusals_and_fallback(kind):
 def test_default_descriptor_rechecks_the_base_each_call(default_access, monkeypatch):
     """With descriptors by default, a plan is cached per shape and strides; a call of that shape
     whose base is off 16 bytes falls back to pointers for that call alone, and a plan that fell
-    back for a base is not kept. (M = 40: past the weight-stream sizes, for which the sm90
-    heuristic asks for pointers whatever the default.)"""
+    back for a base is not kept. (M = 160: past the weight-stream sizes and the M = 33-128 tile,
+    for which the sm90 heuristic asks for pointers whatever the default.)"""
     skip_unavailable("descriptor")
     default_access("descriptor")
     monkeypatch.setattr(mm_ops, "_plans", {})
-    M, N, K = 40, 64, 96
+    M, N, K = 160, 64, 96
     a, w = _operands(M, N, K, "int8", 43)
     sa, sb, _ = _scales(M, N, 43)
     buf = torch.empty(M * K + 16, dtype=INT8, device=DEVICE)
@@ -668,6 +668,7 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                (False, 96, 16384, 8192, (64, 128, 128, 4, 4)),
                                # 64 x 192 at M <= 128 in one wave from 80 % full (108 tiles)
                                (False, 96, 10240, 8192, (64, 192, 128, 4, 6)), (True, 128, 10240, 8192, (64, 192, 128, 4, 6)),
+                               (False, 256, 10240, 8192, (128, 192, 128, 8, 5)),  # int8's 128 x 192 too
                                # N = 6144: tiles of two accumulators fill the SMs
                                (False, 256, 6144, 4096, (64, 192, 128, 4, 6)),
                                (True, 512, 6144, 4096, (128, 192, 128, 8, 5)),

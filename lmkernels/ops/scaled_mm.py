@@ -301,9 +301,10 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
     for bm, bn, bk, warps, stages, most_m in ((64, 96, 128, 4, 6, 128), (64, 192, 128, 4, 6, 256),
                                               (128, 192, 128, 8, 5, 512 if fp8 else 1024)):
         t = tiles(bm, bn)
-        # 64 x 192 at M <= 128 in one wave from 80 % full: 10240 x 8192 M = 96 / 128 (108 tiles, 82 %),
-        # the session-22 tables' winner for both dtypes (int8 M = 96 39.1 µs, the 64 x 128 below 46.9)
-        full = 0.8 if (bm, bn) == (64, 192) and M <= 128 and t <= sms else 0.9
+        # one wave from 80 % full for 64 x 192 at M <= 128 and int8's 128 x 192: 10240 x 8192 (108
+        # tiles, 82 %) at M = 96 / 128 and int8 M = 256, the tables' winners (session 22: int8 M = 96
+        # 39.1 µs, the 64 x 128 below 46.9; M = 256 41.2, 128 x 128 49.7)
+        full = 0.8 if t <= sms and ((bm, bn) == (64, 192) and M <= 128 or bm == 128 and not fp8) else 0.9
         if M <= most_m and t <= 2 * sms and t >= full * triton.cdiv(t, sms) * sms:
             return bm, bn, bk, warps, stages, False, False, False
     if not fp8 and M > 128:
