@@ -332,7 +332,9 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     tiles transposed, 5 stages, unsplit: the weight's 64 rows are wgmma's M side, where a 16-row
     tile ran on mma.sync with e4m3 widened to f16 (H100, results/h100/probe_swap_ab.md, M = 1 / 16:
     6144 x 4096 11.9 -> 10.3 µs, 4096 x 14336 24.5 -> 23.2; one input set 10.4 -> 5.6).
-    M <= 64: 64 x 64 x 256, 4 stages, split-K to fill the SMs. Larger M: 64 x 128 up to M = 128,
+    sm90, M = 33-128, where 64 x 64 tiles are at most two programs an SM: those, 128 deep, in 6
+    pointer stages, transposed (SWAP_AB), both dtypes (session 22, see the rule's comment).
+    Elsewhere M <= 64: 64 x 64 x 256, 4 stages, split-K to fill the SMs. Larger M: 64 x 128 up to M = 128,
     then 128 x 256 where those tiles fill the SMs and at least 80 % of their last wave (8 warps,
     4 stages: 192 KB, persistent once there is more than one wave; M = 256, N = 28672: 224 tiles,
     1.25x over 128 x 128; M = 512, N = 10240: 160 tiles, 1.19x slower than 128 x 128), else
