@@ -115,7 +115,7 @@ def _ws_consumer(p, WHICH: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.cons
         # one consumer: the tile's scales (an L2 round trip) load while its last wgmma runs (H100, fp8
         # 128 x 256 x 128: 0-2.4 % at M >= 1024, results/h100/probe_ws_epilogue.md); two: after the
         # wait, as their epilogue already runs under the other consumer's MMAs (early loads there
-        # measured 1-5 % slower at 4 of the 8 rows)
+        # measured 1.7-4.7 % slower at 3 of the 8 rows)
         EARLY_SCALES: gl.constexpr = CONSUMERS == 1
         if EARLY_SCALES:
             scales = _tile_scales(sa_ptr, sb_ptr, bias_ptr, M, N, stride_sa, stride_sb, pid_m * BLOCK_M,
