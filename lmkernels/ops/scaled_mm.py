@@ -363,26 +363,25 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     sms = num_sms(max(device_index, 0))
     persistent, warps = False, 4
     sm90 = vendor == "cuda" and cc // 10 == 9
-    if sm90 and 32 < M <= 128 and triton.cdiv(M, 64) * triton.cdiv(N, 64) <= 2 * sms \
-            and 6 * 128 * 128 <= smem - 27 * 1024:
-        # session 22: 64 x 64 x 128 in 6 pointer stages, transposed, where its tiles are at most
-        # two programs an SM: the re-tuned H100 tables' winner (plain or transposed) at 36 of the
-        # 44 such entries (tune_s22_mid_*.log; fp8 4096 x 4096 M = 128 12.35 -> 9.85 µs, 6144 x
-        # 4096 M = 64 15.38 -> 11.85, 8192 x 8192 M = 64 34.3 -> 27.5), within 1.09x of the
-        # tables at the 8 others (check_heuristic_s22_mid_*.md: 10240 x 8192 M = 48-64, 6144 x
-        # 4096 M = 128, int8 4096 x 4096 M = 48-64)
-        return check_config({"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 8,
-                             "num_warps": 4, "num_stages": 6, "ACCESS": "pointer", "SWAP_AB": True,
-                             "FP8_FAST_ACCUM": True})
-    if wgmma_unavailable(device_index) is None:
+    # SWAP_AB on sm90, the weight tile as the MMA's M side: fp8 at M <= 32 (see above), and both
+    # dtypes at M = 33-128 where 64 x 64 tiles are at most two programs an SM (session 22: 64 x 64 x
+    # 128 in 6 pointer stages, the re-tuned H100 tables' winner, plain or transposed, at 36 of the 44
+    # such entries, tune_s22_mid_*.log; fp8 4096 x 4096 M = 128 12.35 -> 9.85 µs, 6144 x 4096 M = 64
+    # 15.38 -> 11.85, 8192 x 8192 M = 64 34.3 -> 27.5; within 1.09x of the tables at the 8 others,
+    # check_heuristic_s22_mid_*.md: 10240 x 8192 M = 48-64, 6144 x 4096 M = 128, int8 4096 x 4096
+    # M = 48-64)
+    mid = sm90 and 32 < M <= 128 and triton.cdiv(M, 64) * triton.cdiv(N, 64) <= 2 * sms
+    swap = sm90 and (fp8 and M <= 32 or mid)
+    if not mid and wgmma_unavailable(device_index) is None:
         tile = _wgmma_tile(M, N, K, fp8, sms)
         if tile is not None:
             bm, bn, bk, warps, stages, persistent, pingpong, tma_store = tile
             return check_config({"BLOCK_SIZE_M": bm, "BLOCK_SIZE_N": bn, "BLOCK_SIZE_K": bk, "GROUP_SIZE_M": 8,
                                  "num_warps": warps, "num_stages": stages, "ACCESS": "descriptor", "WGMMA": True,
                                  "PERSISTENT": persistent, "PINGPONG": pingpong, "TMA_STORE": tma_store})
-    swap = fp8 and M <= 32 and sm90
-    if swap:  # fp8 on wgmma (SWAP_AB): 64 weight rows a tile, one program a tile, no split
+    if mid:
+        bm, bn, bk, stages = 64, 64, 128, 6
+    elif swap:  # fp8 on wgmma (SWAP_AB): 64 weight rows a tile, one program a tile, no split
         bm, bn, bk, stages = (16 if M <= 16 else 32), 64, 256, 5
     elif M <= 32:
         bm, bn, bk, stages = (16 if M <= 16 else 32), 32, 256, 5
@@ -407,7 +406,7 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
             warps = 8
             persistent = triton.cdiv(M, bm) * triton.cdiv(N, bn) > sms
     bk, stages, split, tail = _fit_and_split(M, N, K, bm, bn, bk, stages, smem, sms, vendor)
-    if swap:
+    if swap:  # one program a tile, unsplit
         split = 1
     if not fp8 and (bm, bn) == (128, 128) and tail:
         # int8 128 x 128 tiles under SPLIT_TAIL keep 4 warps x 64-deep K steps in 4 stages (the
@@ -432,7 +431,7 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     if swap:
         cfg["SWAP_AB"] = True
     if vendor == "cuda" and cc >= 90:
-        cfg["ACCESS"] = "descriptor" if M > 32 else "pointer"
+        cfg["ACCESS"] = "descriptor" if M > 32 and not mid else "pointer"
     return check_config(cfg)
 
 
