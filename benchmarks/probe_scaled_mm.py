@@ -32,15 +32,6 @@ Session 21:
 Session 22:
   midswap  M = 48-128: the transposed 64 x 64 x 128 tile in 6 pointer stages (swap's M = 64 winner,
            outside the tuner's space) and its neighbours against the tables (midswap's docstring).
-Session 23:
-  prefetch M = 1 / 16 (decode; M = 128 for contrast): each shipped entry beside itself with PREFETCH_K
-           1, 2, 4 (its first weight tiles asked of L2 before the PDL wait). Prediction (before the
-           run): where the grid is one wave that launched early (K = 4096 at N <= 6144, K = 14336,
-           8192 x 8192), the first HBM round trip (~0.6-0.8 µs) leaves each call: K = 4096 rows
-           8.0-10.8 -> 7.4-10.2 µs (-5 to -8 %), 4096 x 14336 23.3 -> ~22.7 (-2.5 %); N = 28672
-           (448-896 items, dependents launched late) unchanged; 4 tiles no better than 2 (the K loop's
-           own stages cover the rest). Risk: session 9's prefetch of a program's whole share cost
-           3-13 µs (probe_scaled_mm_pdl_prefetch.md).
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -48,7 +39,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync] [narrow] [swap] [midswap] [prefetch]
+    [int8sync] [narrow] [swap] [midswap]
 """
 import json
 import os
@@ -335,18 +326,6 @@ def midswap():
                 probe(M, N, K, fp8, configs)
 
 
-def prefetch():
-    for fp8 in (True, False):
-        dtype = "fp8" if fp8 else "int8"
-        for N, K in ((4096, 4096), (6144, 4096), (4096, 14336), (28672, 4096), (8192, 8192)):
-            table = shipped_table(N, K, dtype)
-            for M in ((1, 16, 128) if N == 4096 and K == 4096 else (1, 16)):
-                tuned = dict(table[str(M)])
-                configs = [tuned] + ([] if tuned.get("WGMMA") or tuned.get("PERSISTENT") else
-                                     [dict(tuned, PREFETCH_K=p) for p in (1, 2, 4)])
-                probe(M, N, K, fp8, configs)
-
-
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -369,4 +348,4 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap, "prefetch": prefetch}[w]()
+         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap}[w]()

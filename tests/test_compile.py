@@ -264,14 +264,13 @@ for target, cases in MM_CASES.items():
                   "PERSISTENT": persistent, "A_T": False, "B_T": True, "SA_PER_TOKEN": True, "SB_PER_CHANNEL": True,
                   "HAS_BIAS": True, "INT8": dt == "i8", "FAST_ACCUM": fast, "ACCESS": mode,
                   "USE_PDL": target == "sm90", "EARLY_LAUNCH": target == "sm90" and bm == 16,
-                  "ONE_LAUNCH": one_launch, "TAIL_SMS": tail[0] if tail else 0, "SWAP_AB": tail[1:] == [True],
-                  "PREFETCH_K": 2 if target == "sm90" and mode == 0 and not persistent else 0}
+                  "ONE_LAUNCH": one_launch, "TAIL_SMS": tail[0] if tail else 0, "SWAP_AB": tail[1:] == [True]}
         sig.update({k: "constexpr" for k in consts})
         attrs = {(i,): D16 for i in ((0, 1) if mode != 2 else ()) + (2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 17)}
         warps = 8 if bm >= 128 else 4
         compile_one(f"scaled_mm mode={mode} {dt} {bm}x{bn}x{bk} split={split} persistent={persistent} fast={fast} "
                     f"pdl={consts['USE_PDL']} early={consts['EARLY_LAUNCH']} one_launch={one_launch} "
-                    f"tail_sms={consts['TAIL_SMS']} swap_ab={consts['SWAP_AB']} prefetch={consts['PREFETCH_K'] > 0}",
+                    f"tail_sms={consts['TAIL_SMS']} swap_ab={consts['SWAP_AB']}",
                     _scaled_mm_kernel, sig, consts, attrs, target, warps, num_stages=3 if bm >= 128 else 4,
                     enable_fp_fusion=False)
     for ws in ("i32", "fp32"):
@@ -509,7 +508,7 @@ def test_ws_kernel_specialises_its_warps_on_hopper(compiled):
 
 def test_l2_prefetch_exactly_where_asked_on_hopper(compiled):
     """prefetch.global.L2 (before the PDL wait) in exactly the sm90 variants named prefetch=True:
-    rms_norm in pointer mode with PDL, ll_gemm's PREFETCH configs and scaled_mm's PREFETCH_K ones."""
+    rms_norm in pointer mode with PDL, and ll_gemm's PREFETCH configs."""
     rows = [r for r in compiled if r["target"] == "sm90" and r["ok"]]
     pre = {r["case"]: r["prefetch"] for r in rows}
     assert sum(v for k, v in pre.items() if k.startswith("rms_norm")) == 2, pre

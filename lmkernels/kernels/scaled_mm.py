@@ -44,7 +44,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .access import POINTER, load_tile, prefetch_span_l2, store_tile
+from .access import POINTER, load_tile, store_tile
 from .split_k import last_to_arrive
 
 
@@ -277,21 +277,6 @@ def _work_item(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr, bias_
         store_tile(c_ptr + split.to(tl.int64) * stride_cs, acc, M, N, stride_cm, m0, n0, BLOCK_M, BLOCK_N, POINTER)
 
 
-@triton.jit
-def _prefetch_weight(b_view, N, K, stride_b, w, tiles_m, tiles_n, k_chunk, BLOCK_M: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr,
-                     TAIL_SMS: tl.constexpr, PREFETCH_K: tl.constexpr):
-    """Ask L2 for the first PREFETCH_K K tiles of work item w's weight tile (b = w.t(): rows n,
-    columns k, pointer mode), before gdc_wait: the weight is no output of the previous kernel in a
-    model, and an L2 prefetch is safe even where it is (kernels/access.py), so the first HBM
-    round trip of the K loop overlaps the previous kernel's tail. Bounded, because asking for a
-    program's whole share (64 x 4096-14336 bytes) cost scaled_mm 3-13 µs (NOTES.md, session 9)."""
-    _, _, _, _, n0, k_lo, k_hi = _item(w, tiles_m, tiles_n, K, k_chunk, BLOCK_M, BLOCK_N, GROUP_M, SPLIT_K, TAIL_SMS)
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    rows = b_view + offs_n.to(tl.int64)[:, None] * stride_b
-    prefetch_span_l2(rows, offs_n < N, k_lo, tl.minimum(k_lo + PREFETCH_K * BLOCK_K, k_hi), BLOCK_K)
-
-
 # M changes every decode step: do_not_specialize keeps one compiled kernel for M = 1, M % 16 == 0
 # and the rest (Triton would otherwise specialise M == 1 and M's divisibility by 16, two extra
 # compiles the first time a batch size of each kind shows up, for no gain: M only bounds masks
@@ -305,7 +290,7 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
                       SB_PER_CHANNEL: tl.constexpr, HAS_BIAS: tl.constexpr, INT8: tl.constexpr,
                       FAST_ACCUM: tl.constexpr, ACCESS: tl.constexpr, USE_PDL: tl.constexpr,
                       EARLY_LAUNCH: tl.constexpr, ONE_LAUNCH: tl.constexpr, TAIL_SMS: tl.constexpr,
-                      SWAP_AB: tl.constexpr = False, PREFETCH_K: tl.constexpr = 0):
+                      SWAP_AB: tl.constexpr = False):
     """a [M, K] x b [K, N] -> c [M, N] (SPLIT_K == 1, or ONE_LAUNCH: scaled and rounded) or the
     workspace [SPLIT_K, M, N] (raw sums, split s at c_ptr + s * stride_cs). a_view / b_view are
     pointers, or host-made tensor descriptors over the operands' memory order when ACCESS is
@@ -328,9 +313,6 @@ def _scaled_mm_kernel(a_view, b_view, c_ptr, part_ptr, count_ptr, sa_ptr, sb_ptr
     # the weight's stream pushes out of L2 (probe_epilogue_prefetch.md)
     EARLY_EPILOGUE: tl.constexpr = BLOCK_M * BLOCK_N <= 16 * 64
     if USE_PDL:
-        if PREFETCH_K > 0:
-            _prefetch_weight(b_view, N, K, stride_b, pid, tiles_m, tiles_n, k_chunk, BLOCK_M, BLOCK_N, BLOCK_K,
-                             GROUP_M, SPLIT_K, TAIL_SMS, PREFETCH_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()

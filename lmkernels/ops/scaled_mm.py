@@ -95,12 +95,7 @@ REQUIRED_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
 # the MMA's M side: on sm90 a 16-row decode tile then runs on wgmma (m64n16k32, native fp8) where Triton
 # otherwise takes mma.sync, which on sm90 has no fp8 form (e4m3 widened to f16, twice int8's MMAs)
 OPTIONAL_KEYS = {"SPLIT_K": 1, "ACCESS": None, "PERSISTENT": False, "FP8_FAST_ACCUM": True, "ONE_LAUNCH": False,
-                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False, "TMA_STORE": False, "SWAP_AB": False,
-                 "PREFETCH_K": 0}
-# PREFETCH_K: with PDL, each program asks L2 for its first PREFETCH_K weight tiles before its gdc_wait
-# (kernels/scaled_mm.py _prefetch_weight), so the K loop's first HBM round trip overlaps the previous
-# kernel's tail; taken only where it can run: PDL, pointer mode, b = w.t(), not PERSISTENT
-MAX_PREFETCH_K = 8
+                 "SPLIT_TAIL": False, "WGMMA": False, "PINGPONG": False, "TMA_STORE": False, "SWAP_AB": False}
 # Block sizes: powers of two; 16 is the smallest MMA tile edge (mma.sync m16), 256 the largest TMA
 # box edge; BLOCK_SIZE_K >= 32: one 8-bit MMA step (m16n8k32 / wgmma k32) and a 32-byte TMA row
 BLOCK_RANGE = {"BLOCK_SIZE_M": (16, 256), "BLOCK_SIZE_N": (16, 256), "BLOCK_SIZE_K": (32, 256)}
@@ -132,9 +127,7 @@ def check_config(cfg) -> dict:
     and PERSISTENT; a call whose output rows are not a multiple of 16 bytes, or whose output tiles do
     not fit shared memory beside the stages, cannot take it: see _tma_store_problem), SWAP_AB (bool,
     default False; True: the Triton kernel computes the transposed tile, the weight tile as the MMA's
-    M side; not with WGMMA), PREFETCH_K (0-8, default 0: the weight tiles a program asks L2 for
-    before its PDL wait; used with PDL, pointer mode, b a transposed [N, K] weight and PERSISTENT
-    False, ignored elsewhere; not with WGMMA).
+    M side; not with WGMMA).
     Raises ValueError naming the key and the value."""
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
@@ -153,7 +146,6 @@ def check_config(cfg) -> dict:
     config_int(out, "num_warps", 1, 16, pow2=True)
     config_int(out, "num_stages", 1, 8)
     config_int(out, "SPLIT_K", 1, MAX_SPLIT_K)
-    config_int(out, "PREFETCH_K", 0, MAX_PREFETCH_K)
     if out["ACCESS"] is not None and out["ACCESS"] not in CONFIG_ACCESS:
         raise ValueError(f"config['ACCESS']={out['ACCESS']!r} must be one of {list(CONFIG_ACCESS)} or absent")
     for key in ("PERSISTENT", "FP8_FAST_ACCUM", "ONE_LAUNCH", "SPLIT_TAIL", "WGMMA", "PINGPONG", "TMA_STORE",
@@ -178,10 +170,9 @@ def check_config(cfg) -> dict:
     if out["PINGPONG"] and not (out["WGMMA"] and out["PERSISTENT"] and out["num_warps"] == 4):
         raise ValueError(f"config['PINGPONG']=True needs WGMMA True, PERSISTENT True and num_warps 4; got "
                          f"WGMMA={out['WGMMA']}, PERSISTENT={out['PERSISTENT']}, num_warps={out['num_warps']}")
-    for key in ("SWAP_AB", "PREFETCH_K"):
-        if out[key] and out["WGMMA"]:
-            raise ValueError(f"config[{key!r}]={out[key]!r} runs on the Triton kernel and cannot be combined with "
-                             f"config['WGMMA']=True")
+    if out["SWAP_AB"] and out["WGMMA"]:
+        raise ValueError("config['SWAP_AB']=True runs on the Triton kernel and cannot be combined with "
+                         "config['WGMMA']=True")
     if out["TMA_STORE"] and not (out["WGMMA"] and out["PERSISTENT"]):
         raise ValueError(f"config['TMA_STORE']=True needs WGMMA True and PERSISTENT True; got WGMMA={out['WGMMA']}, "
                          f"PERSISTENT={out['PERSISTENT']}")
@@ -644,8 +635,7 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
     grid = min(items, sms) if persistent else items
     consts = (bm, bn, bk, cfg["GROUP_SIZE_M"], split, persistent, A_T, B_T, sa_tok, sb_ch, bias_dtype is not None,
               int8, cfg["FP8_FAST_ACCUM"] and not int8, mode, use_pdl,
-              use_pdl and early_launch(items, M <= bm, dev), one_launch, tail_sms, cfg["SWAP_AB"],
-              cfg["PREFETCH_K"] if use_pdl and mode == _access.POINTER and B_T and not persistent else 0)
+              use_pdl and early_launch(items, M <= bm, dev), one_launch, tail_sms, cfg["SWAP_AB"])
     dt = INT8 if int8 else FP8
     acc_dtype = torch.int32 if int8 else torch.float32
     ws_dtype = acc_dtype if split > 1 and not one_launch else out_dtype  # what c_ptr points at

@@ -273,8 +273,7 @@ def describe(cfg: dict) -> str:
               + (" tail" if cfg.get("SPLIT_TAIL") else ""))
     return (s + f" {cfg.get('ACCESS') or 'auto'}" + (" persistent" if cfg.get("PERSISTENT") else "")
             + (" wgmma" if cfg.get("WGMMA") else "") + (" ping-pong" if cfg.get("PINGPONG") else "")
-            + (" tma-store" if cfg.get("TMA_STORE") else "") + (" swap-ab" if cfg.get("SWAP_AB") else "")
-            + (f" prefetch{cfg['PREFETCH_K']}" if cfg.get("PREFETCH_K") else ""))
+            + (" tma-store" if cfg.get("TMA_STORE") else "") + (" swap-ab" if cfg.get("SWAP_AB") else ""))
 
 
 def _ulp(x: torch.Tensor, dtype) -> torch.Tensor:
