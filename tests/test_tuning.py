@@ -226,6 +226,18 @@ def test_fp8_times_the_narrow_tiles_transposed_too():
         assert len(fp8) == len(int8) + len(swapped)
 
 
+def test_transposed_split_tiles_get_one_launch_twins():
+    """fp8 with one_launch: the SWAP_AB twins of split-K tiles are timed finished in the launch too
+    (they were only timed with a second launch, which loses at decode)."""
+    for M in (1, 16):
+        cands = t.candidates(M, 4096, 14336, num_sms=132, descriptor_ok=True, fp8=True, one_launch=True)
+        swapped_splits = [c for c in cands if c.get("SWAP_AB") and c["SPLIT_K"] > 1 and not c.get("ONE_LAUNCH")]
+        assert swapped_splits, M
+        for c in swapped_splits:
+            assert dict(c, ONE_LAUNCH=True) in cands, c
+        assert len({json.dumps(c, sort_keys=True) for c in cands}) == len(cands)
+
+
 def test_normalize_drops_refused_configs_but_not_the_heuristic():
     def check(cfg):
         if cfg["BLOCK_SIZE_N"] == 128:
