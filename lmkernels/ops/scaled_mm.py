@@ -607,7 +607,8 @@ def _wgmma_plan(M, N, K, int8, out_dtype, sa_tok, ssa, sb_ch, ssb, bias_dtype, d
     if cfg["PERSISTENT"] and cfg["TMA_STORE"]:  # the output's box in the third place (b's second unused)
         boxes = boxes[:2] + ((bm, bn),)
         layouts = layouts[:2] + (_gl.NVMMASharedLayout.get_default_for([bm, bn], _GL_OUT[out_dtype]),)
-    return (grid, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts, cfg["PERSISTENT"], maxnreg)
+    return (grid, consts, meta, warps, (M, N, K, N, ssa, ssb), boxes, layouts, cfg["PERSISTENT"], maxnreg,
+            cfg["PERSISTENT"] and cfg["TMA_STORE"])
 
 
 def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, ssa, sb_ch, ssb, bias_dtype,
@@ -669,13 +670,13 @@ def _make_plan(M, N, K, int8, out_dtype, A_T, B_T, stride_a, stride_b, sa_tok, s
 
 
 def _launch_wgmma_plan(wplan, a, b, out, scale_a, scale_b, bias_arg, dev, stride_a, stride_b, pdl):
-    grid, consts, meta, warps, ints, boxes, layouts, persistent, maxnreg = wplan
+    grid, consts, meta, warps, ints, boxes, layouts, persistent, maxnreg, tma_store = wplan
     M, N, K = ints[:3]
     av = _GluonDescriptor(a, [M, K], [stride_a, 1], list(boxes[0]), layouts[0])
     bv = _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[1]), layouts[1])  # b = w.t(): w [N, K]
     if persistent:
-        # consts[-1]: TMA_STORE; without it the kernel's c_desc is a stand-in it never reads
-        cv = _GluonDescriptor(out, [M, N], [N, 1], list(boxes[2]), layouts[2]) if consts[-1] else av
+        # without TMA_STORE the kernel's c_desc is a stand-in it never reads
+        cv = _GluonDescriptor(out, [M, N], [N, 1], list(boxes[2]), layouts[2]) if tma_store else av
         launcher, descs = _launch_ws, (av, bv, cv)
     else:
         bv2 = bv if boxes[2] == boxes[1] else _GluonDescriptor(b, [N, K], [stride_b, 1], list(boxes[2]), layouts[2])
