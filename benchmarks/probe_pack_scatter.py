@@ -73,14 +73,14 @@ def _pack_scatter_kernel(x_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, row_w
         tl.store(ow + dst[:, None] + cols[None, :], v, mask=ok[:, None] & col_ok[None, :])
     else:
         q = pid - n_x_tiles
-        b = q // n_t_tiles
-        t = (q - b * n_t_tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
-        start, length = _sequence(len_ptr, len_ptr, b, stride_l, BLOCK_B, False)
-        n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - start, 0))
-        is_pad = (t >= n_valid) & (t < max_len)
-        v = tl.zeros([BLOCK_T, BLOCK_D], ow.dtype.element_ty) + pad.to(ow.dtype.element_ty)
-        dst = b.to(tl.int64) * stride_ob + t.to(tl.int64) * stride_ot
-        tl.store(ow + dst[:, None] + cols[None, :], v, mask=is_pad[:, None] & col_ok[None, :])
+        seq = q // n_t_tiles
+        tok = (q - seq * n_t_tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
+        first, length = _sequence(len_ptr, len_ptr, seq, stride_l, BLOCK_B, False)
+        n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - first, 0))
+        is_pad = (tok >= n_valid) & (tok < max_len)
+        fill = tl.zeros([BLOCK_T, BLOCK_D], ow.dtype.element_ty) + pad.to(ow.dtype.element_ty)
+        where = seq.to(tl.int64) * stride_ob + tok.to(tl.int64) * stride_ot
+        tl.store(ow + where[:, None] + cols[None, :], fill, mask=is_pad[:, None] & col_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "n_t_tiles"])
