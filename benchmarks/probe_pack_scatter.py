@@ -41,6 +41,7 @@ from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.kernels.access import POINTER, as_words, load_tile_3d, store_tile
 from lmkernels.kernels.packing import _sequence
 from lmkernels.ops import packing as packing_ops
+from lmkernels.reference import packing as packing_ref
 from lmkernels.runtime.device import describe_device
 
 
@@ -68,7 +69,7 @@ def _pack_scatter_kernel(x_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, row_w
         b = tl.sum(before.to(tl.int32), axis=1)
         start = tl.max(tl.where(before, ends[None, :], 0), axis=1)
         t = rows - start
-        ok = (b < n_seqs) & (t < max_len)
+        ok = (b < n_seqs) & (t < max_len) & (rows < n_rows)  # rows past x's end are the pad programs'
         dst = b.to(tl.int64) * stride_ob + t * stride_ot
         tl.store(ow + dst[:, None] + cols[None, :], v, mask=ok[:, None] & col_ok[None, :])
     else:
@@ -153,7 +154,13 @@ def check() -> None:
         x = torch.randn(max(n, 1), *trailing, device=DEV, generator=g).to(torch.bfloat16)
         want = lmkernels.pack_seq(x, lengths, max_len=max_len)
         got = pack_scatter(x, lengths, max_len)
-        assert torch.equal(got.view(torch.int16), want.view(torch.int16)), ("pack", B, L, trailing)
+        if not torch.equal(got.view(torch.int16), want.view(torch.int16)):
+            bad = (got.view(torch.int16) != want.view(torch.int16)).reshape(B, max_len, -1).any(-1).nonzero().tolist()
+            ref_rows = packing_ref.pack_seq(x.float(), lengths, max_len=max_len)
+            print("pack mismatch", B, L, trailing, n, max_len, "lengths", lengths.tolist(), "rows (b, t)", bad[:20],
+                  "committed == reference:", torch.equal(want.float(), ref_rows),
+                  "scatter == reference:", torch.equal(got.float(), ref_rows))
+            raise SystemExit(1)
         if n_cut == 0 and max_len == L and lengths.max() <= L:
             want_u = lmkernels.unpack_seq(want, lengths, num_tokens=n)
             got_u = unpack_spec(want, lengths, n)
