@@ -11,6 +11,14 @@ Prediction (written before the run): within +-5 % of the committed config at eve
 1-token tile (programs of pad rows then never wait for data) -0.1 to -0.2 µs on pack.
 
     python benchmarks/probe_pack_config.py [--rounds 2]
+
+--rule (second run, after the sweep): the sweep's winner at both decode rows, one token of at most
+512 words (4 KB) a program and one warp (the scatter pack 2.96 / 2.88 µs rotated / one set at
+9216-element rows, against 3.42 / 2.98 committed), at sizes past decode, to decide where it should
+stop: more sequences (B = 512), longer Lmax (16, 64) and the bench's B = 64 Lmax = 512 case.
+Prediction: the small tiles keep their lead while the call is one wave of programs (decode) and
+lose 5-15 % at B = 64 Lmax = 512 (32 resident 1-warp programs an SM, 4 KB each, under the bytes in
+flight a 120 MB copy needs); the unpack's speculative load loses wherever it reads pad rows from HBM.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import sys
 from pathlib import Path
 
 import torch
+import triton
 
 import lmkernels
 from lmkernels.bench import packing as packing_bench
@@ -41,10 +50,72 @@ def _use(config) -> None:
     packing_ops._fast_plans.clear()
 
 
+RULE_CASES = [(64, 4, 1, (72, 128)), (64, 4, 1, (36, 128)), (512, 4, 1, (72, 128)), (64, 16, 1, (72, 128)),
+              (256, 64, 1, (1024,)), (64, 512, 256, (1024,))]
+
+
+def small_tiles(row_words: int):
+    return 1, min(512, triton.next_power_of_2(row_words)), 1
+
+
+def rule(rounds: int) -> None:
+    copy = copy_bandwidth_gbs()
+    print(f"### pack / unpack: small one-warp tiles past decode, {describe_device()}\n")
+    print(f"copy bandwidth, measured in this run: {copy:.0f} GB/s; CUDA-graph medians a call (PDL on), median of "
+          f"{rounds} interleaved rounds; small = 1 token x min(512, row) words, 1 warp\n")
+    print("| op | shape | provider | µs rotated | µs one set | GB/s rotated | of copy |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for B, L, lo, trailing in RULE_CASES:
+        g = torch.Generator(device="cuda").manual_seed(4000 + B + L)
+        lengths = torch.randint(lo, L + 1, (B,), device="cuda", generator=g)
+        N = int(lengths.sum())
+        row_bytes = 2 * torch.Size(trailing).numel()
+        small = small_tiles(row_bytes // 8)
+        shape = f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}"
+
+        def x_set(i):
+            gi = torch.Generator(device="cuda").manual_seed(5000 + i)
+            return torch.randn(N, *trailing, device="cuda", generator=gi).to(torch.bfloat16)
+
+        pack = {"committed": (None, lambda x: lambda: lmkernels.pack_seq(x, lengths, max_len=L)),
+                "scatter, committed tiles": (None, lambda x: lambda: probe_pack_scatter.pack_scatter(x, lengths, L)),
+                "scatter, small": (None, lambda x: lambda: probe_pack_scatter.pack_scatter(x, lengths, L,
+                                                                                             config=small))}
+        unpack = {"committed": (None, lambda p: lambda: lmkernels.unpack_seq(p, lengths, num_tokens=N)),
+                  "committed kernel, small": (small, lambda p: lambda: lmkernels.unpack_seq(p, lengths, num_tokens=N)),
+                  "speculative load, small": (None, lambda p: lambda: probe_pack_scatter.unpack_spec(p, lengths, N,
+                                                                                                  config=small))}
+        for op, nbytes, providers in (("pack_seq", (B * L + N) * row_bytes, pack),
+                                      ("unpack_seq", 2 * N * row_bytes, unpack)):
+            k = n_input_sets(nbytes)
+            xs = [x_set(i) for i in range(k)]
+            if op == "unpack_seq":
+                _use(None)
+                xs = [lmkernels.pack_seq(x, lengths, 0.0, max_len=L) for x in xs]
+            times = {name: ([], []) for name in providers}
+            for _ in range(rounds):
+                for name, (config, make) in providers.items():
+                    _use(config)
+                    calls = [make(x) for x in xs]
+                    times[name][0].append(graph_us(calls))
+                    times[name][1].append(graph_us(calls[:1]))
+            for name in providers:
+                rot, warm = (statistics.median(v) for v in times[name])
+                gbs = nbytes / rot / 1e3
+                print(f"| {op} | {shape} | {name} | {rot:.2f} | {warm:.2f} | {gbs:.0f} | {gbs / copy:.3f} |",
+                      flush=True)
+            xs = None
+            torch.cuda.empty_cache()
+    _use(None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rule", action="store_true")
     args = ap.parse_args()
+    if args.rule:
+        return rule(args.rounds)
     copy = copy_bandwidth_gbs()
     print(f"### pack / unpack tile configs at decode, {describe_device()}\n")
     print(f"copy bandwidth, measured in this run: {copy:.0f} GB/s; CUDA-graph medians a call (PDL on), median of "

@@ -108,17 +108,17 @@ def _unpack_spec_kernel(packed_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, r
     store_tile(ow, v, row_end, row_words, stride_ot, (start + t0).to(tl.int32), d0, BLOCK_T, BLOCK_D, POINTER)
 
 
-def _geometry(t, lead, max_len, unpack):
+def _geometry(t, lead, max_len, config=None):
     row_bytes = t[(0,) * lead].numel() * t.element_size()
     w = packing_ops._word_bytes(row_bytes)
     dw = row_bytes // w
-    block_t, block_d, warps = packing_ops.copy_config(dw, w, max_len)
+    block_t, block_d, warps = config or packing_ops.copy_config(dw, w, max_len)
     return w, dw, block_t, block_d, warps
 
 
-def pack_scatter(x, lengths, max_len, pad_value=float("-inf")):
+def pack_scatter(x, lengths, max_len, pad_value=float("-inf"), config=None):
     B, N = lengths.shape[0], x.shape[0]
-    w, dw, block_t, block_d, warps = _geometry(x, 1, max_len, False)
+    w, dw, block_t, block_d, warps = _geometry(x, 1, max_len, config)
     out = torch.empty((B, max_len) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
     n_x, n_t = -(-N // block_t), -(-max_len // block_t)
     word = packing_ops.pad_word(pad_value, x.dtype, w)
@@ -129,9 +129,9 @@ def pack_scatter(x, lengths, max_len, pad_value=float("-inf")):
     return out
 
 
-def unpack_spec(packed, lengths, num_tokens):
+def unpack_spec(packed, lengths, num_tokens, config=None):
     B, L = packed.shape[0], packed.shape[1]
-    w, dw, block_t, block_d, warps = _geometry(packed, 2, L, True)
+    w, dw, block_t, block_d, warps = _geometry(packed, 2, L, config)
     out = torch.empty((num_tokens,) + tuple(packed.shape[2:]), device=packed.device, dtype=packed.dtype)
     n_t = -(-L // block_t)
     _unpack_spec_kernel[(B * n_t, -(-dw // block_d))](
