@@ -153,14 +153,78 @@ def test_programs_write_only_their_own_sequence(monkeypatch, mode):
     skip_unavailable(mode)
     for name in ("_pack", "_pack_desc", "_unpack", "_unpack_desc"):
         monkeypatch.setattr(pk, name, _FirstSequenceOnly(getattr(pk, name)))
+    monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", 0)  # the wide tiles: 8 tokens a program
     lengths = lengths_tensor([5, 3, 4])  # 8-token tiles: sequence 0's tile covers rows 0-7
     x = random_rows(12, (8, 128), torch.bfloat16, seed_of("own rows", mode))
-    packed = lmkernels.pack_seq(x, lengths, 0.0, max_len=6, access=mode)
-    assert_bits(packed[0], ref.pack_seq(x, lengths, 0.0, max_len=6)[0])
-    assert bool((packed[1:].view(torch.uint8) == SENTINEL).all()), "a program wrote another sequence's rows"
+    if mode != "pointer":  # pointer mode packs through _pack_rows_kernel: test_pack_rows_programs_split_the_rows
+        packed = lmkernels.pack_seq(x, lengths, 0.0, max_len=6, access=mode)
+        assert_bits(packed[0], ref.pack_seq(x, lengths, 0.0, max_len=6)[0])
+        assert bool((packed[1:].view(torch.uint8) == SENTINEL).all()), "a program wrote another sequence's rows"
     out = lmkernels.unpack_seq(ref.pack_seq(x, lengths, 0.0, max_len=6), lengths, num_tokens=12, access=mode)
     assert_bits(out[:5], x[:5], "unpack_seq")
     assert bool((out[5:].view(torch.uint8) == SENTINEL).all()), "a program wrote another sequence's rows"
+
+
+class _RowsKernelPart:
+    """A Launcher stand-in for _pack_rows_kernel that runs only its data programs (grid axis 0 cut
+    to the x tiles) or only its pad programs (no x tiles), never through the fast path."""
+
+    def __init__(self, real, part):
+        self.real, self.part = real, part
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def fast(self, *args):
+        return False
+
+    def __call__(self, dev, grid, args, consts, num_warps=4, pdl=False):
+        n_x, n_t, B = args[-2], args[-1], args[4]
+        if self.part == "data":
+            self.real(dev, (n_x, grid[1]), args, consts, num_warps=num_warps, pdl=pdl)
+        else:
+            self.real(dev, (B * n_t, grid[1]), args[:-2] + (0, n_t), consts, num_warps=num_warps, pdl=pdl)
+
+
+@pytest.mark.parametrize("tiles", ["small", "wide"])
+@pytest.mark.parametrize("part", ["data", "pad"])
+def test_pack_rows_programs_split_the_rows(monkeypatch, part, tiles):
+    """_pack_rows_kernel's data programs write exactly the rows holding tokens and its pad programs
+    exactly the others: run alone, each leaves the other's rows poisoned. Zeros, a truncated
+    sequence (9 > max_len 7) and x shorter than sum(lengths) (its last 3 tokens are pad)."""
+    monkeypatch.setattr(pk, "_pack_rows", _RowsKernelPart(pk._pack_rows, part))
+    monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", 10**6 if tiles == "small" else 0)
+    lengths = lengths_tensor(LENGTHS)
+    x = random_rows(sum(LENGTHS) - 3, (8, 16), torch.bfloat16, seed_of("rows kernel", part))
+    got = lmkernels.pack_seq(x, lengths, 0.0, max_len=7)
+    want = ref.pack_seq(x, lengths, float("nan"), max_len=7)
+    is_pad = torch.isnan(want.float()).all(-1).all(-1)  # [B, Lmax]
+    assert bool(is_pad.any()) and bool((~is_pad).any())
+    written = is_pad if part == "pad" else ~is_pad
+    assert_bits(got[written], want[written] if part == "data" else torch.zeros_like(got[written]))
+    assert bool((got[~written].view(torch.uint8) == SENTINEL).all()), f"a {part} program wrote another row"
+
+
+@pytest.mark.parametrize("B", [1, 17, 300])
+def test_small_and_wide_tiles_agree(monkeypatch, B):
+    """Both tile sets (small_config: one token, one warp; copy_config's wide ones), both pack
+    kernels (_pack_rows_kernel up to INLINE_MAX_B sequences, _pack_kernel past it), bit-exact: zero
+    and truncated lengths, an unpack tail past sum(lengths). B = 17: a seq_block of 32 with 15
+    lanes past B."""
+    gen = torch.Generator(device=DEVICE).manual_seed(B)
+    lengths = torch.randint(0, 7, (B,), device=DEVICE, generator=gen)
+    N = int(lengths.sum())
+    x = random_rows(max(N, 1), (3, 8), torch.float16, seed_of("tiles", B))
+    want = ref.pack_seq(x, lengths, -2.0, max_len=5)
+    for resident, inline_max in ((10**6, 1024), (0, 1024), (10**6, 4), (0, 4)):
+        monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", resident)
+        monkeypatch.setattr(pk, "INLINE_MAX_B", inline_max)
+        monkeypatch.setattr(pk, "_plans", {})
+        monkeypatch.setattr(pk, "_fast_plans", {})
+        got = lmkernels.pack_seq(x, lengths, -2.0, max_len=5)
+        assert_bits(got, want)
+        assert_bits(lmkernels.unpack_seq(got, lengths, num_tokens=N + 2), ref.unpack_seq(got, lengths, num_tokens=N + 2),
+                    "unpack_seq")
 
 
 def test_rows_past_x_end_are_pad():
@@ -348,12 +412,12 @@ def test_repeat_calls_skip_tritons_launch(B):
     x = random_rows(3 * B, (8, 128), torch.bfloat16, 21)
     p = lmkernels.pack_seq(x, lengths, max_len=4)
     lmkernels.unpack_seq(p, lengths, num_tokens=3 * B)
-    misses = (pk._pack.misses, pk._unpack.misses, pk._starts.misses)
+    misses = (pk._pack.misses, pk._pack_rows.misses, pk._unpack.misses, pk._starts.misses)
     for _ in range(3):
         p = lmkernels.pack_seq(x, lengths, max_len=4)
         assert_bits(p, ref.pack_seq(x, lengths, max_len=4))
         assert_bits(lmkernels.unpack_seq(p, lengths, num_tokens=3 * B), x, "unpack_seq")
-    assert (pk._pack.misses, pk._unpack.misses, pk._starts.misses) == misses
+    assert (pk._pack.misses, pk._pack_rows.misses, pk._unpack.misses, pk._starts.misses) == misses
 
 
 # ---------------------------------------------------------------- bad inputs

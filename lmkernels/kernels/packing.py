@@ -7,9 +7,20 @@ flattened trailing dims, moved as WORD_BYTES-byte integers (access.as_words): th
 every dtype moves bit-exactly (NaN payloads, -0.0, fp8, uint8) and a bf16 row of 9216 elements is
 2304 8-byte words, read in 16-byte vectors. D and the strides below are in words.
 
-Grid: axis 0 is (sequence b, token tile) with the token tiles of a sequence adjacent, axis 1 the
-word tiles of a row. Program (b, tt, dt) owns the [BLOCK_T, BLOCK_D] tile at tokens
-[tt BLOCK_T, ...) of sequence b, words [dt BLOCK_D, ...) of a row.
+Two pack kernels. _pack_rows_kernel (pointer mode, B <= INLINE_MAX_B: the common call) indexes
+its data programs by x's rows, so that their load does not wait for the lengths: program r0 loads x
+rows [r0, r0 + BLOCK_T) at once and, in parallel, all the lengths (one BLOCK_B-wide load); their
+inclusive cumsum `ends` gives each row r its sequence b = #{ends <= r} (empty sequences skipped) and
+start (the largest end <= r, or 0); the row goes to out[b, r - start] when r - start < Lmax. Its
+other programs, one a packed (b, token tile), store the pad rows (t >= the sequence's valid count)
+and read only the lengths. Every x row is read once, a truncated sequence's rows past Lmax too
+(loaded before the lengths say so, then dropped). At decode this takes one L2 round trip off each
+program's chain (H100, B = 64, Lmax = 4, 9216-element rows: 3.46 -> 2.98 µs rotated, with the
+one-warp tiles of ops/packing.py small_config; benchmarks/results/h100/probe_pack_rule.md).
+_pack_kernel (the other access modes, and B > INLINE_MAX_B) and _unpack_kernel index programs by
+the packed tile: grid axis 0 is (sequence b, token tile) with the token tiles of a sequence
+adjacent, axis 1 the word tiles of a row. Program (b, tt, dt) owns the [BLOCK_T, BLOCK_D] tile at
+tokens [tt BLOCK_T, ...) of sequence b, words [dt BLOCK_D, ...) of a row.
 
 Sequence starts without a serial loop. start_b = sum(max(lengths[i], 0) for i < b) is a masked sum
 over lengths[0:b] in BLOCK_B-wide vectors (one L2-resident load for B <= BLOCK_B, at most
@@ -23,12 +34,13 @@ Which rows hold data. pack: token t of sequence b is x row start_b + t where t <
 everything else in the packed tile is the pad word. unpack: out row start_b + t comes from
 packed[b, t] where t < min(len_b, Lmax); out rows that no packed row fills (tokens of a sequence
 past Lmax, and for the last sequence the rows past sum(lengths) up to num_tokens) are written 0.
-Each program writes only its own sequence's rows: pointer and block_ptr bound their tiles with
-the sequence's row limits; descriptor boxes clip at the tensor's shape only, so unpack stores a
-sequence's partial last tile through pointers (the box load stays: its extra rows are replaced).
+In the tile-indexed kernels each program writes only its own sequence's rows: pointer and
+block_ptr bound their tiles with the sequence's row limits; descriptor boxes clip at the tensor's
+shape only, so unpack stores a sequence's partial last tile through pointers (the box load stays:
+its extra rows are replaced).
 
 A tile with no data (all pad) loads from an out-of-bounds row: nothing is read in any mode (TMA
-fills out-of-bounds boxes without touching memory), so pack reads only the tokens it copies.
+fills out-of-bounds boxes without touching memory), so _pack_kernel reads only the tokens it copies.
 
 USE_PDL (programmatic dependent launch, sm90+): every operand, the lengths included, may be the
 previous kernel's output, so nothing is read before gdc_wait; then the next kernel may launch
@@ -101,6 +113,56 @@ def _pack_kernel(x_view, out_view, len_ptr, starts_ptr, n_rows, n_seqs, max_len,
     v = tl.where(t < n_valid, v, pad)
     store_tile_3d(ow, v[None, :, :], n_seqs, max_len, row_words, stride_ob, stride_ot, b, t0, d0,
                   1, BLOCK_T, BLOCK_D, ACCESS)
+
+
+@triton.jit
+def _row_sequences(len_ptr, rows, n_rows, n_seqs, stride_l, BLOCK_B: tl.constexpr):
+    """For each x row in `rows` (int64, [BLOCK_T]): (its sequence b, int32; its token t within it,
+    int64), from all n_seqs <= BLOCK_B lengths in one load. A length counts as max(0, min(len, N)):
+    the same rows below N, and the cumsum cannot overflow. Rows at or past sum(lengths) get
+    b = BLOCK_B (>= n_seqs: no sequence)."""
+    i = tl.arange(0, BLOCK_B)
+    lens = tl.load(len_ptr + i.to(tl.int64) * stride_l, mask=i < n_seqs, other=0).to(tl.int64)
+    ends = tl.cumsum(tl.minimum(tl.maximum(lens, 0), n_rows), axis=0)  # past n_seqs: the total
+    before = ends[None, :] <= rows[:, None]  # [BLOCK_T, BLOCK_B]: sequences that end at or before r
+    b = tl.sum(before.to(tl.int32), axis=1)
+    start = tl.max(tl.where(before, ends[None, :], 0), axis=1)
+    return b, rows - start
+
+
+@triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "pad", "n_x_tiles", "n_t_tiles"])
+def _pack_rows_kernel(x_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, row_words, stride_xt, stride_ob, stride_ot,
+                      stride_l, pad, n_x_tiles, n_t_tiles,
+                      BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_B: tl.constexpr, WORD_BYTES: tl.constexpr,
+                      USE_PDL: tl.constexpr = False):
+    """pack_seq in pointer mode for n_seqs <= BLOCK_B (module docstring): programs [0, n_x_tiles)
+    copy x rows, the next n_seqs x n_t_tiles store the pad rows of packed tiles (b, token tile)."""
+    if USE_PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+    pid = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    col_ok = cols < row_words
+    xw = as_words(x_ptr, WORD_BYTES, POINTER)
+    ow = as_words(out_ptr, WORD_BYTES, POINTER)
+    if pid < n_x_tiles:
+        rows = pid.to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
+        in_x = rows < n_rows
+        v = tl.load(xw + rows[:, None] * stride_xt + cols[None, :], mask=in_x[:, None] & col_ok[None, :])
+        b, t = _row_sequences(len_ptr, rows, n_rows, n_seqs, stride_l, BLOCK_B)
+        keep = in_x & (b < n_seqs) & (t < max_len)
+        dst = b.to(tl.int64) * stride_ob + t * stride_ot
+        tl.store(ow + dst[:, None] + cols[None, :], v, mask=keep[:, None] & col_ok[None, :])
+    else:
+        q = pid - n_x_tiles
+        seq = q // n_t_tiles
+        tok = (q - seq * n_t_tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
+        first, length = _sequence(len_ptr, len_ptr, seq, stride_l, BLOCK_B, False)
+        n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - first, 0))
+        is_pad = (tok >= n_valid) & (tok < max_len)
+        fill = tl.zeros([BLOCK_T, BLOCK_D], ow.dtype.element_ty) + pad.to(ow.dtype.element_ty)
+        at = seq.to(tl.int64) * stride_ob + tok.to(tl.int64) * stride_ot
+        tl.store(ow + at[:, None] + cols[None, :], fill, mask=is_pad[:, None] & col_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "n_t_tiles"])

@@ -22,14 +22,17 @@ import math
 import torch
 import triton
 
-from ..kernels.packing import _pack_kernel, _seq_starts_kernel, _unpack_kernel
+from ..kernels.packing import _pack_kernel, _pack_rows_kernel, _seq_starts_kernel, _unpack_kernel
 from ..runtime import access as _access
+from ..runtime.device import num_sms
 from ..runtime.launch import Launcher
 from ._common import check_runnable, check_same_device, cpu_interpreted, resolve_pdl, use_dispatcher
 
 # x, out, lengths, starts | N, B, Lmax | D, stride_xt, stride_ob, stride_ot, stride_l | pad, token tiles
 _pack = Launcher(_pack_kernel, "tttt" "nnn" "iiiii" "nn")
 _pack_desc = Launcher(_pack_kernel, "ddtt" "nnn" "iiiii" "nn")  # access="descriptor"
+# x, out, lengths | N, B, Lmax | D, stride_xt, stride_ob, stride_ot, stride_l | pad, x tiles, token tiles
+_pack_rows = Launcher(_pack_rows_kernel, "ttt" "nnn" "iiiii" "nnn")  # pointer mode, B <= INLINE_MAX_B
 # packed, out, out (pointer), lengths, starts | N, B, Lmax | D, stride_pb, stride_pt, stride_ot, stride_l | token tiles
 _unpack = Launcher(_unpack_kernel, "ttttt" "nnn" "iiiii" "n")
 _unpack_desc = Launcher(_unpack_kernel, "ddttt" "nnn" "iiiii" "n")
@@ -55,6 +58,13 @@ SCAN_BLOCK = 1024
 ROW_TILE_BYTES = 4096
 TILE_BYTES = 16384
 MAX_TILE_WORDS = 4096
+# Small calls (decode) are latency chains, not bandwidth: where the whole grid of one-token,
+# ROW_TILE_BYTES, one-warp programs is resident at once (RESIDENT_PROGRAMS a multiprocessor: the
+# H100's 32-block limit, 4224 programs), pointer mode takes those instead of the 16 KB tiles. H100
+# (probe_pack_config.md, probe_pack_rule.md), B = 64, Lmax = 4, 9216-element rows: pack 3.46 ->
+# 2.98 µs rotated, unpack 3.32 -> 3.22; one program an SM more than that (B = 64, Lmax = 16: 7865
+# programs) and they lose 10 % (pack) and 40 % on one input set (unpack).
+RESIDENT_PROGRAMS = 32
 
 _Tensor = torch.Tensor
 _plans: dict = {}
@@ -84,32 +94,61 @@ def copy_config(row_words: int, word_bytes: int, max_len: int, descriptor: bool 
     return block_t, block_d, warps
 
 
-def _plan(row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode=_access.POINTER, use_pdl=False):
-    """(BLOCK_T, BLOCK_D, num_warps, constexprs, fast-path meta id, word tiles, use PDL) for one
-    geometry, cached; None when a row needs more word tiles than grid axis 1 takes. use_pdl: already
-    resolved (resolve_pdl)."""
-    key = (row_words, w, lmax, many_seqs, dt, ldt, dev, unpack, mode, use_pdl)
+def small_config(row_words: int, word_bytes: int) -> tuple[int, int, int]:
+    """(BLOCK_T, BLOCK_D, num_warps) for a call whose grid is one wave (RESIDENT_PROGRAMS): one
+    token, at most ROW_TILE_BYTES of its row, one warp (the decode sweep's winner for both ops; a
+    9216-element bf16 row is 5 tiles of 512 words, the last half masked: 1 x 256 gave 4.77 µs, 1 x
+    512 2.96, as 2304 programs against 2030)."""
+    return 1, min(ROW_TILE_BYTES // word_bytes, triton.next_power_of_2(row_words)), 1
+
+
+def _plan(row_words, w, lmax, seq_block, dt, ldt, dev, unpack, mode=_access.POINTER, use_pdl=False, small=False):
+    """(BLOCK_T, BLOCK_D, num_warps, constexprs, fast-path meta id, word tiles, use PDL, rows kernel)
+    for one geometry, cached; None when a row needs more word tiles than grid axis 1 takes.
+    seq_block: pack_seq in pointer mode with B <= INLINE_MAX_B: _pack_rows_kernel's BLOCK_B (a power
+    of two >= B, _seq_block); otherwise 0, or -1 beyond INLINE_MAX_B sequences (the starts kernel
+    first). small: small_config's tiles (pointer mode). use_pdl: already resolved (resolve_pdl)."""
+    key = (row_words, w, lmax, seq_block, dt, ldt, dev, unpack, mode, use_pdl, small)
     plan = _plans.get(key)
     if plan is None:
-        block_t, block_d, warps = copy_config(row_words, w, lmax, mode == _access.DESCRIPTOR)
+        if small:
+            block_t, block_d, warps = small_config(row_words, w)
+        else:
+            block_t, block_d, warps = copy_config(row_words, w, lmax, mode == _access.DESCRIPTOR)
         n_d = -(-row_words // block_d)
         if n_d > MAX_GRID_Y:
             return None
-        consts = (block_t, block_d, BLOCK_B, w, many_seqs, mode, use_pdl)
+        rows_kernel = seq_block > 0
+        many_seqs = seq_block < 0
         sdt = torch.int64 if many_seqs else ldt
-        if unpack:
+        if rows_kernel:
+            consts = (block_t, block_d, seq_block, w, use_pdl)
+            meta = _pack_rows.meta_id(consts, warps, 1, (dt, dt, ldt), use_pdl)
+        elif unpack:
+            consts = (block_t, block_d, BLOCK_B, w, many_seqs, mode, use_pdl)
             meta = _unpack.meta_id(consts, warps, 1, (dt, dt, dt, ldt, sdt), use_pdl)
         else:
+            consts = (block_t, block_d, BLOCK_B, w, many_seqs, mode, use_pdl)
             meta = _pack.meta_id(consts, warps, 1, (dt, dt, ldt, sdt), use_pdl)
-        plan = _plans[key] = (block_t, block_d, warps, consts, meta, n_d, use_pdl)
+        plan = _plans[key] = (block_t, block_d, warps, consts, meta, n_d, use_pdl, rows_kernel)
     return plan
 
 
-def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack, pdl):
-    """For the fast paths (contiguous rows of known shape): (widest word the row allows, row words,
-    _plan's tuple...), cached under the row's shape and the pdl request (None or a bool); None where
-    the careful path must decide (bad dtypes, empty rows, rows too long)."""
-    key = (trailing, lmax, many_seqs, dt, ldt, dev, unpack, pdl)
+def _seq_block(B: int, rows_kernel_allowed: bool) -> int:
+    """_plan's seq_block for B sequences: a power of two >= max(B, 16) for _pack_rows_kernel, else 0
+    (inline sums) or -1 (beyond INLINE_MAX_B)."""
+    if B > INLINE_MAX_B:
+        return -1
+    return max(16, 1 << (B - 1).bit_length()) if rows_kernel_allowed else 0
+
+
+def _fast_plan(trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl):
+    """For the fast paths (contiguous rows of known shape, pointer mode): (widest word the row
+    allows, row words, the most grid rows the small tiles serve in one wave, small plan, plan),
+    cached under the row's shape and the pdl request (None or a bool); grid rows are x's rows plus
+    B x Lmax (pack) or B x Lmax (unpack). None where the careful path must decide (bad dtypes,
+    empty rows, rows too long)."""
+    key = (trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl)
     plan = _fast_plans.get(key)
     if plan is None:
         if dt not in DTYPES or ldt not in LEN_DTYPES:
@@ -117,11 +156,20 @@ def _fast_plan(trailing, lmax, many_seqs, dt, ldt, dev, unpack, pdl):
         row_bytes = math.prod(trailing) * dt.itemsize
         w = _word_bytes(row_bytes)
         dw = row_bytes // w
-        inner = _plan(dw, w, lmax, many_seqs, dt, ldt, dev, unpack, _access.POINTER, resolve_pdl(pdl, dev)) if dw else None
-        if inner is None:
+        if not dw:
             return None
-        plan = _fast_plans[key] = (w, dw, *inner)
+        use_pdl = resolve_pdl(pdl, dev)
+        big = _plan(dw, w, lmax, seq_block, dt, ldt, dev, unpack, _access.POINTER, use_pdl)
+        small = _plan(dw, w, lmax, seq_block, dt, ldt, dev, unpack, _access.POINTER, use_pdl, True)
+        if big is None or small is None:
+            return None
+        plan = _fast_plans[key] = (w, dw, _small_rows(small, dev), small, big)
     return plan
+
+
+def _small_rows(small_plan, dev) -> int:
+    """The most grid rows (token tiles of one token) small_config serves: one wave of programs."""
+    return RESIDENT_PROGRAMS * num_sms(max(dev, 0)) // small_plan[5]
 
 
 def _check_pad(pad_value, dtype) -> None:
@@ -266,25 +314,36 @@ def pack_impl(x, lengths, pad_value, max_len, access, pdl=None):
         if len(ls) == 1 and 0 < max_len <= MAX_I32 and 0 < n <= MAX_I32:
             B = ls[0]
             dt = x.dtype
-            plan = _fast_plans.get((xs[1:], 1 << (max_len - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev,
-                                    False, pdl))
+            sb = max(16, 1 << (B - 1).bit_length()) if B <= INLINE_MAX_B else -1  # _seq_block, inline
+            lb = 1 << (max_len - 1).bit_length()
+            plan = _fast_plans.get((xs[1:], lb, sb, dt, lengths.dtype, dev, False, pdl))
             if plan is None:
-                plan = _fast_plan(xs[1:], 1 << (max_len - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev,
-                                  False, pdl)
+                plan = _fast_plan(xs[1:], lb, sb, dt, lengths.dtype, dev, False, pdl)
             if plan is not None and B > 0:
-                w, dw, block_t, _, warps, consts, meta, n_d, use_pdl = plan
+                w, dw, small_rows, small, big = plan
+                block_t, _, warps, consts, meta, n_d, use_pdl, rows_kernel = (small if n + B * max_len <= small_rows
+                                                                              else big)
                 n_t = -(-max_len // block_t)
                 out = _alloc(x, (B, max_len) + xs[1:])
                 word = _pad_words.get((pad_value, math.copysign(1.0, pad_value), dt, w))
                 if word is None:
                     word = pad_word(pad_value, dt, w)
                 if (x.data_ptr() | out.data_ptr()) & (w - 1) == 0 and max_len * dw <= MAX_I32 and B * n_t <= MAX_I32:
-                    starts = lengths if B <= INLINE_MAX_B else _starts_for(lengths, B, dev)
-                    args = (x, out, lengths, starts, n, B, max_len, dw, dw, max_len * dw, dw, lengths.stride(0), word,
-                            n_t)
-                    if not _pack.fast(dev, meta, B * n_t, n_d, *args):
-                        _pack(dev, (B * n_t, n_d), args, consts, num_warps=warps, pdl=use_pdl)
-                    return out
+                    if rows_kernel:
+                        n_x = -(-n // block_t)
+                        if n_x + B * n_t <= MAX_I32:
+                            args = (x, out, lengths, n, B, max_len, dw, dw, max_len * dw, dw, lengths.stride(0), word,
+                                    n_x, n_t)
+                            if not _pack_rows.fast(dev, meta, n_x + B * n_t, n_d, *args):
+                                _pack_rows(dev, (n_x + B * n_t, n_d), args, consts, num_warps=warps, pdl=use_pdl)
+                            return out
+                    else:
+                        starts = lengths if B <= INLINE_MAX_B else _starts_for(lengths, B, dev)
+                        args = (x, out, lengths, starts, n, B, max_len, dw, dw, max_len * dw, dw, lengths.stride(0),
+                                word, n_t)
+                        if not _pack.fast(dev, meta, B * n_t, n_d, *args):
+                            _pack(dev, (B * n_t, n_d), args, consts, num_warps=warps, pdl=use_pdl)
+                        return out
     return _pack_careful(x, lengths, pad_value, max_len, access, pdl)
 
 
@@ -310,7 +369,7 @@ def _pack_careful(x, lengths, pad_value, max_len, access, pdl):
     xw = x2.as_strided((N, D), (sx * w // e, 1)).view(_WORDS[w])
     ow = out.view(B, max_len, D).view(_WORDS[w])
     dev = x.get_device()
-    mode, plan = _careful_plan(access, dw, w, max_len, B, x.dtype, lengths.dtype, dev, False, use_pdl,
+    mode, plan = _careful_plan(access, dw, w, max_len, B, N + B * max_len, x.dtype, lengths.dtype, dev, False, use_pdl,
                                lambda bd: [("x", xw, sx, bd), ("out", ow, [max_len * dw, dw], bd)])
     word = pad_word(pad_value, x.dtype, w)
     if mode == _access.DESCRIPTOR:
@@ -324,15 +383,24 @@ def _pack_careful(x, lengths, pad_value, max_len, access, pdl):
     return out
 
 
-def _careful_plan(access, dw, w, lmax, B, dt, ldt, dev, unpack, use_pdl, operands):
+def _careful_plan(access, dw, w, lmax, B, grid_rows, dt, ldt, dev, unpack, use_pdl, operands):
     """(access mode, plan for it). operands(box width) -> access.resolve's operands: the width is
-    the descriptor config's, which a descriptor launch would use."""
+    the descriptor config's, which a descriptor launch would use. Pointer mode: pack takes
+    _pack_rows_kernel up to INLINE_MAX_B sequences, and both ops small_config's tiles where
+    grid_rows (pack: N + B x Lmax, unpack: B x Lmax) fit one wave of them."""
     lb = 1 << (lmax - 1).bit_length()
-    dplan = _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, _access.DESCRIPTOR, use_pdl)
+    tiled = -1 if B > INLINE_MAX_B else 0
+    dplan = _plan(dw, w, lb, tiled, dt, ldt, dev, unpack, _access.DESCRIPTOR, use_pdl)
     if dplan is None:
         raise ValueError(f"a row of {dw} words of {w} bytes needs more than {MAX_GRID_Y} tiles")
     mode = _access.resolve(access, operands(dplan[1]))
-    return mode, _plan(dw, w, lb, B > INLINE_MAX_B, dt, ldt, dev, unpack, mode, use_pdl)
+    if mode != _access.POINTER:
+        return mode, _plan(dw, w, lb, tiled, dt, ldt, dev, unpack, mode, use_pdl)
+    sb = tiled if unpack else _seq_block(B, True)
+    small = _plan(dw, w, lb, sb, dt, ldt, dev, unpack, mode, use_pdl, True)
+    if small is not None and grid_rows <= _small_rows(small, dev):
+        return mode, small
+    return mode, _plan(dw, w, lb, sb, dt, ldt, dev, unpack, mode, use_pdl)
 
 
 def _starts_for(lengths, B: int, dev: int):
@@ -353,10 +421,16 @@ def _grid(B: int, n_t: int) -> int:
 
 
 def _launch_pack(lengths, B, N, max_len, dw, sx, word, plan, dev, xv, ov, launcher) -> None:
-    """The careful path's launch (the fast path launches inline)."""
-    block_t, _, warps, consts, _, n_d, use_pdl = plan
+    """The careful path's launch (the fast path launches inline): _pack_rows_kernel where the plan
+    says so (pointer mode), else `launcher`."""
+    block_t, _, warps, consts, _, n_d, use_pdl, rows_kernel = plan
     n_t = -(-max_len // block_t)
     g0 = _grid(B, n_t)
+    if rows_kernel:
+        n_x = -(-N // block_t)
+        args = (xv, ov, lengths, N, B, max_len, dw, sx, max_len * dw, dw, lengths.stride(0), word, n_x, n_t)
+        _pack_rows(dev, (_grid(1, n_x + g0), n_d), args, consts, num_warps=warps, pdl=use_pdl)
+        return
     args = (xv, ov, lengths, _starts_for(lengths, B, dev), N, B, max_len, dw, sx, max_len * dw, dw, lengths.stride(0),
             word, n_t)
     launcher(dev, (g0, n_d), args, consts, num_warps=warps, pdl=use_pdl)
@@ -376,13 +450,13 @@ def unpack_impl(packed, lengths, num_tokens, access, pdl=None):
         B, L = ps[0], ps[1]
         if lengths.shape == (B,) and B > 0 and 0 < L <= MAX_I32 and 0 < num_tokens <= MAX_I32:
             dt = packed.dtype
-            plan = _fast_plans.get((ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True,
-                                    pdl))
+            tiled = -1 if B > INLINE_MAX_B else 0
+            plan = _fast_plans.get((ps[2:], 1 << (L - 1).bit_length(), tiled, dt, lengths.dtype, dev, True, pdl))
             if plan is None:
-                plan = _fast_plan(ps[2:], 1 << (L - 1).bit_length(), B > INLINE_MAX_B, dt, lengths.dtype, dev, True,
-                                  pdl)
+                plan = _fast_plan(ps[2:], 1 << (L - 1).bit_length(), tiled, dt, lengths.dtype, dev, True, pdl)
             if plan is not None:
-                w, dw, block_t, _, warps, consts, meta, n_d, use_pdl = plan
+                w, dw, small_rows, small, big = plan
+                block_t, _, warps, consts, meta, n_d, use_pdl, _ = small if B * L <= small_rows else big
                 n_t = -(-L // block_t)
                 out = _alloc(packed, (num_tokens,) + ps[2:])
                 if (packed.data_ptr() | out.data_ptr()) & (w - 1) == 0 and L * dw <= MAX_I32 and B * n_t <= MAX_I32:
@@ -418,7 +492,7 @@ def _unpack_careful(packed, lengths, num_tokens, access, pdl):
     pw = p3.as_strided((B, L, D), (sb * w // e, st * w // e, 1)).view(_WORDS[w])
     o2 = out.view(num_tokens, D).view(_WORDS[w])
     dev = packed.get_device()
-    mode, plan = _careful_plan(access, dw, w, L, B, packed.dtype, lengths.dtype, dev, True, use_pdl,
+    mode, plan = _careful_plan(access, dw, w, L, B, B * L, packed.dtype, lengths.dtype, dev, True, use_pdl,
                                lambda bd: [("packed", pw, [sb, st], bd), ("out", o2, dw, bd)])
     if mode == _access.DESCRIPTOR:
         from triton.tools.tensor_descriptor import TensorDescriptor
@@ -432,7 +506,7 @@ def _unpack_careful(packed, lengths, num_tokens, access, pdl):
 
 
 def _launch_unpack(out, lengths, B, N, L, dw, sb, st, so, plan, dev, pv, ov, launcher) -> None:
-    block_t, _, warps, consts, _, n_d, use_pdl = plan
+    block_t, _, warps, consts, _, n_d, use_pdl, _ = plan
     n_t = -(-L // block_t)
     g0 = _grid(B, n_t)
     args = (pv, ov, out, lengths, _starts_for(lengths, B, dev), N, B, L, dw, sb, st, so, lengths.stride(0), n_t)
