@@ -12,6 +12,10 @@ Prediction (written before the run): within +-5 % of the committed config at eve
 
     python benchmarks/probe_pack_config.py [--rounds 2]
 
+Both runs (results/h100/probe_pack_config.md, probe_pack_rule.md) were on the tree before pack's
+row-indexed kernel landed (ops/packing.py then had copy_config only): their "committed" rows are
+the tile-indexed kernels with copy_config's tiles. On later trees "committed" is pack_seq as it is.
+
 --rule (second run, after the sweep): the sweep's winner at both decode rows, one token of at most
 512 words (4 KB) a program and one warp (the scatter pack 2.96 / 2.88 µs rotated / one set at
 9216-element rows, against 3.42 / 2.98 committed), at sizes past decode, to decide where it should
@@ -40,12 +44,15 @@ from lmkernels.runtime.device import describe_device
 sys.path.insert(0, str(Path(__file__).parent))
 import probe_pack_scatter  # noqa: E402
 
-_committed_config = packing_ops.copy_config
+_committed = packing_ops.copy_config, packing_ops.small_config
 
 
 def _use(config) -> None:
-    """Make every plan take `config` (None: the committed copy_config)."""
-    packing_ops.copy_config = _committed_config if config is None else (lambda *a, **k: config)
+    """Make every plan take `config` (None: the committed copy_config / small_config)."""
+    if config is None:
+        packing_ops.copy_config, packing_ops.small_config = _committed
+    else:
+        packing_ops.copy_config = packing_ops.small_config = lambda *a, **k: config
     packing_ops._plans.clear()
     packing_ops._fast_plans.clear()
 
@@ -130,7 +137,7 @@ def main() -> None:
         N = int(lengths.sum())
         row_bytes = 2 * torch.Size(trailing).numel()
         shape = f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}"
-        default = _committed_config(row_bytes // 8, 8, L)
+        default = _committed[0](row_bytes // 8, 8, L)
 
         def x_set(i):
             gi = torch.Generator(device="cuda").manual_seed(5000 + i)

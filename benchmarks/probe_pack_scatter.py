@@ -24,6 +24,9 @@ Prediction (written before the run): the lengths' round trip is ~0.3-0.5 µs of 
 -0.3 µs, rotated +0.2 to +0.4 (the pad rows' HBM bytes).
 
     python benchmarks/probe_pack_scatter.py [--rounds 3]
+
+Ran (results/h100/probe_pack_scatter.md) on the tree before the row-indexed kernel landed in
+kernels/packing.py as _pack_rows_kernel; on later trees "committed" pack is that kernel.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from lmkernels.kernels.context_parallel import _correct_attn_out_kernel, _merge_attn_states_kernel
 from lmkernels.kernels.norm import _rms_norm_kernel
-from lmkernels.kernels.packing import _pack_kernel, _seq_starts_kernel, _unpack_kernel
+from lmkernels.kernels.packing import _pack_kernel, _pack_rows_kernel, _seq_starts_kernel, _unpack_kernel
 from lmkernels.kernels.activation import _gated_act_kernel
 from lmkernels.kernels.kv_cache import _reshape_and_cache_kernel
 from lmkernels.kernels.rotary import _rope_kernel
@@ -159,6 +159,18 @@ for target in TARGETS:
     sig.update({k: "constexpr" for k in consts})
     compile_one("pack_seq uint8 rows of 7 (1-byte words)", _pack_kernel, sig, consts, {(i,): D16 for i in (0, 1, 2, 3)},
                 target, 1)
+    # pack_seq's row-indexed kernel (pointer mode): decode's one-warp tiles (1 token x 512 words, 64
+    # sequences) and the wide ones (8 x 256, 4 warps, 1024 sequences)
+    for block_t, block_d, block_b, warps in ((1, 512, 64, 1), (8, 256, 1024, 4)):
+        pdl = target == "sm90"
+        consts = {"stride_l": 1, "BLOCK_T": block_t, "BLOCK_D": block_d, "BLOCK_B": block_b, "WORD_BYTES": 8,
+                  "USE_PDL": pdl}
+        sig = {"x_ptr": "*bf16", "out_ptr": "*bf16", "len_ptr": "*i64", "n_rows": "i32", "n_seqs": "i32",
+               "max_len": "i32", "row_words": "i32", "stride_xt": "i32", "stride_ob": "i32", "stride_ot": "i32",
+               "stride_l": "constexpr", "pad": "i64", "n_x_tiles": "i32", "n_t_tiles": "i32"}
+        sig.update({k: "constexpr" for k in consts})
+        compile_one(f"pack_seq rows mode=0 {block_t}x{block_d} pdl={pdl}", _pack_rows_kernel, sig, consts,
+                    {(i,): D16 for i in (0, 1, 2, 6, 7, 8, 9)}, target, warps)
     compile_one("seq_starts", _seq_starts_kernel, {"len_ptr": "*i32", "starts_ptr": "*i64", "n_seqs": "i32",
                                                    "stride_l": "constexpr", "BLOCK_B": "constexpr"},
                 {"stride_l": 1, "BLOCK_B": 1024}, {(i,): D16 for i in (0, 1)}, target, 4)
@@ -398,7 +410,7 @@ def compiled():
 @pytest.mark.parametrize("target", ["sm90", "sm80", "gfx942"])
 def test_every_kernel_and_mode_compiles(compiled, target):
     rows = [r for r in compiled if r["target"] == target]
-    assert len(rows) == 12 + 18 + 12 + 14 + 8 + 12 + 10 + SCALED_MM_ROWS[target] + LL_GEMM_ROWS[target]  # norm, gated activation, rotary, sampling, packing, context parallel, kv cache, scaled_mm, ll_gemm
+    assert len(rows) == 12 + 18 + 12 + 14 + 10 + 12 + 10 + SCALED_MM_ROWS[target] + LL_GEMM_ROWS[target]  # norm, gated activation, rotary, sampling, packing, context parallel, kv cache, scaled_mm, ll_gemm
     failed = [r for r in rows if not r["ok"] and not _fp8_refused(r)]
     if failed and all("not found" in r["error"].lower() or "no such file" in r["error"].lower() for r in failed):
         pytest.skip(f"{target} toolchain missing here: {failed[0]['error'][:200]}")

@@ -34,6 +34,14 @@ def poisoned_outputs(monkeypatch):
     monkeypatch.setattr(pk, "_alloc", alloc)
 
 
+def use_tiles(monkeypatch, tiles: str) -> None:
+    """Every call takes small_config's one-token tiles ("small") or copy_config's ("wide"): the
+    plan caches hold the one-wave bound, so they start empty."""
+    monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", 10**6 if tiles == "small" else 0)
+    monkeypatch.setattr(pk, "_plans", {})
+    monkeypatch.setattr(pk, "_fast_plans", {})
+
+
 def bits(t):
     return t.view(INTS[t.element_size()])
 
@@ -153,7 +161,7 @@ def test_programs_write_only_their_own_sequence(monkeypatch, mode):
     skip_unavailable(mode)
     for name in ("_pack", "_pack_desc", "_unpack", "_unpack_desc"):
         monkeypatch.setattr(pk, name, _FirstSequenceOnly(getattr(pk, name)))
-    monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", 0)  # the wide tiles: 8 tokens a program
+    use_tiles(monkeypatch, "wide")  # 8 tokens a program
     lengths = lengths_tensor([5, 3, 4])  # 8-token tiles: sequence 0's tile covers rows 0-7
     x = random_rows(12, (8, 128), torch.bfloat16, seed_of("own rows", mode))
     if mode != "pointer":  # pointer mode packs through _pack_rows_kernel: test_pack_rows_programs_split_the_rows
@@ -193,7 +201,7 @@ def test_pack_rows_programs_split_the_rows(monkeypatch, part, tiles):
     exactly the others: run alone, each leaves the other's rows poisoned. Zeros, a truncated
     sequence (9 > max_len 7) and x shorter than sum(lengths) (its last 3 tokens are pad)."""
     monkeypatch.setattr(pk, "_pack_rows", _RowsKernelPart(pk._pack_rows, part))
-    monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", 10**6 if tiles == "small" else 0)
+    use_tiles(monkeypatch, tiles)
     lengths = lengths_tensor(LENGTHS)
     x = random_rows(sum(LENGTHS) - 3, (8, 16), torch.bfloat16, seed_of("rows kernel", part))
     got = lmkernels.pack_seq(x, lengths, 0.0, max_len=7)
@@ -216,11 +224,9 @@ def test_small_and_wide_tiles_agree(monkeypatch, B):
     N = int(lengths.sum())
     x = random_rows(max(N, 1), (3, 8), torch.float16, seed_of("tiles", B))
     want = ref.pack_seq(x, lengths, -2.0, max_len=5)
-    for resident, inline_max in ((10**6, 1024), (0, 1024), (10**6, 4), (0, 4)):
-        monkeypatch.setattr(pk, "RESIDENT_PROGRAMS", resident)
+    for tiles, inline_max in (("small", 1024), ("wide", 1024), ("small", 4), ("wide", 4)):
+        use_tiles(monkeypatch, tiles)
         monkeypatch.setattr(pk, "INLINE_MAX_B", inline_max)
-        monkeypatch.setattr(pk, "_plans", {})
-        monkeypatch.setattr(pk, "_fast_plans", {})
         got = lmkernels.pack_seq(x, lengths, -2.0, max_len=5)
         assert_bits(got, want)
         assert_bits(lmkernels.unpack_seq(got, lengths, num_tokens=N + 2), ref.unpack_seq(got, lengths, num_tokens=N + 2),

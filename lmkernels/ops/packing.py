@@ -7,8 +7,12 @@ Shape of the module (for library.py):
                             num_tokens, or one host sync), the allocation, one launch (two beyond
                             INLINE_MAX_B sequences). The common call (on a GPU, contiguous rows,
                             pointer mode, max_len / num_tokens given) takes a straight-line branch
-                            with a plan cached on (row shape, Lmax bucket, dtypes, device) and
-                            Launcher.fast; anything else the careful path.
+                            with a plan cached on (row shape, Lmax bucket, B bucket, dtypes,
+                            device) and Launcher.fast; anything else the careful path.
+  kernels                   pack in pointer mode with B <= INLINE_MAX_B: _pack_rows_kernel (data
+                            programs by x row); otherwise _pack_kernel / _unpack_kernel (programs
+                            by packed tile). Tiles: small_config's where the grid is one wave
+                            (decode; pointer mode), copy_config's otherwise.
   check_pack / check_unpack shape/dtype/device checks only (no data: fake tensors too).
 
 Both copy bit patterns (kernels/packing.py), so every dtype is bit-exact and the access modes agree
