@@ -72,6 +72,13 @@ for mode in available_modes():
         packed = lmkernels.pack_seq(x, lengths, 0, access=mode)
         lmkernels.unpack_seq(packed, lengths, access=mode)
         lmkernels.unpack_seq(packed, lengths, num_tokens=4, access=mode)
+    # pack past one wave (pointer: the row-indexed kernel's wide tiles, 8 rows a program), a sequence
+    # truncated at max_len, x 5 rows short of sum(lengths) (its last tile straddles x's end)
+    lengths = torch.randint(0, 50, (300,), device=dev, generator=torch.Generator(device=dev).manual_seed(3))
+    lengths[7] = 200
+    x = torch.randn(int(lengths.sum()) - 5, 64, device=dev, dtype=torch.bfloat16)
+    packed = lmkernels.pack_seq(x, lengths, 0, max_len=40, access=mode)
+    lmkernels.unpack_seq(packed, lengths, num_tokens=x.shape[0], access=mode)
     # kv cache: head 80 (a 128-wide tile, masked), a one-block cache, ragged token counts (300: 4 a
     # program), slots 0, the last, the capacity, -1 and 2^40; NHD and HND; fp8 into uint8
     for kv, cdt in (("auto", torch.bfloat16), ("fp8", torch.uint8)):
