@@ -138,12 +138,10 @@ def _plan(row_words, w, lmax, seq_block, dt, ldt, dev, unpack, mode=_access.POIN
     return plan
 
 
-def _seq_block(B: int, rows_kernel_allowed: bool) -> int:
-    """_plan's seq_block for B sequences: a power of two >= max(B, 16) for _pack_rows_kernel, else 0
-    (inline sums) or -1 (beyond INLINE_MAX_B)."""
-    if B > INLINE_MAX_B:
-        return -1
-    return max(16, 1 << (B - 1).bit_length()) if rows_kernel_allowed else 0
+def _seq_block(B: int) -> int:
+    """pack_seq's seq_block in pointer mode (_plan): _pack_rows_kernel's BLOCK_B, a power of two
+    >= max(B, 16), or -1 beyond INLINE_MAX_B sequences (_pack_kernel after the starts kernel)."""
+    return max(16, 1 << (B - 1).bit_length()) if B <= INLINE_MAX_B else -1
 
 
 def _fast_plan(trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl):
@@ -400,7 +398,7 @@ def _careful_plan(access, dw, w, lmax, B, grid_rows, dt, ldt, dev, unpack, use_p
     mode = _access.resolve(access, operands(dplan[1]))
     if mode != _access.POINTER:
         return mode, _plan(dw, w, lb, tiled, dt, ldt, dev, unpack, mode, use_pdl)
-    sb = tiled if unpack else _seq_block(B, True)
+    sb = tiled if unpack else _seq_block(B)
     small = _plan(dw, w, lb, sb, dt, ldt, dev, unpack, mode, use_pdl, True)
     if small is not None and grid_rows <= _small_rows(small, dev):
         return mode, small
