@@ -86,6 +86,15 @@ def _seq_starts_kernel(len_ptr, starts_ptr, n_seqs, stride_l, BLOCK_B: tl.conste
     store_tile(starts_ptr, starts[None, :], 1, n_seqs, 0, 0, i0, 1, BLOCK_B, POINTER)
 
 
+@triton.jit
+def _packed_tokens(len_ptr, starts_ptr, b, n_rows, max_len, stride_l, BLOCK_B: tl.constexpr,
+                   HAS_STARTS: tl.constexpr):
+    """(start_b, n_valid): sequence b's first x row and how many of its tokens pack copies, the
+    rest of its Lmax rows being pad: min(len_b, Lmax, rows left in x)."""
+    start, length = _sequence(len_ptr, starts_ptr, b, stride_l, BLOCK_B, HAS_STARTS)
+    return start, tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - start, 0))
+
+
 @triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "pad", "n_t_tiles"])
 def _pack_kernel(x_view, out_view, len_ptr, starts_ptr, n_rows, n_seqs, max_len, row_words, stride_xt,
                  stride_ob, stride_ot, stride_l, pad, n_t_tiles,
@@ -100,8 +109,7 @@ def _pack_kernel(x_view, out_view, len_ptr, starts_ptr, n_rows, n_seqs, max_len,
     b = pid // n_t_tiles
     t0 = (pid - b * n_t_tiles) * BLOCK_T
     d0 = tl.program_id(1) * BLOCK_D
-    start, length = _sequence(len_ptr, starts_ptr, b, stride_l, BLOCK_B, HAS_STARTS)
-    n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - start, 0))
+    start, n_valid = _packed_tokens(len_ptr, starts_ptr, b, n_rows, max_len, stride_l, BLOCK_B, HAS_STARTS)
     xw = as_words(x_view, WORD_BYTES, ACCESS)
     ow = as_words(out_view, WORD_BYTES, ACCESS)
     # rows past start + n_valid are not read (pointer, block_ptr: the bound; all modes: an all-pad
@@ -157,8 +165,7 @@ def _pack_rows_kernel(x_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, row_word
         q = pid - n_x_tiles
         seq = q // n_t_tiles
         tok = (q - seq * n_t_tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
-        first, length = _sequence(len_ptr, len_ptr, seq, stride_l, BLOCK_B, False)
-        n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - first, 0))
+        n_valid = _packed_tokens(len_ptr, len_ptr, seq, n_rows, max_len, stride_l, BLOCK_B, False)[1]
         is_pad = (tok >= n_valid) & (tok < max_len)
         fill = tl.zeros([BLOCK_T, BLOCK_D], ow.dtype.element_ty) + pad.to(ow.dtype.element_ty)
         at = seq.to(tl.int64) * stride_ob + tok.to(tl.int64) * stride_ot

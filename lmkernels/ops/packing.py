@@ -430,8 +430,10 @@ def _launch_pack(lengths, B, N, max_len, dw, sx, word, plan, dev, xv, ov, launch
     g0 = _grid(B, n_t)
     if rows_kernel:
         n_x = -(-N // block_t)
+        if n_x + g0 > MAX_I32:
+            raise ValueError(f"{n_x} tiles of x's {N} rows plus {g0} pad tiles exceed {MAX_I32} programs (grid axis 0)")
         args = (xv, ov, lengths, N, B, max_len, dw, sx, max_len * dw, dw, lengths.stride(0), word, n_x, n_t)
-        _pack_rows(dev, (_grid(1, n_x + g0), n_d), args, consts, num_warps=warps, pdl=use_pdl)
+        _pack_rows(dev, (n_x + g0, n_d), args, consts, num_warps=warps, pdl=use_pdl)
         return
     args = (xv, ov, lengths, _starts_for(lengths, B, dev), N, B, max_len, dw, sx, max_len * dw, dw, lengths.stride(0),
             word, n_t)
