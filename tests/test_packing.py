@@ -136,12 +136,12 @@ def test_access_modes_bit_identical(mode):
         assert_bits(want, ref.unpack_seq(got, lengths, num_tokens=n), "unpack_seq")
 
 
-class _FirstSequenceOnly:
-    """A Launcher stand-in that launches only sequence 0's programs (grid axis 0 cut to its token
-    tiles, the last launch argument) and never takes the fast path."""
+class _PartialLaunch:
+    """A Launcher stand-in that never takes the fast path and launches cut(grid, args) -> (grid,
+    args) instead: a part of the kernel's programs."""
 
-    def __init__(self, real):
-        self.real = real
+    def __init__(self, real, cut):
+        self.real, self.cut = real, cut
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -150,7 +150,13 @@ class _FirstSequenceOnly:
         return False
 
     def __call__(self, dev, grid, args, consts, num_warps=4, pdl=False):
-        self.real(dev, (args[-1], grid[1]), args, consts, num_warps=num_warps, pdl=pdl)
+        self.real(dev, *self.cut(grid, args), consts, num_warps=num_warps, pdl=pdl)
+
+
+def _first_sequence(grid, args):
+    """The tile-indexed kernels: sequence 0's programs only (grid axis 0 cut to its token tiles,
+    the last launch argument)."""
+    return (args[-1], grid[1]), args
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -160,7 +166,7 @@ def test_programs_write_only_their_own_sequence(monkeypatch, mode):
     partial tile) would otherwise be overwritten by that sequence's programs and go unseen."""
     skip_unavailable(mode)
     for name in ("_pack", "_pack_desc", "_unpack", "_unpack_desc"):
-        monkeypatch.setattr(pk, name, _FirstSequenceOnly(getattr(pk, name)))
+        monkeypatch.setattr(pk, name, _PartialLaunch(getattr(pk, name), _first_sequence))
     use_tiles(monkeypatch, "wide")  # 8 tokens a program
     lengths = lengths_tensor([5, 3, 4])  # 8-token tiles: sequence 0's tile covers rows 0-7
     x = random_rows(12, (8, 128), torch.bfloat16, seed_of("own rows", mode))
@@ -173,25 +179,15 @@ def test_programs_write_only_their_own_sequence(monkeypatch, mode):
     assert bool((out[5:].view(torch.uint8) == SENTINEL).all()), "a program wrote another sequence's rows"
 
 
-class _RowsKernelPart:
-    """A Launcher stand-in for _pack_rows_kernel that runs only its data programs (grid axis 0 cut
-    to the x tiles) or only its pad programs (no x tiles), never through the fast path."""
-
-    def __init__(self, real, part):
-        self.real, self.part = real, part
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def fast(self, *args):
-        return False
-
-    def __call__(self, dev, grid, args, consts, num_warps=4, pdl=False):
+def _rows_kernel_part(part):
+    """_pack_rows_kernel: its data programs only (grid axis 0 cut to the x tiles) or its pad
+    programs only (no x tiles)."""
+    def cut(grid, args):
         n_x, n_t, B = args[-2], args[-1], args[4]
-        if self.part == "data":
-            self.real(dev, (n_x, grid[1]), args, consts, num_warps=num_warps, pdl=pdl)
-        else:
-            self.real(dev, (B * n_t, grid[1]), args[:-2] + (0, n_t), consts, num_warps=num_warps, pdl=pdl)
+        if part == "data":
+            return (n_x, grid[1]), args
+        return (B * n_t, grid[1]), args[:-2] + (0, n_t)
+    return cut
 
 
 @pytest.mark.parametrize("tiles", ["small", "wide"])
@@ -200,7 +196,7 @@ def test_pack_rows_programs_split_the_rows(monkeypatch, part, tiles):
     """_pack_rows_kernel's data programs write exactly the rows holding tokens and its pad programs
     exactly the others: run alone, each leaves the other's rows poisoned. Zeros, a truncated
     sequence (9 > max_len 7) and x shorter than sum(lengths) (its last 3 tokens are pad)."""
-    monkeypatch.setattr(pk, "_pack_rows", _RowsKernelPart(pk._pack_rows, part))
+    monkeypatch.setattr(pk, "_pack_rows", _PartialLaunch(pk._pack_rows, _rows_kernel_part(part)))
     use_tiles(monkeypatch, tiles)
     lengths = lengths_tensor(LENGTHS)
     x = random_rows(sum(LENGTHS) - 3, (8, 16), torch.bfloat16, seed_of("rows kernel", part))
