@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 import sys
 from pathlib import Path
 
 import torch
-import triton
 
 import lmkernels
 from lmkernels.bench import packing as packing_bench
-from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.harness import copy_bandwidth_gbs, n_input_sets
 from lmkernels.ops import packing as packing_ops
 from lmkernels.runtime.device import describe_device
 
@@ -61,10 +59,6 @@ RULE_CASES = [(64, 4, 1, (72, 128)), (64, 4, 1, (36, 128)), (512, 4, 1, (72, 128
               (256, 64, 1, (1024,)), (64, 512, 256, (1024,))]
 
 
-def small_tiles(row_words: int):
-    return 1, min(512, triton.next_power_of_2(row_words)), 1
-
-
 def rule(rounds: int) -> None:
     copy = copy_bandwidth_gbs()
     print(f"### pack / unpack: small one-warp tiles past decode, {describe_device()}\n")
@@ -73,16 +67,8 @@ def rule(rounds: int) -> None:
     print("| op | shape | provider | µs rotated | µs one set | GB/s rotated | of copy |")
     print("|---|---|---|---:|---:|---:|---:|")
     for B, L, lo, trailing in RULE_CASES:
-        g = torch.Generator(device="cuda").manual_seed(4000 + B + L)
-        lengths = torch.randint(lo, L + 1, (B,), device="cuda", generator=g)
-        N = int(lengths.sum())
-        row_bytes = 2 * torch.Size(trailing).numel()
-        small = small_tiles(row_bytes // 8)
-        shape = f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}"
-
-        def x_set(i):
-            gi = torch.Generator(device="cuda").manual_seed(5000 + i)
-            return torch.randn(N, *trailing, device="cuda", generator=gi).to(torch.bfloat16)
+        lengths, N, row_bytes, shape, x_set = probe_pack_scatter.decode_case(B, L, lo, trailing)
+        small = packing_ops.small_config(row_bytes // 8, 8)
 
         pack = {"committed": (None, lambda x: lambda: lmkernels.pack_seq(x, lengths, max_len=L)),
                 "scatter, committed tiles": (None, lambda x: lambda: probe_pack_scatter.pack_scatter(x, lengths, L)),
@@ -99,15 +85,10 @@ def rule(rounds: int) -> None:
             if op == "unpack_seq":
                 _use(None)
                 xs = [lmkernels.pack_seq(x, lengths, 0.0, max_len=L) for x in xs]
-            times = {name: ([], []) for name in providers}
-            for _ in range(rounds):
-                for name, (config, make) in providers.items():
-                    _use(config)
-                    calls = [make(x) for x in xs]
-                    times[name][0].append(graph_us(calls))
-                    times[name][1].append(graph_us(calls[:1]))
+            med = probe_pack_scatter.interleaved({name: make for name, (_, make) in providers.items()}, xs, rounds,
+                                                 setup=lambda name, p=providers: _use(p[name][0]))
             for name in providers:
-                rot, warm = (statistics.median(v) for v in times[name])
+                rot, warm = med[name]
                 gbs = nbytes / rot / 1e3
                 print(f"| {op} | {shape} | {name} | {rot:.2f} | {warm:.2f} | {gbs:.0f} | {gbs / copy:.3f} |",
                       flush=True)
@@ -132,16 +113,8 @@ def main() -> None:
     configs = [None] + [(t, d, w) for t, d, w in itertools.product((1, 2, 4), (128, 256, 512), (1, 2, 4, 8))
                         if t * d * 8 >= w * 32 * 16]  # at least one 16-byte vector a thread
     for B, L, lo, trailing in packing_bench.CASES[:2]:
-        g = torch.Generator(device="cuda").manual_seed(4000 + B + L)
-        lengths = torch.randint(lo, L + 1, (B,), device="cuda", generator=g)
-        N = int(lengths.sum())
-        row_bytes = 2 * torch.Size(trailing).numel()
-        shape = f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}"
+        lengths, N, row_bytes, shape, x_set = probe_pack_scatter.decode_case(B, L, lo, trailing)
         default = _committed[0](row_bytes // 8, 8, L)
-
-        def x_set(i):
-            gi = torch.Generator(device="cuda").manual_seed(5000 + i)
-            return torch.randn(N, *trailing, device="cuda", generator=gi).to(torch.bfloat16)
 
         ops = {"pack_seq": ((B * L + N) * row_bytes, lambda x: lambda: lmkernels.pack_seq(x, lengths, max_len=L)),
                "pack_seq scatter": ((B * L + N) * row_bytes, lambda x: lambda: probe_pack_scatter.pack_scatter(x, lengths, L)),
@@ -152,16 +125,10 @@ def main() -> None:
             if op == "unpack_seq":
                 _use(None)
                 xs = [lmkernels.pack_seq(x, lengths, 0.0, max_len=L) for x in xs]
-            times = {c: ([], []) for c in configs}
-            for _ in range(args.rounds):
-                for c in configs:
-                    _use(c)
-                    calls = [make(x) for x in xs]
-                    times[c][0].append(graph_us(calls))
-                    times[c][1].append(graph_us(calls[:1]))
+            med = probe_pack_scatter.interleaved({c: make for c in configs}, xs, args.rounds, setup=_use)
             for c in configs:
                 t, d, w = default if c is None else c
-                rot, warm = (statistics.median(v) for v in times[c])
+                rot, warm = med[c]
                 print(f"| {op} | {shape} | {t} x {d} | {w} | {rot:.2f} | {warm:.2f} | "
                       f"{'committed' if c is None else 'yes' if c == default else ''} |", flush=True)
             xs = None

@@ -26,7 +26,9 @@ Prediction (written before the run): the lengths' round trip is ~0.3-0.5 µs of 
     python benchmarks/probe_pack_scatter.py [--rounds 3]
 
 Ran (results/h100/probe_pack_scatter.md) on the tree before the row-indexed kernel landed in
-kernels/packing.py as _pack_rows_kernel; on later trees "committed" pack is that kernel.
+kernels/packing.py as _pack_rows_kernel: its variant was then this file's own copy of that kernel
+(without the clamp of each length to N), which the probe now launches from the library; on later
+trees "committed" pack is that kernel too, at small_config's tiles at decode.
 """
 from __future__ import annotations
 
@@ -42,49 +44,10 @@ import lmkernels
 from lmkernels.bench import packing as packing_bench
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.kernels.access import POINTER, as_words, load_tile_3d, store_tile
-from lmkernels.kernels.packing import _sequence
+from lmkernels.kernels.packing import _pack_rows_kernel, _sequence
 from lmkernels.ops import packing as packing_ops
 from lmkernels.reference import packing as packing_ref
 from lmkernels.runtime.device import describe_device
-
-
-@triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "pad", "n_x_tiles", "n_t_tiles"])
-def _pack_scatter_kernel(x_ptr, out_ptr, len_ptr, n_rows, n_seqs, max_len, row_words, stride_xt, stride_ob,
-                         stride_ot, stride_l, pad, n_x_tiles, n_t_tiles,
-                         BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_B: tl.constexpr,
-                         WORD_BYTES: tl.constexpr, USE_PDL: tl.constexpr = True):
-    if USE_PDL:
-        gdc_wait()
-        gdc_launch_dependents()
-    pid = tl.program_id(0)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    col_ok = cols < row_words
-    xw = as_words(x_ptr, WORD_BYTES, POINTER)
-    ow = as_words(out_ptr, WORD_BYTES, POINTER)
-    if pid < n_x_tiles:
-        rows = pid * BLOCK_T + tl.arange(0, BLOCK_T)
-        v = tl.load(xw + rows.to(tl.int64)[:, None] * stride_xt + cols[None, :],
-                    mask=(rows < n_rows)[:, None] & col_ok[None, :])
-        idx = tl.arange(0, BLOCK_B)
-        lens = tl.maximum(tl.load(len_ptr + idx.to(tl.int64) * stride_l, mask=idx < n_seqs, other=0).to(tl.int64), 0)
-        ends = tl.cumsum(lens, axis=0)  # past n_seqs: the total, which no row below it reaches
-        before = ends[None, :] <= rows.to(tl.int64)[:, None]  # [BLOCK_T, BLOCK_B]
-        b = tl.sum(before.to(tl.int32), axis=1)
-        start = tl.max(tl.where(before, ends[None, :], 0), axis=1)
-        t = rows - start
-        ok = (b < n_seqs) & (t < max_len) & (rows < n_rows)  # rows past x's end are the pad programs'
-        dst = b.to(tl.int64) * stride_ob + t * stride_ot
-        tl.store(ow + dst[:, None] + cols[None, :], v, mask=ok[:, None] & col_ok[None, :])
-    else:
-        q = pid - n_x_tiles
-        seq = q // n_t_tiles
-        tok = (q - seq * n_t_tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
-        first, length = _sequence(len_ptr, len_ptr, seq, stride_l, BLOCK_B, False)
-        n_valid = tl.minimum(tl.minimum(length, max_len), tl.maximum(n_rows - first, 0))
-        is_pad = (tok >= n_valid) & (tok < max_len)
-        fill = tl.zeros([BLOCK_T, BLOCK_D], ow.dtype.element_ty) + pad.to(ow.dtype.element_ty)
-        where = seq.to(tl.int64) * stride_ob + tok.to(tl.int64) * stride_ot
-        tl.store(ow + where[:, None] + cols[None, :], fill, mask=is_pad[:, None] & col_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["n_rows", "n_seqs", "max_len", "n_t_tiles"])
@@ -125,9 +88,9 @@ def pack_scatter(x, lengths, max_len, pad_value=float("-inf"), config=None):
     out = torch.empty((B, max_len) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
     n_x, n_t = -(-N // block_t), -(-max_len // block_t)
     word = packing_ops.pad_word(pad_value, x.dtype, w)
-    _pack_scatter_kernel[(n_x + B * n_t, -(-dw // block_d))](
+    _pack_rows_kernel[(n_x + B * n_t, -(-dw // block_d))](
         x, out, lengths, N, B, max_len, dw, dw, max_len * dw, dw, lengths.stride(0), word, n_x, n_t,
-        BLOCK_T=block_t, BLOCK_D=block_d, BLOCK_B=max(16, triton.next_power_of_2(B)), WORD_BYTES=w,
+        BLOCK_T=block_t, BLOCK_D=block_d, BLOCK_B=packing_ops._seq_block(B), WORD_BYTES=w,
         USE_PDL=x.is_cuda, num_warps=warps, launch_pdl=x.is_cuda)
     return out
 
@@ -171,6 +134,33 @@ def check() -> None:
     print("bit-equal to the committed ops on 5 cases\n")
 
 
+def decode_case(B, L, lo, trailing):
+    """The bench's case (lmkernels/bench/packing.py): seeded lengths in [lo, L], bf16 rows.
+    Returns (lengths, N, row bytes, shape label, x_set(i) -> the i-th input set)."""
+    g = torch.Generator(device="cuda").manual_seed(4000 + B + L)
+    lengths = torch.randint(lo, L + 1, (B,), device="cuda", generator=g)
+    N = int(lengths.sum())
+
+    def x_set(i):
+        gi = torch.Generator(device="cuda").manual_seed(5000 + i)
+        return torch.randn(N, *trailing, device="cuda", generator=gi).to(torch.bfloat16)
+
+    return lengths, N, 2 * torch.Size(trailing).numel(), f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}", x_set
+
+
+def interleaved(makers, xs, rounds, setup=lambda name: None):
+    """{name: (median µs rotated over xs, median µs on xs[0] alone)} over `rounds` interleaved
+    rounds; makers: {name: make(x) -> call}; setup(name) runs before each provider's timing."""
+    times = {name: ([], []) for name in makers}
+    for _ in range(rounds):
+        for name, make in makers.items():
+            setup(name)
+            calls = [make(x) for x in xs]
+            times[name][0].append(graph_us(calls))
+            times[name][1].append(graph_us(calls[:1]))
+    return {name: tuple(statistics.median(v) for v in t) for name, t in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -185,15 +175,7 @@ def main() -> None:
           "variant GB/s (rotated) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for B, L, lo, trailing in packing_bench.CASES[:4]:
-        g = torch.Generator(device="cuda").manual_seed(4000 + B + L)
-        lengths = torch.randint(lo, L + 1, (B,), device="cuda", generator=g)
-        N = int(lengths.sum())
-        row_bytes = 2 * torch.Size(trailing).numel()
-        shape = f"B={B} Lmax={L} N={N} row={'x'.join(map(str, trailing))}"
-
-        def x_set(i):
-            gi = torch.Generator(device="cuda").manual_seed(5000 + i)
-            return torch.randn(N, *trailing, device="cuda", generator=gi).to(torch.bfloat16)
+        lengths, N, row_bytes, shape, x_set = decode_case(B, L, lo, trailing)
 
         for op, nbytes in (("pack_seq", (B * L + N) * row_bytes), ("unpack_seq", 2 * N * row_bytes)):
             k = n_input_sets(nbytes)
@@ -205,16 +187,10 @@ def main() -> None:
                 xs = [lmkernels.pack_seq(x_set(i), lengths, 0.0, max_len=L) for i in range(k)]
                 mk = {"committed": lambda p: lambda: lmkernels.unpack_seq(p, lengths, num_tokens=N),
                       "variant": lambda p: lambda: unpack_spec(p, lengths, N)}
-            times = {(name, warm): [] for name in mk for warm in (False, True)}
-            for _ in range(args.rounds):
-                for name, make in mk.items():
-                    calls = [make(x) for x in xs]
-                    times[(name, False)].append(graph_us(calls))
-                    times[(name, True)].append(graph_us(calls[:1]))
-            med = {key: statistics.median(v) for key, v in times.items()}
-            c, v = med[("committed", False)], med[("variant", False)]
-            print(f"| {op} | {shape} | {c:.2f} | {v:.2f} | {v / c:.3f} | {med[('committed', True)]:.2f} | "
-                  f"{med[('variant', True)]:.2f} | {nbytes / v / 1e3:.0f} |", flush=True)
+            med = interleaved(mk, xs, args.rounds)
+            (c, c1), (v, v1) = med["committed"], med["variant"]
+            print(f"| {op} | {shape} | {c:.2f} | {v:.2f} | {v / c:.3f} | {c1:.2f} | {v1:.2f} | {nbytes / v / 1e3:.0f} |",
+                  flush=True)
             xs = None
             torch.cuda.empty_cache()
 
