@@ -6,6 +6,7 @@ import torch
 
 import lmkernels
 from lmkernels.bench.harness import host_us
+from lmkernels.ops import kv_cache as kv_ops
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import launch
 
@@ -29,6 +30,13 @@ key, largs = norm_ops._launch.prep(0, meta, *args)
 c_launch, function, packed, coop, pdl, _ = norm_ops._launch.cache[key]
 stream = torch._C._cuda_getCurrentRawStream(0)
 print(f"fast launch: {launch.FAST_LAUNCH}")
+lmkernels.reshape_and_cache_flash(kv, kv, k_cache, v_cache, slot)  # compiles and caches its launch
+
+
+def _launched(*args) -> bool:
+    return True
+
+
 rows = {
     "torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
     "torch.empty_like(x)": lambda: torch.empty_like(x),
@@ -47,8 +55,36 @@ rows = {
     "  prep (key + args)": lambda: norm_ops._launch.prep(0, meta, *args),
     "  plan lookup": lambda: norm_ops._plans.get((4096, x.dtype, 0, False, True, None)),
 }
+# The KV write's launch (20 runtime arguments, 7 of them pointers) against the norm's (10, 4): does
+# the C launcher's cost grow with the argument count?
+kv_args = (kv, kv, k_cache, v_cache, slot, kv, kv, 1, 512, 16, *kv.stride()[:2], *kv.stride()[:2],
+           *k_cache.stride()[:3], 1, 0, 0)
+kv_plan = kv_ops._plans[(8, 128, kv.dtype, k_cache.dtype, slot.dtype, "auto", False, None, 0)]
+kv_meta = kv_plan[1][4]
+kv_key, kv_largs = kv_ops._launch.prep(0, kv_meta, *kv_args)
+kv_entry = kv_ops._launch.cache[kv_key]
+rows.update({
+    "Launcher.fast (cached), KV write": lambda: kv_ops._launch.fast(0, kv_meta, 1, 1, *kv_args),
+    "  C launch alone, KV write": lambda: kv_entry[0](1, 1, 1, stream, kv_entry[1], kv_entry[3], kv_entry[4], None,
+                                                      None, kv_entry[2], None, None, None, *kv_largs, *kv_entry[5]),
+    "  prep (key + args), KV write": lambda: kv_ops._launch.prep(0, kv_meta, *kv_args),
+})
 for name, fn in rows.items():
     print(f"{name:50s} {host_us(fn, 2000):6.2f} µs")
+
+# The ops' own Python: each op with its launcher's fast() replaced by a stand-in that launches
+# nothing and reports success (what is left is the op's checks, plan lookup and call overhead).
+print("\nPython of the op alone (Launcher.fast stubbed, nothing launched):")
+for name, module, fn in (("lmkernels.rms_norm(x, w, out=y)", norm_ops, lambda: lmkernels.rms_norm(x, w, out=y)),
+                         ("lmkernels.rms_norm(x, w)", norm_ops, lambda: lmkernels.rms_norm(x, w)),
+                         ("lmkernels.reshape_and_cache_flash(T = 1)", kv_ops,
+                          lambda: lmkernels.reshape_and_cache_flash(kv, kv, k_cache, v_cache, slot))):
+    real = module._launch.fast
+    module._launch.fast = _launched
+    try:
+        print(f"{name:50s} {host_us(fn, 2000):6.2f} µs")
+    finally:
+        module._launch.fast = real
 
 # The issue's comparison, interleaved so that a busy spell on the shared host hits both sides:
 # ten alternating rounds, the best of each side.

@@ -33,10 +33,11 @@ def n_input_sets(bytes_per_call: int) -> int:
 MIN_GRAPH_CALLS = 32
 
 
-def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS) -> float:
+def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS, warmup_ms: float = 0.0) -> float:
     """Median device µs per call: calls is a list of zero-argument callables, one per input set,
     cycled in the graph until it holds min_calls calls (the tuner lowers it for calls of
-    milliseconds, where one call already dwarfs the replay's launch)."""
+    milliseconds, where one call already dwarfs the replay's launch). warmup_ms: replay the graph
+    for about this long before the timed replays."""
     calls = list(calls) * -(-min_calls // len(calls))
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -51,6 +52,10 @@ def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS) -> float:
             c()
     graph.replay()
     torch.cuda.synchronize()
+    t_end = time.perf_counter() + warmup_ms / 1e3
+    while time.perf_counter() < t_end:
+        graph.replay()
+        torch.cuda.synchronize()
     times = []
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
