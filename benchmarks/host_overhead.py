@@ -86,6 +86,7 @@ for name, module, fn in (("lmkernels.rms_norm(x, w, out=y)", norm_ops, lambda: l
     finally:
         module._launch.fast = real
 
+_get_stream = torch._C._cuda_getCurrentRawStream
 
 
 # Floors: an eager call that asks each operand only the facts the kernel depends on (device, dtype,
@@ -105,9 +106,6 @@ def kv_floor():
     pk, pv, pkc, pvc, ps = kv.data_ptr(), kv.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), slot.data_ptr()
     kv_entry[0](1, 1, 1, _get_stream(0), kv_entry[1], kv_entry[3], kv_entry[4], None, None, kv_entry[2], None, None,
                 None, pk, pv, pkc, pvc, ps, pk, pk, *kv_args[7:], *kv_entry[5])
-
-
-_get_stream = torch._C._cuda_getCurrentRawStream
 
 
 # The comparison, interleaved so that a busy spell on the shared host hits both sides:
