@@ -21,17 +21,9 @@ import time
 import torch
 
 from lmkernels.bench import kv_cache, norm, packing
-from lmkernels.bench.harness import COOL_S, copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.harness import COOL_S, copy_bandwidth_gbs, graph_us, n_input_sets, same_bytes_copy
 from lmkernels.bench.peers import liger
 from lmkernels.runtime.device import describe_device
-
-
-def _same_bytes_copy(nbytes):
-    def make(i, n=max(1, nbytes // 4)):
-        src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
-        dst = torch.empty_like(src)
-        return lambda: torch.add(src, 0, out=dst)
-    return make
 
 
 def _cases():
@@ -42,7 +34,7 @@ def _cases():
     out = []
     for op, shape, _, nbytes, providers, *_ in (rms, kv, pk, upk):
         keep = {k: v for k, v in providers.items() if k in ("lmkernels-pointer", "liger")}
-        keep["copy, same bytes"] = _same_bytes_copy(nbytes)
+        keep["copy, same bytes"] = same_bytes_copy(nbytes)
         out.append((f"{op} {shape}", nbytes, keep))
     return out
 

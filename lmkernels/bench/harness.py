@@ -187,6 +187,16 @@ class Table:
 # on the ones after it (fp8 1024 x 28672 x 4096: ours 183.9 µs, torch._scaled_mm 220.6, which ran
 # 196.5 / 198.8 without pauses). So after any measurement with a call over HEAVY_US (a replay of
 # 32 such calls, 50 times, is >= 80 ms at full load) every provider waits COOL_S first.
+def same_bytes_copy(nbytes: int):
+    """A provider maker (set index -> call) for an SM copy moving nbytes: torch.add(src, 0, out=dst)
+    over nbytes / 4 bf16 elements, half the bytes read and half written (each set its own buffers)."""
+    def make(i, n=max(1, nbytes // 4)):
+        src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+        dst = torch.empty_like(src)
+        return lambda: torch.add(src, 0, out=dst)
+    return make
+
+
 HEAVY_US = 50.0
 COOL_S = 1.0
 
@@ -208,13 +218,9 @@ def run_cases(table: Table, cases) -> None:
     for op, shape, dtype, nbytes, providers, *rest in cases:
         extra = rest[0] if rest else {}
         k = n_input_sets(nbytes)
-
-        def same_bytes_copy(i, n=max(1, nbytes // 4)):  # bf16 elements: n*2 bytes read, n*2 written
-            src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
-            dst = torch.empty_like(src)
-            return lambda: torch.add(src, 0, out=dst)
+        copy_make = same_bytes_copy(nbytes)
         if extra.get("copy_row", True):
-            providers = dict(providers, **{"copy, same bytes (ceiling at this size)": same_bytes_copy})
+            providers = dict(providers, **{"copy, same bytes (ceiling at this size)": copy_make})
         flops, wbytes = extra.get("flops"), extra.get("weight_bytes")
         for name, make in providers.items():
             if last_us > HEAVY_US:
@@ -230,9 +236,9 @@ def run_cases(table: Table, cases) -> None:
             except Exception as e:  # a peer that cannot run this case is reported, not fatal
                 us = float("nan")
                 row = Row(op, shape, dtype, name, us, us, us, None, f"failed: {type(e).__name__}: {str(e)[:80]}")
-            if flops is not None and make is not same_bytes_copy:
+            if flops is not None and make is not copy_make:
                 row.tflops = flops / us / 1e6
-            if wbytes is not None and make is not same_bytes_copy:
+            if wbytes is not None and make is not copy_make:
                 row.weight_gbs = wbytes / us / 1e3
                 row.weight_frac = row.weight_gbs / table.copy_gbs
             table.rows.append(row)
