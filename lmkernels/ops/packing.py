@@ -144,11 +144,15 @@ def _seq_block(B: int) -> int:
     return max(16, 1 << (B - 1).bit_length()) if B <= INLINE_MAX_B else -1
 
 
+# _seq_block(B) for B <= INLINE_MAX_B, read by pack's fast path (a list index, not a call)
+_SEQ_BLOCKS = [_seq_block(B) for B in range(INLINE_MAX_B + 1)]
+
+
 def _fast_plan(trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl):
     """For the fast paths (contiguous rows of known shape, pointer mode): (widest word the row
     allows, row words, the most grid rows the small tiles serve in one wave, small plan, plan),
-    cached under the row's shape and the pdl request (None or a bool); grid rows are x's rows plus
-    B x Lmax (pack) or B x Lmax (unpack). None where the careful path must decide (bad dtypes,
+    cached under the row's shape and the pdl request (None or a bool); grid rows are N + B x Lmax for
+    pack (x's rows, then the packed rows) and B x Lmax for unpack. None where the careful path must decide (bad dtypes,
     empty rows, rows too long)."""
     key = (trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl)
     plan = _fast_plans.get(key)
@@ -316,7 +320,7 @@ def pack_impl(x, lengths, pad_value, max_len, access, pdl=None):
         if len(ls) == 1 and 0 < max_len <= MAX_I32 and 0 < n <= MAX_I32:
             B = ls[0]
             dt = x.dtype
-            sb = max(16, 1 << (B - 1).bit_length()) if B <= INLINE_MAX_B else -1  # _seq_block, inline
+            sb = _SEQ_BLOCKS[B] if B <= INLINE_MAX_B else -1  # _seq_block(B)
             lb = 1 << (max_len - 1).bit_length()
             plan = _fast_plans.get((xs[1:], lb, sb, dt, lengths.dtype, dev, False, pdl))
             if plan is None:
