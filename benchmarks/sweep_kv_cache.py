@@ -37,7 +37,7 @@ def _launch(s, block_t, warps, fp8):
     cs = kc.stride()
     consts = (H, D, 1 if fp8 else 0, fp8, False, block_t, H, D, 0, True, False)
     ks = scale if fp8 else key
-    args = (key, value, kc, vc, slots, ks, ks, T, kc.shape[0], BS, H * D, D, H * D, D, cs[0], cs[1], cs[2], 1, 0, 0)
+    args = (key, value, kc, vc, slots, T, ks, ks, kc.shape[0], BS, H * D, D, H * D, D, cs[0], cs[1], cs[2], 1, 0, 0)
     kv_ops._launch(0, (-(-T // block_t), 1), args, consts, num_warps=warps, pdl=True)
 
 

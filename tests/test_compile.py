@@ -217,8 +217,8 @@ for target in TARGETS:
             tc = f"tensordesc<{cdt}[1, 8, 1, 128]>" if fp8 == 1 else f"tensordesc<{cdt}[1, 1, 8, 128]>"
         else:
             tk, tc = "*bf16", f"*{cdt}"
-        sig = {"key_ptr": tk, "value_ptr": tk, "kc_ptr": tc, "vc_ptr": tc, "slot_ptr": "*i64", "ks_ptr": "*fp32",
-               "vs_ptr": "*fp32", "n_tokens": "i32", "num_blocks": "i32", "block_size": "i32", "stride_kt": "i32",
+        sig = {"key_ptr": tk, "value_ptr": tk, "kc_ptr": tc, "vc_ptr": tc, "slot_ptr": "*i64", "n_tokens": "i32",
+               "ks_ptr": "*fp32", "vs_ptr": "*fp32", "num_blocks": "i32", "block_size": "i32", "stride_kt": "i32",
                "stride_kh": "i32", "stride_vt": "i32", "stride_vh": "i32", "stride_cb": "i32", "stride_co": "i32",
                "stride_ch": "i32", "stride_slot": "i32"}  # num_blocks, stride_slot: never specialised
         pdl = target == "sm90" and not fp8
@@ -226,7 +226,7 @@ for target in TARGETS:
                   "HAS_SCALE": fp8 > 0, "SOFT_FP8": soft, "BLOCK_T": 4 if mode == 0 and not fp8 else 1, "BLOCK_H": 8,
                   "BLOCK_D": 128, "ACCESS": mode, "USE_PDL": pdl, "HEAD_MAJOR": mode == 2 and fp8 == 1}
         sig.update({k: "constexpr" for k in consts})
-        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 4, 5, 6) if mode != 2 else (4, 5, 6)) + tuple(range(9, 17))}
+        attrs = {(i,): D16 for i in ((0, 1, 2, 3, 4, 6, 7) if mode != 2 else (4, 6, 7)) + tuple(range(9, 17))}
         compile_one(f"kv_cache mode={mode} {variant} pdl={pdl}", _reshape_and_cache_kernel, sig, consts, attrs,
                     target, 4)
     # every specialised int argument 1 (Triton then makes each a constexpr): a one-block cache, block
@@ -234,7 +234,7 @@ for target in TARGETS:
     ones = ["block_size", "stride_kt", "stride_kh", "stride_vt", "stride_vh", "stride_cb",
             "stride_co", "stride_ch"]
     sig = {"key_ptr": "*bf16", "value_ptr": "*bf16", "kc_ptr": "*u8", "vc_ptr": "*u8", "slot_ptr": "*i32",
-           "ks_ptr": "*fp32", "vs_ptr": "*fp32", "n_tokens": "i32", "num_blocks": "i32"}
+           "n_tokens": "i32", "ks_ptr": "*fp32", "vs_ptr": "*fp32", "num_blocks": "i32"}
     sig.update({k: "constexpr" for k in ones})
     sig.update({"stride_slot": "i32", "stride_ks": "constexpr", "stride_vs": "constexpr"})
     ones += ["stride_ks", "stride_vs"]

@@ -446,6 +446,122 @@ def test_repeat_calls_skip_tritons_launch(monkeypatch):
     assert kv_ops._launch.misses == misses
 
 
+def _memo_hits(monkeypatch):
+    """Make reshape_and_cache_into (the fast branch and the careful path) count its calls: a memo
+    hit never enters it."""
+    entered = []
+    real = kv_ops.reshape_and_cache_into
+    monkeypatch.setattr(kv_ops, "reshape_and_cache_into", lambda *a: (entered.append(1), real(*a))[1])
+    return entered
+
+
+def test_memo_hits_after_the_first_call_and_follows_the_token_count(monkeypatch):
+    """The second call with the same operand facts launches from the memo (on the CPU through the
+    interpreter, on a GPU through the bound C launch), whatever T and n; each stays bit-exact."""
+    entered = _memo_hits(monkeypatch)
+    kv_ops.clear_memo()
+    H, D = 2, 64
+    c = _cache(8, 16, H, D, torch.bfloat16, "HND")
+    ks, vs = _scales("tensor", H, 60)
+    for i, (T, n) in enumerate([(3, 3), (5, 2), (1, 1), (9, 9), (3, 3)]):
+        key, value = _qkv(T, H, D, torch.bfloat16, 61 + i)
+        _check(key, value, c, c, _slots(n, 128, 70 + i), "auto", ks, vs)
+    assert len(kv_ops._memo) == 1
+    assert len(entered) < 5, "every call took the slow path: the memo never hit"
+
+
+MEMO_VARIANTS = ["contiguous key", "4 of 8 heads", "value with fewer tokens", "int32 slots", "strided slots",
+                 "other cache", "fp32 cache", "fp8 per head", "fp8 per tensor", "fp8 no scales", "pdl off",
+                 "k_scale only"]
+
+
+@pytest.mark.parametrize("variant", MEMO_VARIANTS)
+def test_memo_never_serves_other_facts(variant):
+    """A call that differs from a memoised one in one fact gets that fact's result (or its error),
+    never the memoised launch: the memo is filled first by a qkv-slice call on 8 heads."""
+    H, D, nb, bs = 8, 64, 8, 16
+    base_key, base_value = _qkv(4, H, D, torch.bfloat16, 80)
+    c = _cache(nb, bs, H, D, torch.bfloat16)
+    ks, vs = _scales("head", H, 81)
+    slots = _slots(4, nb * bs, 82)
+    c8 = _cache(nb, bs, H, D, torch.float8_e4m3fn)
+    fp8 = variant in ("fp8 per tensor", "fp8 no scales")  # filled by an fp8 call with per-head scales
+    kv_ops.clear_memo()
+    for _ in range(2):  # fill, then hit
+        _check(base_key, base_value, c8 if fp8 else c, c8 if fp8 else c, slots, "fp8" if fp8 else "auto", ks, vs)
+    key, value, kc, kv, a, b = base_key, base_value, c, "auto", ks, vs
+    if variant == "contiguous key":
+        key, value = base_key.contiguous(), base_value.contiguous()
+    elif variant == "4 of 8 heads":  # same strides as the memoised key, another head count
+        with pytest.raises(ValueError, match=r"key_cache.shape"):
+            cache_op(base_key[:, :4], base_value[:, :4], c.clone(), c.clone(), slots)
+        return
+    elif variant == "value with fewer tokens":
+        with pytest.raises(ValueError, match=r"value.shape"):
+            cache_op(base_key, base_value[:3], c.clone(), c.clone(), slots[:3])
+        return
+    elif variant == "int32 slots":
+        slots = slots.int()
+    elif variant == "strided slots":
+        slots = torch.stack([slots, -slots - 1], 1).flatten()[::2]
+        assert slots.stride() == (2,)
+    elif variant == "other cache":
+        kc = _cache(nb, bs, H, D, torch.bfloat16, "HND")
+    elif variant == "fp32 cache":
+        kv, kc = "float32", _cache(nb, bs, H, D, torch.float32)
+    elif variant.startswith("fp8"):
+        kv, kc = "fp8", _cache(nb, bs, H, D, torch.float8_e4m3fn)
+        if variant == "fp8 per tensor":
+            a, b = _scales("tensor", H, 83)
+        elif variant == "fp8 no scales":
+            a = b = None
+    elif variant == "pdl off":
+        _check(key, value, kc, kc, slots, kv, a, b, pdl=False)
+        return
+    elif variant == "k_scale only":
+        kv, kc = "fp8", _cache(nb, bs, H, D, torch.float8_e4m3fn)
+        with pytest.raises(ValueError, match="both be tensors"):
+            cache_op(key, value, kc.clone(), kc.clone(), slots, kv, a, None)
+        return
+    _check(key, value, kc, kc, slots, kv, a, b)
+
+
+def test_memo_refuses_what_the_fast_branch_refuses(monkeypatch):
+    """After a hit, a call with tensors the fast branch never takes (meta tensors, validate=True,
+    a descriptor request) still goes through the checks."""
+    H, D = 2, 64
+    key, value = _qkv(3, H, D, torch.bfloat16, 90)
+    c = _cache(4, 8, H, D, torch.bfloat16)
+    slots = _slots(3, 32, 91)
+    kv_ops.clear_memo()
+    for _ in range(2):
+        _check(key, value, c, c, slots)
+    entered = _memo_hits(monkeypatch)
+    with pytest.raises(ValueError, match="validate=True refuses"):
+        cache_op(key, value, c.clone(), c.clone(), torch.tensor([0, 5, 999], device=DEVICE), validate=True)
+    assert entered
+    m = [t.to("meta") for t in (key, value, c, c, slots)]
+    with pytest.raises((ValueError, RuntimeError, NotImplementedError)):
+        cache_op(*m)
+
+
+@pytest.mark.skipif(not (ON_GPU and launch.FAST_LAUNCH), reason="bound launches exist only for compiled kernels on a "
+                                                           "GPU (the interpreter ignores alignment)")
+def test_memo_with_unaligned_pointers():
+    """The memo binds aligned pointers; a call whose key is 2 bytes off 16 (same strides, so the same
+    facts) must not launch the aligned specialisation: it is refused by the bound launch, takes the
+    fast branch and is right."""
+    H, D = 2, 64
+    qkv = randn(6, 3 * H * D + 8, dtype=torch.bfloat16, seed=92)
+    aligned = qkv[:, :3 * H * D].reshape(6, 3, H, D)
+    shifted = qkv[:, 1:3 * H * D + 1].reshape(6, 3, H, D)
+    c = _cache(4, 8, H, D, torch.bfloat16)
+    slots = _slots(6, 32, 93)
+    kv_ops.clear_memo()
+    for k in (aligned, aligned, shifted, aligned, shifted):
+        _check(k[:, 1], k[:, 2], c, c, slots)
+
+
 @pytest.mark.skipif(not ON_GPU, reason="PDL needs a GPU (sm90+); elsewhere pdl=True launches plainly")
 def test_pdl_changes_nothing():
     key, value = _qkv(300, 8, 128, torch.bfloat16, 23)

@@ -134,6 +134,42 @@ def test_fast_launches_on_a_hit_only(monkeypatch):
     assert len(launched) == 2
 
 
+def test_bound_launch_keeps_the_specialisation_it_was_bound_with(monkeypatch):
+    """Launcher.bind's go(): the fixed arguments and constexprs bound once, the changing ones given
+    each call; it launches only while they keep bind's specialisation (aligned pointers, i32 ints),
+    with no hook and on the bound device. Runs on the CPU with a fake C launcher, as above."""
+    hooks = SimpleNamespace(launch_enter_hook=SimpleNamespace(calls=[]), launch_exit_hook=SimpleNamespace(calls=[]))
+    current = [0]  # the maker reads these functions once, when it is generated
+    monkeypatch.setattr(launch, "_current_device", lambda: current[0])
+    monkeypatch.setattr(launch, "_get_stream", lambda dev: 1234 + dev)
+    monkeypatch.setattr(launch, "_hooks", hooks)
+    monkeypatch.setattr(launch, "_ONE_DEVICE", False)
+    monkeypatch.setattr(launch, "FAST_LAUNCH", True)
+    monkeypatch.setattr(launch, "_bound_makers", {})
+    launcher = launch.Launcher(norm_ops._rms_norm_kernel, norm_ops._launch.kinds)
+    x = torch.randn(64)
+    consts = (False, True, 64, 0, False, 0)
+    args = (x, x, x, x, 8, 16, 16, 16, 16, 1e-6)
+    assert launcher.bind(0, args, consts, 4, False, vary=5) is None  # nothing launched yet: nothing cached
+    key, launch_args = launcher.prep(0, launcher.meta_id(consts, 4, 1, (x.dtype,) * 4, False), *args)
+    launched = []
+    launcher.cache[key] = (lambda *a: launched.append(a), "function", "packed", False, True, consts)
+    assert launcher.bind(0, (x[1:], *args[1:]), consts, 4, False, vary=5) is None  # unaligned: not bound
+    go = launcher.bind(0, args, consts, 4, False, vary=5)
+    y = torch.randn(32)
+    assert go(3, 1, y, x, x, y, 3) is True
+    assert launched == [(3, 1, 1, 1234, "function", False, True, None, None, "packed", None, None, None,
+                         y.data_ptr(), x.data_ptr(), x.data_ptr(), y.data_ptr(), 3, *launch_args[5:], *consts)]
+    assert go(3, 1, y[1:], x, x, y, 3) is False  # an unaligned pointer: another specialisation
+    assert go(3, 1, y, x, x, y, 2**31) is False  # n past i32: another specialisation
+    current[0] = 1
+    assert go(3, 1, y, x, x, y, 3) is False  # not the bound device
+    current[0] = 0
+    hooks.launch_enter_hook.calls.append(print)
+    assert go(3, 1, y, x, x, y, 3) is False  # a profiler's hook: launch through Triton
+    assert len(launched) == 1
+
+
 def test_interface_detection():
     src_known = launch._KNOWN_CALL
     assert "kernel.run(grid_0" in src_known

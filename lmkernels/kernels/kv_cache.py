@@ -87,8 +87,8 @@ def _quantise(x, scale, FP8: tl.constexpr, HAS_SCALE: tl.constexpr, SOFT_FP8: tl
 # and stride_slot (1 for every contiguous slot_mapping) gain nothing from Triton's % 16 and == 1
 # variants, and leaving them out keeps a launch on the launcher's common-case key (runtime/launch.py)
 @triton.jit(do_not_specialize=["n_tokens", "num_blocks", "stride_slot"])
-def _reshape_and_cache_kernel(key_ptr, value_ptr, kc_ptr, vc_ptr, slot_ptr, ks_ptr, vs_ptr,
-                              n_tokens, num_blocks, block_size,
+def _reshape_and_cache_kernel(key_ptr, value_ptr, kc_ptr, vc_ptr, slot_ptr, n_tokens, ks_ptr, vs_ptr,
+                              num_blocks, block_size,
                               stride_kt, stride_kh, stride_vt, stride_vh, stride_cb, stride_co, stride_ch,
                               stride_slot, stride_ks, stride_vs,
                               H: tl.constexpr, D: tl.constexpr, FP8: tl.constexpr, HAS_SCALE: tl.constexpr,

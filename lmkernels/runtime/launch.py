@@ -13,6 +13,12 @@ Triton 3.6 specialises (runtime/jit.py, native_specialize_impl):
 The key below holds exactly those facts for each runtime argument, plus the device, every constexpr
 and the launch options. tests/test_launch.py checks it against Triton's binder on random arguments.
 
+Launcher.bind goes one step further for ops that call with the same operands' facts again and
+again (decode): it fixes everything but the pointers and the token count once, after a launch, and
+hands the op a function that checks only what can change without changing those facts (pointer
+alignment, the count's width, hooks, the device) before the C launch. The op keys such bound
+launches on a tuple of every fact the launch depends on (ops/kv_cache.py: _memo).
+
 The fast path is taken only where the installed Triton's launch interface is the one this module
 knows (detected at import, below); elsewhere, under the interpreter, with launch hooks installed
 (profilers), or with LMKERNELS_FAST_LAUNCH=0, every launch goes through `kernel[grid](...)`.
@@ -143,6 +149,47 @@ def _generate(kinds: str, cache: dict):
     return namespace["prep"], namespace["fast"]
 
 
+def _bound_source(kinds: str) -> str:
+    """Source of make(c_launch, function, packed, coop, pdl, tail, dev) -> go, for a launch whose
+    leading runtime arguments, of these kinds ('t' tensor, 'n' do_not_specialize int), change from
+    call to call and whose other arguments (`tail`, with the constexprs) were fixed by Launcher.bind.
+
+    go(g0, g1, a0, ...) launches and returns True only while the changing arguments keep the
+    specialisation bind saw: every pointer 16-byte aligned, every 'n' an i32 (what the cache key
+    recorded); otherwise, or with launch hooks or another current device, it returns False and
+    launches nothing."""
+    names = [f"a{i}" for i in range(len(kinds))]
+    ptrs = [f"p{i}" if k == "t" else a for i, (k, a) in enumerate(zip(kinds, names))]
+    refuse = []
+    if "t" in kinds:
+        refuse.append(f"({' | '.join(p for k, p in zip(kinds, ptrs) if k == 't')}) & 15")
+    refuse += [f"not _I32_MIN <= {a} <= _I32_MAX" for k, a in zip(kinds, names) if k == "n"]
+    if not _ONE_DEVICE:
+        refuse.append("_current_device() != dev")
+    refuse.append("_hooks.launch_enter_hook.calls or _hooks.launch_exit_hook.calls")
+    get_ptrs = "".join(f"        p{i} = a{i}.data_ptr()\n" for i, k in enumerate(kinds) if k == "t")
+    return (f"def make(c_launch, function, packed, coop, pdl, tail, dev):\n"
+            f"    def go(g0, g1, {', '.join(names)}):\n{get_ptrs}"
+            f"        if {' or '.join(refuse)}:\n            return False\n"
+            f"        c_launch(g0, g1, 1, _get_stream(dev), function, coop, pdl, None, None, packed, None, None, None, "
+            f"{', '.join(ptrs)}, *tail)\n"
+            f"        return True\n"
+            f"    return go\n")
+
+
+_bound_makers: dict = {}
+
+
+def _bound_maker(kinds: str):
+    maker = _bound_makers.get(kinds)
+    if maker is None:
+        namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_current_device": _current_device,
+                     "_get_stream": _get_stream, "_hooks": _hooks}
+        exec(_bound_source(kinds), namespace)
+        maker = _bound_makers[kinds] = namespace["make"]
+    return maker
+
+
 class Launcher:
     """One @triton.jit kernel whose runtime arguments come first, then its constexprs.
 
@@ -182,6 +229,37 @@ class Launcher:
         """The cache key of a launch, from the arguments themselves (the slow path, and tests)."""
         dtypes = tuple(a.dtype for a, k in zip(args, self.kinds) if k == "t")
         return self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl, fp_fusion, maxnreg), *args)[0]
+
+    def bind(self, dev, args, consts, num_warps, pdl, vary: int, num_stages: int = 1):
+        """A launch with args[vary:] and the config fixed: go(g0, g1, *args[:vary]) -> bool (see
+        _bound_source), for an op that memoises a prepared launch per operand facts. The leading
+        `vary` arguments may only be tensors and do_not_specialize ints; the caller keys its memo on
+        every fact that fixes args[vary:] and the tensors' dtypes.
+
+        None where there is nothing to bind yet: the cached C launch for these arguments does not
+        exist (call this after a launch of them), or a changing pointer is unaligned or a changing
+        int wider than i32 (bind only the common specialisation). Without the fast launch (the
+        interpreter, LMKERNELS_FAST_LAUNCH=0) go launches through __call__ with the bound config, so
+        that the memo's logic runs on the CPU too; there it refuses tensors off the CPU (meta)."""
+        kinds = self.kinds[:vary]
+        assert set(kinds) <= set("tn"), kinds
+        tail = tuple(args[vary:])
+        if not FAST_LAUNCH:
+            def go(g0, g1, *head):
+                if dev < 0 and not all(a.is_cpu for a, k in zip(head, kinds) if k == "t"):
+                    return False
+                self(dev, (g0, g1), head + tail, consts, num_warps, num_stages, pdl)
+                return True
+            return go
+        dtypes = tuple(a.dtype for a, k in zip(args, self.kinds) if k == "t")
+        key, launch_args = self.prep(dev, self.meta_id(consts, num_warps, num_stages, dtypes, pdl), *args)
+        entry = self.cache.get(key)
+        head = launch_args[:vary]
+        if (entry is None or any(p & 15 for p, k in zip(head, kinds) if k == "t")
+                or not all(_I32_MIN <= a <= _I32_MAX for a, k in zip(head, kinds) if k == "n")):
+            return None
+        c_launch, function, packed, coop, launch_pdl, fixed = entry
+        return _bound_maker(kinds)(c_launch, function, packed, coop, launch_pdl, launch_args[vary:] + fixed, dev)
 
     def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False, fp_fusion=True,
                  maxnreg=None):
