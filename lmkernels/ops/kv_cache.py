@@ -65,20 +65,22 @@ MAX_BLOCK_T = 8
 DESCRIPTOR_WARPS = 2
 
 _plans: dict = {}
-# Prepared launches keyed on every operand fact except the token counts (T, n): see _memo_facts.
-# Filled by the fast branch of reshape_and_cache_into after it launched; one entry per model
-# configuration in practice, cleared past MEMO_LIMIT entries so that it cannot grow without bound.
+# Prepared launches keyed on every operand fact except the token counts (T, n): the facts tuple of
+# reshape_and_cache_flash -> _remember's entry. Filled by the fast branch of reshape_and_cache_into
+# after it launched; one entry per model configuration in practice, cleared past MEMO_LIMIT entries
+# so that it cannot grow without bound. Keys hold no tensor, nor do entries on a GPU (the bound
+# launch keeps pointers as ints; under the interpreter it keeps a copy's stand-in key tensor).
 _memo: dict = {}
 MEMO_LIMIT = 256
 # The facts and entry of the last hit: the layers of a decode step call with equal facts, and one
 # tuple comparison costs less than hashing the tuple and comparing it (CPU: 0.23 against 0.39 µs).
 _last: list = [None, None]
+_COPY_NAMES = frozenset(k for k, v in KV_CACHE_DTYPES.items() if FP8_KIND.get(v, 0) == 0)
 
 
 def clear_memo() -> None:
     _memo.clear()
     _last[0] = _last[1] = None
-_COPY_NAMES = frozenset(k for k, v in KV_CACHE_DTYPES.items() if FP8_KIND.get(v, 0) == 0)
 
 
 def kv_config(H: int, D: int, elem_bytes: int, small: bool, fp8: bool = False) -> tuple[int, int, int, int, int]:

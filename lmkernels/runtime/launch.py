@@ -240,7 +240,8 @@ class Launcher:
         exist (call this after a launch of them), or a changing pointer is unaligned or a changing
         int wider than i32 (bind only the common specialisation). Without the fast launch (the
         interpreter, LMKERNELS_FAST_LAUNCH=0) go launches through __call__ with the bound config, so
-        that the memo's logic runs on the CPU too; there it refuses tensors off the CPU (meta)."""
+        that the memo's logic runs on the CPU too; there it refuses tensors off the CPU (meta) and
+        holds the fixed arguments themselves (a fast-launch go holds ints only)."""
         kinds = self.kinds[:vary]
         assert set(kinds) <= set("tn"), kinds
         tail = tuple(args[vary:])
