@@ -149,10 +149,16 @@ pairs = {"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
          "  KV memo: facts tuple": kv_facts,
          "  KV memo: facts tuple + lookup": lambda: kv_ops._memo.get(kv_facts()),
          "  KV memo: bound launch alone": lambda: kv_go(1, 1, kv, kv, k_cache, v_cache, slot, 1)}
-best = {name: float("inf") for name in pairs}
-for _ in range(10):
-    for name, fn in pairs.items():
-        best[name] = min(best[name], host_us(fn, 2000, rounds=1))
+def interleaved_best(rows: dict, rounds: int = 10) -> dict:
+    """Best µs of each row over `rounds` rounds that run every row once in turn."""
+    best = {name: float("inf") for name in rows}
+    for _ in range(rounds):
+        for name, fn in rows.items():
+            best[name] = min(best[name], host_us(fn, 2000, rounds=1))
+    return best
+
+
+best = interleaved_best(pairs)
 print("\ninterleaved, best of 10 rounds:")
 for name, us in best.items():
     print(f"{name:50s} {us:6.2f} µs  ({us / best['torch.mul(x, 2, out=y)']:.2f} x torch.mul)")
@@ -167,10 +173,6 @@ allocs = {"torch.empty_like(x)": lambda: torch.empty_like(x),
           "x.new_empty_strided(shape, (H, 1))": lambda: x.new_empty_strided(shape, (4096, 1)),
           "torch.mul(x, 2) (allocating torch op)": lambda: torch.mul(x, 2),
           "torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y)}
-best = {name: float("inf") for name in allocs}
-for _ in range(10):
-    for name, fn in allocs.items():
-        best[name] = min(best[name], host_us(fn, 2000, rounds=1))
 print("\nallocation, interleaved, best of 10 rounds:")
-for name, us in best.items():
+for name, us in interleaved_best(allocs).items():
     print(f"{name:50s} {us:6.2f} µs")

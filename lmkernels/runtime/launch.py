@@ -96,6 +96,27 @@ def _fact(kind: str, a: str, p: str) -> str:
     raise ValueError(f"letter {kind!r} is not one of 't', 'd', 'i', 'n', 'f'")
 
 
+def _not_now() -> str:
+    """Source of the condition under which a generated launch must not launch: a launch hook is
+    installed (a profiler), or, with several GPUs, the current device is not the tensors'."""
+    return (("" if _ONE_DEVICE else "_current_device() != dev or ")
+            + "_hooks.launch_enter_hook.calls or _hooks.launch_exit_hook.calls")
+
+
+def _c_call(args: str) -> str:
+    """Source of the C launcher's call in Triton 3.6's argument order; args: the runtime arguments
+    (pointers as ints), then the constexprs."""
+    return (f"c_launch(g0, g1, 1, _get_stream(dev), function, coop, pdl, None, None, packed, None, None, None, "
+            f"{args})")
+
+
+def _exec(source: str, **names) -> dict:
+    namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_int_class": _int_class,
+                 "_current_device": _current_device, "_get_stream": _get_stream, "_hooks": _hooks, **names}
+    exec(source, namespace)  # once per kernel (or per kinds); no per-call branching on kinds
+    return namespace
+
+
 def _sources(kinds: str) -> str:
     """Source of two functions for runtime arguments of these kinds, generated once per kernel.
 
@@ -131,21 +152,17 @@ def _sources(kinds: str) -> str:
     args = ", ".join(names)
     return (f"def prep(dev, meta, {args}):\n{get_ptrs}    return {key}, ({', '.join(ptrs)},)\n\n"
             f"def fast(dev, meta, g0, g1, {args}):\n"
-            f"    if {'' if _ONE_DEVICE else '_current_device() != dev or '}"
-            f"_hooks.launch_enter_hook.calls or _hooks.launch_exit_hook.calls:\n"
+            f"    if {_not_now()}:\n"
             f"        return False\n{get_ptrs}"
             f"    entry = cache.get({key})\n"
             f"    if entry is None:\n        return False\n"
             f"    c_launch, function, packed, coop, pdl, consts = entry\n"
-            f"    c_launch(g0, g1, 1, _get_stream(dev), function, coop, pdl, None, None, packed, None, None, None, "
-            f"{', '.join(ptrs)}, *consts)\n"
+            f"    {_c_call(', '.join(ptrs) + ', *consts')}\n"
             f"    return True\n")
 
 
 def _generate(kinds: str, cache: dict):
-    namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_int_class": _int_class, "cache": cache,
-                 "_current_device": _current_device, "_get_stream": _get_stream, "_hooks": _hooks}
-    exec(_sources(kinds), namespace)  # once per kernel; no per-call branching on kinds
+    namespace = _exec(_sources(kinds), cache=cache)
     return namespace["prep"], namespace["fast"]
 
 
@@ -164,15 +181,12 @@ def _bound_source(kinds: str) -> str:
     if "t" in kinds:
         refuse.append(f"({' | '.join(p for k, p in zip(kinds, ptrs) if k == 't')}) & 15")
     refuse += [f"not _I32_MIN <= {a} <= _I32_MAX" for k, a in zip(kinds, names) if k == "n"]
-    if not _ONE_DEVICE:
-        refuse.append("_current_device() != dev")
-    refuse.append("_hooks.launch_enter_hook.calls or _hooks.launch_exit_hook.calls")
+    refuse.append(_not_now())
     get_ptrs = "".join(f"        p{i} = a{i}.data_ptr()\n" for i, k in enumerate(kinds) if k == "t")
     return (f"def make(c_launch, function, packed, coop, pdl, tail, dev):\n"
             f"    def go(g0, g1, {', '.join(names)}):\n{get_ptrs}"
             f"        if {' or '.join(refuse)}:\n            return False\n"
-            f"        c_launch(g0, g1, 1, _get_stream(dev), function, coop, pdl, None, None, packed, None, None, None, "
-            f"{', '.join(ptrs)}, *tail)\n"
+            f"        {_c_call(', '.join(ptrs) + ', *tail')}\n"
             f"        return True\n"
             f"    return go\n")
 
@@ -183,10 +197,7 @@ _bound_makers: dict = {}
 def _bound_maker(kinds: str):
     maker = _bound_makers.get(kinds)
     if maker is None:
-        namespace = {"_I32_MIN": _I32_MIN, "_I32_MAX": _I32_MAX, "_current_device": _current_device,
-                     "_get_stream": _get_stream, "_hooks": _hooks}
-        exec(_bound_source(kinds), namespace)
-        maker = _bound_makers[kinds] = namespace["make"]
+        maker = _bound_makers[kinds] = _exec(_bound_source(kinds))["make"]
     return maker
 
 
