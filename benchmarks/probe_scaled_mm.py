@@ -32,6 +32,13 @@ Session 21:
 Session 22:
   midswap  M = 48-128: the transposed 64 x 64 x 128 tile in 6 pointer stages (swap's M = 64 winner,
            outside the tuner's space) and its neighbours against the tables (midswap's docstring).
+Session 27:
+  deepk    M = 1 / 16 on the 8B shapes: decode tiles 512 and 1024 deep in K (check_config allows 256;
+           the probe widens ops.scaled_mm.BLOCK_RANGE in its own process) against the tables, and a
+           plain read of the same weight in [32, BK] tiles (read_weight: no MMA) as the ceiling for
+           each depth. Prediction (before the run): if DRAM row locality holds the decode rows at
+           ~2.5 TB/s (a same-bytes copy 2.72 at 4096 x 14336), 512-1024-byte row chunks gain 3-6 %;
+           if not, within +-1 %.
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -39,7 +46,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync] [narrow] [swap] [midswap]
+    [int8sync] [narrow] [swap] [midswap] [deepk]
 """
 import json
 import os
@@ -47,6 +54,8 @@ import sys
 import time
 
 import torch
+import triton
+import triton.language as tl
 
 import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
@@ -326,6 +335,63 @@ def midswap():
                 probe(M, N, K, fp8, configs)
 
 
+@triton.jit
+def _read_weight(w_ptr, out_ptr, K, K_PER, BN: tl.constexpr, BK: tl.constexpr):
+    # program (n, s) sums rows [n BN, (n + 1) BN) over columns [s K_PER, (s + 1) K_PER), BK at a
+    # time with the next tile loaded before the last one is added: only loads, no MMA
+    rows = tl.program_id(0) * BN + tl.arange(0, BN)
+    k0 = tl.program_id(1) * K_PER
+    ptrs = w_ptr + rows[:, None].to(tl.int64) * K + k0 + tl.arange(0, BK)[None, :]
+    acc = tl.zeros([BN, BK], tl.int32)
+    nxt = tl.load(ptrs)
+    for k in range(BK, K_PER, BK):
+        cur = nxt
+        nxt = tl.load(ptrs + k)
+        acc += cur.to(tl.int32)
+    acc += nxt.to(tl.int32)
+    tl.store(out_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1), tl.sum(acc))
+
+
+def read_weight(N, K):
+    """The weight read alone in [BN, BK] tiles, as the decode tiles stream it: µs and TB/s."""
+    ws = [torch.randint(-100, 100, (N, K), dtype=torch.int8, device="cuda")
+          for _ in range(n_input_sets(N * K))]
+    print(f"\n### read_weight N={N} K={K} ({N * K / 1e6:.1f} MB, {len(ws)} rotated)\n\n"
+          "| BN x BK | split | programs | warps | µs | TB/s | µs, one set |\n|---|---:|---:|---:|---:|---:|---:|")
+    for bn, bk, split, warps in ((32, 256, 2, 4), (32, 512, 2, 4), (32, 1024, 2, 4), (32, 256, 8, 4),
+                                 (32, 1024, 8, 4), (32, 2048, 8, 8), (64, 1024, 4, 8), (16, 1024, 4, 2)):
+        if K % (split * bk) or N % bn:
+            continue
+        out = torch.empty(N // bn * split, dtype=torch.int32, device="cuda")
+        grid = (N // bn, split)
+        calls = [lambda w=w: _read_weight[grid](w, out, K, K // split, BN=bn, BK=bk, num_warps=warps) for w in ws]
+        calls[0]()
+        want = ws[0].view(N // bn, bn, split, K // split).to(torch.int64).sum(dim=(1, 3)).flatten()
+        assert torch.equal(out.to(torch.int64), want), "read_weight summed wrong"
+        us = graph_us(calls, reps=20, min_calls=max(len(ws), 32))
+        warm = graph_us(calls[:1], reps=20, min_calls=32)
+        print(f"| {bn} x {bk} | {split} | {grid[0] * split} | {warps} | {us:.2f} | {N * K / us / 1e6:.2f} | "
+              f"{warm:.2f} |", flush=True)
+    del ws
+    torch.cuda.empty_cache()
+
+
+def deepk():
+    from lmkernels.ops import scaled_mm as op
+    op.BLOCK_RANGE["BLOCK_SIZE_K"] = (32, 1024)
+    for N, K in ((4096, 14336), (4096, 4096), (6144, 4096), (28672, 4096)):
+        read_weight(N, K)
+        for fp8 in (False, True):
+            table = shipped_table(N, K, "fp8" if fp8 else "int8")
+            for M in (1, 16):
+                tuned = dict(table[str(M)])
+                base = {k: v for k, v in tuned.items() if k not in ("BLOCK_SIZE_K", "num_stages")}
+                configs = [tuned] + [dict(base, BLOCK_SIZE_K=bk, num_stages=st)
+                                     for bk, st in ((512, 2), (512, 3), (1024, 2))
+                                     if K % (bk * tuned.get("SPLIT_K", 1)) == 0]
+                probe(M, N, K, fp8, configs)
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -348,4 +414,4 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap}[w]()
+         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap, "deepk": deepk}[w]()

@@ -636,7 +636,8 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     monkeypatch.setattr(mm_ops, "num_sms", lambda i: 132)
     for gpu in (("cuda", 90, 232448), ("hip", 0, 65536)):
         monkeypatch.setattr(mm_ops, "_gpu", lambda i, gpu=gpu: gpu)
-        for M, N, K in FULL_GRID + [(4096, 4096, 4096), (128, 6144, 4096), (16, 4096, 14336)]:
+        for M, N, K in FULL_GRID + [(4096, 4096, 4096), (128, 6144, 4096), (16, 4096, 14336), (4096, 57344, 8192),
+                                    (4096, 28672, 4096)]:
             for fp8 in (False, True):
                 cfg = heuristic_config(M, N, K, fp8, 0)
                 assert check_config(cfg) == cfg
@@ -653,9 +654,11 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                     assert bm == 16 and bk == 256 and cfg["ACCESS"] == "pointer"
                 if M >= 4096 and N >= 8192 and gpu[0] == "cuda":  # the persistent Gluon kernel
                     assert cfg["PERSISTENT"] and cfg["WGMMA"], cfg
-                    # int8: the ping-pong 128 x 128; fp8: 128 x 256 tiles stored by TMA
-                    assert (bm, bn, cfg["PINGPONG"], cfg["TMA_STORE"]) == ((128, 256, False, True) if fp8 else
-                                                                          (128, 128, True, False)), cfg
+                    # fp8: 128 x 256 tiles stored by TMA; int8: 128 x 256 register-stored at K >= 8192,
+                    # else the ping-pong 128 x 128
+                    assert (bm, bn, cfg["PINGPONG"], cfg["TMA_STORE"]) == (
+                        (128, 256, False, True) if fp8 else (128, 256, False, False) if K >= 8192 else
+                        (128, 128, True, False)), cfg
                 # the Gluon kernels (ops/scaled_mm._wgmma_tile): sm90 past M = 64, fp8 up to M = 512 and
                 # from 1024 on the persistent kernel
                 assert not cfg["WGMMA"] or (gpu[0] == "cuda" and M > 64 and (not fp8 or M <= 512 or cfg["PERSISTENT"])), (
@@ -665,6 +668,7 @@ def test_heuristic_config_for_the_h100(monkeypatch):
     # sm90 with Gluon: the wgmma tiles (ops/scaled_mm._wgmma_tile)
     for fp8, M, N, K, tile in ((False, 1024, 4096, 4096, (128, 256, 64, 8, 5)), (False, 512, 4096, 14336, (128, 128, 128, 8, 4)),
                                (True, 512, 4096, 4096, (128, 128, 128, 8, 4)), (False, 96, 57344, 8192, (128, 128, 128, 8, 3)),
+                               (True, 96, 57344, 8192, (128, 128, 128, 8, 3)), (True, 128, 28672, 4096, (128, 128, 128, 8, 3)),
                                (False, 96, 16384, 8192, (64, 128, 128, 4, 4)),
                                # 64 x 192 at M <= 128 in one wave from 80 % full (108 tiles)
                                (False, 96, 10240, 8192, (64, 192, 128, 4, 6)), (True, 128, 10240, 8192, (64, 192, 128, 4, 6)),
@@ -683,7 +687,15 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                (True, 4096, 4096, 4096, (128, 256, 128, 8, 3)),
                                (True, 1536, 6144, 4096, (128, 128, 128, 4, 5)),
                                (True, 1024, 10240, 8192, (128, 128, 128, 4, 5)),
-                               (False, 2048, 4096, 14336, (128, 128, 128, 4, 5)),
+                               # int8 from M = 1024 at K >= 8192 where 128 x 256 tiles fill the SMs
+                               # and >= 90 % of their last wave: those, one 8-warp consumer, 4 stages
+                               # (4096 x 14336 at M = 1536: 192 tiles, 73 %: the ping-pong one;
+                               # K = 4096: the ping-pong one)
+                               (False, 2048, 4096, 14336, (128, 256, 128, 8, 4)),
+                               (False, 1024, 8192, 28672, (128, 256, 128, 8, 4)),
+                               (False, 4096, 57344, 8192, (128, 256, 128, 8, 4)),
+                               (False, 1536, 4096, 14336, (128, 128, 128, 4, 5)),
+                               (False, 4096, 28672, 4096, (128, 128, 128, 4, 5)),
                                (False, 512, 28672, 4096, (128, 128, 128, 4, 5)),
                                (True, 512, 57344, 8192, (128, 128, 128, 4, 5))):
         c = heuristic_config(M, N, K, fp8, 0)
@@ -691,7 +703,7 @@ def test_heuristic_config_for_the_h100(monkeypatch):
                                c["num_stages"]) == tile, (fp8, M, N, K, c)
         assert c["PINGPONG"] == (tile[3:] == (4, 5) and M >= 512), (fp8, M, N, K, c)
         assert c["TMA_STORE"] == (tile[3:] == (8, 3) and tile[1] == 256), (fp8, M, N, K, c)
-        assert c["PERSISTENT"] == (c["PINGPONG"] or c["TMA_STORE"]), (fp8, M, N, K, c)
+        assert c["PERSISTENT"] == (c["PINGPONG"] or c["TMA_STORE"] or tile == (128, 256, 128, 8, 4)), (fp8, M, N, K, c)
     for fp8, M, N, K in ((False, 256, 4096, 4096), (True, 1024, 4096, 4096), (False, 64, 28672, 4096)):
         # too few tiles (fp8 M = 1024 at N = 4096: neither two 128 x 128 tiles an SM nor M <= 512); M <= 64
         assert not heuristic_config(M, N, K, fp8, 0)["WGMMA"], (fp8, M, N, K)

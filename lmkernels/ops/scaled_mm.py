@@ -257,6 +257,12 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         is emptier the ping-pong tile won by 1.18-1.25x (tune_scaled_mm_s20_fp8_*.log: 6144 x 4096
         M = 1536 and 3072, 288 and 576 tiles; 10240 x 8192 M = 1024, 320), and at 1024 x 6144
         (192 tiles) 38.6 µs against 47.3;
+      int8 (session 27) from M = 1024 at K >= 8192 where 128 x 256 tiles fill the SMs and >= 90 %
+        of their last wave: those tiles in 4 stages (192 KB), the persistent kernel's one 8-warp
+        consumer, register-stored: the int8 tables' winner at 13 of the 25 M >= 1024 entries at
+        K >= 8192. The ping-pong tile below ran 1.13-1.27x them at 57344 x 8192 M = 2048 / 4096,
+        8192 x 28672 M = 1024 / 4096 and 4096 x 14336 M = 2048 (check_heuristic_s27_all.md); at
+        K = 4096 the tables keep the ping-pong tile from M = 1536 (28672 x 4096);
       then (session 19), from M = 512 where 128 x 128 tiles are at least two an SM: those tiles
         in 5 stages on the persistent ping-pong kernel (kernels/scaled_mm_ws.py). H100
         (probe_ws.md): int8 1024 x 6144 x 4096 36.8 µs against the session-18 table's 44.9,
@@ -285,9 +291,11 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
         the tiles fit one wave of SMs, else 3 (96 KB: two an SM hold up to two SMs' worth in one
         wave): fp8 6144 x 4096 M = 512, 192 tiles, ran 1.25x its table in 4 stages, 4096 x 4096, 128
         tiles, 1.18x in 3; the rule matches 8 of the 9 int8 tables' such entries;
-      int8 at M = 65-128: 128 x 128 x 128 in 3 stages where those tiles fill the SMs (N = 28672 and
-        57344), else 64 x 128 x 128 at 4 warps in 4 stages where those fill 3/4 of them (N = 8192,
-        10240).
+      M = 65-128: 128 x 128 x 128 in 3 stages where those tiles fill the SMs (N = 28672 and 57344;
+        fp8 since session 27: the Triton kernel's 64 x 128 below ran 1.11-1.17x the fp8 tables
+        there at M = 96, check_heuristic_s27_final.md: 64-row tiles read the weight twice at M = 96),
+        else, int8 only, 64 x 128 x 128 at 4 warps in 4 stages where those fill 3/4 of them (N =
+        8192, 10240).
     Elsewhere (fewer tiles: split-K, or the decode sizes) the Triton kernel's rules."""
     def tiles(bm, bn):
         return triton.cdiv(M, bm) * triton.cdiv(N, bn)
@@ -296,6 +304,8 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
     wide = tiles(128, 256)
     if fp8 and M >= 1024 and wide >= 2 * sms and wide >= 0.9 * triton.cdiv(wide, sms) * sms:
         return 128, 256, 128, 8, 3, True, False, True
+    if not fp8 and M >= 1024 and K >= 8192 and wide >= sms and wide >= 0.9 * triton.cdiv(wide, sms) * sms:
+        return 128, 256, 128, 8, 4, True, False, False
     if M >= 512 and tiles(128, 128) >= 2 * sms:
         return 128, 128, 128, 4, 5, True, True, False
     for bm, bn, bk, warps, stages, most_m in ((64, 96, 128, 4, 6, 128), (64, 192, 128, 4, 6, 256),
@@ -312,11 +322,10 @@ def _wgmma_tile(M: int, N: int, K: int, fp8: bool, sms: int) -> tuple | None:
             return 128, 256, 64, 8, 5, False, False, False
     if M > 128 and 4 * tiles(128, 128) >= 3 * sms and (not fp8 or M <= 512 and tiles(128, 128) <= 2 * sms):
         return 128, 128, 128, 8, 4 if tiles(128, 128) <= sms else 3, False, False, False
-    if not fp8 and M <= 128:
-        if tiles(128, 128) >= sms:
-            return 128, 128, 128, 8, 3, False, False, False
-        if 4 * tiles(64, 128) >= 3 * sms:
-            return 64, 128, 128, 4, 4, False, False, False
+    if M <= 128 and tiles(128, 128) >= sms:
+        return 128, 128, 128, 8, 3, False, False, False
+    if not fp8 and M <= 128 and 4 * tiles(64, 128) >= 3 * sms:
+        return 64, 128, 128, 4, 4, False, False, False
     return None
 
 
