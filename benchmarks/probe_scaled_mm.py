@@ -39,6 +39,11 @@ Session 27:
            each depth. Prediction (before the run): if DRAM row locality holds the decode rows at
            ~2.5 TB/s (a same-bytes copy 2.72 at 4096 x 14336), 512-1024-byte row chunks gain 3-6 %;
            if not, within +-1 %.
+  int8swap M = 1 / 16 on the 8B shapes: int8 on the fp8 tables' transposed 16 x 64 tiles (the tuner
+           makes SWAP_AB twins for fp8 only; session 21 timed int8's 16 x 32 entries transposed,
+           within 1 %, never a 16 x 64 one). Prediction (before the run): int8 then runs as fp8
+           does on those tiles (same bytes, wgmma m64n16k32 on s8): 4096 x 14336 M = 16 23.5 ->
+           ~23.0 µs, 6144 x 4096 10.9 -> ~10.3, 4096 x 4096 8.1 -> ~7.95.
 Every row also gives the time on one input set replayed (the weight stays in L2): the method of
 ANCHORS.md's figures (results/h100/probe_scaled_mm_warm.md).
 Each config runs through lmkernels.scaled_mm(config=...), CUDA-graph medians over rotated input
@@ -46,7 +51,7 @@ sets (the weight read from HBM). int8 variants must equal the first config's out
 fp8 variants are checked against the reference with the tuner's bound (fast accumulation with its
 own, wider one, as in tests/test_scaled_mm.py).
 python benchmarks/probe_scaled_mm.py [big] [mid] [decode] [mid6144] [decode14336] [one_launch] [tail]
-    [int8sync] [narrow] [swap] [midswap] [deepk]
+    [int8sync] [narrow] [swap] [midswap] [deepk] [int8swap]
 """
 import json
 import os
@@ -392,6 +397,19 @@ def deepk():
                 probe(M, N, K, fp8, configs)
 
 
+def int8swap():
+    for N, K in ((4096, 14336), (4096, 4096), (6144, 4096), (28672, 4096)):
+        t8, f8 = shipped_table(N, K, "int8"), shipped_table(N, K, "fp8")
+        for M in (1, 16):
+            swapped = dict(f8[str(M)])
+            split = swapped.get("SPLIT_K", 1)
+            configs = [dict(t8[str(M)]), swapped, dict(swapped, SPLIT_K=1, ONE_LAUNCH=False)]
+            if split == 1:
+                configs[-1] = dict(swapped, SPLIT_K=2, ONE_LAUNCH=True)
+            configs.append(dict(swapped, num_stages=4))
+            probe(M, N, K, False, configs)
+
+
 def decode():
     for N, K in ((4096, 4096), (6144, 4096), (4096, 14336)):
         probe(16, N, K, False, [
@@ -414,4 +432,5 @@ if __name__ == "__main__":
     for w in which:
         {"big": big, "mid": mid, "decode": decode, "mid6144": mid6144, "decode14336": decode14336,
          "one_launch": one_launch, "tail": tail,
-         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap, "deepk": deepk}[w]()
+         "int8sync": int8sync, "narrow": narrow, "swap": swap, "midswap": midswap, "deepk": deepk,
+         "int8swap": int8swap}[w]()

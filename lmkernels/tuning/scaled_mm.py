@@ -40,9 +40,9 @@ accumulation, FP8_FAST_ACCUM is not searched):
     kernels/scaled_mm_ws.py whose tiles are at least one an SM: at most 60 a M.
   sm90, session 22: at M = 33-128 the MID_TILES (64 x 64 x 128 in 6 pointer stages), plain and
   transposed; from M = 2048 every WS_TILES candidate again with GROUP_SIZE_M 16.
-  fp8, session 21: each candidate whose tile is under 64 rows and at least 64 wide is timed again
-  transposed (SWAP_AB: the weight tile as wgmma's M side; a 16-row tile otherwise runs on mma.sync,
-  which has no sm90 fp8 form); at most 16 more a M.
+  fp8 (session 21) and int8 (session 27): each candidate whose tile is under 64 rows and at least 64
+  wide is timed again transposed (SWAP_AB: the weight tile as wgmma's M side; a 16-row tile
+  otherwise runs on mma.sync, which has no sm90 fp8 form); at most 16 more a M.
   On CUDA every split-K candidate is timed twice: its splits summed by a second launch (the op's
   default) and in the same launch (ONE_LAUNCH; neither wins everywhere: from 0.84x to 1.33x the
   two-launch time over the 44 split entries of the first H100 tables,
@@ -237,9 +237,12 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
             seen.add(key)
             out.append(cfg)
     twins = []
-    if fp8:  # transposed tiles (SWAP_AB) where the tile's M side is under wgmma's 64 rows and its N side fills them
-        twins += [dict(c, SWAP_AB=True) for c in out
-                  if not c.get("WGMMA") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"] and not c.get("SWAP_AB")]
+    # transposed tiles (SWAP_AB) where the tile's M side is under wgmma's 64 rows and its N side fills them:
+    # fp8 since session 21, int8 since session 27 (its 16-row tiles have a native mma.sync form, but
+    # transposed 16 x 64 ran 6144 x 4096 M = 16 in 10.48 µs against the table's 11.03 and 4096 x 14336
+    # 23.30 / 23.55, results/h100/probe_int8swap.md)
+    twins += [dict(c, SWAP_AB=True) for c in out
+              if not c.get("WGMMA") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"] and not c.get("SWAP_AB")]
     if one_launch:  # the transposed split tiles too (session 21: 16 x 64 split 2 at 4096 x 14336, 23.24 -> 22.99 µs)
         twins += [dict(c, ONE_LAUNCH=True) for c in out + twins if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]
     if split_tail and M > SMALL_M:
