@@ -3,8 +3,9 @@
 Issue 5 asks the heuristic to stay within 0.85x of the tuned config on every shape. The tuner
 records heuristic_us beside each winner, but only for the heuristic of the day it ran; this times
 the current ops.scaled_mm.heuristic_config against each table entry again, same rotated input sets
-(the weight read from HBM), CUDA-graph medians, the two configs in ROUNDS interleaved rounds. Entries where both configs are the same dict are
-counted as 1.00 without timing. Prints one markdown row per M and a summary line.
+(the weight read from HBM), CUDA-graph medians, the two configs in ROUNDS interleaved rounds.
+Entries where both configs are the same dict are counted as 1.00 without timing. Prints one
+markdown row per M and a summary line.
 python benchmarks/check_heuristic.py [N,K ...] [--m M,M,...] [--dtype int8|fp8]
     (--m: only those table Ms; --dtype: only those tables)
 """
