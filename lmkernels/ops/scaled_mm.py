@@ -340,8 +340,9 @@ def heuristic_config(M: int, N: int, K: int, fp8: bool, device_index: int = 0) -
     SMs (N = 4096, K = 14336: 128 tiles, 2 splits). That is still int8's rule here, though the
     session-27 int8 tables take those tiles transposed and 64 wide at 44 of their 56 M <= 32 entries
     (1-5 % faster; this rule within 1.11x of them, results/h100/check_heuristic_s27_int8_decode.md).
-    fp8 on sm90 (SWAP_AB): 16 (32) x 64 x 256 tiles transposed, 5 stages, unsplit: the weight's 64 rows are wgmma's M side, where a 16-row
-    tile ran on mma.sync with e4m3 widened to f16 (H100, results/h100/probe_swap_ab.md, M = 1 / 16:
+    fp8 on sm90 (SWAP_AB): 16 (32) x 64 x 256 tiles transposed, 5 stages, unsplit: the weight's 64
+    rows are wgmma's M side, where a 16-row tile ran on mma.sync with e4m3 widened to f16 (H100,
+    results/h100/probe_swap_ab.md, M = 1 / 16:
     6144 x 4096 11.9 -> 10.3 µs, 4096 x 14336 24.5 -> 23.2; one input set 10.4 -> 5.6).
     sm90, M = 33-128, where 64 x 64 tiles are at most two programs an SM: those, 128 deep, in 6
     pointer stages, transposed (SWAP_AB), both dtypes (session 22, see the rule's comment).
