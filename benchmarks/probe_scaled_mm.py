@@ -402,11 +402,10 @@ def int8swap():
         t8, f8 = shipped_table(N, K, "int8"), shipped_table(N, K, "fp8")
         for M in (1, 16):
             swapped = dict(f8[str(M)])
-            split = swapped.get("SPLIT_K", 1)
-            configs = [dict(t8[str(M)]), swapped, dict(swapped, SPLIT_K=1, ONE_LAUNCH=False)]
-            if split == 1:
-                configs[-1] = dict(swapped, SPLIT_K=2, ONE_LAUNCH=True)
-            configs.append(dict(swapped, num_stages=4))
+            # the fp8 entry, the same tile with the other split (2 where it has none, else 1), 4 stages
+            other = (dict(swapped, SPLIT_K=2, ONE_LAUNCH=True) if swapped.get("SPLIT_K", 1) == 1 else
+                     dict(swapped, SPLIT_K=1, ONE_LAUNCH=False))
+            configs = [dict(t8[str(M)]), swapped, other, dict(swapped, num_stages=4)]
             probe(M, N, K, False, configs)
 
 

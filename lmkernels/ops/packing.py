@@ -152,8 +152,8 @@ def _fast_plan(trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl):
     """For the fast paths (contiguous rows of known shape, pointer mode): (widest word the row
     allows, row words, the most grid rows the small tiles serve in one wave, small plan, plan),
     cached under the row's shape and the pdl request (None or a bool); grid rows are N + B x Lmax for
-    pack (x's rows, then the packed rows) and B x Lmax for unpack. None where the careful path must decide (bad dtypes,
-    empty rows, rows too long)."""
+    pack (x's rows, then the packed rows) and B x Lmax for unpack. None where the careful path must
+    decide (bad dtypes, empty rows, rows too long)."""
     key = (trailing, lmax, seq_block, dt, ldt, dev, unpack, pdl)
     plan = _fast_plans.get(key)
     if plan is None:
