@@ -17,7 +17,10 @@ floor (N K elem bytes at the copy bandwidth measured in the run) over the time; 
 floor in µs and time / floor. Each input set has its own weight (fresh random data), and the sets
 overflow L2 4x (harness.n_input_sets) except where 64 sets of a small weight do not (2880 x 64 bf16:
 64 x 0.37 MB = 24 MB; 4096 x 8: 4 MB): those rows may read part of the weights from L2, and their
-floors (0.1 µs and less) are far below the launch latency anyway.
+floors (0.1 µs and less) are far below the launch latency anyway. The router rows also time the
+first input set alone, replayed ("one input set": DESIGN.md's do_bench_cudagraph method, the one
+behind ANCHORS' cuBLAS 6.1-6.2 µs): the weight then comes from L2, as it would for a router whose
+layer's weights were just touched; summary() checks the targets on both columns.
 
 PDL chain: CHAIN_LAYERS layers of (fused_add_rms_norm -> ll_gemm to CHAIN_N outputs), hidden size K
 in CHAIN_K, M in CHAIN_M, one call = the whole chain, each layer its own weight. pdl=True on both
@@ -80,7 +83,9 @@ def _router_case(K: int, N: int, M: int, fp8: bool):
     e = 1 if fp8 else 2
     # bytes a call: the weight and x once each, fp32 logits written once
     nbytes = N * K * e + M * K * e + M * N * 4
-    extra = {"weight_bytes": N * K * e, "flops": 2 * M * N * K}
+    # warm: ANCHORS' cuBLAS router figures (6.1-6.2 µs at 7168 x 256) are do_bench_cudagraph's, one
+    # input set replayed, its weight (0.3-5.5 MB) in the 50 MB L2; the column times ours and cuBLAS so
+    extra = {"weight_bytes": N * K * e, "flops": 2 * M * N * K, "warm": True}
     return ("ll_gemm", f"M={M} N={N} K={K}", ("fp8 e4m3" if fp8 else "bf16") + " -> fp32", nbytes, p, extra)
 
 
@@ -189,12 +194,35 @@ def summary(table, sms: int | None = None) -> str:
         pre = f"{p[PRELOAD_ROW].us:.2f}" if PRELOAD_ROW in p else "-"
         lines.append(f"| {shape} | {ours.us:.2f} | {p['lmkernels pdl=False'].us:.2f} | {pre} | {floor:.2f} | "
                      f"{ours.us / floor:.2f} | {cub:.2f} | {cub / ours.us:.2f} | {'met' if ok else 'MISSED'} |")
-    lines += ["", "### fp8 e4m3 against bf16 (target <= 0.7)", "", "| shape | fp8 µs | bf16 µs | fp8 / bf16 |",
-              "|---|---:|---:|---:|"]
+    lines += ["", "### The same, one input set replayed (do_bench_cudagraph's and ANCHORS' method: the weight "
+              "stays in L2)", "",
+              "| shape | ll_gemm µs | best cuBLAS µs | cuBLAS / ours | target (<= max(2, 1.5 floor), >= 2x cuBLAS) |",
+              "|---|---:|---:|---:|---|"]
+    bf16_warm = {}
+    for (op, shape, dt), p in rows.items():
+        if op != "ll_gemm" or not dt.startswith("bf16") or p["lmkernels"].warm_us is None:
+            continue
+        ours = p["lmkernels"]
+        floor = ours.us * (ours.weight_frac or float("nan"))
+        cub = min((r.warm_us for k, r in p.items() if k.startswith("cuBLAS") and r.warm_us is not None
+                   and r.warm_us == r.warm_us), default=float("nan"))
+        ok = ours.warm_us <= max(2.0, 1.5 * floor) and cub / ours.warm_us >= 2
+        bf16_warm[shape] = ours.warm_us
+        lines.append(f"| {shape} | {ours.warm_us:.2f} | {cub:.2f} | {cub / ours.warm_us:.2f} | "
+                     f"{'met' if ok else 'MISSED'} |")
+    lines += ["", "### fp8 e4m3 against bf16 (target <= 0.7)", "",
+              "| shape | fp8 µs | bf16 µs | fp8 / bf16 | one set: fp8 µs | bf16 µs | fp8 / bf16 |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for (op, shape, dt), p in rows.items():
         if op == "ll_gemm" and dt.startswith("fp8") and shape in bf16:
             us = p["lmkernels"].us
-            lines.append(f"| {shape} | {us:.2f} | {bf16[shape]:.2f} | {us / bf16[shape]:.2f} |")
+            line = f"| {shape} | {us:.2f} | {bf16[shape]:.2f} | {us / bf16[shape]:.2f} |"
+            warm = p["lmkernels"].warm_us
+            if warm is not None and shape in bf16_warm:
+                line += f" {warm:.2f} | {bf16_warm[shape]:.2f} | {warm / bf16_warm[shape]:.2f} |"
+            else:
+                line += " - | - | - |"
+            lines.append(line)
     lines += ["", f"### PDL chain: {CHAIN_LAYERS} x (fused_add_rms_norm -> ll_gemm), one CUDA graph", "",
               "| shape | µs a layer, pdl on | pdl off | pdl on, no early launch / prefetch | pdl on, two-launch "
               "split-K | kernels a layer | saving a boundary µs | bits |", "|---|---:|---:|---:|---:|---:|---:|---|"]
