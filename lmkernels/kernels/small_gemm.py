@@ -79,6 +79,8 @@ right after the wait, beside the weight, or for the FMA rows (ROWS3) between the
 reduction; never after the reduction. They are NOT prefetched before the wait: that cost fp8
 routers 1.0-1.7 µs a call on the H100 (results/h100/probe_epilogue_prefetch.md).
 """
+import os
+
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -91,6 +93,8 @@ from .split_k import last_to_arrive
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
 # an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
 DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
+# PROBE ONLY (benchmarks/probe_router_chain.py): independent mma accumulators over K sub-slices
+DOT_CHAINS: tl.constexpr = tl.constexpr(int(os.environ.get("LMKERNELS_PROBE_DOT_CHAINS", "1")))
 
 
 @triton.jit
@@ -140,7 +144,13 @@ def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr):
             if w.dtype.is_fp8():  # exact widening (module docstring); fp16, not bf16: one cvt a pair
                 w = w.to(tl.float16)
                 x = x.to(tl.float16)
-            acc = tl.dot(x, tl.trans(w), acc)
+            if DOT_CHAINS == 1:
+                acc = tl.dot(x, tl.trans(w), acc)
+            else:
+                KS: tl.constexpr = x.shape[1] // DOT_CHAINS
+                x3 = tl.permute(tl.reshape(x, (x.shape[0], DOT_CHAINS, KS)), (1, 0, 2))
+                w3 = tl.permute(tl.reshape(w, (w.shape[0], DOT_CHAINS, KS)), (1, 2, 0))
+                acc = tl.dot(x3, w3, acc)
     else:
         xm = tl.load(x_ptr + ks, mask=mask_k, other=0.0).to(tl.float32)
         acc += tl.sum(w.to(tl.float32) * xm[None, :], axis=1)[None, :]
@@ -247,13 +257,18 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     if EPILOGUE_HERE and not ROWS3:  # in flight with the weight (_epilogue_operands)
         scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
     if not ROWS3:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        if USE_DOT and DOT_CHAINS > 1 and not DOT_IN_FP32:
+            acc = tl.zeros((DOT_CHAINS, BLOCK_M, BLOCK_N), dtype=tl.float32)
+        else:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         if PRELOAD:  # the program's one K tile, read before the wait above
             acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT)
         else:
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
                 acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, USE_DOT)
+        if USE_DOT and DOT_CHAINS > 1 and not DOT_IN_FP32:
+            acc = tl.sum(acc, axis=0)
     else:  # FMAs on BLOCK_M > 1 rows: products summed elementwise over the K loop, one reduction after it
         acc3 = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
         if PRELOAD:
