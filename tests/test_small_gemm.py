@@ -130,7 +130,14 @@ CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "
            {"BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 8}, {"EARLY_LAUNCH": True, "PREFETCH": True, "SPLIT_K": 4},
            {"PRELOAD": True, "SPLIT_K": 17, "BLOCK_K": 64}, {"PRELOAD": True, "SPLIT_K": 1, "BLOCK_K": 2048},
            {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 512, "num_stages": 3, "PREFETCH": True},
-           {"USE_DOT": False, "BLOCK_N": 1, "SPLIT_K": 1, "BLOCK_K": 2048, "num_warps": 16, "PRELOAD": True}]
+           {"USE_DOT": False, "BLOCK_N": 1, "SPLIT_K": 1, "BLOCK_K": 2048, "num_warps": 16, "PRELOAD": True},
+           # independent accumulators over K sub-slices (kernels/small_gemm._dot_chains): a K loop
+           # with a tail, split-K, and one K tile a program
+           {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 1, "num_stages": 3,
+            "DOT_CHAINS": 4},
+           {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64, "SPLIT_K": 6, "DOT_CHAINS": 2},
+           {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 9, "DOT_CHAINS": 8,
+            "PRELOAD": True}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
@@ -480,6 +487,14 @@ BAD = [
      ValueError, r"4 x 64 x 2048 over 4 warps puts 4096 fp32 products on a thread; at most 128"),
     ("config bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": 1}}), ValueError,
      r"config\['PREFETCH'\]=1 must be a bool"),
+    ("config chains pow2", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16,
+                                                                         "BLOCK_N": 16, "DOT_CHAINS": 3}}),
+     ValueError, r"config\['DOT_CHAINS'\]=3 must be a power of two in \[1, 8\]"),
+    ("config chains fma", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "DOT_CHAINS": 2}}),
+     ValueError, r"DOT_CHAINS'\]=2 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*USE_DOT=False"),
+    ("config chains k", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16,
+                                                                      "BLOCK_K": 64, "DOT_CHAINS": 8}}),
+     ValueError, r"DOT_CHAINS'\]=8 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*BLOCK_K=64"),
 ]
 
 
@@ -592,7 +607,9 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
-    assert sg.ll_gemm_config(8, 384, 7168, 2, sms)["BLOCK_N"] == 32
+    assert c["DOT_CHAINS"] == 4  # probe_router_chain.md: 4.89 -> 4.47 µs
+    c = sg.ll_gemm_config(8, 384, 7168, 2, sms)
+    assert (c["BLOCK_N"], c["DOT_CHAINS"]) == (32, 1)  # 32-column tiles lost with chains (5.5 -> 5.9-6.1 µs)
     c = sg.ll_gemm_config(4, 384, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 2048, 8)  # 192 programs in one wave: 5.10 µs
     c = sg.ll_gemm_config(2, 256, 7168, 1, sms)

@@ -101,6 +101,9 @@ def test_split_configs_fill_the_sms_with_whole_k_tiles():
         assert split == c["SPLIT_K"] and chunk % c["BLOCK_K"] == 0
         assert (-(-256 // c["BLOCK_N"])) * split <= 2 * 132 + 256 // c["BLOCK_N"]
     assert {c["ONE_LAUNCH"] for c in t.split_configs(16, 256, 7168, 132)} == {True, False}
+    # DOT_CHAINS 4 beside 1 on the one-launch 16-column tiles only (probe_router_chain.md)
+    chains = {(c["BLOCK_N"], c["ONE_LAUNCH"], c["DOT_CHAINS"]) for c in t.split_configs(16, 256, 7168, 132)}
+    assert chains == {(16, True, 1), (16, True, 4), (16, False, 1), (32, True, 1), (32, False, 1)}
 
 
 # ---- a fake-timed run -------------------------------------------------------------------------
@@ -232,6 +235,14 @@ def test_fp8_follows_its_table_too(tables):
     _write_table(tables, N, K, "fp8", {2: (sg.ll_gemm_config(2, N, K, 1, 132), {"us": 9.0, "cublas_us": 1.0}),
                                        4: (sg.ll_gemm_config(4, N, K, 1, 132), {"us": 1.0, "cublas_us": 9.0})})
     assert not sg.use_ll_gemm(2, N, K, torch.float8_e4m3fn, 0) and sg.use_ll_gemm(4, N, K, torch.float8_e4m3fn, 0)
+
+
+def test_a_table_entry_from_before_dot_chains_means_one_chain(tables):
+    """Tables written before DOT_CHAINS existed (session 28) lack the key: served as 1 chain."""
+    N, K = 256, 512
+    cfg = {k: v for k, v in sg.ll_gemm_config(16, N, K, 2, 132).items() if k != "DOT_CHAINS"}
+    _write_table(tables, N, K, "bf16", {16: (cfg, {"us": 1.0})})
+    assert sg.tuned_config(16, N, K, torch.bfloat16, 0) == dict(cfg, DOT_CHAINS=1)
 
 
 def test_a_partial_table_config_is_refused(tables):

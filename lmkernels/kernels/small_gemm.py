@@ -79,8 +79,6 @@ right after the wait, beside the weight, or for the FMA rows (ROWS3) between the
 reduction; never after the reduction. They are NOT prefetched before the wait: that cost fp8
 routers 1.0-1.7 µs a call on the H100 (results/h100/probe_epilogue_prefetch.md).
 """
-import os
-
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -93,8 +91,6 @@ from .split_k import last_to_arrive
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
 # an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
 DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
-# PROBE ONLY (benchmarks/probe_router_chain.py): independent mma accumulators over K sub-slices
-DOT_CHAINS: tl.constexpr = tl.constexpr(int(os.environ.get("LMKERNELS_PROBE_DOT_CHAINS", "1")))
 
 
 @triton.jit
@@ -132,28 +128,42 @@ def _w_tile(w_rows, mask_n, ks, k_hi):
 
 
 @triton.jit
-def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr):
-    """acc [BLOCK_M, BLOCK_N] += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks,
-    masked-out columns zero): tl.dot on the 16-row padded tile, or (BLOCK_M == 1) fp32 FMAs and the
-    K reduction of the tile."""
+def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr, DOT_CHAINS: tl.constexpr):
+    """acc += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks, masked-out
+    columns zero): tl.dot on the 16-row padded tile, or (BLOCK_M == 1) fp32 FMAs and the K reduction
+    of the tile. acc is [BLOCK_M, BLOCK_N], or with DOT_CHAINS > 1 [DOT_CHAINS, BLOCK_M, BLOCK_N]:
+    one accumulator per K sub-slice of the tile (_dot_chains)."""
     if USE_DOT:
         x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         if DOT_IN_FP32:
-            acc = tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc, input_precision="ieee")
+            acc = _dot_chains(x.to(tl.float32), w.to(tl.float32), acc, DOT_CHAINS, "ieee")
         else:
             if w.dtype.is_fp8():  # exact widening (module docstring); fp16, not bf16: one cvt a pair
                 w = w.to(tl.float16)
                 x = x.to(tl.float16)
-            if DOT_CHAINS == 1:
-                acc = tl.dot(x, tl.trans(w), acc)
-            else:
-                KS: tl.constexpr = x.shape[1] // DOT_CHAINS
-                x3 = tl.permute(tl.reshape(x, (x.shape[0], DOT_CHAINS, KS)), (1, 0, 2))
-                w3 = tl.permute(tl.reshape(w, (w.shape[0], DOT_CHAINS, KS)), (1, 2, 0))
-                acc = tl.dot(x3, w3, acc)
+            acc = _dot_chains(x, w, acc, DOT_CHAINS, None)
     else:
         xm = tl.load(x_ptr + ks, mask=mask_k, other=0.0).to(tl.float32)
         acc += tl.sum(w.to(tl.float32) * xm[None, :], axis=1)[None, :]
+    return acc
+
+
+@triton.jit
+def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr):
+    """acc += x @ w^T, x [BM, BK], w [BN, BK]. DOT_CHAINS > 1: a batched dot over DOT_CHAINS K
+    sub-slices, x as [C, BM, BK / C] and w as [C, BK / C, BN], into acc [C, BM, BN], summed over C
+    once after the K loop. Why: on sm90 a 16 x 16 x 512 tile on 4 warps compiled to 32 mma.sync a
+    warp, every warp's one accumulator a chain of 32 dependent steps (and the 4 warps duplicating
+    each other's 8-column halves); batched, each warp owns a slice (16 a warp at C = 4) and the
+    chains are independent: 7168 x 256 at M = 8 / 16 4.83 / 4.89 -> 4.28 / 4.47 µs (H100,
+    results/h100/probe_router_chain.md). PRECISION: the interpreter's "ieee" for its fp32 tiles, else None (Triton's default)."""
+    if DOT_CHAINS == 1:
+        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    else:
+        KS: tl.constexpr = x.shape[1] // DOT_CHAINS
+        x3 = tl.permute(tl.reshape(x, (x.shape[0], DOT_CHAINS, KS)), (1, 0, 2))
+        w3 = tl.permute(tl.reshape(w, (w.shape[0], DOT_CHAINS, KS)), (1, 2, 0))
+        acc = tl.dot(x3, w3, acc, input_precision=PRECISION)
     return acc
 
 
@@ -207,7 +217,8 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
-                    ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr):
+                    ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr,
+                    DOT_CHAINS: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -257,17 +268,18 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     if EPILOGUE_HERE and not ROWS3:  # in flight with the weight (_epilogue_operands)
         scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
     if not ROWS3:
-        if USE_DOT and DOT_CHAINS > 1 and not DOT_IN_FP32:
+        if USE_DOT and DOT_CHAINS > 1:
             acc = tl.zeros((DOT_CHAINS, BLOCK_M, BLOCK_N), dtype=tl.float32)
         else:
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         if PRELOAD:  # the program's one K tile, read before the wait above
-            acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT)
+            acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT, DOT_CHAINS)
         else:
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
-                acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, USE_DOT)
-        if USE_DOT and DOT_CHAINS > 1 and not DOT_IN_FP32:
+                acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, USE_DOT,
+                           DOT_CHAINS)
+        if USE_DOT and DOT_CHAINS > 1:  # the chains' sum, in a fixed order (tl.sum's tree)
             acc = tl.sum(acc, axis=0)
     else:  # FMAs on BLOCK_M > 1 rows: products summed elementwise over the K loop, one reduction after it
         acc3 = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)

@@ -47,7 +47,10 @@ DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH", "PRELOAD")
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS")
+# keys a config may leave out, and their values: DOT_CHAINS came after the first tables (session 28),
+# whose entries mean one chain
+CONFIG_DEFAULTS = {"DOT_CHAINS": 1}
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
 _HIP = torch.version.hip is not None
 
@@ -135,7 +138,7 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -197,7 +200,7 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
     step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -206,6 +209,9 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
         whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
         and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for _two_launch_config.
+        DOT_CHAINS 4 on the 16-column tiles (kernels/small_gemm._dot_chains; probe_router_chain.md:
+        7168 x 256 / 6144 x 256 at M = 8-16 4.8-4.9 -> 4.3-4.5 µs); the 32-column tiles lost with it
+        (7168 x 384 5.5 -> 5.9-6.1).
         fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
         7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
         FMA rows at M = 8 and the two-launch tiles at M = 16).
@@ -218,7 +224,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
     split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 else 1}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -244,7 +250,7 @@ def _two_launch_config(N: int, K: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
-            "ONE_LAUNCH": False, "PRELOAD": False}
+            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -261,10 +267,12 @@ def check_config(cfg: dict, M: int) -> dict:
     tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
     FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
     products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
-    ignored on HIP, kernels/small_gemm.py says why)."""
+    ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
+    with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
+    cfg = {**CONFIG_DEFAULTS, **cfg}
     for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
@@ -279,6 +287,10 @@ def check_config(cfg: dict, M: int) -> dict:
     config_int(cfg, "num_warps", 1, 16, pow2=True)
     config_int(cfg, "SPLIT_K", 1, MAX_SPLIT_K)
     config_int(cfg, "num_stages", 1, 6)
+    chains = config_int(cfg, "DOT_CHAINS", 1, 8, pow2=True)
+    if chains > 1 and not (dot and cfg["BLOCK_K"] // chains >= 16):
+        raise ValueError(f"config['DOT_CHAINS']={chains} needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16 (the mma's "
+                         f"K step), got USE_DOT={dot}, BLOCK_K={cfg['BLOCK_K']}")
     if not dot:  # the FMA tile lives in registers: BLOCK_M BLOCK_N BLOCK_K fp32 products over the threads
         per_thread = bm * cfg["BLOCK_N"] * cfg["BLOCK_K"] // (32 * cfg["num_warps"])
         if per_thread > MAX_FMA_PER_THREAD:
@@ -291,9 +303,10 @@ def check_config(cfg: dict, M: int) -> dict:
 def _check_table_config(cfg: dict) -> dict:
     """config_store's validator for ll_gemm tables: every key of a config (the tuner writes them all),
     valid for some M (tuned_config serves a bucket only to at most its tuned M rows)."""
-    missing = [k for k in CONFIG_KEYS if k not in cfg]
+    missing = [k for k in CONFIG_KEYS if k not in cfg and k not in CONFIG_DEFAULTS]
     if missing:
-        raise ValueError(f"config lacks {missing}; a table entry names every one of {list(CONFIG_KEYS)}")
+        raise ValueError(f"config lacks {missing}; a table entry names every one of {list(CONFIG_KEYS)} "
+                         f"(but {list(CONFIG_DEFAULTS)}, which default to {list(CONFIG_DEFAULTS.values())})")
     return check_config(cfg, 1)
 
 
@@ -429,7 +442,8 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
-              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1)
+              cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
+              cfg["DOT_CHAINS"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None

@@ -66,7 +66,7 @@ def rows_configs(M: int, N: int, K: int, block_m: int | None = None):
                 seen.add((bn, bk, warps, stages))
                 yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
                        "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
-                       "ONE_LAUNCH": True, "PRELOAD": False}
+                       "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def tiled_rows_configs(M: int, N: int, K: int, sms: int):
@@ -85,7 +85,9 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
     for fp8: 16-bit's 512-deep tile in bytes), the
     splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
     with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
-    the fp8 and small-N probes preferred."""
+    the fp8 and small-N probes preferred. The 16-column one-launch tiles at least 512 deep also with
+    DOT_CHAINS 4 (kernels/small_gemm._dot_chains: probe_router_chain.md, which timed 512 and 1024;
+    the 32-column tiles lost with it)."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
@@ -97,9 +99,10 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
                     if (bn, bk, split, one) in seen or (split == 1 and not one):
                         continue
                     seen.add((bn, bk, split, one))
-                    yield {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
-                           "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
-                           "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False}
+                    for chains in (1, 4) if bn == 16 and one and bk >= 512 else (1,):
+                        yield {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+                               "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
+                               "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains}
 
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable,
@@ -123,10 +126,13 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
 
 
 def describe(cfg: dict) -> str:
-    """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key)."""
+    """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key; DOT_CHAINS
+    only where above 1: "... 1L chains4 pf early")."""
     s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
          f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
     s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
+    if cfg.get("DOT_CHAINS", 1) > 1:
+        s += f" chains{cfg['DOT_CHAINS']}"
     return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
                                                      ("PRELOAD", "preload")) if cfg[key])
 
