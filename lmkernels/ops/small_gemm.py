@@ -272,7 +272,7 @@ def check_config(cfg: dict, M: int) -> dict:
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
-    cfg = {**CONFIG_DEFAULTS, **cfg}
+    cfg = {**cfg, **{k: v for k, v in CONFIG_DEFAULTS.items() if k not in cfg}}
     for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
