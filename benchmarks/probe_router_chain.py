@@ -15,13 +15,16 @@ nothing; if the loads are, PREFETCH off loses and split 28 gains nothing.
 Second prediction (written after the first run refuted the first: split 28 ran 9.6 µs, the shipped
 tile 4.9): the sm90 PTX of the 16 x 16 x 512 tile has 32 mma.sync a warp per K tile for 64 needed
 per CTA: the 4 warps duplicate each other's n8 columns, and each warp's accumulator is one chain of
-32 steps a tile. A batched tl.dot over DOT_CHAINS K sub-slices (x [16, C, K/C] -> [C, 16, K/C],
-kernels/small_gemm.py's probe-only DOT_CHAINS, env LMKERNELS_PROBE_DOT_CHAINS) gives each warp its
+32 steps a tile. A batched tl.dot over DOT_CHAINS K sub-slices (x [16, C, K/C] -> [C, 16, K/C];
+the rounds ran with it as a probe-only global of kernels/small_gemm.py set from the environment,
+commit 6252a6b; it is now the config key DOT_CHAINS, which --chains sets) gives each warp its
 own chain of 8 steps at C = 4 (16 mma.sync a warp, half the PTX's): -0.5 to -1.0 µs at M = 8-16
 on the big routers (7168 x 256 4.9 -> about 4.0), the same relative error.
 
 Modes:
-    python benchmarks/probe_router_chain.py time [--minutes 6] [--dot-only]   graph medians, rotated and one set
+    python benchmarks/probe_router_chain.py time [--minutes 6] [--dot-only --chains C]   graph medians,
+                                                                  rotated and one set
+    python benchmarks/probe_router_chain.py heldout              the heuristic's chains off its tables
     python benchmarks/probe_router_chain.py ncu-driver            two calls each of a few configs,
                                                                   for `ncu --kernel-name regex:_ll_gemm`
 """
@@ -58,7 +61,7 @@ def _shipped(M, N, K):
 def _dot(bn, bk, split, warps=4, stages=None, prefetch=True):
     return {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "num_warps": warps,
             "num_stages": stages or 1, "PREFETCH": prefetch, "EARLY_LAUNCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def variants(M, N, K):
@@ -75,16 +78,17 @@ def variants(M, N, K):
     yield f"dot 16x{bn}x256 split {-(-K // 512)} (2 tiles, 3 stages)", _dot(bn, 256, -(-K // 512), stages=3)
 
 
-def dot_variants(M, N, K):
-    """The dot tiles only (for the DOT_CHAINS rounds): the shipped one where it is a dot tile, else
-    the heuristic's dot form, and the one-tile-a-program forms."""
+def dot_variants(M, N, K, chains):
+    """The dot tiles only (the DOT_CHAINS rounds), each with DOT_CHAINS = chains: the shipped one
+    where it is a dot tile, and forms with whole tiles a program."""
     base = _shipped(M, N, K)
     if base["USE_DOT"]:
-        yield "shipped", base
+        yield "shipped", dict(base, DOT_CHAINS=chains)
     bn = base["BLOCK_N"] if base["USE_DOT"] else 16
     for bk, split in ((512, -(-K // 1024)), (1024, -(-K // 1024)), (512, -(-K // 512))):
         if split <= 64:
-            yield f"dot 16x{bn}x{bk} split {split}", _dot(bn, bk, split, stages=3 if bk * split < K else 1)
+            yield (f"dot 16x{bn}x{bk} split {split}",
+                   dict(_dot(bn, bk, split, stages=3 if bk * split < K else 1), DOT_CHAINS=chains))
 
 
 def _error(sets, cfg):
@@ -100,16 +104,14 @@ def _time(sets, cfg):
     return graph_us(calls), graph_us(calls[:1])
 
 
-def time_mode(minutes, dot_only):
-    import os
+def time_mode(minutes, dot_only, chains):
     t_end = time.time() + 60 * minutes
-    chains = os.environ.get("LMKERNELS_PROBE_DOT_CHAINS", "1")
     print(f"### ll_gemm split-K dot tiles at M = 8-16 on {describe_device()}, DOT_CHAINS = {chains}\n")
     print("| shape | variant | µs rotated | µs one set | rel. error |\n|---|---|---:|---:|---:|", flush=True)
     for K, N in SHAPES:
         for M in MS:
             sets = _sets(M, N, K, n_input_sets(N * K * 2))
-            for name, cfg in (dot_variants if dot_only else variants)(M, N, K):
+            for name, cfg in (dot_variants(M, N, K, chains) if dot_only else variants(M, N, K)):
                 if time.time() > t_end:
                     print("<!-- out of time -->")
                     return
@@ -121,6 +123,32 @@ def time_mode(minutes, dot_only):
                     print(f"| M={M} N={N} K={K} | {name} | failed: {type(e).__name__}: {str(e)[:80]} | |")
             del sets
             torch.cuda.empty_cache()
+
+
+HELDOUT = [(2048, 256), (3072, 256), (5120, 256), (8192, 256), (14336, 256)]  # (K, N): no shipped table
+
+
+def heldout_mode():
+    """The heuristic (DOT_CHAINS 4 on its 16-column split-K dot tiles) against the same tiles with one
+    chain, on N = 256 shapes without a table, M = 8 and 16, where _dot_split_config serves."""
+    sms = num_sms(torch.cuda.current_device())
+    print(f"### the heuristic's DOT_CHAINS on shapes without a table, {describe_device()}\n")
+    print("| shape | heuristic | µs rotated, chains 4 | chains 1 | one set, chains 4 | chains 1 |\n"
+          "|---|---|---:|---:|---:|---:|", flush=True)
+    for K, N in HELDOUT:
+        for M in MS:
+            cfg = ll_gemm_config(M, N, K, 2, sms)
+            sets = _sets(M, N, K, n_input_sets(N * K * 2))
+            four, one = _time(sets, cfg), _time(sets, dict(cfg, DOT_CHAINS=1))
+            print(f"| M={M} N={N} K={K} | {_short(cfg)} | {four[0]:.2f} | {one[0]:.2f} | {four[1]:.2f} | "
+                  f"{one[1]:.2f} |", flush=True)
+            del sets
+            torch.cuda.empty_cache()
+
+
+def _short(c):
+    return (f"{'dot' if c['USE_DOT'] else 'fma'} {c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']} split {c['SPLIT_K']}"
+            f" chains {c['DOT_CHAINS']}")
 
 
 def ncu_driver():
@@ -138,12 +166,15 @@ def ncu_driver():
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("time", "ncu-driver"))
+    ap.add_argument("mode", choices=("time", "heldout", "ncu-driver"))
     ap.add_argument("--minutes", type=float, default=6.0)
     ap.add_argument("--dot-only", action="store_true", help="dot tiles only (the DOT_CHAINS rounds)")
+    ap.add_argument("--chains", type=int, default=1, help="DOT_CHAINS of the --dot-only tiles")
     args = ap.parse_args()
     if args.mode == "time":
-        time_mode(args.minutes, args.dot_only)
+        time_mode(args.minutes, args.dot_only, args.chains)
+    elif args.mode == "heldout":
+        heldout_mode()
     else:
         ncu_driver()
     return 0
