@@ -209,9 +209,11 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
         whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
         and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for _two_launch_config.
-        DOT_CHAINS 4 on the 16-column tiles (kernels/small_gemm._dot_chains; probe_router_chain.md:
-        7168 x 256 / 6144 x 256 at M = 8-16 4.8-4.9 -> 4.3-4.5 µs); the 32-column tiles lost with it
-        (7168 x 384 5.5 -> 5.9-6.1).
+        DOT_CHAINS 4 on the 16-column tiles where a program takes two or more K tiles
+        (kernels/small_gemm._dot_chains; probe_router_chain.md: 7168 x 256 / 6144 x 256 at M = 8-16
+        4.8-4.9 -> 4.3-4.5 µs; held out, probe_router_chain_heldout.md, N = 256 at K = 5120-14336:
+        -0.5 to -1.1 µs, but +0.14 / +0.18 at K = 3072 / 2048, where a program has one tile). The
+        32-column tiles lost with it (7168 x 384 5.5 -> 5.9-6.1).
         fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
         7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
         FMA rows at M = 8 and the two-launch tiles at M = 16).
@@ -224,7 +226,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
     split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 else 1}
+            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
