@@ -10,7 +10,8 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     vectorise) and the matching [M, BLOCK_K] slice of x, all M rows at once.
                     USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
                     cores do the FMAs, the padding costs no memory traffic: masked rows are not
-                    read). Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
+                    read); DOT_CHAINS > 1 splits each K tile into that many sub-slices with an
+                    accumulator each (_dot_chains: independent mma chains). Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
                     (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
                     loop and reduced once after it (ops/small_gemm.py runs these over all of K,
                     no split, up to M = 4-8, and to 16 below N = 256: no split-K handshake).
