@@ -607,7 +607,7 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
-    assert c["DOT_CHAINS"] == 4  # probe_router_chain.md: 4.89 -> 4.47 µs
+    assert c["DOT_CHAINS"] == 4  # probe_router_chain_chains.md: 4.89 -> 4.47 µs
     c = sg.ll_gemm_config(16, 256, 2048, 2, sms)
     assert (c["USE_DOT"], c["SPLIT_K"], c["DOT_CHAINS"]) == (True, 4, 1)  # one K tile a program: 3.54 against 3.72
     c = sg.ll_gemm_config(8, 384, 7168, 2, sms)

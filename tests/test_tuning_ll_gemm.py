@@ -101,7 +101,7 @@ def test_split_configs_fill_the_sms_with_whole_k_tiles():
         assert split == c["SPLIT_K"] and chunk % c["BLOCK_K"] == 0
         assert (-(-256 // c["BLOCK_N"])) * split <= 2 * 132 + 256 // c["BLOCK_N"]
     assert {c["ONE_LAUNCH"] for c in t.split_configs(16, 256, 7168, 132)} == {True, False}
-    # DOT_CHAINS 4 beside 1 on the one-launch 16-column tiles only (probe_router_chain.md)
+    # DOT_CHAINS 4 beside 1 on the one-launch 16-column tiles only (probe_router_chain_chains.md)
     chains = {(c["BLOCK_N"], c["ONE_LAUNCH"], c["DOT_CHAINS"]) for c in t.split_configs(16, 256, 7168, 132)}
     assert chains == {(16, True, 1), (16, True, 4), (16, False, 1), (32, True, 1), (32, False, 1)}
 

@@ -11,7 +11,8 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
                     cores do the FMAs, the padding costs no memory traffic: masked rows are not
                     read); DOT_CHAINS > 1 splits each K tile into that many sub-slices with an
-                    accumulator each (_dot_chains: independent mma chains). Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
+                    accumulator each (_dot_chains: independent mma chains).
+                    Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
                     (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
                     loop and reduced once after it (ops/small_gemm.py runs these over all of K,
                     no split, up to M = 4-8, and to 16 below N = 256: no split-K handshake).
@@ -155,9 +156,10 @@ def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr):
     sub-slices, x as [C, BM, BK / C] and w as [C, BK / C, BN], into acc [C, BM, BN], summed over C
     once after the K loop. Why: on sm90 a 16 x 16 x 512 tile on 4 warps compiled to 32 mma.sync a
     warp, every warp's one accumulator a chain of 32 dependent steps (and the 4 warps duplicating
-    each other's 8-column halves); batched, each warp owns a slice (16 a warp at C = 4) and the
-    chains are independent: 7168 x 256 at M = 8 / 16 4.83 / 4.89 -> 4.28 / 4.47 µs (H100,
-    results/h100/probe_router_chain.md). PRECISION: the interpreter's "ieee" for its fp32 tiles, else None (Triton's default)."""
+    each other's 8-column halves); batched, each warp owns a slice (16 mma.sync a warp at C = 4) and
+    the chains are independent: 7168 x 256 at M = 8 / 16 4.83 / 4.89 -> 4.28 / 4.47 µs (H100,
+    results/h100/probe_router_chain_chains.md). PRECISION: the interpreter's "ieee" for its fp32
+    tiles, else None (Triton's default)."""
     if DOT_CHAINS == 1:
         acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
     else:

@@ -210,7 +210,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         whole tiles (about one program an SM: 7168 x 256 -> 16 n-tiles x 7 splits of 1024), PREFETCH
         and EARLY_LAUNCH on. Bench (small_gemm.md): 3.80-5.55 µs against 4.23-5.93 for _two_launch_config.
         DOT_CHAINS 4 on the 16-column tiles where a program takes two or more K tiles
-        (kernels/small_gemm._dot_chains; probe_router_chain.md: 7168 x 256 / 6144 x 256 at M = 8-16
+        (kernels/small_gemm._dot_chains; probe_router_chain_chains.md: 7168 x 256 / 6144 x 256 at M = 8-16
         4.8-4.9 -> 4.3-4.5 µs; held out, probe_router_chain_heldout.md, N = 256 at K = 5120-14336:
         -0.5 to -1.1 µs, but +0.14 / +0.18 at K = 3072 / 2048, where a program has one tile). The
         32-column tiles lost with it (7168 x 384 5.5 -> 5.9-6.1).

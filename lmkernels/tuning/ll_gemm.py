@@ -86,7 +86,7 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
     splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
     with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
     the fp8 and small-N probes preferred. The 16-column one-launch tiles at least 512 deep also with
-    DOT_CHAINS 4 (kernels/small_gemm._dot_chains: probe_router_chain.md, which timed 512 and 1024;
+    DOT_CHAINS 4 (kernels/small_gemm._dot_chains: probe_router_chain_chains.md, which timed 512 and 1024;
     the 32-column tiles lost with it)."""
     seen = set()
     for bn in (16, 32):
