@@ -39,6 +39,7 @@ import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
 from lmkernels.ops.small_gemm import tuned_config, ll_gemm_config
 from lmkernels.runtime.device import describe_device, num_sms
+from lmkernels.tuning.ll_gemm import describe
 
 SHAPES = [(7168, 256), (7168, 384), (6144, 256), (4096, 256)]  # (K, N)
 MS = (8, 16)
@@ -140,15 +141,10 @@ def heldout_mode():
             cfg = ll_gemm_config(M, N, K, 2, sms)
             sets = _sets(M, N, K, n_input_sets(N * K * 2))
             four, one = _time(sets, cfg), _time(sets, dict(cfg, DOT_CHAINS=1))
-            print(f"| M={M} N={N} K={K} | {_short(cfg)} | {four[0]:.2f} | {one[0]:.2f} | {four[1]:.2f} | "
+            print(f"| M={M} N={N} K={K} | {describe(cfg)} | {four[0]:.2f} | {one[0]:.2f} | {four[1]:.2f} | "
                   f"{one[1]:.2f} |", flush=True)
             del sets
             torch.cuda.empty_cache()
-
-
-def _short(c):
-    return (f"{'dot' if c['USE_DOT'] else 'fma'} {c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']} split {c['SPLIT_K']}"
-            f" chains {c['DOT_CHAINS']}")
 
 
 def ncu_driver():

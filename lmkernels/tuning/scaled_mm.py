@@ -236,13 +236,12 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, descriptor_ok: bool, fp8
         if key not in seen:
             seen.add(key)
             out.append(cfg)
-    twins = []
     # transposed tiles (SWAP_AB) where the tile's M side is under wgmma's 64 rows and its N side fills them:
     # fp8 since session 21, int8 since session 27 (its 16-row tiles have a native mma.sync form, but
     # transposed 16 x 64 ran 6144 x 4096 M = 16 in 10.48 µs against the table's 11.03 and 4096 x 14336
     # 23.30 / 23.55, results/h100/probe_int8swap.md)
-    twins += [dict(c, SWAP_AB=True) for c in out
-              if not c.get("WGMMA") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"] and not c.get("SWAP_AB")]
+    twins = [dict(c, SWAP_AB=True) for c in out
+             if not c.get("WGMMA") and c["BLOCK_SIZE_M"] < 64 <= c["BLOCK_SIZE_N"] and not c.get("SWAP_AB")]
     if one_launch:  # the transposed split tiles too (session 21: 16 x 64 split 2 at 4096 x 14336, 23.24 -> 22.99 µs)
         twins += [dict(c, ONE_LAUNCH=True) for c in out + twins if c.get("SPLIT_K", 1) > 1 and not c.get("ONE_LAUNCH")]
     if split_tail and M > SMALL_M:
