@@ -5,7 +5,7 @@ python benchmarks/host_overhead.py
 import torch
 
 import lmkernels
-from lmkernels.bench.harness import host_us
+from lmkernels.bench.harness import host_us, interleaved_host_us
 from lmkernels.ops import kv_cache as kv_ops
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime import launch
@@ -79,23 +79,27 @@ for name, fn in rows.items():
 # The ops' own Python: each op with its launcher's fast() replaced by a stand-in that launches
 # nothing and reports success (what is left is the op's checks, plan lookup and call overhead).
 print("\nPython of the op alone (Launcher.fast stubbed, nothing launched):")
-# The KV write launches from its memo (ops/kv_cache.py): its bound launches are stubbed too.
-memo_entries = list(kv_ops._memo.values())
+# The norms and the KV write launch from their memos (ops/norm.py, ops/kv_cache.py): the bound
+# launches are stubbed too (an entry's slots named here).
+memo_slots = [(m, (2, 3)) for m in norm_ops._memo.entries.values()] + [(m, (5, 7)) for m in kv_ops._memo.entries.values()]
 for name, module, fn in (("lmkernels.rms_norm(x, w, out=y)", norm_ops, lambda: lmkernels.rms_norm(x, w, out=y)),
                          ("lmkernels.rms_norm(x, w)", norm_ops, lambda: lmkernels.rms_norm(x, w)),
+                         ("lmkernels.fused_add_rms_norm(x, y, w)", norm_ops, lambda: lmkernels.fused_add_rms_norm(x, y, w)),
                          ("lmkernels.reshape_and_cache_flash(T = 1)", kv_ops,
                           lambda: lmkernels.reshape_and_cache_flash(kv, kv, k_cache, v_cache, slot))):
     real = module._launch.fast
-    bound = [(m[5], m[7]) for m in memo_entries]
+    bound = [[m[i] for i in slots] for m, slots in memo_slots]
     module._launch.fast = _launched
-    for m in memo_entries:
-        m[5] = m[7] = _launched
+    for m, slots in memo_slots:
+        for i in slots:
+            m[i] = _launched if m[i] is not None else None
     try:
         print(f"{name:50s} {host_us(fn, 2000):6.2f} µs")
     finally:
         module._launch.fast = real
-        for m, (a, b) in zip(memo_entries, bound):
-            m[5], m[7] = a, b
+        for (m, slots), saved in zip(memo_slots, bound):
+            for i, b in zip(slots, saved):
+                m[i] = b
 
 _get_stream = torch._C._cuda_getCurrentRawStream
 
@@ -109,6 +113,20 @@ def rms_floor():
     px, pw, py = x.data_ptr(), w.data_ptr(), y.data_ptr()
     c_launch(1, 1, 1, _get_stream(0), function, coop, pdl, None, None, packed, None, None, None,
              px, px, pw, py, 1, 4096, 4096, 4096, 4096, 1e-6, *consts)
+
+
+def rms_alloc_floor():  # the allocating call's: x's and w's facts, empty_like and the C launch
+    for t in (x, w):
+        t.get_device(), t.dtype, t.shape, t.stride()
+    out = torch.empty_like(x)
+    px, pw, po = x.data_ptr(), w.data_ptr(), out.data_ptr()
+    c_launch(1, 1, 1, _get_stream(0), function, coop, pdl, None, None, packed, None, None, None,
+             px, px, pw, po, 1, 4096, 4096, 4096, 4096, 1e-6, *consts)
+    return out
+
+
+lmkernels.rms_norm(x, w, out=y)
+norm_go = norm_ops._memo.last[1][2]  # the memo's bound launch of that call (one row: the prefetching config)
 
 
 def kv_floor():
@@ -125,7 +143,7 @@ def kv_facts():  # the memo key of ops/kv_cache.py's public function, as it buil
             k_cache.stride(), v_cache.shape, v_cache.stride(), slot.stride(), "auto", None, None, 0, None)
 
 
-kv_go = kv_ops._memo[kv_facts()][5]
+kv_go = kv_ops._memo.entries[kv_facts()][5]
 
 
 # The issue's comparison, interleaved so that a busy spell on the shared host hits both sides:
@@ -145,20 +163,13 @@ pairs = {"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
          "  ... fp8 cache, per-tensor scales": lambda: lmkernels.reshape_and_cache_flash(kv, kv, k8, v8, slot, "fp8",
                                                                                         k_scale, k_scale),
          "  floor: rms_norm(out=)'s facts + C launch": rms_floor,
+         "  floor: rms_norm(x, w)'s facts + empty_like + C launch": rms_alloc_floor,
+         "  norm memo: bound launch alone": lambda: norm_go(1, 1, x, x, w, y, 1),
          "  floor: KV write's facts + C launch": kv_floor,
          "  KV memo: facts tuple": kv_facts,
-         "  KV memo: facts tuple + lookup": lambda: kv_ops._memo.get(kv_facts()),
+         "  KV memo: facts tuple + lookup": lambda: kv_ops._memo.entries.get(kv_facts()),
          "  KV memo: bound launch alone": lambda: kv_go(1, 1, kv, kv, k_cache, v_cache, slot, 1)}
-def interleaved_best(rows: dict, rounds: int = 10) -> dict:
-    """Best µs of each row over `rounds` rounds that run every row once in turn."""
-    best = {name: float("inf") for name in rows}
-    for _ in range(rounds):
-        for name, fn in rows.items():
-            best[name] = min(best[name], host_us(fn, 2000, rounds=1))
-    return best
-
-
-best = interleaved_best(pairs)
+best = interleaved_host_us(pairs)
 print("\ninterleaved, best of 10 rounds:")
 for name, us in best.items():
     print(f"{name:50s} {us:6.2f} µs  ({us / best['torch.mul(x, 2, out=y)']:.2f} x torch.mul)")
@@ -174,5 +185,5 @@ allocs = {"torch.empty_like(x)": lambda: torch.empty_like(x),
           "torch.mul(x, 2) (allocating torch op)": lambda: torch.mul(x, 2),
           "torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y)}
 print("\nallocation, interleaved, best of 10 rounds:")
-for name, us in interleaved_best(allocs).items():
+for name, us in interleaved_host_us(allocs).items():
     print(f"{name:50s} {us:6.2f} µs")

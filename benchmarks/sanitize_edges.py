@@ -201,5 +201,15 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
                  "num_stages": 1, "PRELOAD": True}):
         lmkernels.ll_gemm(x, w, x_scale=s[0], w_scale=s[1], config=cfg)
         lmkernels.ll_gemm(x, w, out_dtype=torch.float16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
+# the norms' memo of bound launches (ops/norm.py): repeat calls with one set of facts and changing row
+# counts (both configs: one program an SM and more), and rows 2 bytes off 16 with the same strides, which
+# the bound launches must refuse
+buf = torch.randn(300, 4104, device=dev, dtype=torch.bfloat16)
+w = torch.randn(4096, device=dev, dtype=torch.bfloat16)
+for T in (1, 300, 2, 133, 1, 300):
+    for x in (buf[:T, :4096], buf[:T, 1:4097]):
+        lmkernels.rms_norm(x, w)
+        lmkernels.rms_norm(x, w, out=torch.empty(T, 4096, device=dev, dtype=torch.bfloat16))
+        lmkernels.fused_add_rms_norm(x, torch.randn(T, 4096, device=dev, dtype=torch.bfloat16), w)
 torch.cuda.synchronize()
 print("edge shapes ran")

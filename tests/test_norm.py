@@ -348,6 +348,176 @@ def test_pdl_chain_matches_plain_launches(mode):
         assert torch.equal(out[0], plain[0]) and torch.equal(rs, plain[1])
 
 
+# ---------------------------------------------------------------- the memo of bound launches
+
+def _norm_into_calls(monkeypatch):
+    """Make norm_into (the fast branch and the careful path) count its calls: a memo hit never
+    enters it."""
+    entered = []
+    real = norm_ops.norm_into
+    monkeypatch.setattr(norm_ops, "norm_into", lambda *a: (entered.append(1), real(*a))[1])
+    return entered
+
+
+def test_memo_hits_after_the_first_call_and_follows_the_row_count(monkeypatch):
+    """A repeat call with the same operand facts launches from the memo (on the CPU through the
+    interpreter, on a GPU through the bound C launch) whatever its row count, for both ops and for
+    the allocating call; every result stays right, and the residual is updated each time."""
+    H = 256
+    w = randn(H, dtype=torch.bfloat16, seed=46)
+    norm_ops._memo.clear()
+    entered = _norm_into_calls(monkeypatch)
+    rows = [3, 1, 200, 7, 3, 200]  # 200 > one program an SM on an H100: both configs of the plan
+    for i, T in enumerate(rows):
+        x = randn(T, H, dtype=torch.bfloat16, seed=47 + i)
+        out = poisoned((T, H), torch.bfloat16)
+        assert lmkernels.rms_norm(x, w, out=out) is out
+        assert_ulps(out, ref.rms_norm(x, w, 1e-6), TOL[torch.bfloat16])
+        assert_ulps(lmkernels.rms_norm(x, w), ref.rms_norm(x, w, 1e-6), TOL[torch.bfloat16])
+        r = randn(T, H, dtype=torch.bfloat16, seed=60 + i)
+        want_r = (x.float() + r.float()).to(torch.bfloat16)
+        got_x, got_r = lmkernels.fused_add_rms_norm(x, r, w, 1e-6)
+        assert got_x is x and got_r is r
+        assert_ulps(r, want_r, RESIDUAL_TOL[torch.bfloat16])
+        assert_ulps(x, ref.rms_norm(r, w, 1e-6), TOL[torch.bfloat16])  # the norm of the sum as stored
+    assert len(norm_ops._memo) == 3  # out=, allocating, fused: one entry each
+    # each entry's two configs are bound after their first launch: 3 ops x (fill small, fill large)
+    assert len(entered) <= 6 < 3 * len(rows), "every call took norm_into: the memo never hit"
+
+
+MEMO_VARIANTS = ["no weight, narrower rows, same stride", "strided out", "fp32", "eps", "int eps", "pdl off",
+                 "weight as a Parameter", "in place", "other weight", "out shape", "residual shape", "bool eps",
+                 "int pdl", "descriptor", "meta"]
+
+
+@pytest.mark.parametrize("variant", MEMO_VARIANTS)
+def test_memo_never_serves_other_facts(variant):
+    """A call that differs from memoised ones in one fact gets that fact's result (or its error),
+    never a memoised launch: the memo is filled first by the same calls on [5, 64] bf16 rows of
+    stride 64 (no weight, with a weight, out=, allocating, fused, pdl=True)."""
+    H = 64
+    dt = torch.bfloat16
+    base = randn(5, H, dtype=dt, seed=70)
+    w = randn(H, dtype=dt, seed=71)
+    norm_ops._memo.clear()
+    for _ in range(2):  # fill, then hit
+        lmkernels.rms_norm(base, None)
+        lmkernels.rms_norm(base, w)
+        lmkernels.rms_norm(base, w, out=poisoned((5, H), dt))
+        lmkernels.rms_norm(base, w, pdl=True)
+        lmkernels.fused_add_rms_norm(base.clone(), base.clone(), w)
+    assert len(norm_ops._memo) == 5
+    x, wt, eps = base, w, 1e-6
+    if variant == "no weight, narrower rows, same stride":
+        x = randn(5, H, dtype=dt, seed=72)[:, :H - 8]  # stride (64, 1) as the memoised x, H = 56
+        assert x.stride() == base.stride()
+        assert_ulps(lmkernels.rms_norm(x, None), ref.rms_norm(x, None, eps), TOL[dt])
+        return
+    if variant == "strided out":
+        out = poisoned((5, H + 8), dt)[:, 4:H + 4]
+        lmkernels.rms_norm(x, wt, out=out)
+        assert_ulps(out, ref.rms_norm(x, wt, eps), TOL[dt])
+        return
+    if variant == "fp32":
+        x, wt = x.float(), wt.float()
+    elif variant == "eps":
+        eps = 0.5  # large enough to move every output
+    elif variant == "int eps":
+        eps = 1
+    elif variant == "pdl off":
+        assert_ulps(lmkernels.rms_norm(x, wt, pdl=False), ref.rms_norm(x, wt, eps), TOL[dt])
+        return
+    elif variant == "weight as a Parameter":
+        wt = torch.nn.Parameter(w.clone(), requires_grad=False)
+    elif variant == "in place":
+        y = x.clone()
+        want = ref.rms_norm(y, wt, eps)
+        assert lmkernels.rms_norm(y, wt, out=y) is y
+        assert_ulps(y, want, TOL[dt])
+        return
+    elif variant == "other weight":
+        wt = randn(H, dtype=dt, seed=73)
+    elif variant == "out shape":
+        with pytest.raises(ValueError, match="out.shape"):
+            lmkernels.rms_norm(x, wt, out=poisoned((4, H), dt))
+        return
+    elif variant == "residual shape":
+        with pytest.raises(ValueError, match="residual.shape"):
+            lmkernels.fused_add_rms_norm(x.clone(), x[:4].clone(), wt)
+        return
+    elif variant == "bool eps":
+        with pytest.raises(TypeError, match="eps"):
+            lmkernels.rms_norm(x, wt, True)
+        return
+    elif variant == "int pdl":
+        with pytest.raises(TypeError, match="pdl"):
+            lmkernels.rms_norm(x, wt, pdl=1)
+        return
+    elif variant == "descriptor":
+        skip_unavailable("descriptor")
+        got = lmkernels.rms_norm(x, wt, access="descriptor")
+        assert torch.equal(got, lmkernels.rms_norm(x, wt))
+        return
+    elif variant == "meta":  # get_device() is -1 on the CPU and for meta alike: the careful path refuses it
+        with pytest.raises((ValueError, RuntimeError, NotImplementedError)):
+            lmkernels.rms_norm(x.to("meta"), wt.to("meta"))
+        return
+    assert_ulps(lmkernels.rms_norm(x, wt, eps), ref.rms_norm(x, wt, float(eps)), TOL[x.dtype])
+
+
+@pytest.mark.skipif(not ON_GPU, reason="bound launches exist only for compiled kernels on a GPU (the interpreter "
+                                       "ignores alignment)")
+def test_memo_with_unaligned_pointers():
+    """The memo binds aligned pointers; rows 2 bytes off 16 with the same strides (the same facts)
+    must not launch the aligned specialisation: the bound launch refuses them and they are right."""
+    H = 64
+    buf = randn(6, H + 8, dtype=torch.bfloat16, seed=74)
+    w = randn(H, dtype=torch.bfloat16, seed=75)
+    norm_ops._memo.clear()
+    for x in (buf[:, :H], buf[:, :H], buf[:, 1:H + 1], buf[:, :H], buf[:, 1:H + 1]):
+        assert_ulps(lmkernels.rms_norm(x, w), ref.rms_norm(x, w, 1e-6), TOL[torch.bfloat16])
+        r = randn(6, H, dtype=torch.bfloat16, seed=76)
+        y = x.clone()
+        lmkernels.fused_add_rms_norm(y, r, w)
+        assert_ulps(y, ref.rms_norm(r, w, 1e-6), TOL[torch.bfloat16])
+
+
+def test_bench_targets_and_host_target():
+    """The bench's target tables on made-up rows: bandwidth from T = 4096 against 2850 GB/s, the
+    access modes within 5 % of pointer, T <= 16 against the fastest peer, host time against max(8,
+    torch.mul(out=))."""
+    from lmkernels.bench import norm as fam
+    from lmkernels.bench.harness import Row, Table
+    t = Table("t", 3000.0)
+    big, small = "T=4096 H=4096", "T=1 H=4096"
+    t.rows += [Row("rms_norm", big, "bfloat16", "lmkernels-pointer", 24.0, 2800.0, 0, None, warm_gbs=2900.0),
+               Row("rms_norm", big, "bfloat16", "lmkernels-descriptor", 25.5, 0, 0, None),
+               Row("rms_norm", big, "bfloat16", "lmkernels-block_ptr", 24.5, 0, 0, None),
+               Row("rms_norm", big, "bfloat16", "copy, same bytes (ceiling at this size)", 24.4, 2750.0, 0, None),
+               Row("fused_add_rms_norm", big, "bfloat16", "lmkernels-pointer", 46.0, 2900.0, 0, None),
+               Row("rms_norm", small, "bfloat16", "lmkernels-pointer", 1.5, 0, 0, None),
+               Row("rms_norm", small, "bfloat16", "liger", 1.7, 0, 0, None),
+               Row("rms_norm", small, "bfloat16", "torch-compile", 1.4, 0, 0, None),
+               Row("rms_norm", small, "bfloat16", "copy, same bytes (ceiling at this size)", 1.2, 0, 0, None),
+               Row("fused_add_rms_norm", small, "bfloat16", "lmkernels-pointer", 1.5, 0, 0, None),
+               Row("fused_add_rms_norm", small, "bfloat16", "liger (out of place)", 1.6, 0, 0, None)]
+    text = fam.targets(t)
+    assert f"| rms_norm {big} | >= 2850 GB/s | 2800 | one set 2900; same-bytes copy 2750 | MISSED |" in text
+    assert f"| rms_norm {big} | descriptor <= 1.05x pointer | 1.062x | 25.50 µs | MISSED |" in text
+    assert f"| rms_norm {big} | block_ptr <= 1.05x pointer | 1.021x | 24.50 µs | met |" in text
+    assert f"| fused_add_rms_norm {big} | >= 2850 GB/s | 2900 |  | met |" in text
+    assert f"| rms_norm {small} | <= best peer | 1.50 µs | torch-compile 1.40 µs | MISSED |" in text
+    assert f"| fused_add_rms_norm {small} | <= best peer | 1.50 µs | liger (out of place) 1.60 µs | met |" in text
+    host = fam.host_target({"torch.mul(x, 2, out=y)": 9.0, "lmkernels.rms_norm(x, w)": 9.5,
+                            "lmkernels.rms_norm(x, w, out=y)": 8.5})
+    assert "= 9.00)" in host
+    assert "| lmkernels.rms_norm(x, w) | 9.50 | 1.06 | MISSED |" in host
+    assert "| lmkernels.rms_norm(x, w, out=y) | 8.50 | 0.94 | met |" in host
+    # on a fast host the bar is 8 µs
+    assert "| lmkernels.rms_norm(x, w) | 7.90 | 1.13 | met |" in fam.host_target(
+        {"torch.mul(x, 2, out=y)": 7.0, "lmkernels.rms_norm(x, w)": 7.9})
+
+
 # ---------------------------------------------------------------- bad inputs
 
 H_BAD = 64

@@ -27,7 +27,7 @@ import triton
 from ..kernels.kv_cache import _reshape_and_cache_kernel
 from ..runtime import access as _access
 from ..runtime.device import fp8_cast_native, is_interpreter, num_sms
-from ..runtime.launch import Launcher
+from ..runtime.launch import LaunchMemo, Launcher
 from ._common import (FLOAT_DTYPES, check_last_contiguous, check_runnable, check_same_device, check_tensor,
                       cpu_interpreted, resolve_pdl, use_dispatcher)
 
@@ -67,20 +67,13 @@ DESCRIPTOR_WARPS = 2
 _plans: dict = {}
 # Prepared launches keyed on every operand fact except the token counts (T, n): the facts tuple of
 # reshape_and_cache_flash -> _remember's entry. Filled by the fast branch of reshape_and_cache_into
-# after it launched; one entry per model configuration in practice, cleared past MEMO_LIMIT entries
-# so that it cannot grow without bound. Keys hold no tensor, nor do entries on a GPU (the bound
-# launch keeps pointers as ints; under the interpreter it keeps a copy's stand-in key tensor).
-_memo: dict = {}
-MEMO_LIMIT = 256
-# The facts and entry of the last hit: the layers of a decode step call with equal facts, and one
-# tuple comparison costs less than hashing the tuple and comparing it (CPU: 0.23 against 0.39 µs).
-_last: list = [None, None]
+# after it launched (under the interpreter an entry keeps a copy's stand-in key tensor).
+_memo = LaunchMemo()
 _COPY_NAMES = frozenset(k for k, v in KV_CACHE_DTYPES.items() if FP8_KIND.get(v, 0) == 0)
 
 
 def clear_memo() -> None:
     _memo.clear()
-    _last[0] = _last[1] = None
 
 
 def kv_config(H: int, D: int, elem_bytes: int, small: bool, fp8: bool = False) -> tuple[int, int, int, int, int]:
@@ -277,11 +270,7 @@ def _remember(facts, plan, small: bool, dev: int, args: tuple, H: int, D: int, g
     [small-config token limit, H, D, groups, small BLOCK_T, its bound launch, large BLOCK_T, its
     bound launch, scales read]. Each config's launch is bound once it has run (bind returns None
     before); a call whose config is not bound yet takes the fast branch and binds it."""
-    memo = _memo.get(facts)
-    if memo is None:
-        if len(_memo) >= MEMO_LIMIT:
-            clear_memo()
-        memo = _memo[facts] = [plan[0], H, D, groups, plan[1][0], None, plan[2][0], None, plan[1][2][3]]
+    memo = _memo.entry(facts, lambda: [plan[0], H, D, groups, plan[1][0], None, plan[2][0], None, plan[1][2][3]])
     if memo[5 if small else 7] is None:
         _, _, consts, warps, _ = plan[1] if small else plan[2]
         # key, value, caches, slots and n change; so do the scales where the kernel reads them,
@@ -404,13 +393,8 @@ def reshape_and_cache_flash(key: torch.Tensor, value: torch.Tensor, key_cache: t
                      slot_mapping.dtype, key.stride(), value.stride(), key_cache.shape, key_cache.stride(),
                      value_cache.shape, value_cache.stride(), slot_mapping.stride(), kv_cache_dtype, scales, access,
                      _access._default, pdl)
-            last = _last
-            if facts == last[0]:
-                memo = last[1]
-            else:
-                memo = _memo.get(facts)
-                if memo is not None:
-                    last[0], last[1] = facts, memo
+            last = _memo.last
+            memo = last[1] if facts == last[0] else _memo.find(facts)
             if memo is not None:
                 kshape = key.shape
                 n = slot_mapping.shape[0]  # rank 1, and key's rank 3: their strides are in the facts
