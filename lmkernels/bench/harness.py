@@ -97,6 +97,18 @@ def copy_bandwidth_gbs(nbytes: int = 2**30) -> float:
     return 2 * nbytes / us / 1e3
 
 
+def interleaved_host_us(calls: dict, rounds: int = 10, n: int = 2000) -> dict:
+    """Best host µs per call of each named call over `rounds` rounds that run every call once in
+    turn (host_us with one round of n calls each). Interleaved, so that a busy or a quiet spell of a
+    shared host meets every call alike: back to back, one host's torch.mul(out=) moved between 7.6
+    and 9.5 µs within a minute (results/h100/host_h100_s29_*.txt)."""
+    best = {name: float("inf") for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            best[name] = min(best[name], host_us(call, n, rounds=1))
+    return best
+
+
 def torch_mul_host_us() -> float:
     """Host µs of a plain torch op on the GPU (the issue's floor for eager host time)."""
     x = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
