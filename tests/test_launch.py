@@ -211,3 +211,39 @@ def test_launches_on_the_tensors_device():
     with torch.cuda.device(0):
         y = lmkernels.rms_norm(x)
     torch.testing.assert_close(y, lmkernels.reference.rms_norm(x), rtol=1e-5, atol=1e-6)
+
+
+def test_meta_ids_stay_distinct_when_another_config_lands_in_between():
+    """Two configs planned at once (two threads) must get two ids: a shared id would give one
+    config's launches the other's compiled kernel. Simulated deterministically: the first time
+    meta_id reads the table's size or draws an id, "another thread" plans a second config right
+    there, before the first one's id is stored."""
+    launcher = launch.Launcher(_rms_norm_kernel, "tttt" "n" "iiii" "f")
+    a, b = ((1,), 4, 1, (torch.bfloat16,) * 4), ((2,), 4, 1, (torch.bfloat16,) * 4)
+    pending = [b]
+
+    def meanwhile():
+        if pending:
+            launcher.meta_id(*pending.pop())
+
+    class Table(dict):
+        def __len__(self):
+            n = dict.__len__(self)
+            meanwhile()
+            return n
+
+    class Ids:
+        def __init__(self, ids):
+            self.ids = ids
+
+        def __next__(self):
+            i = next(self.ids)
+            meanwhile()
+            return i
+
+    launcher.metas = Table()
+    launcher._ids = Ids(launcher._ids)
+    id_a = launcher.meta_id(*a)
+    assert not pending, "the in-between planning never ran: the test no longer exercises meta_id"
+    assert launcher.meta_id(*b) != id_a
+    assert launcher.meta_id(*a) == id_a

@@ -27,6 +27,7 @@ knows (detected at import, below); elsewhere, under the interpreter, with launch
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 
 import torch
@@ -221,6 +222,7 @@ class Launcher:
         self.kinds = kinds
         self.cache: dict = {}
         self.metas: dict = {}  # (consts, num_warps, num_stages, tensor dtypes) -> small int used in keys
+        self._ids = itertools.count()
         self.prep, fast = _generate(kinds, self.cache)
         self.fast = fast if FAST_LAUNCH else _never
         self.misses = 0  # launches that went through kernel[grid]: compiles, new specialisations, hooks
@@ -234,8 +236,11 @@ class Launcher:
 
     def meta_id(self, consts: tuple, num_warps: int, num_stages: int, dtypes: tuple, pdl: bool = False,
                 fp_fusion: bool = True, maxnreg: int | None = None) -> int:
+        # A fresh id from the counter, kept only by the first setdefault of its config: two threads
+        # asking for two new configs at once still get two ids (len(self.metas), read before the
+        # setdefault, could give both the same one, and then one config's launch the other's kernel)
         return self.metas.setdefault((tuple(consts), num_warps, num_stages, tuple(dtypes), pdl, fp_fusion, maxnreg),
-                                     len(self.metas))
+                                     next(self._ids))
 
     def key(self, dev, args, consts, num_warps, num_stages, pdl=False, fp_fusion=True, maxnreg=None):
         """The cache key of a launch, from the arguments themselves (the slow path, and tests)."""
