@@ -109,6 +109,25 @@ def interleaved_host_us(calls: dict, rounds: int = 10, n: int = 2000) -> dict:
     return best
 
 
+# Issue 2's host-time bar (issue 4 takes the same): an eager call at most HOST_BAR_US, or HOST_REF's
+# time in the same run where that is larger
+HOST_REF = "torch.mul(x, 2, out=y)"
+HOST_BAR_US = 8.0
+
+
+def host_table(host: dict, bar_us: float, what: str) -> str:
+    """Markdown: interleaved_host_us's results (HOST_REF among them), every lmkernels call against
+    max(bar_us, HOST_REF's time): the host-time target of issues 2 and 4."""
+    ref = host[HOST_REF]
+    bar = max(bar_us, ref)
+    lines = [f"### Host µs of {what} (best of 10 interleaved rounds of 2000 calls; bar max({bar_us:g}, "
+             f"{HOST_REF}) = {bar:.2f})", "", f"| call | host µs | / {HOST_REF} | within the bar |", "|---|---:|---:|---|"]
+    for name, us in host.items():
+        met = "" if name.startswith("torch") else ("met" if us <= bar else "MISSED")
+        lines.append(f"| {name} | {us:.2f} | {us / ref:.2f} | {met} |")
+    return "\n".join(lines)
+
+
 def torch_mul_host_us() -> float:
     """Host µs of a plain torch op on the GPU (the issue's floor for eager host time)."""
     x = torch.randn(4096, device="cuda", dtype=torch.bfloat16)

@@ -16,11 +16,16 @@ import lmkernels
 from lmkernels import reference as ref
 from lmkernels.runtime.access import available_modes
 
+from .harness import HOST_BAR_US, host_table, interleaved_host_us
 from .peers import compiled
 
 TOKENS = (1, 16, 256, 4096, 32768)
 H, D, BLOCK = 8, 128, 16
 K_SCALE, V_SCALE = 0.05, 0.08  # per-tensor fp8 scales: |x| / scale of randn data spans e4m3's range
+# Issue 4's bars for reshape_and_cache_flash: GB/s at T = 4096 and 32768 (bf16, both layouts) and
+# fp8 at 32768; µs at T = 1; host time at T = 1 within issue 2's bar (harness.HOST_BAR_US)
+TARGET_GBS = {(4096, False): 2900.0, (32768, False): 2700.0, (32768, True): 2500.0}
+T1_US = 1.4
 
 
 def _case(T: int, layout: str, kv: str, dtype):
@@ -66,3 +71,44 @@ def cases(dtype=torch.bfloat16, tokens=TOKENS):
     if 32768 in tokens:
         out += [_case(32768, "HND", "auto", dtype), _case(32768, "NHD", "fp8_e4m3", dtype)]
     return out
+
+
+def targets(table) -> str:
+    """Markdown: issue 4's reshape_and_cache_flash targets read off the table (lmkernels-pointer,
+    the default call): GB/s at T = 4096 and 32768, fp8 at 32768, µs at T = 1."""
+    lines = ["### Issue 4's reshape_and_cache_flash targets (lmkernels-pointer: the default call)", "",
+             "| case | dtype | target | lmkernels | beside it | met |", "|---|---|---|---:|---|---|"]
+    for r in table.rows:
+        if r.op != "reshape_and_cache_flash" or r.provider != "lmkernels-pointer" or r.us != r.us:
+            continue
+        T = int(r.shape.split()[0][2:])
+        fp8 = "fp8" in r.dtype
+        copy = next((c for c in table.rows if (c.op, c.shape, c.dtype) == (r.op, r.shape, r.dtype)
+                     and c.provider.startswith("copy")), None)
+        if (T, fp8) in TARGET_GBS:
+            bar = TARGET_GBS[(T, fp8)]
+            beside = [f"one set {r.warm_gbs:.0f}" + (" (met)" if r.warm_gbs >= bar else "")] if r.warm_gbs else []
+            beside += [f"same-bytes copy {copy.gbs:.0f}"] if copy else []
+            lines.append(f"| {r.shape} | {r.dtype} | >= {bar:.0f} GB/s | {r.gbs:.0f} | {'; '.join(beside)} | "
+                         f"{'met' if r.gbs >= bar else 'MISSED'} |")
+        elif T == 1 and not fp8:
+            lines.append(f"| {r.shape} | {r.dtype} | <= {T1_US} µs | {r.us:.2f} µs | | "
+                         f"{'met' if r.us <= T1_US else 'MISSED'} |")
+    return "\n".join(lines)
+
+
+def summary(table) -> str:
+    """targets(table), then the host-time target timed here: a T = 1 write into bf16 NHD caches
+    of 512 blocks, as vLLM calls it (with and without its layer scales passed)."""
+    kv = torch.randn(1, H, D, device="cuda", dtype=torch.bfloat16)
+    kc = torch.zeros(512, BLOCK, H, D, device="cuda", dtype=torch.bfloat16)
+    vc = torch.zeros_like(kc)
+    slot = torch.tensor([37], device="cuda")
+    scale = torch.tensor([1.0], device="cuda")
+    x, y = torch.randn(4096, device="cuda", dtype=torch.bfloat16), torch.empty(4096, device="cuda", dtype=torch.bfloat16)
+    host = interleaved_host_us({
+        "torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
+        "lmkernels.reshape_and_cache_flash, T = 1": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot),
+        "  ... vLLM's call, scales passed": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot, "auto",
+                                                                                     scale, scale)})
+    return targets(table) + "\n\n" + host_table(host, HOST_BAR_US, "a T = 1 KV write, 8 heads of 128")
