@@ -8,6 +8,7 @@ time: eager calls back to back, wall clock over the count (small kernels leave t
 from __future__ import annotations
 
 import csv
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -103,8 +104,13 @@ def interleaved_host_us(calls: dict, rounds: int = 10, n: int = 2000) -> dict:
     shared host meets every call alike: back to back, one host's torch.mul(out=) moved between 7.6
     and 9.5 µs within a minute (results/h100/host_h100_s29_*.txt)."""
     best = {name: float("inf") for name in calls}
+    order = list(calls.items())
+    rng = random.Random(0)
     for _ in range(rounds):
-        for name, call in calls.items():
+        # a fresh order each round, so that no call always follows the same one (one run had a call
+        # 1.6 µs slower right after torch.mul than its twin, the same op on the same facts, after it)
+        rng.shuffle(order)
+        for name, call in order:
             best[name] = min(best[name], host_us(call, n, rounds=1))
     return best
 
