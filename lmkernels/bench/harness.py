@@ -115,6 +115,19 @@ def interleaved_host_us(calls: dict, rounds: int = 10, n: int = 2000) -> dict:
     return best
 
 
+# The provider name of run_cases' same-bytes copy row
+COPY_ROW = "copy, same bytes (ceiling at this size)"
+
+
+def rows_by_case(table) -> dict:
+    """{(op, shape, dtype): {provider: Row}}, in the table's order: what the families' target
+    summaries read."""
+    cases: dict = {}
+    for r in table.rows:
+        cases.setdefault((r.op, r.shape, r.dtype), {})[r.provider] = r
+    return cases
+
+
 # Issue 2's host-time bar (issue 4 takes the same): an eager call at most HOST_BAR_US, or HOST_REF's
 # time in the same run where that is larger
 HOST_REF = "torch.mul(x, 2, out=y)"
@@ -257,7 +270,7 @@ def run_cases(table: Table, cases) -> None:
         k = n_input_sets(nbytes)
         copy_make = same_bytes_copy(nbytes)
         if extra.get("copy_row", True):
-            providers = dict(providers, **{"copy, same bytes (ceiling at this size)": copy_make})
+            providers = dict(providers, **{COPY_ROW: copy_make})
         flops, wbytes = extra.get("flops"), extra.get("weight_bytes")
         for name, make in providers.items():
             if last_us > HEAVY_US:

@@ -16,7 +16,7 @@ import lmkernels
 from lmkernels import reference as ref
 from lmkernels.runtime.access import available_modes
 
-from .harness import HOST_BAR_US, host_table, interleaved_host_us
+from .harness import COPY_ROW, HOST_BAR_US, host_table, interleaved_host_us, rows_by_case
 from .peers import compiled
 
 TOKENS = (1, 16, 256, 4096, 32768)
@@ -78,13 +78,13 @@ def targets(table) -> str:
     the default call): GB/s at T = 4096 and 32768, fp8 at 32768, µs at T = 1."""
     lines = ["### Issue 4's reshape_and_cache_flash targets (lmkernels-pointer: the default call)", "",
              "| case | dtype | target | lmkernels | beside it | met |", "|---|---|---|---:|---|---|"]
-    for r in table.rows:
-        if r.op != "reshape_and_cache_flash" or r.provider != "lmkernels-pointer" or r.us != r.us:
+    for (op, _, _), p in rows_by_case(table).items():
+        r = p.get("lmkernels-pointer")
+        if op != "reshape_and_cache_flash" or r is None or r.us != r.us:
             continue
         T = int(r.shape.split()[0][2:])
         fp8 = "fp8" in r.dtype
-        copy = next((c for c in table.rows if (c.op, c.shape, c.dtype) == (r.op, r.shape, r.dtype)
-                     and c.provider.startswith("copy")), None)
+        copy = p.get(COPY_ROW)
         if (T, fp8) in TARGET_GBS:
             bar = TARGET_GBS[(T, fp8)]
             beside = [f"one set {r.warm_gbs:.0f}" + (" (met)" if r.warm_gbs >= bar else "")] if r.warm_gbs else []
@@ -97,18 +97,22 @@ def targets(table) -> str:
     return "\n".join(lines)
 
 
-def summary(table) -> str:
-    """targets(table), then the host-time target timed here: a T = 1 write into bf16 NHD caches
-    of 512 blocks, as vLLM calls it (with and without its layer scales passed)."""
+def host_calls() -> dict:
+    """The host-time target's calls beside torch.mul's (harness.HOST_REF): a T = 1 write into bf16
+    NHD caches of 512 blocks, as vLLM calls it (with and without its layer scales passed)."""
     kv = torch.randn(1, H, D, device="cuda", dtype=torch.bfloat16)
     kc = torch.zeros(512, BLOCK, H, D, device="cuda", dtype=torch.bfloat16)
     vc = torch.zeros_like(kc)
     slot = torch.tensor([37], device="cuda")
     scale = torch.tensor([1.0], device="cuda")
     x, y = torch.randn(4096, device="cuda", dtype=torch.bfloat16), torch.empty(4096, device="cuda", dtype=torch.bfloat16)
-    host = interleaved_host_us({
-        "torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
-        "lmkernels.reshape_and_cache_flash, T = 1": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot),
-        "  ... vLLM's call, scales passed": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot, "auto",
-                                                                                     scale, scale)})
-    return targets(table) + "\n\n" + host_table(host, HOST_BAR_US, "a T = 1 KV write, 8 heads of 128")
+    return {"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
+            "lmkernels.reshape_and_cache_flash, T = 1": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot),
+            "  ... vLLM's call, scales passed": lambda: lmkernels.reshape_and_cache_flash(kv, kv, kc, vc, slot, "auto",
+                                                                                         scale, scale)}
+
+
+def summary(table) -> str:
+    """targets(table), then the host-time target timed here (host_calls)."""
+    return (targets(table) + "\n\n"
+            + host_table(interleaved_host_us(host_calls()), HOST_BAR_US, "a T = 1 KV write, 8 heads of 128"))

@@ -7,7 +7,7 @@ import lmkernels
 from lmkernels import reference as ref
 from lmkernels.runtime.access import available_modes
 
-from .harness import HOST_BAR_US, host_table, interleaved_host_us
+from .harness import COPY_ROW, HOST_BAR_US, host_table, interleaved_host_us, rows_by_case
 from .peers import compiled, liger
 
 SHAPES = [(1, 4096), (16, 4096), (256, 4096), (4096, 4096), (32768, 4096),
@@ -73,25 +73,18 @@ def cases(dtype=torch.bfloat16, shapes=SHAPES):
     return [c for T, H in shapes for c in _shape_cases(T, H, dtype, lg)]
 
 
-def _rows_by_case(table) -> dict:
-    cases = {}
-    for r in table.rows:
-        cases.setdefault((r.op, r.shape), {})[r.provider] = r
-    return cases
-
-
 def targets(table) -> str:
     """Markdown: issue 2's targets read off the table: bandwidth from T = 4096 (the other access
     modes against pointer there too) and no slower than the best peer at T <= 16."""
     lines = ["### Issue 2's targets (bf16, lmkernels-pointer: the default call)", "",
              "| case | target | lmkernels | beside it | met |", "|---|---|---:|---|---|"]
-    for (op, shape), p in _rows_by_case(table).items():
+    for (op, shape, _), p in rows_by_case(table).items():
         ours = p.get("lmkernels-pointer")
         if ours is None or ours.us != ours.us:
             continue
         T = int(shape.split()[0][2:])
         if T >= 4096:
-            copy = p.get("copy, same bytes (ceiling at this size)")
+            copy = p.get(COPY_ROW)
             beside = [f"one set {ours.warm_gbs:.0f}"] if ours.warm_gbs else []
             beside += [f"same-bytes copy {copy.gbs:.0f}"] if copy else []
             lines.append(f"| {op} {shape} | >= {TARGET_GBS:.0f} GB/s | {ours.gbs:.0f} | {'; '.join(beside)} | "
@@ -110,15 +103,19 @@ def targets(table) -> str:
     return "\n".join(lines)
 
 
-def summary(table) -> str:
-    """targets(table), then the host-time target timed here on a [1, 4096] bf16 row."""
+def host_calls() -> dict:
+    """The host-time target's calls on a [1, 4096] bf16 row, beside torch.mul's (harness.HOST_REF)."""
     x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
     y, r = torch.empty_like(x), torch.randn_like(x)
-    host = interleaved_host_us({"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
-                                "torch.mul(x, 2)": lambda: torch.mul(x, 2),
-                                "lmkernels.rms_norm(x, w)": lambda: lmkernels.rms_norm(x, w, EPS),
-                                "lmkernels.rms_norm(x, w, out=y)": lambda: lmkernels.rms_norm(x, w, EPS, out=y),
-                                "lmkernels.fused_add_rms_norm(x, r, w)":
-                                    lambda: lmkernels.fused_add_rms_norm(x, r, w, EPS)})
-    return targets(table) + "\n\n" + host_table(host, HOST_BAR_US, "an eager call at T = 1, H = 4096")
+    return {"torch.mul(x, 2, out=y)": lambda: torch.mul(x, 2, out=y),
+            "torch.mul(x, 2)": lambda: torch.mul(x, 2),
+            "lmkernels.rms_norm(x, w)": lambda: lmkernels.rms_norm(x, w, EPS),
+            "lmkernels.rms_norm(x, w, out=y)": lambda: lmkernels.rms_norm(x, w, EPS, out=y),
+            "lmkernels.fused_add_rms_norm(x, r, w)": lambda: lmkernels.fused_add_rms_norm(x, r, w, EPS)}
+
+
+def summary(table) -> str:
+    """targets(table), then the host-time target timed here (host_calls)."""
+    return (targets(table) + "\n\n"
+            + host_table(interleaved_host_us(host_calls()), HOST_BAR_US, "an eager call at T = 1, H = 4096"))

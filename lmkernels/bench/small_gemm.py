@@ -44,6 +44,7 @@ import torch
 
 import lmkernels
 
+from .harness import rows_by_case
 from .peers import CUBLAS_16BIT, CUBLAS_FP8, cublas_small_gemm
 
 ROUTERS = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128), (4096, 8), (2880, 64)]  # (K, N)
@@ -186,9 +187,7 @@ def summary(table, sms: int | None = None) -> str:
         from lmkernels.runtime.device import num_sms
         sms = num_sms(torch.cuda.current_device())
     hip = torch.version.hip is not None
-    rows = {}
-    for r in table.rows:
-        rows.setdefault((r.op, r.shape, r.dtype), {})[r.provider] = r
+    rows = rows_by_case(table)
     lines = ["### ll_gemm router shapes: against the weight-read floor and cuBLAS", "",
              "| shape | ll_gemm µs | pdl=False µs | PRELOAD µs | floor µs | time / floor | best cuBLAS µs | "
              "cuBLAS / ours | target (<= max(2, 1.5 floor), >= 2x cuBLAS) |",
