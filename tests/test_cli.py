@@ -112,3 +112,34 @@ def test_harness_tables_add_matmul_columns_only_when_rows_have_them(tmp_path):
     mm.write_csv(tmp_path / "c.csv")
     rows = (tmp_path / "c.csv").read_text().splitlines()
     assert rows[0].endswith(",weight_frac_copy,warm_us,warm_gbs") and rows[1].endswith(",7.500,1234.5")
+
+
+@pytest.mark.parametrize("n, block", [(1, 128), (1000, 128), (4096, 4096), (5000, 4096)])
+def test_bench_copy_kernel_copies_every_element(device, on_gpu, n, block):
+    """The best-copy row's kernel (bench/copies.py): all n elements, nothing past them (PDL only on
+    a GPU: the interpreter has no grid dependency)."""
+    from lmkernels.bench import copies
+    g = torch.Generator().manual_seed(n)
+    src = torch.randn(n, generator=g).to(device=device, dtype=torch.bfloat16)
+    buf = torch.full((n + 64,), float("nan"), device=device, dtype=torch.bfloat16)
+    copies.copy(src, buf[:n], block, 4, pdl=on_gpu and torch.cuda.get_device_capability()[0] >= 9)
+    assert torch.equal(buf[:n], src) and buf[n:].isnan().all()
+
+
+def test_best_copy_row_takes_the_fastest_and_names_it(monkeypatch):
+    """harness.best_copy_row on stand-in timings: the minimum over torch.add's row and each PDL copy,
+    the note listing them all; the torch.add row left out when it failed (NaN)."""
+    from lmkernels.bench import copies, harness
+    fake = iter([11.0, 9.5, 10.0, 12.0, 9.9] * 2)
+    monkeypatch.setattr(harness, "copy_buffers", lambda nbytes: lambda i: (None, None))
+    monkeypatch.setattr(harness, "graph_us", lambda calls: next(fake))
+    t = harness.Table("t", 3000.0)
+    add = harness.Row("rms_norm", "T=4096", "bf16", harness.COPY_ROW, 10.5, 0, 0, None)
+    row = harness.best_copy_row(t, "rms_norm", "T=4096", "bf16", 25_000_000, 4, add)
+    assert row.provider == copies.BEST_COPY_ROW and row.us == 9.5
+    assert row.gbs == pytest.approx(25_000_000 / 9.5 / 1e3) and row.frac_copy == pytest.approx(row.gbs / 3000.0)
+    assert row.note.startswith("fastest: Triton PDL copy 4096 x 8 warps; torch.add 10.50, ")
+    assert row.note.count("Triton PDL copy") == 1 + len(copies.PDL_COPIES)  # the fastest, then each
+    add.us = float("nan")
+    row = harness.best_copy_row(t, "rms_norm", "T=4096", "bf16", 25_000_000, 4, add)
+    assert "torch.add" not in row.note and row.us == 9.5

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import copies
+
 L2_BYTES_DEFAULT = 50 * 2**20
 
 
@@ -147,6 +149,24 @@ def host_table(host: dict, bar_us: float, what: str) -> str:
     return "\n".join(lines)
 
 
+def copy_notes(gbs: float, copy: Row | None, best_copy: Row | None) -> list:
+    """What a target table puts beside a bandwidth: the case's same-bytes copy (COPY_ROW) and its
+    best copy (best_copy_row) with our fraction of it, those the table has."""
+    return (([f"same-bytes copy {copy.gbs:.0f}"] if copy else [])
+            + ([f"best copy {best_copy.gbs:.0f} ({gbs / best_copy.gbs:.3f}x)"] if best_copy else []))
+
+
+def bandwidth_verdict(gbs: float, bar: float, best_copy: Row | None) -> str:
+    """A bandwidth target's verdict for a target table: met, or MISSED, saying so where even the
+    case's best copy (best_copy_row) stayed under the bar, i.e. no kernel that must read and write
+    these bytes reached it on this GPU in this run."""
+    if gbs >= bar:
+        return "met"
+    if best_copy is not None and best_copy.gbs < bar:
+        return f"MISSED; above every copy of these bytes here (best {best_copy.gbs:.0f})"
+    return "MISSED"
+
+
 def torch_mul_host_us() -> float:
     """Host µs of a plain torch op on the GPU (the issue's floor for eager host time)."""
     x = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
@@ -231,24 +251,55 @@ class Table:
                             "" if r.host_us is None else f"{r.host_us:.2f}", f"{self.copy_gbs:.1f}", r.note] + extra)
 
 
+def copy_buffers(nbytes: int):
+    """buffers(set_index) -> (src, dst): nbytes / 4 bf16 elements each, src random, so that a copy
+    between them reads half the bytes and writes half (each set its own buffers)."""
+    def buffers(i, n=max(1, nbytes // 4)):
+        src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+        return src, torch.empty_like(src)
+    return buffers
+
+
+def same_bytes_copy(nbytes: int):
+    """A provider maker (set index -> call) for an SM copy moving nbytes: torch.add(src, 0, out=dst)
+    over copy_buffers."""
+    buffers = copy_buffers(nbytes)
+
+    def make(i):
+        src, dst = buffers(i)
+        return lambda: torch.add(src, 0, out=dst)
+    return make
+
+
 # A GPU that has just run long calls at full power runs what comes next at lower clocks: scaled_mm
 # M = 1 4096 x 4096 fp8 measured 10.83 µs right after the M = 4096 cases and 9.08 in a probe of the
 # same call (session 9); with a pause between cases only, the first provider of a heavy case gained
 # on the ones after it (fp8 1024 x 28672 x 4096: ours 183.9 µs, torch._scaled_mm 220.6, which ran
 # 196.5 / 198.8 without pauses). So after any measurement with a call over HEAVY_US (a replay of
 # 32 such calls, 50 times, is >= 80 ms at full load) every provider waits COOL_S first.
-def same_bytes_copy(nbytes: int):
-    """A provider maker (set index -> call) for an SM copy moving nbytes: torch.add(src, 0, out=dst)
-    over nbytes / 4 bf16 elements, half the bytes read and half written (each set its own buffers)."""
-    def make(i, n=max(1, nbytes // 4)):
-        src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
-        dst = torch.empty_like(src)
-        return lambda: torch.add(src, 0, out=dst)
-    return make
-
-
 HEAVY_US = 50.0
 COOL_S = 1.0
+
+
+def best_copy_row(table: Table, op: str, shape: str, dtype: str, nbytes: int, k: int, torch_add: Row | None) -> Row:
+    """BEST_COPY_ROW of a case: the fastest of its torch.add row (when given) and the Triton PDL
+    copies of copies.PDL_COPIES, each timed as every provider is (k input sets, graph median); the
+    note names the fastest and lists them all."""
+    buffers = copy_buffers(nbytes)
+    times = {"torch.add": torch_add.us} if torch_add is not None and torch_add.us == torch_add.us else {}
+    last_us = torch_add.us if times else 0.0
+    for name, make in copies.pdl_copy_makers(buffers).items():
+        if last_us > HEAVY_US:  # the cool-down run_cases keeps between heavy measurements
+            time.sleep(COOL_S)
+        calls = [make(i) for i in range(k)]
+        times[name] = last_us = graph_us(calls)
+        calls = None
+        torch.cuda.empty_cache()
+    best = min(times, key=times.get)
+    us = times[best]
+    gbs = nbytes / us / 1e3
+    note = f"fastest: {best}; " + ", ".join(f"{n} {t:.2f}" for n, t in times.items())
+    return Row(op, shape, dtype, copies.BEST_COPY_ROW, us, gbs, gbs / table.copy_gbs, None, note)
 
 
 def run_cases(table: Table, cases) -> None:
@@ -262,7 +313,9 @@ def run_cases(table: Table, cases) -> None:
     a call of milliseconds is device-bound there, and 5 x 200 of them cost seconds), "warm" True to
     also time the first input set alone, replayed (its bytes stay in L2 when they fit: how
     ANCHORS.md's peers were timed, results/h100/probe_scaled_mm_warm.md; the main column always
-    rotates sets past the L2, as a real step reads a weight from HBM).
+    rotates sets past the L2, as a real step reads a weight from HBM), "best_copy" True to add
+    BEST_COPY_ROW after the case's rows (best_copy_row: the copy ceiling a bandwidth bar is
+    checked against).
     """
     last_us = 0.0
     for op, shape, dtype, nbytes, providers, *rest in cases:
@@ -295,3 +348,7 @@ def run_cases(table: Table, cases) -> None:
             last_us = us if us == us else 0.0
             calls = None
             torch.cuda.empty_cache()
+        if extra.get("best_copy"):
+            torch_add = [r for r in table.rows[-len(providers):] if r.provider == COPY_ROW]
+            table.rows.append(best_copy_row(table, op, shape, dtype, nbytes, k, torch_add[0] if torch_add else None))
+            last_us = table.rows[-1].us
