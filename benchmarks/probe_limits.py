@@ -22,6 +22,7 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 import lmkernels
+from lmkernels.bench import copies
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.ops import activation as act_ops
 from lmkernels.ops import kv_cache as kv_ops
@@ -119,16 +120,6 @@ def host():
 
 # ---------------------------------------------------------------- 2. warm vs cold L2
 
-@triton.jit
-def _copy_probe(src, dst, n, BLOCK: tl.constexpr, USE_PDL: tl.constexpr):
-    if USE_PDL:
-        gdc_wait()
-        gdc_launch_dependents()
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    tl.store(dst + offs, tl.load(src + offs, mask=m), mask=m)
-
-
 def copy_makers(nbytes):
     """Same-bytes copies: nbytes/2 read + nbytes/2 written, bf16."""
     n = max(1, nbytes // 4)
@@ -142,8 +133,7 @@ def copy_makers(nbytes):
         def make(i):
             s = torch.randn(n, device="cuda", dtype=BF16)
             d = torch.empty_like(s)
-            return lambda: _copy_probe[(triton.cdiv(n, block),)](s, d, n, BLOCK=block, USE_PDL=True,
-                                                                 num_warps=warps, launch_pdl=True)
+            return lambda: copies.copy(s, d, block, warps, True)
         return make
     return {"copy torch.add": add, "copy triton PDL 2048x4": pdl_copy(2048, 4),
             "copy triton PDL 4096x8": pdl_copy(4096, 8), "copy triton PDL 8192x8": pdl_copy(8192, 8)}

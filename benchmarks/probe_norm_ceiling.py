@@ -5,7 +5,7 @@ write T H, bf16) beside the op and two norm variants, in one run, every variant 
 L2, so every call reads HBM: the bench's method); the median of the rounds is printed.
 
 Copies: torch.add(x, 0, out=y), y.copy_(x) (a memcpy node), Triton copies of BLOCK elements x
-warps a program with and without PDL, and persistent PDL copies (SMS x k programs looping over
+warps a program with and without PDL (bench/copies.py's kernel), and persistent PDL copies (SMS x k programs looping over
 8192-element blocks). Norm variants, through the op's own kernel or a probe kernel:
   warps 4 / 16   the op's kernel at H = 4096 with 4 or 16 warps (the op takes 8: norm_config)
   pipelined      a probe kernel: SMS x 8 programs, each looping over rows pid, pid + G, ... and
@@ -27,22 +27,13 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 import lmkernels
+from lmkernels.bench import copies
 from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime.device import describe_device, num_sms
 
 BF16 = torch.bfloat16
 EPS = 1e-6
-
-
-@triton.jit
-def _copy(src, dst, n, BLOCK: tl.constexpr, USE_PDL: tl.constexpr):
-    if USE_PDL:
-        gdc_wait()
-        gdc_launch_dependents()
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    tl.store(dst + offs, tl.load(src + offs, mask=m), mask=m)
 
 
 @triton.jit
@@ -83,10 +74,7 @@ def copy_variants(n: int, k: int, sms: int) -> dict:
     for block, warps, pdl in ((4096, 4, True), (4096, 8, True), (8192, 8, True), (8192, 16, True),
                               (16384, 16, True), (8192, 8, False)):
         name = f"copy triton {block}x{warps}" + (" PDL" if pdl else "")
-        grid = (triton.cdiv(n, block),)
-        opts = {"launch_pdl": True} if pdl else {}
-        out[name] = [lambda s=s, d=d, b=block, w=warps, p=pdl, g=grid, o=opts:
-                     _copy[g](s, d, n, BLOCK=b, USE_PDL=p, num_warps=w, **o) for s, d in zip(srcs, dsts)]
+        out[name] = [lambda s=s, d=d, b=block, w=warps, p=pdl: copies.copy(s, d, b, w, p) for s, d in zip(srcs, dsts)]
     for per_sm in (4, 8):
         grid = (sms * per_sm,)
         out[f"copy triton persistent {per_sm}/SM 8192x8 PDL"] = [

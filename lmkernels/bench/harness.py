@@ -325,6 +325,7 @@ def run_cases(table: Table, cases) -> None:
         if extra.get("copy_row", True):
             providers = dict(providers, **{COPY_ROW: copy_make})
         flops, wbytes = extra.get("flops"), extra.get("weight_bytes")
+        copy_row = None  # the torch.add row, which best_copy_row reuses
         for name, make in providers.items():
             if last_us > HEAVY_US:
                 time.sleep(COOL_S)
@@ -345,10 +346,11 @@ def run_cases(table: Table, cases) -> None:
                 row.weight_gbs = wbytes / us / 1e3
                 row.weight_frac = row.weight_gbs / table.copy_gbs
             table.rows.append(row)
+            if make is copy_make:
+                copy_row = row
             last_us = us if us == us else 0.0
             calls = None
             torch.cuda.empty_cache()
         if extra.get("best_copy"):
-            torch_add = [r for r in table.rows[-len(providers):] if r.provider == COPY_ROW]
-            table.rows.append(best_copy_row(table, op, shape, dtype, nbytes, k, torch_add[0] if torch_add else None))
+            table.rows.append(best_copy_row(table, op, shape, dtype, nbytes, k, copy_row))
             last_us = table.rows[-1].us
