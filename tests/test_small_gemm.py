@@ -137,7 +137,11 @@ CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "
             "DOT_CHAINS": 4},
            {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64, "SPLIT_K": 6, "DOT_CHAINS": 2},
            {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 9, "DOT_CHAINS": 8,
-            "PRELOAD": True}]
+            "PRELOAD": True},
+           # 8 chains on 8 warps over two K tiles a split, the last split's second tile partial (the
+           # tuner's session-31 space)
+           {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3, "num_warps": 8,
+            "num_stages": 3, "DOT_CHAINS": 8}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))

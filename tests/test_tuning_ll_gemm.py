@@ -81,7 +81,7 @@ def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, ele
     cands = t.candidates(M, N, K, num_sms=132, heuristic=heur, normalize=sg.check_config, elem_bytes=elem)
     assert cands[0] == sg.check_config(heur, M)
     names = [t.describe(c) for c in cands]
-    assert len(set(names)) == len(names) and 1 <= len(cands) <= 100
+    assert len(set(names)) == len(names) and 1 <= len(cands) <= 130
     for c in cands:
         assert sg.check_config(c, M) == c
         assert c["BLOCK_M"] >= M or (not c["USE_DOT"] and c["SPLIT_K"] == 1 and c["BLOCK_M"] <= 8), c  # M tiled
@@ -101,9 +101,17 @@ def test_split_configs_fill_the_sms_with_whole_k_tiles():
         assert split == c["SPLIT_K"] and chunk % c["BLOCK_K"] == 0
         assert (-(-256 // c["BLOCK_N"])) * split <= 2 * 132 + 256 // c["BLOCK_N"]
     assert {c["ONE_LAUNCH"] for c in t.split_configs(16, 256, 7168, 132)} == {True, False}
-    # DOT_CHAINS 4 beside 1 on the one-launch 16-column tiles only (probe_router_chain_chains.md)
-    chains = {(c["BLOCK_N"], c["ONE_LAUNCH"], c["DOT_CHAINS"]) for c in t.split_configs(16, 256, 7168, 132)}
-    assert chains == {(16, True, 1), (16, True, 4), (16, False, 1), (32, True, 1), (32, False, 1)}
+    # DOT_CHAINS beside 1 on the one-launch 16-column tiles only (probe_router_chain_chains.md), 8 chains
+    # on 8 warps only; 8 warps for one launch only; the two-launch form from one program an SM
+    shapes = {(c["BLOCK_N"], c["ONE_LAUNCH"], c["num_warps"], c["DOT_CHAINS"]) for c in t.split_configs(16, 256, 7168, 132)}
+    assert shapes == {(16, True, 4, 1), (16, True, 4, 4), (16, True, 8, 4), (16, True, 8, 8), (16, False, 4, 1),
+                      (32, True, 4, 1), (32, True, 8, 1), (32, False, 4, 1)}
+    # half an SM's worth of programs, and 1024-deep 16-bit tiles on 16 columns only
+    cfgs = list(t.split_configs(16, 256, 7168, 132))
+    assert min(-(-256 // c["BLOCK_N"]) * c["SPLIT_K"] for c in cfgs) <= 132 // 2 + 16
+    assert {c["BLOCK_K"] for c in cfgs if c["BLOCK_N"] == 16} == {256, 512, 1024}
+    assert {c["BLOCK_K"] for c in cfgs if c["BLOCK_N"] == 32} == {256, 512}
+    assert all(c["ONE_LAUNCH"] for c in cfgs if -(-256 // c["BLOCK_N"]) * c["SPLIT_K"] < 100)
 
 
 # ---- a fake-timed run -------------------------------------------------------------------------

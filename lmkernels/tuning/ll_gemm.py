@@ -81,27 +81,37 @@ def tiled_rows_configs(M: int, N: int, K: int, sms: int):
 
 
 def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
-    """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512 (and 1024
-    for fp8: 16-bit's 512-deep tile in bytes), the
-    splits that make about 1 and 2 programs an SM (whole K tiles, at most 64), 4 warps; one launch
-    with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce kernel), which
-    the fp8 and small-N probes preferred. The 16-column one-launch tiles at least 512 deep also with
-    DOT_CHAINS 4 (kernels/small_gemm._dot_chains: probe_router_chain_chains.md, which timed 512 and 1024;
-    the 32-column tiles lost with it)."""
+    """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512/1024 (1024
+    for 16-bit weights on 16-column tiles only: a [32, 1024] 16-bit tile is 128 registers a thread on
+    4 warps), the splits that make about half, one and two programs an SM (whole K tiles, at most 64);
+    one launch with PREFETCH and EARLY_LAUNCH, and the two-launch form (partials, then a reduce
+    kernel; from one program an SM), which the fp8 and small-N probes preferred. One-launch 32-column
+    tiles also on 8 warps; one-launch 16-column tiles at least 512 deep also with DOT_CHAINS 4 on 4
+    and 8 warps and 8 on 8 warps (kernels/small_gemm._dot_chains; probe_router_chain_chains.md timed
+    512 and 1024 on 4 warps, where the 32-column tiles lost with chains).
+    Session 31 added the half-SM splits, the 16-bit 1024-deep tiles and the 8 warps: session 28's
+    tables took fp8 7168 x 384 M = 8 / 16 at 16 x 16 x 1024, 4 splits (96 programs), 4 chains, a
+    tile the 16-bit space did not have."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
-        for bk in (256, 512) if elem_bytes == 2 else (256, 512, 1024):
+        for bk in (256, 512, 1024) if elem_bytes == 1 or bn == 16 else (256, 512):
             k_tiles = -(-K // bk)
-            for per_sm in (1, 2):
-                split, k_chunk = split_k(K, bk, max(1, min(MAX_SPLIT_K, k_tiles, -(-per_sm * sms // n_tiles))))
+            for halves in (1, 2, 4):  # programs an SM x 2
+                want = -(-halves * sms // (2 * n_tiles))
+                split, k_chunk = split_k(K, bk, max(1, min(MAX_SPLIT_K, k_tiles, want)))
                 for one in (True, False):
-                    if (bn, bk, split, one) in seen or (split == 1 and not one):
+                    if (bn, bk, split, one) in seen or (split == 1 and not one) or (halves == 1 and not one):
                         continue
                     seen.add((bn, bk, split, one))
-                    for chains in (1, 4) if bn == 16 and one and bk >= 512 else (1,):
+                    shapes = [(4, 1)]  # (num_warps, DOT_CHAINS)
+                    if one and bn == 16 and bk >= 512:
+                        shapes += [(4, 4), (8, 4), (8, 8)]
+                    elif one and bn == 32:
+                        shapes.append((8, 1))
+                    for warps, chains in shapes:
                         yield {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
-                               "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
+                               "num_warps": warps, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
                                "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains}
 
 
