@@ -375,12 +375,11 @@ for target in TARGETS:
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
                   "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm == 2 and dt == "bf16",
-                  "DOT_CHAINS": 4 if dot and bk >= 256 else 1,
-                  "LOAD_AHEAD": not dot and bk >= 4096}  # the M = 1 router and the rows: a step ahead
+                  "DOT_CHAINS": 4 if dot and bk >= 256 else 1}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
                     f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} m_tiled={consts['M_TILED']} "
-                    f"chains={consts['DOT_CHAINS']} ahead={consts['LOAD_AHEAD']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
+                    f"chains={consts['DOT_CHAINS']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",

@@ -141,11 +141,7 @@ CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "
            # 8 chains on 8 warps over two K tiles a split, the last split's second tile partial (the
            # tuner's session-31 space)
            {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3, "num_warps": 8,
-            "num_stages": 3, "DOT_CHAINS": 8},
-           # FMA tiles loading a step ahead (kernels/small_gemm.py, LOAD_AHEAD): one split of 9 steps,
-           # the last partial, and 3 splits of 3 steps with split-K's partials
-           {"USE_DOT": False, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 128, "LOAD_AHEAD": True},
-           {"USE_DOT": False, "BLOCK_N": 4, "SPLIT_K": 3, "BLOCK_K": 128, "LOAD_AHEAD": True}]
+            "num_stages": 3, "DOT_CHAINS": 8}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
@@ -160,13 +156,12 @@ def test_explicit_configs(cfg, M):
 # M tiled over programs (BLOCK_M < M: FMA rows without split-K): m-tiles of 1, 2 and 4 rows, the last
 # one partial at M = 7 and 13; one K tile a program (PRELOAD) and a K loop with a tail; M = 1 rows
 @pytest.mark.parametrize("M, bm", [(2, 1), (7, 2), (13, 4), (16, 8), (9, 1)])
-@pytest.mark.parametrize("preload, ahead", [(False, False), (True, False), (False, True)])
-def test_m_tiled_rows(M, bm, preload, ahead):
+@pytest.mark.parametrize("preload", [False, True])
+def test_m_tiled_rows(M, bm, preload):
     N, K = 37, 1039
     cfg = {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": 2, "SPLIT_K": 1, "BLOCK_K": 2048 if preload else 256,
-           "num_warps": 8 if preload else 4, "num_stages": 1 if preload else 2, "PRELOAD": preload,
-           "LOAD_AHEAD": ahead}
-    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("m tiles", M, bm, preload, ahead))
+           "num_warps": 8 if preload else 4, "num_stages": 1 if preload else 2, "PRELOAD": preload}
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("m tiles", M, bm, preload))
     bias = torch.randn(N, device=DEVICE, generator=g)
     got = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
     _check(got, x, w, bias)
@@ -413,23 +408,6 @@ def test_bit_identical_run_to_run_and_with_pdl(M, N, K, cfg):
         assert plan[9] == (ON_GPU and torch.version.hip is None and torch.cuda.get_device_capability() >= (9, 0))
 
 
-@pytest.mark.parametrize("M, N, K, cfg", [(1, 40, 3001, {"BLOCK_N": 4, "BLOCK_K": 512, "num_warps": 4}),
-                                          (4, 40, 3001, {"BLOCK_M": 4, "BLOCK_N": 2, "BLOCK_K": 512, "num_warps": 8}),
-                                          (9, 40, 3001, {"BLOCK_M": 2, "BLOCK_N": 2, "BLOCK_K": 256, "num_warps": 4}),
-                                          (3, 40, 3001, {"BLOCK_M": 4, "BLOCK_N": 2, "BLOCK_K": 128, "SPLIT_K": 4,
-                                                         "num_warps": 4})])
-def test_load_ahead_changes_no_bit(M, N, K, cfg):
-    """LOAD_AHEAD moves loads, not arithmetic: the same products summed in the same order as the plain
-    K loop, bit for bit (M = 1 rows, all-rows FMA tiles, M tiled, split-K partials)."""
-    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("ahead", M, N, K))
-    bias = torch.randn(N, device=DEVICE, generator=g)
-    base = dict(cfg, USE_DOT=False, num_stages=1, PRELOAD=False)
-    a = lmkernels.ll_gemm(x, w, bias=bias, config=dict(base, LOAD_AHEAD=False))
-    b = lmkernels.ll_gemm(x, w, bias=bias, config=dict(base, LOAD_AHEAD=True))
-    _check(b, x, w, bias)
-    assert torch.equal(_bits(a), _bits(b))
-
-
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a GPU")
 def test_pdl_chain_in_a_cuda_graph_is_bit_identical():
     """8 layers of fused_add_rms_norm -> ll_gemm captured in one graph, pdl on against off (the
@@ -518,9 +496,6 @@ BAD = [
      ValueError, r"config\['DOT_CHAINS'\]=3 must be a power of two in \[1, 8\]"),
     ("config chains fma", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "DOT_CHAINS": 2}}),
      ValueError, r"DOT_CHAINS'\]=2 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*USE_DOT=False"),
-    ("config ahead dot", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16,
-                                                                       "LOAD_AHEAD": True}}),
-     ValueError, r"config\['LOAD_AHEAD'\]=True is for FMA tiles \(USE_DOT=False\)"),
     ("config chains k", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16,
                                                                       "BLOCK_K": 64, "DOT_CHAINS": 8}}),
      ValueError, r"DOT_CHAINS'\]=8 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*BLOCK_K=64"),

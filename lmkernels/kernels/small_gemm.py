@@ -71,13 +71,6 @@ only x, the MMA and the epilogue remain. The issue's contract asks for the wait 
 read of x only; but a weight written by the kernel just before (a weight copy or quantisation in
 the same stream) could then be read stale, since a PDL kernel may start before its predecessor's
 stores are visible. Hence opt-in, for weights that are constants of the model.
-LOAD_AHEAD (a config key, FMA tiles only): each K step loads the NEXT step's weight and x tiles
-before its own FMAs, so one step's L2 round trip overlaps the previous step's instead of following
-it. Triton 3.6 pipelines the loads that feed tl.dot (cp.async into shared memory, num_stages) but
-not these: the FMA rows' PTX has no cp.async whatever num_stages says, and a kernel that only loads
-R weight rows and M rows of x a step took ~0.55 µs a step on the H100, in series
-(results/h100/probe_router_bounds.md: 7168 x 256 at M = 8, 28 / 14 / 7 steps of 256 / 512 / 1024
-columns 16 / 10 / 7 µs). The price is a second set of tiles in registers.
 PREFETCH (only with USE_PDL): before the wait, each program asks L2 for its whole weight share,
 every 128-byte line of its [BLOCK_N, k_chunk] block (prefetch.global.L2: no register receives
 data, so nothing read can be stale; L2 is the GPU's point of coherence, so a write by the previous
@@ -187,19 +180,14 @@ def _w_tile3(w_rows, mask_n, ks, k_hi):
 
 
 @triton.jit
-def _x_tile3(x_rows, ks, mask_k, mask_m):
-    """x[:, ks] as a [BLOCK_M, 1, BLOCK_K] tile (rows past M and masked columns 0): every row in flight
-    in one load."""
-    return tl.load(x_rows[:, :, None] + ks[None, None, :], mask=mask_m[:, None, None] & mask_k[None, None, :], other=0.0)
-
-
-@triton.jit
-def _mac3(acc3, w3, x3):
-    """acc3 [BLOCK_M, BLOCK_N, BLOCK_K] += x3 (x) w3 elementwise for a _w_tile3 and an _x_tile3 tile:
-    fp32 FMAs for all M rows and BLOCK_N weight rows at once, and no reduction until the caller's one
-    tl.sum over K after the loop (the per-row loop it replaced issued one x row load and one
-    cross-warp reduction after another: 6.3 µs at M = 4, 7168 x 256, against 2.5 at M = 1)."""
-    return acc3 + x3.to(tl.float32) * w3.to(tl.float32)
+def _mac3(acc3, w3, x_rows, ks, mask_k, mask_m):
+    """acc3 [BLOCK_M, BLOCK_N, BLOCK_K] += x[:, ks] (x) w elementwise for a _w_tile3 tile w3: fp32
+    FMAs for all M rows and BLOCK_N weight rows at once, every x row in flight in one load, and no
+    reduction until the caller's one tl.sum over K after the loop (the per-row loop it replaced
+    issued one x row load and one cross-warp reduction after another: 6.3 µs at M = 4, 7168 x 256,
+    against 2.5 at M = 1)."""
+    x = tl.load(x_rows[:, :, None] + ks[None, None, :], mask=mask_m[:, None, None] & mask_k[None, None, :], other=0.0)
+    return acc3 + x.to(tl.float32) * w3.to(tl.float32)
 
 
 @triton.jit
@@ -233,7 +221,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
                     ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr,
-                    DOT_CHAINS: tl.constexpr, LOAD_AHEAD: tl.constexpr):
+                    DOT_CHAINS: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -289,16 +277,6 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         if PRELOAD:  # the program's one K tile, read before the wait above
             acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT, DOT_CHAINS)
-        elif LOAD_AHEAD and not USE_DOT:  # FMAs, one row: the next step's tiles in flight during this one's
-            w_next = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
-            x_next = tl.load(x_ptr + k_lo + offs_k, mask=k_lo + offs_k < k_hi, other=0.0)
-            for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-                w = w_next
-                xv = x_next
-                ks = k0 + BLOCK_K + offs_k  # past k_hi on the last step: masked off, nothing read
-                w_next = _w_tile(w_rows, mask_n, ks, k_hi)
-                x_next = tl.load(x_ptr + ks, mask=ks < k_hi, other=0.0)
-                acc += tl.sum(w.to(tl.float32) * xv.to(tl.float32)[None, :], axis=1)[None, :]
         else:
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
@@ -309,21 +287,11 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     else:  # FMAs on BLOCK_M > 1 rows: products summed elementwise over the K loop, one reduction after it
         acc3 = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
         if PRELOAD:
-            acc3 = _mac3(acc3, w_first, _x_tile3(x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m))
-        elif LOAD_AHEAD:  # the next step's tiles in flight during this one's FMAs
-            w_next = _w_tile3(w_rows, mask_n, k_lo + offs_k, k_hi)
-            x_next = _x_tile3(x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m)
-            for k0 in tl.range(k_lo, k_hi, BLOCK_K):
-                w3 = w_next
-                x3 = x_next
-                ks = k0 + BLOCK_K + offs_k  # past k_hi on the last step: masked off, nothing read
-                w_next = _w_tile3(w_rows, mask_n, ks, k_hi)
-                x_next = _x_tile3(x_rows, ks, ks < k_hi, mask_m)
-                acc3 = _mac3(acc3, w3, x3)
+            acc3 = _mac3(acc3, w_first, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m)
         else:
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
-                acc3 = _mac3(acc3, _w_tile3(w_rows, mask_n, ks, k_hi), _x_tile3(x_rows, ks, ks < k_hi, mask_m))
+                acc3 = _mac3(acc3, _w_tile3(w_rows, mask_n, ks, k_hi), x_rows, ks, ks < k_hi, mask_m)
         if EPILOGUE_HERE:
             # after the loop, in flight with the reduction: read before it, the two values live
             # through the pipelined loop and took fp8 M = 8 (8 x 1 x 2048, 8 warps, 2 stages) from 128

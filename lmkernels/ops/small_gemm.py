@@ -47,10 +47,10 @@ DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "LOAD_AHEAD")
-# keys a config may leave out, and their values: DOT_CHAINS (session 28) and LOAD_AHEAD (session 32)
-# came after the first tables, whose entries mean one chain and no load ahead
-CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "LOAD_AHEAD": False}
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS")
+# keys a config may leave out, and their values: DOT_CHAINS came after the first tables (session 28),
+# whose entries mean one chain
+CONFIG_DEFAULTS = {"DOT_CHAINS": 1}
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
 _HIP = torch.version.hip is not None
 
@@ -138,7 +138,7 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "LOAD_AHEAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -200,7 +200,7 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
     step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "LOAD_AHEAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -226,8 +226,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
     split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1,
-            "LOAD_AHEAD": False}
+            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -253,7 +252,7 @@ def _two_launch_config(N: int, K: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
-            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "LOAD_AHEAD": False}
+            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -269,21 +268,17 @@ def check_config(cfg: dict, M: int) -> dict:
     >= M unless the config is FMA rows without split-K (USE_DOT False, SPLIT_K 1), where BLOCK_M < M
     tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
     FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
-    products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD, LOAD_AHEAD bools (ONE_LAUNCH
-    is ignored on HIP, kernels/small_gemm.py says why; LOAD_AHEAD only without USE_DOT, and a no-op
-    where a program takes one K tile); DOT_CHAINS 1-8 (a power of two; above 1 only with USE_DOT and
-    BLOCK_K / DOT_CHAINS >= 16); DOT_CHAINS 1 and LOAD_AHEAD False where left out (CONFIG_DEFAULTS)."""
+    products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
+    ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
+    with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
     cfg = {**cfg, **{k: v for k, v in CONFIG_DEFAULTS.items() if k not in cfg}}
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "LOAD_AHEAD"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
-    if cfg["LOAD_AHEAD"] and dot:
-        raise ValueError("config['LOAD_AHEAD']=True is for FMA tiles (USE_DOT=False): Triton pipelines the loads of "
-                         "the tl.dot tiles itself (num_stages)")
     bm = config_int(cfg, "BLOCK_M", 16 if dot else 1, 16, pow2=True)
     if bm < M and not m_tiles_ok(cfg):
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, "
@@ -450,7 +445,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
-              cfg["DOT_CHAINS"], cfg["LOAD_AHEAD"] and k_chunk > bk)
+              cfg["DOT_CHAINS"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None

@@ -46,8 +46,6 @@ def rows_configs(M: int, N: int, K: int, block_m: int | None = None):
     """Whole-K FMA rows (no split): BLOCK_N 1-8 weight rows a program, BLOCK_K 1024-8192 columns a
     step, warps chosen so a thread holds 16-64 weight elements a step (16-32 at BLOCK_M = 4, 8-16
     from 8; the M = 1 winner held 64 in one step), the fp32 products BLOCK_M times that (<= 128).
-    Where a program takes more than one K step, also with LOAD_AHEAD (session 32: the next step's
-    tiles loaded before this step's FMAs; kernels/small_gemm.py says why Triton does not).
     block_m: BLOCK_M, by default all M rows a program; smaller, the kernel tiles M (M_TILED)."""
     bm = block_m or 1 << (M - 1).bit_length()
     whole = 1 << max(4, (K - 1).bit_length())
@@ -66,11 +64,9 @@ def rows_configs(M: int, N: int, K: int, block_m: int | None = None):
                 if (bn, bk, warps, stages) in seen:
                     continue
                 seen.add((bn, bk, warps, stages))
-                for ahead in (False, True) if bk < K else (False,):
-                    yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
-                           "num_warps": warps, "num_stages": 1 if ahead else stages, "PREFETCH": True,
-                           "EARLY_LAUNCH": True, "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 1,
-                           "LOAD_AHEAD": ahead}
+                yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
+                       "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
+                       "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 1}
 
 
 def tiled_rows_configs(M: int, N: int, K: int, sms: int):
@@ -141,15 +137,14 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
 
 def describe(cfg: dict) -> str:
     """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key; DOT_CHAINS
-    only where above 1: "... 1L chains4 pf early"; LOAD_AHEAD only where on: "... pf early ahead")."""
+    only where above 1: "... 1L chains4 pf early")."""
     s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
          f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
     s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
     if cfg.get("DOT_CHAINS", 1) > 1:
         s += f" chains{cfg['DOT_CHAINS']}"
     return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
-                                                     ("PRELOAD", "preload")) if cfg[key]) + (
-        " ahead" if cfg.get("LOAD_AHEAD") else "")
+                                                     ("PRELOAD", "preload")) if cfg[key])
 
 
 # ---------------------------------------------------------------- inputs, checks, compile workers
