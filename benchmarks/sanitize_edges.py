@@ -162,8 +162,8 @@ for mode in available_modes():
 # ll_gemm (no access modes): M = 1 and 16, N = 1, odd K (unaligned rows: no 16-byte loads), x rows
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off
-# addresses must not fault), PRELOAD, split-K in two launches, DOT_CHAINS (split-K and one K tile); fp8
-# with odd K where the GPU has it
+# addresses must not fault), PRELOAD, split-K in two launches, DOT_CHAINS (split-K and one K tile),
+# SWAP_AB (64 weight rows; 8 rows at M <= 8 below); fp8 with odd K where the GPU has it
 fp8_ll = torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
 for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,):
     for M, N, K in ((1, 1, 17), (16, 1, 2047), (1, 256, 7169), (16, 3, 1001), (16, 384, 5)):
@@ -176,7 +176,8 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
                     {"EARLY_LAUNCH": False, "PREFETCH": False, "SPLIT_K": 2}, {"PRELOAD": True},
                     {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64},
                     {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3, "DOT_CHAINS": 4},
-                    {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 64, "DOT_CHAINS": 8}):
+                    {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 64, "DOT_CHAINS": 8},
+                    {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 3}):
             lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
     # whole-K FMA rows (2 <= M <= 8): masked rows of BLOCK_M (3 of 4, 5 of 8), an odd N past the last
@@ -187,7 +188,9 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
         s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
         for cfg in (None, {"EARLY_LAUNCH": False, "PREFETCH": False},
                     {"PRELOAD": True, "BLOCK_N": 1, "BLOCK_K": 8192, "num_warps": 16, "SPLIT_K": 1},
-                    {"SPLIT_K": 2, "BLOCK_K": 64, "BLOCK_N": 2}, {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64}):
+                    {"SPLIT_K": 2, "BLOCK_K": 64, "BLOCK_N": 2}, {"ONE_LAUNCH": False, "SPLIT_K": 2, "BLOCK_K": 64},
+                    {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3,
+                     "DOT_CHAINS": 4}):
             lmkernels.ll_gemm(x, w, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.float16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
     # M tiled over programs (BLOCK_M < M): 13 rows in tiles of 4 (the last one partial) and of 1

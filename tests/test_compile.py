@@ -359,7 +359,12 @@ LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("fp8e4nv", "bf16", 2, 16, 512, 1, False, False, 3, False, False),
             # a router at M = 1, scaled, with bias: its epilogue operands loaded right after the wait
             ("fp8e4nv", "fp32", 1, 4, 8192, 1, False, True, 1, True, True),
-            ("bf16", "fp32", 2, 2, 4096, 1, False, True, 2, True, True)]
+            ("bf16", "fp32", 2, 2, 4096, 1, False, True, 2, True, True),
+            # transposed (SWAP_AB): 8 rows on the mma's n8 side with chains, split-K; 16 rows x 64
+            # weight rows, which sm90 runs on wgmma (BLOCK_M 8 marks the first: the only 8-row dot)
+            ("bf16", "fp32", 8, 16, 512, 7, True, False, 3, True, True),
+            ("fp8e4nv", "fp32", 8, 16, 512, 7, True, True, 3, True, True),
+            ("fp16", "fp16", 16, 64, 256, 1, True, False, 3, False, False)]
 for target in TARGETS:
     pdl = target == "sm90"
     for dt, od, bm, bn, bk, split, dot, bias, stages, early, pre in LL_CASES:
@@ -375,11 +380,12 @@ for target in TARGETS:
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
                   "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm == 2 and dt == "bf16",
-                  "DOT_CHAINS": 4 if dot and bk >= 256 else 1}
+                  "DOT_CHAINS": 4 if dot and bk >= 256 and bn != 64 else 1,
+                  "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16")}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
                     f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} m_tiled={consts['M_TILED']} "
-                    f"chains={consts['DOT_CHAINS']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
+                    f"chains={consts['DOT_CHAINS']} swap={consts['SWAP_AB']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
@@ -393,7 +399,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 14 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
-LL_GEMM_ROWS = {"sm90": 8 + 2, "sm80": 5 + 1, "gfx942": 8 + 1}  # sm80: no fp8 case
+LL_GEMM_ROWS = {"sm90": 11 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case
 
 
 def _fp8_refused(row) -> bool:
@@ -543,14 +549,17 @@ def test_scaled_mm_decode_tiles_read_scales_before_the_k_loop(compiled):
 
 def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     """sm90: griddepcontrol.wait exactly in the PDL variants, prefetch.global.L2 only where asked,
-    16-byte weight loads; the dots on the tensor cores everywhere (mma.sync at 16 rows, MFMA on gfx942)."""
+    16-byte weight loads; the dots on the tensor cores everywhere (mma.sync at 16 rows, MFMA on gfx942)
+    but the 8-row transposed tile on gfx942."""
     rows = [r for r in compiled if r["case"].startswith("ll_gemm") and r["ok"]]
     assert rows
     for r in rows:
         assert r["gdc"] == ("pdl=True" in r["case"]), r["case"]
         assert r["prefetch"] == ("prefetch=True" in r["case"]), r["case"]
         if "dot=True" in r["case"]:
-            assert r["mma"], r["case"]
+            # but the 8-row transposed tile on gfx942, which Triton 3.6 lowers to FMAs (no MFMA with
+            # an N of 8): the heuristic keeps it off HIP (ops/small_gemm._dot_split_config)
+            assert r["mma"] == (r["target"] != "gfx942" or " 8x16x512" not in r["case"]), r["case"]
         if r["target"] == "sm90" and "reduce" not in r["case"]:
             assert r["vec16"], r["case"]
     # the scales are read right after the wait, before the weight tile, not after the K loop
@@ -561,3 +570,8 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     # element and ran the same tiles in up to 2.2x the time (results/h100/probe_fp8_widen.md)
     fp8_dots = [r for r in rows if r["target"] == "sm90" and r["case"].startswith("ll_gemm fp8e4nv") and "dot=True" in r["case"]]
     assert fp8_dots and all(r["cvt_bf16_f16"] == 0 for r in fp8_dots), fp8_dots
+    # SWAP_AB: 64 weight rows a program put the transposed tile on sm90's wgmma (m64n16); 16-column
+    # tiles stay on mma.sync (probe_swap_ll_gemm.md: the wgmma tiles lost, the 8-row mma.sync won)
+    swapped = {r["case"].split(" split")[0]: r["wgmma"] for r in rows if r["target"] == "sm90" and "swap=True" in r["case"]}
+    assert swapped == {"ll_gemm bf16->fp32 8x16x512": False, "ll_gemm fp8e4nv->fp32 8x16x512": False,
+                       "ll_gemm fp16->fp16 16x64x256": True}, swapped

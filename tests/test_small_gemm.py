@@ -141,7 +141,25 @@ CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "
            # 8 chains on 8 warps over two K tiles a split, the last split's second tile partial (the
            # tuner's session-31 space)
            {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3, "num_warps": 8,
-            "num_stages": 3, "DOT_CHAINS": 8}]
+            "num_stages": 3, "DOT_CHAINS": 8},
+           # transposed tiles (SWAP_AB): 8 or 16 rows on the mma's N side, split-K in one launch with
+           # chains, a K loop with a tail, one K tile a program (PRELOAD), 64 weight rows (sm90: wgmma)
+           {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3,
+            "num_stages": 3, "DOT_CHAINS": 4},
+           {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64, "SPLIT_K": 1,
+            "num_stages": 3},
+           {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 9,
+            "PRELOAD": True, "DOT_CHAINS": 2},
+           {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 2,
+            "ONE_LAUNCH": False, "num_stages": 3}]
+
+# the same transposed with 8 rows, which serve M <= 8 only
+SWAP8_CONFIGS = [{"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3,
+                  "num_stages": 3, "DOT_CHAINS": 4},
+                 {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 64, "BLOCK_K": 64, "SPLIT_K": 1,
+                  "num_stages": 3},
+                 {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 32, "BLOCK_K": 128, "SPLIT_K": 9,
+                  "PRELOAD": True, "DOT_CHAINS": 2}]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
@@ -151,6 +169,29 @@ def test_explicit_configs(cfg, M):
     x, w, g = _data(M, N, K, torch.bfloat16, seed_of("cfg", M, json.dumps(cfg, sort_keys=True)))
     bias = torch.randn(N, device=DEVICE, generator=g)
     _check(lmkernels.ll_gemm(x, w, bias=bias, config=cfg), x, w, bias)
+
+
+@pytest.mark.parametrize("cfg", SWAP8_CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
+@pytest.mark.parametrize("M", [1, 5, 8])
+def test_transposed_8_row_configs(cfg, M):
+    """SWAP_AB with 8 rows (x's rows on the mma's n8 side): right for M up to 8 (1 and 5: masked
+    rows), bit-identical run to run."""
+    N, K = 48, 1039
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("swap8", M, json.dumps(cfg, sort_keys=True)))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    got = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    _check(got, x, w, bias)
+    assert torch.equal(got, lmkernels.ll_gemm(x, w, bias=bias, config=cfg))
+
+
+@pytest.mark.parametrize("M", [3, 8])
+def test_transposed_fp8(M):
+    """fp8 e4m3 (widened to fp16 as unswapped, with scales) on the transposed tiles, odd K."""
+    N, K = 40, 1001
+    x, w, xs, ws, g = _fp8_data(M, N, K, seed_of("swap fp8", M))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    for cfg in (SWAP8_CONFIGS[0], CONFIGS[-2]):
+        _check(lmkernels.ll_gemm(x, w, bias=bias, x_scale=xs, w_scale=ws, config=cfg), x, w, bias, xs, ws)
 
 
 # M tiled over programs (BLOCK_M < M: FMA rows without split-K): m-tiles of 1, 2 and 4 rows, the last
@@ -496,6 +537,16 @@ BAD = [
      ValueError, r"config\['DOT_CHAINS'\]=3 must be a power of two in \[1, 8\]"),
     ("config chains fma", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "DOT_CHAINS": 2}}),
      ValueError, r"DOT_CHAINS'\]=2 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*USE_DOT=False"),
+    ("config swap fma", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": False, "SWAP_AB": True}}),
+     ValueError, r"config\['SWAP_AB'\]=True needs USE_DOT=True"),
+    ("config swap bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "SWAP_AB": 1}}),
+     ValueError, r"config\['SWAP_AB'\]=1 must be a bool"),
+    ("config swap rows", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "SWAP_AB": True,
+                                                                       "BLOCK_M": 4}}),
+     ValueError, r"config\['BLOCK_M'\]=4 must be a power of two in \[8, 16\]"),
+    ("config swap 8 rows", lambda: ((_bf(9, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "SWAP_AB": True,
+                                                                         "BLOCK_M": 8}}),
+     ValueError, r"config\['BLOCK_M'\]=8 must be >= M=9"),
     ("config chains k", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16,
                                                                       "BLOCK_K": 64, "DOT_CHAINS": 8}}),
      ValueError, r"DOT_CHAINS'\]=8 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*BLOCK_K=64"),
@@ -547,8 +598,8 @@ def test_heuristic_follows_the_h100_probe():
     N < 256 whole-K FMA rows with M tiled (a quarter of the rows a program), except N >= 128 from
     M = 9 (the two-launch dot rule); N >= 256 at M <= 4, and
     at M <= 8 off the big routers, whole-K FMA rows (all rows a program to M = 4, two m-tiles above)
-    of 1-2 outputs a program; above that dot 16 x {16, 32} x 512 tiles, whole tiles dealt to about
-    one program an SM, one launch, PREFETCH and EARLY_LAUNCH.
+    of 1-2 outputs a program; above that dot 16 x {16, 32} x 512 tiles (to M = 8 transposed, 8 x 16 x
+    512), whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH.
     fp8 dense weights at M == 1: 16 KB of weight a program. Dense 16-bit weights (N >= DENSE_N):
     M == 1 two rows of all of K on 4 warps where K <= 4096,
     M == 2 four rows of 2048 columns a step, M >= 3 the dot tiles, 16 columns wide from N = 6144.
@@ -604,7 +655,9 @@ def test_heuristic_follows_the_h100_probe():
                     assert c["BLOCK_K"] <= min(4096 if eb == 2 else 8192, 1 << max(4, (K - 1).bit_length()))
                     assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
                 else:  # N >= 256; fp8 too since its dot tiles widen to fp16 (probe_fp8_widen.md)
-                    assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 16, 512, True)
+                    assert (c["USE_DOT"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 512, True)
+                    # transposed, 8 rows on mma's n8 side, to M = 8 (probe_swap_ll_gemm.md)
+                    assert (c["BLOCK_M"], c["SWAP_AB"]) == ((8, True) if M <= 8 else (16, False))
                     assert c["PREFETCH"] and c["EARLY_LAUNCH"]
                     assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
     c = sg.ll_gemm_config(1, 256, 7168, 2, sms)
@@ -614,8 +667,10 @@ def test_heuristic_follows_the_h100_probe():
     assert c["DOT_CHAINS"] == 4  # probe_router_chain_chains.md: 4.89 -> 4.47 µs
     c = sg.ll_gemm_config(16, 256, 2048, 2, sms)
     assert (c["USE_DOT"], c["SPLIT_K"], c["DOT_CHAINS"]) == (True, 4, 1)  # one K tile a program: 3.54 against 3.72
-    c = sg.ll_gemm_config(8, 384, 7168, 2, sms)
+    c = sg.ll_gemm_config(16, 384, 7168, 2, sms)
     assert (c["BLOCK_N"], c["DOT_CHAINS"]) == (32, 1)  # 32-column tiles lost with chains (5.5 -> 5.9-6.1 µs)
+    c = sg.ll_gemm_config(8, 384, 7168, 2, sms)  # transposed: 16 columns, 4 chains, 24 n-tiles x 5 splits
+    assert (c["BLOCK_M"], c["BLOCK_N"], c["SPLIT_K"], c["DOT_CHAINS"], c["SWAP_AB"]) == (8, 16, 5, 4, True)
     c = sg.ll_gemm_config(4, 384, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 2048, 8)  # 192 programs in one wave: 5.10 µs
     c = sg.ll_gemm_config(2, 256, 7168, 1, sms)
@@ -629,7 +684,8 @@ def test_heuristic_follows_the_h100_probe():
     c = sg.ll_gemm_config(16, 256, 7168, 1, sms)
     assert (c["BLOCK_N"], c["SPLIT_K"], c["ONE_LAUNCH"]) == (16, 7, True)  # fp8 as bf16: probe_fp8_widen.md's 4.2 µs
     c = sg.ll_gemm_config(8, 384, 7168, 1, sms)
-    assert (c["USE_DOT"], c["SPLIT_K"]) == (True, 7)  # fp8 M = 8: dot 4.7 µs, FMA rows 6.8
+    # fp8 M = 8: dot 4.7 µs, FMA rows 6.8; transposed 8 x 16 x 512, 24 n-tiles x 5 splits: the tuner's 3.80
+    assert (c["USE_DOT"], c["SPLIT_K"], c["SWAP_AB"]) == (True, 5, True)
     # M tiled FMA rows (the session-15 tables): 4096 x 8 M = 8 in 1-2 rows a program 1.22 µs (all 8 rows: 2.04)
     c = sg.ll_gemm_config(16, 8, 4096, 2, sms)
     assert (c["USE_DOT"], c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"]) == (False, 4, 1, 4096)

@@ -81,7 +81,8 @@ def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, ele
     cands = t.candidates(M, N, K, num_sms=132, heuristic=heur, normalize=sg.check_config, elem_bytes=elem)
     assert cands[0] == sg.check_config(heur, M)
     names = [t.describe(c) for c in cands]
-    assert len(set(names)) == len(names) and 1 <= len(cands) <= 130
+    # at most ~170: M <= 8 doubles the split-K tiles with their transposed twins (163 at 7168 x 384)
+    assert len(set(names)) == len(names) and 1 <= len(cands) <= 170
     for c in cands:
         assert sg.check_config(c, M) == c
         assert c["BLOCK_M"] >= M or (not c["USE_DOT"] and c["SPLIT_K"] == 1 and c["BLOCK_M"] <= 8), c  # M tiled
@@ -93,6 +94,19 @@ def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, ele
         assert bool(tiled) == (M >= 2)
         assert all(-(-N // c["BLOCK_N"]) * -(-M // c["BLOCK_M"]) <= 4 * 132 for c in tiled)
     assert any(c["USE_DOT"] for c in cands[1:]) == (M >= 2)
+
+
+def test_split_configs_transposed_twins_to_m_8():
+    """At M <= 8 every split-K dot tile also comes transposed with 8 rows (SWAP_AB: x's rows on the
+    mma's n8 side, probe_swap_ll_gemm.md); at M > 8 none (16 rows transposed is the same mma work)."""
+    for M in (2, 8):
+        cfgs = list(t.split_configs(M, 384, 7168, 132))
+        plain = [c for c in cfgs if not c.get("SWAP_AB")]
+        assert plain and [dict(c, BLOCK_M=8, SWAP_AB=True) for c in plain] == [c for c in cfgs if c.get("SWAP_AB")]
+        for c in cfgs:
+            sg.check_config(c, M)
+    assert not any(c.get("SWAP_AB") for c in t.split_configs(16, 384, 7168, 132))
+    assert "swap" in t.describe(dict(next(iter(t.split_configs(8, 256, 7168, 132))), SWAP_AB=True))
 
 
 def test_split_configs_fill_the_sms_with_whole_k_tiles():

@@ -11,7 +11,8 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     USE_DOT: tl.dot with the M rows padded to a 16-row tile (mma m16: the tensor
                     cores do the FMAs, the padding costs no memory traffic: masked rows are not
                     read); DOT_CHAINS > 1 splits each K tile into that many sub-slices with an
-                    accumulator each (_dot_chains: independent mma chains).
+                    accumulator each (_dot_chains: independent mma chains); SWAP_AB computes the
+                    tile transposed, x's rows on the mma's n8 side (BLOCK_M 8: no padding at M <= 8).
                     Otherwise fp32 FMAs: at M = 1 a K reduction a weight tile; at M > 1
                     (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
                     loop and reduced once after it (ops/small_gemm.py runs these over all of K,
@@ -94,7 +95,6 @@ from .split_k import last_to_arrive
 # an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
 DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
 
-
 @triton.jit
 def _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n, N, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):
     """(scale, bias) for _epilogue, read early so that their round trip overlaps the weight's or
@@ -130,20 +130,21 @@ def _w_tile(w_rows, mask_n, ks, k_hi):
 
 
 @triton.jit
-def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr, DOT_CHAINS: tl.constexpr):
+def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr, DOT_CHAINS: tl.constexpr,
+         SWAP_AB: tl.constexpr):
     """acc += x[:, ks] @ w^T for one [BLOCK_N, BLOCK_K] weight tile w (K columns ks, masked-out
     columns zero): tl.dot on the 16-row padded tile, or (BLOCK_M == 1) fp32 FMAs and the K reduction
     of the tile. acc is [BLOCK_M, BLOCK_N], or with DOT_CHAINS > 1 [DOT_CHAINS, BLOCK_M, BLOCK_N]:
-    one accumulator per K sub-slice of the tile (_dot_chains)."""
+    one accumulator per K sub-slice of the tile (_dot_chains); SWAP_AB: the last two dims swapped."""
     if USE_DOT:
         x = tl.load(x_rows + ks[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         if DOT_IN_FP32:
-            acc = _dot_chains(x.to(tl.float32), w.to(tl.float32), acc, DOT_CHAINS, "ieee")
+            acc = _dot_chains(x.to(tl.float32), w.to(tl.float32), acc, DOT_CHAINS, "ieee", SWAP_AB)
         else:
             if w.dtype.is_fp8():  # exact widening (module docstring); fp16, not bf16: one cvt a pair
                 w = w.to(tl.float16)
                 x = x.to(tl.float16)
-            acc = _dot_chains(x, w, acc, DOT_CHAINS, None)
+            acc = _dot_chains(x, w, acc, DOT_CHAINS, None, SWAP_AB)
     else:
         xm = tl.load(x_ptr + ks, mask=mask_k, other=0.0).to(tl.float32)
         acc += tl.sum(w.to(tl.float32) * xm[None, :], axis=1)[None, :]
@@ -151,7 +152,7 @@ def _mac(acc, w, x_ptr, x_rows, ks, mask_k, mask_m, USE_DOT: tl.constexpr, DOT_C
 
 
 @triton.jit
-def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr):
+def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr, SWAP_AB: tl.constexpr):
     """acc += x @ w^T, x [BM, BK], w [BN, BK]. DOT_CHAINS > 1: a batched dot over DOT_CHAINS K
     sub-slices, x as [C, BM, BK / C] and w as [C, BK / C, BN], into acc [C, BM, BN], summed over C
     once after the K loop. Why: on sm90 a 16 x 16 x 512 tile on 4 warps compiled to 32 mma.sync a
@@ -159,14 +160,25 @@ def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr):
     each other's 8-column halves); batched, each warp owns a slice (16 mma.sync a warp at C = 4) and
     the chains are independent: 7168 x 256 at M = 8 / 16 4.83 / 4.89 -> 4.28 / 4.47 µs (H100,
     results/h100/probe_router_chain_chains.md). PRECISION: the interpreter's "ieee" for its fp32
-    tiles, else None (Triton's default)."""
+    tiles, else None (Triton's default).
+    SWAP_AB: acc^T += w @ x^T instead (acc [BN, BM], or [C, BN, BM]): x's rows are the mma's N side,
+    whose step is 8, so BLOCK_M = 8 carries M <= 8 rows without the 16-row tile's padding (8 x 16 x
+    512 with 4 chains: 8 mma.sync a K tile in the sm90 PTX, against 16): 7168 x 384 M = 8 5.70 ->
+    4.77 µs, 7168 x 256 4.35 -> 3.83 (H100, results/h100/probe_swap_ll_gemm.md). (Its other use,
+    64 weight rows on sm90's wgmma m64n16, lost everywhere there: 5-24 µs.)"""
     if DOT_CHAINS == 1:
-        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+        if SWAP_AB:
+            acc = tl.dot(w, tl.trans(x), acc, input_precision=PRECISION)
+        else:
+            acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
     else:
         KS: tl.constexpr = x.shape[1] // DOT_CHAINS
-        x3 = tl.permute(tl.reshape(x, (x.shape[0], DOT_CHAINS, KS)), (1, 0, 2))
-        w3 = tl.permute(tl.reshape(w, (w.shape[0], DOT_CHAINS, KS)), (1, 2, 0))
-        acc = tl.dot(x3, w3, acc, input_precision=PRECISION)
+        x3 = tl.reshape(x, (x.shape[0], DOT_CHAINS, KS))
+        w3 = tl.reshape(w, (w.shape[0], DOT_CHAINS, KS))
+        if SWAP_AB:
+            acc = tl.dot(tl.permute(w3, (1, 0, 2)), tl.permute(x3, (1, 2, 0)), acc, input_precision=PRECISION)
+        else:
+            acc = tl.dot(tl.permute(x3, (1, 0, 2)), tl.permute(w3, (1, 2, 0)), acc, input_precision=PRECISION)
     return acc
 
 
@@ -221,7 +233,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
                     ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr,
-                    DOT_CHAINS: tl.constexpr):
+                    DOT_CHAINS: tl.constexpr, SWAP_AB: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -271,19 +283,23 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     if EPILOGUE_HERE and not ROWS3:  # in flight with the weight (_epilogue_operands)
         scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
     if not ROWS3:
+        ACC2: tl.constexpr = (BLOCK_N, BLOCK_M) if USE_DOT and SWAP_AB else (BLOCK_M, BLOCK_N)
         if USE_DOT and DOT_CHAINS > 1:
-            acc = tl.zeros((DOT_CHAINS, BLOCK_M, BLOCK_N), dtype=tl.float32)
+            acc = tl.zeros((DOT_CHAINS, ACC2[0], ACC2[1]), dtype=tl.float32)
         else:
-            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            acc = tl.zeros(ACC2, dtype=tl.float32)
         if PRELOAD:  # the program's one K tile, read before the wait above
-            acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT, DOT_CHAINS)
+            acc = _mac(acc, w_first, x_ptr, x_rows, k_lo + offs_k, k_lo + offs_k < k_hi, mask_m, USE_DOT, DOT_CHAINS,
+                       SWAP_AB)
         else:
             for k0 in tl.range(k_lo, k_hi, BLOCK_K):
                 ks = k0 + offs_k
                 acc = _mac(acc, _w_tile(w_rows, mask_n, ks, k_hi), x_ptr, x_rows, ks, ks < k_hi, mask_m, USE_DOT,
-                           DOT_CHAINS)
+                           DOT_CHAINS, SWAP_AB)
         if USE_DOT and DOT_CHAINS > 1:  # the chains' sum, in a fixed order (tl.sum's tree)
             acc = tl.sum(acc, axis=0)
+        if USE_DOT and SWAP_AB:
+            acc = tl.trans(acc)
     else:  # FMAs on BLOCK_M > 1 rows: products summed elementwise over the K loop, one reduction after it
         acc3 = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
         if PRELOAD:

@@ -47,10 +47,10 @@ DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS")
-# keys a config may leave out, and their values: DOT_CHAINS came after the first tables (session 28),
-# whose entries mean one chain
-CONFIG_DEFAULTS = {"DOT_CHAINS": 1}
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "SWAP_AB")
+# keys a config may leave out, and their values: DOT_CHAINS (session 28) and SWAP_AB (session 33)
+# came after the first tables, whose entries mean one chain, unswapped
+CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "SWAP_AB": False}
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
 _HIP = torch.version.hip is not None
 
@@ -80,7 +80,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
       M >= 2 where _rows_config applies (N < 128 at any M, N < 256 to M = 8, else M <= 4 and some
         M <= 8): no split either, whole-K FMA rows, all M rows a program or (M_TILED) a few of them.
       128 <= N < 256 from M = 9: _two_launch_config.
-      M >= 2 otherwise: _dot_split_config (tl.dot on the 16-row padded tile, split-K).
+      M >= 2 otherwise: _dot_split_config (tl.dot tiles, split-K; transposed to M = 8).
     Dense 16-bit weights (N >= DENSE_N: a model's projections, where N / 32 output tiles already
     cover much of the GPU) follow the bf16 dense tables instead (tune_ll_gemm_dense.log: Llama-3-8B;
     tune_ll_gemm_dense_heuristic.log: those and four held-out shapes), where the router rules ran
@@ -138,7 +138,7 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -200,7 +200,7 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
     step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -217,16 +217,23 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
         7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
         FMA rows at M = 8 and the two-launch tiles at M = 16).
+      M <= 8 (M = 5-8 on the big routers): the tile transposed, x's rows on the mma's n8 side
+        (SWAP_AB, BLOCK_M 8: no padding to 16 rows), 16 columns with 4 chains at every N: the tuner's
+        winner at all six of those entries (tune_ll_gemm_s33_swap.log: 7168 x 256 / 384 and 6144 x
+        256, bf16 and fp8, 1.11-1.29x the unswapped heuristic; 7168 x 384 bf16 5.49 -> 4.61 µs).
+        Not on HIP: Triton 3.6 lowers gfx942's 8-row tile to FMAs, not MFMA (tests/test_compile.py).
       (N < 256 takes the session-5 two-launch rule, _two_launch_config, from M = 9 where N >= 128,
       else the M-tiled FMA rows since session 15: ll_gemm_config.)"""
-    bn = 32 if N > 256 else 16
+    swap = M <= 8 and not _HIP
+    bn = 32 if N > 256 and not swap else 16
     bk = 512
     n_tiles = triton.cdiv(N, bn)
     k_tiles = triton.cdiv(max(K, 1), bk)
     split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
-    return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
-            "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1}
+    return {"BLOCK_M": 8 if swap else 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True,
+            "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True,
+            "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1,
+            "SWAP_AB": swap}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -252,7 +259,7 @@ def _two_launch_config(N: int, K: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
-            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1}
+            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -264,7 +271,8 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 
 def check_config(cfg: dict, M: int) -> dict:
-    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT,
+    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT
+    (8 or 16 with SWAP_AB, a bool that needs USE_DOT),
     >= M unless the config is FMA rows without split-K (USE_DOT False, SPLIT_K 1), where BLOCK_M < M
     tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
     FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
@@ -275,11 +283,14 @@ def check_config(cfg: dict, M: int) -> dict:
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
     cfg = {**cfg, **{k: v for k, v in CONFIG_DEFAULTS.items() if k not in cfg}}
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "SWAP_AB"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
-    bm = config_int(cfg, "BLOCK_M", 16 if dot else 1, 16, pow2=True)
+    if cfg["SWAP_AB"] and not dot:
+        raise ValueError("config['SWAP_AB']=True needs USE_DOT=True (it transposes the tl.dot tile)")
+    # swapped, x's rows are the MMA's N side, whose smallest step is 8 (mma n8); else its M side (m16)
+    bm = config_int(cfg, "BLOCK_M", (8 if cfg["SWAP_AB"] else 16) if dot else 1, 16, pow2=True)
     if bm < M and not m_tiles_ok(cfg):
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, "
                          f"USE_DOT=False and SPLIT_K=1, tile M; this one has USE_DOT={dot}, SPLIT_K={cfg['SPLIT_K']!r})")
@@ -445,7 +456,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
-              cfg["DOT_CHAINS"])
+              cfg["DOT_CHAINS"], cfg["SWAP_AB"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None

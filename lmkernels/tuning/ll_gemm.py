@@ -66,7 +66,7 @@ def rows_configs(M: int, N: int, K: int, block_m: int | None = None):
                 seen.add((bn, bk, warps, stages))
                 yield {"USE_DOT": False, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1,
                        "num_warps": warps, "num_stages": stages, "PREFETCH": True, "EARLY_LAUNCH": True,
-                       "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 1}
+                       "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
 
 
 def tiled_rows_configs(M: int, N: int, K: int, sms: int):
@@ -91,7 +91,8 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
     512 and 1024 on 4 warps, where the 32-column tiles lost with chains).
     Session 31 added the half-SM splits, the 16-bit 1024-deep tiles and the 8 warps: session 28's
     tables took fp8 7168 x 384 M = 8 / 16 at 16 x 16 x 1024, 4 splits (96 programs), 4 chains, a
-    tile the 16-bit space did not have."""
+    tile the 16-bit space did not have. Session 33: at M <= 8 each tile also transposed with 8 rows
+    (SWAP_AB, BLOCK_M 8: probe_swap_ll_gemm.md, 7168 x 384 M = 8 5.70 -> 4.77 µs)."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
@@ -110,9 +111,13 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
                     elif one and bn == 32:
                         shapes.append((8, 1))
                     for warps, chains in shapes:
-                        yield {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+                        cfg = {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
                                "num_warps": warps, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
-                               "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains}
+                               "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains,
+                               "SWAP_AB": False}
+                        yield cfg
+                        if M <= 8:  # the tile transposed, x's rows on mma's n8 side (no 16-row padding)
+                            yield dict(cfg, BLOCK_M=8, SWAP_AB=True)
 
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable,
@@ -137,12 +142,14 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
 
 def describe(cfg: dict) -> str:
     """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key; DOT_CHAINS
-    only where above 1: "... 1L chains4 pf early")."""
+    only where above 1, SWAP_AB where True: "... 1L chains4 swap pf early")."""
     s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
          f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
     s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
     if cfg.get("DOT_CHAINS", 1) > 1:
         s += f" chains{cfg['DOT_CHAINS']}"
+    if cfg.get("SWAP_AB", False):
+        s += " swap"
     return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
                                                      ("PRELOAD", "preload")) if cfg[key])
 
