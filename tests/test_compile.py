@@ -350,7 +350,7 @@ for dt, bm, bn, bk, warps, stages, consumers, pdl, maxnreg, tma_store in (
 # (scaled), split-K into the fp32 workspace and its reduce; sm90 with PDL (early launch and the L2
 # prefetch once), sm80 and gfx942 without (Triton refuses fp8e4nv below sm89: no fp8 case on sm80)
 # (in dtype, out dtype, BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K, USE_DOT, bias, stages, early, prefetch);
-# BLOCK_M 2 without dot or split is the M-tiled rows (M_TILED: the grid tiles M > BLOCK_M)
+# bf16 at BLOCK_M 2 or 8 is M-tiled (M_TILED: the grid tiles M > BLOCK_M)
 LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             ("bf16", "fp32", 4, 16, 512, 1, False, True, 3, False, False),
             ("bf16", "fp32", 16, 32, 256, 28, True, False, 1, True, True),
@@ -360,8 +360,9 @@ LL_CASES = [("bf16", "fp32", 1, 16, 512, 14, False, False, 1, False, False),
             # a router at M = 1, scaled, with bias: its epilogue operands loaded right after the wait
             ("fp8e4nv", "fp32", 1, 4, 8192, 1, False, True, 1, True, True),
             ("bf16", "fp32", 2, 2, 4096, 1, False, True, 2, True, True),
-            # transposed (SWAP_AB): 8 rows on the mma's n8 side with chains, split-K; 16 rows x 64
-            # weight rows, which sm90 runs on wgmma (BLOCK_M 8 marks the first: the only 8-row dot)
+            # transposed (SWAP_AB): 8 rows on the mma's n8 side with chains, split-K (bf16: M tiled,
+            # split-K in one launch per (m-tile, n-tile)); 16 rows x 64 weight rows, which sm90 runs
+            # on wgmma (BLOCK_M 8 marks the first: the only 8-row dot)
             ("bf16", "fp32", 8, 16, 512, 7, True, False, 3, True, True),
             ("fp8e4nv", "fp32", 8, 16, 512, 7, True, True, 3, True, True),
             ("fp16", "fp16", 16, 64, 256, 1, True, False, 3, False, False)]
@@ -379,7 +380,7 @@ for target in TARGETS:
                "stride_wn": "i32", "k_chunk": "i32"}
         consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": bias,
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
-                  "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm == 2 and dt == "bf16",
+                  "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm in (2, 8) and dt == "bf16",
                   "DOT_CHAINS": 4 if dot and bk >= 256 and bn != 64 else 1,
                   "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16")}
         sig.update({k: "constexpr" for k in consts})

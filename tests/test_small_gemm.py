@@ -172,10 +172,11 @@ def test_explicit_configs(cfg, M):
 
 
 @pytest.mark.parametrize("cfg", SWAP8_CONFIGS, ids=lambda c: json.dumps(c, sort_keys=True).replace('"', ""))
-@pytest.mark.parametrize("M", [1, 5, 8])
+@pytest.mark.parametrize("M", [1, 5, 8, 9, 16])
 def test_transposed_8_row_configs(cfg, M):
     """SWAP_AB with 8 rows (x's rows on the mma's n8 side): right for M up to 8 (1 and 5: masked
-    rows), bit-identical run to run."""
+    rows) and, M tiled over programs, above (9: the second m-tile has one row; one-launch split-K
+    counts per (m-tile, n-tile)), bit-identical run to run."""
     N, K = 48, 1039
     x, w, g = _data(M, N, K, torch.bfloat16, seed_of("swap8", M, json.dumps(cfg, sort_keys=True)))
     bias = torch.randn(N, device=DEVICE, generator=g)
@@ -184,7 +185,18 @@ def test_transposed_8_row_configs(cfg, M):
     assert torch.equal(got, lmkernels.ll_gemm(x, w, bias=bias, config=cfg))
 
 
-@pytest.mark.parametrize("M", [3, 8])
+def test_m_tiled_split_k_needs_one_launch(monkeypatch):
+    """Dot tiles tile M with split-K in one launch only: the two-launch workspace is [SPLIT_K, M, N]
+    for all rows, so HIP (two launches always) refuses such a table entry instead of writing past it."""
+    cfg = sg.check_config(sg._merge_config(sg.ll_gemm_config(16, 48, 1039, 2, 132), SWAP8_CONFIGS[0], 16), 16)
+    assert (cfg["BLOCK_M"], cfg["SPLIT_K"], cfg["ONE_LAUNCH"]) == (8, 3, True)
+    sg._make_plan(16, 48, 1039, torch.bfloat16, torch.float32, None, False, -1, False, cfg)  # CUDA, CPU: one launch
+    monkeypatch.setattr(sg, "_HIP", True)
+    with pytest.raises(ValueError, match=r"BLOCK_M=8 < M=16 tiles M, which needs no split-K or split-K in one launch"):
+        sg._make_plan(16, 48, 1039, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
+
+
+@pytest.mark.parametrize("M", [3, 8, 14])
 def test_transposed_fp8(M):
     """fp8 e4m3 (widened to fp16 as unswapped, with scales) on the transposed tiles, odd K."""
     N, K = 40, 1001
@@ -545,8 +557,9 @@ BAD = [
                                                                        "BLOCK_M": 4}}),
      ValueError, r"config\['BLOCK_M'\]=4 must be a power of two in \[8, 16\]"),
     ("config swap 8 rows", lambda: ((_bf(9, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "SWAP_AB": True,
-                                                                         "BLOCK_M": 8}}),
-     ValueError, r"config\['BLOCK_M'\]=8 must be >= M=9"),
+                                                                         "BLOCK_M": 8, "SPLIT_K": 2,
+                                                                         "ONE_LAUNCH": False}}),
+     ValueError, r"config\['BLOCK_M'\]=8 must be >= M=9 .*dot tiles without it or in one launch.*ONE_LAUNCH=False"),
     ("config chains k", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16,
                                                                       "BLOCK_K": 64, "DOT_CHAINS": 8}}),
      ValueError, r"DOT_CHAINS'\]=8 needs USE_DOT=True and BLOCK_K / DOT_CHAINS >= 16.*BLOCK_K=64"),

@@ -85,7 +85,7 @@ def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, ele
     assert len(set(names)) == len(names) and 1 <= len(cands) <= 170
     for c in cands:
         assert sg.check_config(c, M) == c
-        assert c["BLOCK_M"] >= M or (not c["USE_DOT"] and c["SPLIT_K"] == 1 and c["BLOCK_M"] <= 8), c  # M tiled
+        assert c["BLOCK_M"] >= M or (sg.m_tiles_ok(c) and c["BLOCK_M"] <= 8), c  # M tiled
         sg._make_plan(M, N, K, torch.bfloat16, torch.float32, None, False, -1, False, c)  # runnable
     if K >= 2048:  # smaller K: too few columns for 4+ warps of rows beyond the heuristic's
         assert any(not c["USE_DOT"] and c["BLOCK_M"] >= M for c in cands[1:]) == (M <= 8)
@@ -96,16 +96,17 @@ def test_candidates_are_valid_distinct_and_start_with_the_heuristic(N, K, M, ele
     assert any(c["USE_DOT"] for c in cands[1:]) == (M >= 2)
 
 
-def test_split_configs_transposed_twins_to_m_8():
-    """At M <= 8 every split-K dot tile also comes transposed with 8 rows (SWAP_AB: x's rows on the
-    mma's n8 side, probe_swap_ll_gemm.md); at M > 8 none (16 rows transposed is the same mma work)."""
-    for M in (2, 8):
+def test_split_configs_transposed_twins():
+    """Every split-K dot tile also comes transposed with 8 rows (SWAP_AB: x's rows on the mma's n8
+    side, probe_swap_ll_gemm.md); above M = 8 the one-launch ones only, as two m-tiles (M_TILED)."""
+    for M in (2, 8, 9, 16):
         cfgs = list(t.split_configs(M, 384, 7168, 132))
         plain = [c for c in cfgs if not c.get("SWAP_AB")]
-        assert plain and [dict(c, BLOCK_M=8, SWAP_AB=True) for c in plain] == [c for c in cfgs if c.get("SWAP_AB")]
+        twins = [dict(c, BLOCK_M=8, SWAP_AB=True) for c in plain if M <= 8 or c["ONE_LAUNCH"]]
+        assert plain and twins == [c for c in cfgs if c.get("SWAP_AB")]
+        assert any(not c["ONE_LAUNCH"] for c in plain)
         for c in cfgs:
             sg.check_config(c, M)
-    assert not any(c.get("SWAP_AB") for c in t.split_configs(16, 384, 7168, 132))
     assert "swap" in t.describe(dict(next(iter(t.split_configs(8, 256, 7168, 132))), SWAP_AB=True))
 
 
@@ -315,5 +316,5 @@ def test_shipped_h100_tables_cover_the_routers_and_llama3_8b():
             rec = meta["measured"][str(m)]
             cfg = data[str(m)]
             assert rec["us"] <= rec["heuristic_us"], (path, m)
-            assert cfg["BLOCK_M"] >= m or (not cfg["USE_DOT"] and cfg["SPLIT_K"] == 1), (path, m)  # or M tiled
+            assert cfg["BLOCK_M"] >= m or sg.m_tiles_ok(cfg), (path, m)  # or M tiled
             assert dtype == "fp8" or rec["cublas_us"] > 0, (path, m)

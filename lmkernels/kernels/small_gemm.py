@@ -241,16 +241,19 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     n-tile, zero at launch (module docstring). SPLIT_K == 1: neither is touched.
 
     Programs are split-major: the n-tiles of one split run side by side and share x's K slice in L2.
-    M_TILED (FMA tiles without split-K only, ops/small_gemm.check_config): BLOCK_M < M, and the grid
-    has cdiv(M, BLOCK_M) programs per output tile, each owning BLOCK_M rows of x and of out: the m-tiles
-    of one n-tile are neighbours, so all but the first find its weight rows in L2. Where N is small the
-    grid has few programs and every one of them read all M rows of x (4096 x 8 at M = 8: 8 programs
-    of 64 KB of x each); m-tiles give more, smaller programs.
+    M_TILED (FMA tiles without split-K, dot tiles without it or in one launch:
+    ops/small_gemm.m_tiles_ok): BLOCK_M < M, and the grid has cdiv(M, BLOCK_M) programs per output
+    tile, each owning BLOCK_M rows of x and of out: the m-tiles of one n-tile are neighbours, so all
+    but the first find its weight rows in L2. Where N is small the grid has few programs and every
+    one of them read all M rows of x (4096 x 8 at M = 8: 8 programs of 64 KB of x each); m-tiles give
+    more, smaller programs. One-launch split-K counts and stores per (m-tile, n-tile).
     """
     pid = tl.program_id(0)
+    m_tile = 0
     if M_TILED:  # shift to this program's rows; the rest of the kernel sees an M - m0 row problem
         m_tiles = tl.cdiv(M, BLOCK_M)
-        m0 = (pid % m_tiles) * BLOCK_M
+        m_tile = pid % m_tiles
+        m0 = m_tile * BLOCK_M
         pid = pid // m_tiles
         x_ptr += m0.to(tl.int64) * stride_xm
         out_ptr += m0.to(tl.int64) * N
@@ -322,10 +325,11 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     elif ONE_LAUNCH:
         tile_ptrs = offs_m[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
         mask = mask_m[:, None] & mask_n[None, :]
-        tile_part = part_ptr + n_tile.to(tl.int64) * (SPLIT_K * BLOCK_M * BLOCK_N)
+        tile = m_tile * n_tiles + n_tile  # an output tile: its partials and its counter
+        tile_part = part_ptr + tile.to(tl.int64) * (SPLIT_K * BLOCK_M * BLOCK_N)
         tl.store(tile_part + split * (BLOCK_M * BLOCK_N) + tile_ptrs, acc, mask=mask)
-        if last_to_arrive(count_ptr + n_tile, SPLIT_K):  # the tile's last program: every partial is in L2
-            _finish_split_tile(tile_part, count_ptr + n_tile, tile_ptrs, mask, out_ptr, scale, bias, offs_m, offs_n,
+        if last_to_arrive(count_ptr + tile, SPLIT_K):  # the tile's last program: every partial is in L2
+            _finish_split_tile(tile_part, count_ptr + tile, tile_ptrs, mask, out_ptr, scale, bias, offs_m, offs_n,
                                M, N, SPLIT_K, BLOCK_M, BLOCK_N, HAS_BIAS, HAS_SCALE)
     else:  # raw partial sums; the reduce kernel scales and rounds
         ws = part_ptr + split.to(tl.int64) * M * N

@@ -273,8 +273,8 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT
     (8 or 16 with SWAP_AB, a bool that needs USE_DOT),
-    >= M unless the config is FMA rows without split-K (USE_DOT False, SPLIT_K 1), where BLOCK_M < M
-    tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
+    >= M unless the config may tile M (m_tiles_ok: no split-K, or dot tiles in one launch), where
+    BLOCK_M < M tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
     FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
     products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
@@ -292,8 +292,9 @@ def check_config(cfg: dict, M: int) -> dict:
     # swapped, x's rows are the MMA's N side, whose smallest step is 8 (mma n8); else its M side (m16)
     bm = config_int(cfg, "BLOCK_M", (8 if cfg["SWAP_AB"] else 16) if dot else 1, 16, pow2=True)
     if bm < M and not m_tiles_ok(cfg):
-        raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, "
-                         f"USE_DOT=False and SPLIT_K=1, tile M; this one has USE_DOT={dot}, SPLIT_K={cfg['SPLIT_K']!r})")
+        raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, and dot tiles "
+                         f"without it or in one launch, tile M; this one has USE_DOT={dot}, "
+                         f"ONE_LAUNCH={cfg['ONE_LAUNCH']}, SPLIT_K={cfg['SPLIT_K']!r})")
     config_int(cfg, "BLOCK_N", 16 if dot else 1, 256, pow2=True)
     # FMA tiles up to 16384: a whole K row a program (full-K, no split) with PRELOAD
     config_int(cfg, "BLOCK_K", 16, 2048 if dot else 16384, pow2=True)
@@ -351,7 +352,7 @@ def _merge_config(base: dict, keys: dict, M: int) -> dict:
     for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
-    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg):
+    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and cfg["USE_DOT"] == base["USE_DOT"]:
         return cfg
     cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
     if not cfg["USE_DOT"]:
@@ -365,8 +366,11 @@ def _merge_config(base: dict, keys: dict, M: int) -> dict:
 
 
 def m_tiles_ok(cfg: dict) -> bool:
-    """Whether a config may have BLOCK_M < M: FMA rows without split-K (kernels/small_gemm.py, M_TILED)."""
-    return not cfg["USE_DOT"] and cfg["SPLIT_K"] == 1
+    """Whether a config may have BLOCK_M < M (kernels/small_gemm.py, M_TILED): FMA rows without
+    split-K, dot tiles without it or with it in one launch (the partials and counters are per (m-tile,
+    n-tile); the two-launch workspace is not, so HIP, which keeps two launches, refuses such a config
+    in _make_plan)."""
+    return cfg["SPLIT_K"] == 1 or cfg["USE_DOT"] and cfg["ONE_LAUNCH"]
 
 
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
@@ -448,8 +452,9 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
     m_tiles = triton.cdiv(M, bm)
-    if m_tiles > 1 and not m_tiles_ok(cfg):  # a table entry past check_config's M (tuned_config)
-        raise ValueError(f"config BLOCK_M={bm} < M={M} needs FMA rows without split-K (check_config)")
+    if m_tiles > 1 and not (m_tiles_ok(cfg) and (split == 1 or one_launch)):  # past check_config's M, or HIP
+        raise ValueError(f"config BLOCK_M={bm} < M={M} tiles M, which needs no split-K or split-K in one launch "
+                         f"(check_config; HIP keeps two launches): SPLIT_K={split}, ONE_LAUNCH={one_launch}")
     grid = n_tiles * split * m_tiles
     stand = dt  # a None operand's pointer slot holds x (never read)
     dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
@@ -459,7 +464,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               cfg["DOT_CHAINS"], cfg["SWAP_AB"])
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
-    scratch = ((n_tiles, n_tiles * split * bm * bn, _F32), {}) if one_launch else None
+    scratch = ((n_tiles * m_tiles, n_tiles * m_tiles * split * bm * bn, _F32), {}) if one_launch else None
     reduce = None
     if split > 1 and not one_launch:
         block_s = triton.next_power_of_2(split)

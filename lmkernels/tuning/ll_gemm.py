@@ -91,8 +91,9 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
     512 and 1024 on 4 warps, where the 32-column tiles lost with chains).
     Session 31 added the half-SM splits, the 16-bit 1024-deep tiles and the 8 warps: session 28's
     tables took fp8 7168 x 384 M = 8 / 16 at 16 x 16 x 1024, 4 splits (96 programs), 4 chains, a
-    tile the 16-bit space did not have. Session 33: at M <= 8 each tile also transposed with 8 rows
-    (SWAP_AB, BLOCK_M 8: probe_swap_ll_gemm.md, 7168 x 384 M = 8 5.70 -> 4.77 µs)."""
+    tile the 16-bit space did not have. Session 33: each tile also transposed with 8 rows (SWAP_AB,
+    BLOCK_M 8: probe_swap_ll_gemm.md, 7168 x 384 M = 8 5.70 -> 4.77 µs), at M > 8 the one-launch
+    ones only, as two m-tiles a weight tile (M_TILED)."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
@@ -116,7 +117,8 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
                                "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains,
                                "SWAP_AB": False}
                         yield cfg
-                        if M <= 8:  # the tile transposed, x's rows on mma's n8 side (no 16-row padding)
+                        if M <= 8 or one:  # the tile transposed, x's rows on mma's n8 side (no 16-row
+                            # padding); above 8 rows two m-tiles a weight tile (M tiled: one launch only)
                             yield dict(cfg, BLOCK_M=8, SWAP_AB=True)
 
 
