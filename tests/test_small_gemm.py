@@ -196,6 +196,16 @@ def test_m_tiled_split_k_needs_one_launch(monkeypatch):
         sg._make_plan(16, 48, 1039, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
 
 
+def test_override_of_an_m_tiled_dot_entry_takes_all_rows():
+    """An override turning a table's M-tiled 8-row transposed tile into what cannot tile M or hold 8
+    rows (unswapped, or split-K in two launches) without naming BLOCK_M runs all rows a program."""
+    base = sg.check_config(sg._merge_config(sg.ll_gemm_config(16, 48, 1039, 2, 132), SWAP8_CONFIGS[0], 16), 16)
+    for keys in ({"SWAP_AB": False}, {"ONE_LAUNCH": False}):
+        cfg = sg.check_config(sg._merge_config(base, keys, 16), 16)
+        assert cfg["BLOCK_M"] == 16, (keys, cfg)
+    assert sg._merge_config(base, {"DOT_CHAINS": 1}, 16)["BLOCK_M"] == 8  # still an M-tiled tile
+
+
 @pytest.mark.parametrize("M", [3, 8, 14])
 def test_transposed_fp8(M):
     """fp8 e4m3 (widened to fp16 as unswapped, with scales) on the transposed tiles, odd K."""

@@ -17,8 +17,9 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     (ROWS3) [BLOCK_M, BLOCK_N, BLOCK_K] products summed elementwise over the K
                     loop and reduced once after it (ops/small_gemm.py runs these over all of K,
                     no split, up to M = 4-8, and to 16 below N = 256: no split-K handshake).
-                    M_TILED (FMA, no split): BLOCK_M < M rows a program, cdiv(M, BLOCK_M)
-                    programs per output tile (the small routers: more programs, less of x each).
+                    M_TILED (FMA without split-K, dot without it or in one launch): BLOCK_M < M
+                    rows a program, cdiv(M, BLOCK_M) programs per output tile (the small routers:
+                    more programs, less of x each; the 8-row transposed dot tiles at M = 9-16).
                     SPLIT_K == 1: the epilogue (scales, bias, one rounding) runs here.
                     SPLIT_K > 1, ONE_LAUNCH ("last one finishes"): each program stores its raw fp32
                     partial tile to the workspace, [n-tile, split, BLOCK_M, BLOCK_N] so that a
@@ -94,6 +95,7 @@ from .split_k import last_to_arrive
 # errors of ~1e11; fp16 and fp32 are right). There the dot path widens its tiles to fp32 and takes
 # an IEEE fp32 dot: the products are exact either way, so only the summation order moves.
 DOT_IN_FP32: tl.constexpr = tl.constexpr(is_interpreter())
+
 
 @triton.jit
 def _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n, N, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr):

@@ -272,10 +272,9 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 def check_config(cfg: dict, M: int) -> dict:
     """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT
-    (8 or 16 with SWAP_AB, a bool that needs USE_DOT),
-    >= M unless the config may tile M (m_tiles_ok: no split-K, or dot tiles in one launch), where
-    BLOCK_M < M tiles M (the kernel's M_TILED); BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for
-    FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
+    (8 or 16 with SWAP_AB, a bool that needs USE_DOT), >= M unless the config may tile M (m_tiles_ok:
+    no split-K, or dot tiles in one launch), where BLOCK_M < M tiles M (the kernel's M_TILED);
+    BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
     products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
     with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS)."""
@@ -352,7 +351,8 @@ def _merge_config(base: dict, keys: dict, M: int) -> dict:
     for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
-    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and cfg["USE_DOT"] == base["USE_DOT"]:
+    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and (
+            not cfg["USE_DOT"] or cfg["BLOCK_M"] >= (8 if cfg.get("SWAP_AB") else 16)):  # a dot tile's own rows
         return cfg
     cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
     if not cfg["USE_DOT"]:
