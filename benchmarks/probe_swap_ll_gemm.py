@@ -34,7 +34,20 @@ sign and 3-5x larger in size.
     (tune_ll_gemm_s33_swap.log) took it at 8 of 42 entries (M = 4 and 8), 1.11-1.29x faster than
     the heuristic there.
 
+Held-out mode (`heldout`): the heuristic against the one before session 33 (the 16-row tile: 32
+columns above N = 256, one program an SM), on shapes without a table, bf16, two alternated rounds.
+It ran when the heuristic took the 8-row transposed tile at M = 5-16 (M tiled above 8, the splits
+for about one program an SM counting the m-tiles) wherever it takes split-K dot tiles. Prediction (before the run): the new one 0-0.3 µs faster at M = 12-16 and
+0.3-0.9 at M = 6 (the tuned gains, 1.03-1.29x), nowhere more than 0.1 µs slower.
+Outcome (results/h100/probe_swap_ll_gemm_heldout.md): wrong. At M = 12-16 the M-tiled rule won at
+K <= 3072 and N = 320 (0.78-0.95x) but lost at K = 5120-14336 (1.02-1.23x: half the splits of the
+16-row rule, so twice the K steps a program) and at N = 512 (1.19-1.21x); at M = 6 it won on
+8192 / 14336 x 256 and 6144 x 320 (0.64-0.94x) and lost on 7168 x 512 (1.15x). So the heuristic
+transposes only at M <= 8 and N <= 384 (the rows measured here as wins) and keeps the 16-row tile
+above M = 8; the tuned M = 16 tables keep their M-tiled entries, each measured against it.
+
     python benchmarks/probe_swap_ll_gemm.py [--dtype bf16|fp8] [--minutes 8]
+    python benchmarks/probe_swap_ll_gemm.py heldout
 """
 from __future__ import annotations
 
@@ -114,11 +127,52 @@ def _error(s, cfg):
     return float((got - want).abs().max() / want.abs().max())
 
 
+HELDOUT = [(2048, 256), (3072, 256), (5120, 256), (8192, 256), (14336, 256), (6144, 320), (7168, 512)]  # (K, N)
+
+
+def _unswapped_heuristic(M, N, K, sms):
+    """ops/small_gemm._dot_split_config as it was before session 33: the 16-row tile, 32 columns
+    above N = 256, splits for about one program an SM."""
+    bn, bk = (32 if N > 256 else 16), 512
+    n_tiles = -(-N // bn)
+    split, k_chunk = split_k(K, bk, min(-(-K // bk), -(-sms // n_tiles), 64))
+    return {"USE_DOT": True, "SWAP_AB": False, "BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+            "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": True, "EARLY_LAUNCH": True,
+            "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1}
+
+
+def heldout() -> int:
+    sms = num_sms(torch.cuda.current_device())
+    print(f"### ll_gemm heuristic, transposed 8-row tiles against the 16-row ones, held out, bf16, {describe_device()}\n")
+    print("| shape | heuristic now | µs rotated (2 rounds) | before session 33 | µs rotated (2 rounds) | now / before |\n"
+          "|---|---|---:|---|---:|---:|", flush=True)
+    for K, N in HELDOUT:
+        for M in (6, 12, 16):
+            new = ll_gemm_config(M, N, K, 2, sms)
+            if not new["USE_DOT"]:
+                continue  # FMA rows there (M = 6 below K = 7168 at N = 256): unchanged
+            old = _unswapped_heuristic(M, N, K, sms)
+            sets = _sets(M, N, K, torch.bfloat16, n_input_sets(N * K * 2))
+            t = {0: [], 1: []}
+            for _ in range(2):
+                for i, cfg in enumerate((new, old)):
+                    t[i].append(graph_us([lambda s=s: _call(s, cfg) for s in sets]))
+            a, b = min(t[0]), min(t[1])
+            print(f"| M={M} N={N} K={K} | {describe(new)} | {t[0][0]:.2f} / {t[0][1]:.2f} | {describe(old)} | "
+                  f"{t[1][0]:.2f} / {t[1][1]:.2f} | {a / b:.3f} |", flush=True)
+            del sets
+            torch.cuda.empty_cache()
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", choices=("time", "heldout"), default="time")
     ap.add_argument("--dtype", choices=("bf16", "fp8"), default="bf16")
     ap.add_argument("--minutes", type=float, default=8.0)
     args = ap.parse_args()
+    if args.mode == "heldout":
+        return heldout()
     dtype = FP8 if args.dtype == "fp8" else torch.bfloat16
     t_end = time.time() + 60 * args.minutes
     how = ", e4m3 widened to fp16" if dtype == FP8 else ""

@@ -206,6 +206,25 @@ def test_override_of_an_m_tiled_dot_entry_takes_all_rows():
     assert sg._merge_config(base, {"DOT_CHAINS": 1}, 16)["BLOCK_M"] == 8  # still an M-tiled tile
 
 
+@pytest.mark.parametrize("M", [6, 16])
+def test_fma_override_of_a_transposed_chained_heuristic(M):
+    """{"USE_DOT": False} over a transposed 4-chain dot tile (the heuristic's at 7168 x 256 M = 6, the
+    M-tiled table entry's form at 16) gives valid FMA rows: the dot-only keys return to their
+    defaults (the sanitizer's edge run hit "SWAP_AB needs USE_DOT" before), all M rows a program
+    where the split cannot tile M."""
+    base = sg.ll_gemm_config(6, 256, 7168, 2, 132)
+    assert (base["SWAP_AB"], base["DOT_CHAINS"]) == (True, 4)
+    cfg = sg.check_config(sg._merge_config(base, {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64, "BLOCK_N": 2}, M), M)
+    assert (cfg["USE_DOT"], cfg["SWAP_AB"], cfg["DOT_CHAINS"]) == (False, False, 1)
+    assert cfg["BLOCK_M"] >= M
+    if M == 6:  # the dot tile's own 8 x 16 x 512 as FMA rows is too big: refused for that, not SWAP_AB
+        with pytest.raises(ValueError, match=r"FMA tile BLOCK_M x BLOCK_N x BLOCK_K = 8 x 16 x 512 over 4 warps"):
+            sg.check_config(sg._merge_config(base, {"USE_DOT": False}, M), M)
+    else:  # its split cannot tile M as FMA rows: all 16 rows a program, warps and BLOCK_K fitted
+        cfg = sg.check_config(sg._merge_config(base, {"USE_DOT": False}, M), M)
+        assert (cfg["BLOCK_M"], cfg["SWAP_AB"], cfg["DOT_CHAINS"]) == (16, False, 1)
+
+
 @pytest.mark.parametrize("M", [3, 8, 14])
 def test_transposed_fp8(M):
     """fp8 e4m3 (widened to fp16 as unswapped, with scales) on the transposed tiles, odd K."""
@@ -621,8 +640,9 @@ def test_heuristic_follows_the_h100_probe():
     N < 256 whole-K FMA rows with M tiled (a quarter of the rows a program), except N >= 128 from
     M = 9 (the two-launch dot rule); N >= 256 at M <= 4, and
     at M <= 8 off the big routers, whole-K FMA rows (all rows a program to M = 4, two m-tiles above)
-    of 1-2 outputs a program; above that dot 16 x {16, 32} x 512 tiles (to M = 8 transposed, 8 x 16 x
-    512), whole tiles dealt to about one program an SM, one launch, PREFETCH and EARLY_LAUNCH.
+    of 1-2 outputs a program; above that dot 16 x {16, 32} x 512 tiles (to M = 8 up to N = 384
+    transposed, 8 x 16 x 512), whole tiles dealt to about one program an SM, one launch, PREFETCH and
+    EARLY_LAUNCH.
     fp8 dense weights at M == 1: 16 KB of weight a program. Dense 16-bit weights (N >= DENSE_N):
     M == 1 two rows of all of K on 4 warps where K <= 4096,
     M == 2 four rows of 2048 columns a step, M >= 3 the dot tiles, 16 columns wide from N = 6144.
@@ -679,19 +699,22 @@ def test_heuristic_follows_the_h100_probe():
                     assert n_tiles * c["num_warps"] <= 16 * sms or c["num_warps"] <= 8, (K, N, M, c)  # ~one wave
                 else:  # N >= 256; fp8 too since its dot tiles widen to fp16 (probe_fp8_widen.md)
                     assert (c["USE_DOT"], c["BLOCK_K"], c["ONE_LAUNCH"]) == (True, 512, True)
-                    # transposed, 8 rows on mma's n8 side, to M = 8 (probe_swap_ll_gemm.md)
-                    assert (c["BLOCK_M"], c["SWAP_AB"]) == ((8, True) if M <= 8 else (16, False))
+                    # transposed, 8 rows on mma's n8 side, to M = 8 where N <= 384 (probe_swap_ll_gemm.md)
+                    swap = M <= 8 and N <= 384
+                    assert (c["BLOCK_M"], c["SWAP_AB"]) == ((8, True) if swap else (16, False))
                     assert c["PREFETCH"] and c["EARLY_LAUNCH"]
                     assert n_tiles * c["SPLIT_K"] <= 2 * sms + n_tiles, (K, N, M, c)
     c = sg.ll_gemm_config(1, 256, 7168, 2, sms)
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (4, 8192, 16)  # the probe's 2.52 µs
     c = sg.ll_gemm_config(16, 256, 7168, 2, sms)
-    assert (c["BLOCK_N"], c["SPLIT_K"]) == (16, 7)  # 16 n-tiles x 7 splits of 1024: the probe's 4.74-4.86 µs
+    assert (c["BLOCK_N"], c["SPLIT_K"], c["SWAP_AB"]) == (16, 7, False)  # 16 n-tiles x 7 splits of 1024
     assert c["DOT_CHAINS"] == 4  # probe_router_chain_chains.md: 4.89 -> 4.47 µs
     c = sg.ll_gemm_config(16, 256, 2048, 2, sms)
     assert (c["USE_DOT"], c["SPLIT_K"], c["DOT_CHAINS"]) == (True, 4, 1)  # one K tile a program: 3.54 against 3.72
     c = sg.ll_gemm_config(16, 384, 7168, 2, sms)
     assert (c["BLOCK_N"], c["DOT_CHAINS"]) == (32, 1)  # 32-column tiles lost with chains (5.5 -> 5.9-6.1 µs)
+    c = sg.ll_gemm_config(6, 512, 7168, 2, sms)  # held out: transposed 1.15x the 16-row tile there
+    assert (c["BLOCK_M"], c["BLOCK_N"], c["SWAP_AB"]) == (16, 32, False)
     c = sg.ll_gemm_config(8, 384, 7168, 2, sms)  # transposed: 16 columns, 4 chains, 24 n-tiles x 5 splits
     assert (c["BLOCK_M"], c["BLOCK_N"], c["SPLIT_K"], c["DOT_CHAINS"], c["SWAP_AB"]) == (8, 16, 5, 4, True)
     c = sg.ll_gemm_config(4, 384, 7168, 2, sms)

@@ -217,14 +217,18 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         fp8 too since its tiles widen to fp16 (session 15, probe_fp8_widen.md: 7168 x 256 M = 16
         7.8 -> 4.2 µs with the bf16 widening's extra conversion gone; 4.1-4.2 against 5.1-5.9 for the
         FMA rows at M = 8 and the two-launch tiles at M = 16).
-      M <= 8 (M = 5-8 on the big routers): the tile transposed, x's rows on the mma's n8 side
-        (SWAP_AB, BLOCK_M 8: no padding to 16 rows), 16 columns with 4 chains at every N: the tuner's
+      M <= 8 (M = 5-8 on the big routers) and N <= 384: the tile transposed, x's rows on the mma's
+        n8 side (SWAP_AB, BLOCK_M 8: no padding to 16 rows), 16 columns with 4 chains: the tuner's
         winner at all six of those entries (tune_ll_gemm_s33_swap.log: 7168 x 256 / 384 and 6144 x
-        256, bf16 and fp8, 1.11-1.29x the unswapped heuristic; 7168 x 384 bf16 5.49 -> 4.61 µs).
+        256, bf16 and fp8, 1.11-1.29x the unswapped heuristic; 7168 x 384 bf16 5.49 -> 4.61 µs), and
+        held out at M = 6 on 8192 / 14336 x 256 and 6144 x 320 (0.64-0.94x the 16-row tile), but not
+        on 7168 x 512 (1.15x: probe_swap_ll_gemm_heldout.md), hence N <= 384. Not at M = 9-16: the
+        M-tiled 8-row tile that won 9 of 10 tuned M = 16 entries (tune_ll_gemm_s33_mtiled.log, as a
+        table entry only) lost held out at K >= 5120 (1.02-1.22x) with this rule's splits.
         Not on HIP: Triton 3.6 lowers gfx942's 8-row tile to FMAs, not MFMA (tests/test_compile.py).
       (N < 256 takes the session-5 two-launch rule, _two_launch_config, from M = 9 where N >= 128,
       else the M-tiled FMA rows since session 15: ll_gemm_config.)"""
-    swap = M <= 8 and not _HIP
+    swap = M <= 8 and N <= 384 and not _HIP
     bn = 32 if N > 256 and not swap else 16
     bk = 512
     n_tiles = triton.cdiv(N, bn)
@@ -346,11 +350,14 @@ def _table_entry(M: int, N: int, K: int, dtype, dev: int) -> tuple[dict | None, 
 
 
 def _merge_config(base: dict, keys: dict, M: int) -> dict:
-    """base with keys replaced. Where base tiles M (BLOCK_M < M) and keys ask for what cannot (split-K,
-    tl.dot) without naming BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M)
+    """base with keys replaced. Keys asking for FMA rows (USE_DOT False) over a dot tile drop its
+    DOT_CHAINS and SWAP_AB (CONFIG_DEFAULTS) unless they name them. Where base tiles M (BLOCK_M < M)
+    and keys ask for what cannot (split-K, tl.dot) without naming BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M)
     for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
+    if not cfg["USE_DOT"]:  # FMA rows asked over a dot tile: its dot-only keys go, unless named
+        cfg.update({k: v for k, v in CONFIG_DEFAULTS.items() if k not in keys})
     if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and (
             not cfg["USE_DOT"] or cfg["BLOCK_M"] >= (8 if cfg.get("SWAP_AB") else 16)):  # a dot tile's own rows
         return cfg
