@@ -80,7 +80,7 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
       M >= 2 where _rows_config applies (N < 128 at any M, N < 256 to M = 8, else M <= 4 and some
         M <= 8): no split either, whole-K FMA rows, all M rows a program or (M_TILED) a few of them.
       128 <= N < 256 from M = 9: _two_launch_config.
-      M >= 2 otherwise: _dot_split_config (tl.dot tiles, split-K; transposed to M = 8).
+      M >= 2 otherwise: _dot_split_config (tl.dot tiles, split-K; transposed to M = 8 up to N = 384).
     Dense 16-bit weights (N >= DENSE_N: a model's projections, where N / 32 output tiles already
     cover much of the GPU) follow the bf16 dense tables instead (tune_ll_gemm_dense.log: Llama-3-8B;
     tune_ll_gemm_dense_heuristic.log: those and four held-out shapes), where the router rules ran
