@@ -61,7 +61,7 @@ import lmkernels
 from lmkernels.bench.harness import graph_us, n_input_sets
 from lmkernels.ops.small_gemm import ll_gemm_config, split_k, tuned_config
 from lmkernels.runtime.device import describe_device, num_sms
-from lmkernels.tuning.ll_gemm import describe
+from lmkernels.tuning.ll_gemm import describe, operands
 
 SHAPES = [(7168, 256), (7168, 384), (6144, 256), (4096, 256)]  # (K, N)
 MS = (8, 16)
@@ -69,17 +69,10 @@ FP8 = torch.float8_e4m3fn
 
 
 def _sets(M, N, K, dtype, count):
-    out = []
-    for i in range(count):
-        g = torch.Generator(device="cuda").manual_seed(900 + i)
-        x = torch.randn(M, K, device="cuda", generator=g)
-        w = torch.randn(N, K, device="cuda", generator=g)
-        if dtype == FP8:
-            xs, ws = x.abs().max() / 448, w.abs().max() / 448
-            out.append(((x / xs).to(FP8), (w / ws).to(FP8), xs.reshape(1), ws.reshape(1)))
-        else:
-            out.append((x.bfloat16(), w.bfloat16(), None, None))
-    return out
+    """count fresh input sets (x, weight, x_scale, w_scale): the tuner's operands (fp8 spread over
+    e4m3's range with per-tensor scales)."""
+    tag = "fp8" if dtype == FP8 else "bf16"
+    return [operands(M, N, K, tag, "cuda", 900 + i) for i in range(count)]
 
 
 def _shipped(M, N, K, dtype):

@@ -194,6 +194,8 @@ def test_m_tiled_split_k_needs_one_launch(monkeypatch):
     monkeypatch.setattr(sg, "_HIP", True)
     with pytest.raises(ValueError, match=r"BLOCK_M=8 < M=16 tiles M, which needs no split-K or split-K in one launch"):
         sg._make_plan(16, 48, 1039, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
+    with pytest.raises(ValueError, match=r"config\['BLOCK_M'\]=8 must be >= M=16"):  # and a config says so there
+        sg.check_config(cfg, 16)
 
 
 def test_override_of_an_m_tiled_dot_entry_takes_all_rows():

@@ -168,19 +168,17 @@ def _dot_chains(x, w, acc, DOT_CHAINS: tl.constexpr, PRECISION: tl.constexpr, SW
     512 with 4 chains: 8 mma.sync a K tile in the sm90 PTX, against 16): 7168 x 384 M = 8 5.70 ->
     4.77 µs, 7168 x 256 4.35 -> 3.83 (H100, results/h100/probe_swap_ll_gemm.md). (Its other use,
     64 weight rows on sm90's wgmma m64n16, lost everywhere there: 5-24 µs.)"""
-    if DOT_CHAINS == 1:
-        if SWAP_AB:
-            acc = tl.dot(w, tl.trans(x), acc, input_precision=PRECISION)
-        else:
-            acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    if SWAP_AB:  # the MMA's A side (rows of acc) and B side (its columns), both [rows, BK]
+        a, b = w, x
     else:
-        KS: tl.constexpr = x.shape[1] // DOT_CHAINS
-        x3 = tl.reshape(x, (x.shape[0], DOT_CHAINS, KS))
-        w3 = tl.reshape(w, (w.shape[0], DOT_CHAINS, KS))
-        if SWAP_AB:
-            acc = tl.dot(tl.permute(w3, (1, 0, 2)), tl.permute(x3, (1, 2, 0)), acc, input_precision=PRECISION)
-        else:
-            acc = tl.dot(tl.permute(x3, (1, 0, 2)), tl.permute(w3, (1, 2, 0)), acc, input_precision=PRECISION)
+        a, b = x, w
+    if DOT_CHAINS == 1:
+        acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
+    else:
+        KS: tl.constexpr = a.shape[1] // DOT_CHAINS
+        a3 = tl.permute(tl.reshape(a, (a.shape[0], DOT_CHAINS, KS)), (1, 0, 2))
+        b3 = tl.permute(tl.reshape(b, (b.shape[0], DOT_CHAINS, KS)), (1, 2, 0))
+        acc = tl.dot(a3, b3, acc, input_precision=PRECISION)
     return acc
 
 

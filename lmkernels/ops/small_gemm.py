@@ -275,11 +275,11 @@ def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
 
 
 def check_config(cfg: dict, M: int) -> dict:
-    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two, 16 with USE_DOT
-    (8 or 16 with SWAP_AB, a bool that needs USE_DOT), >= M unless the config may tile M (m_tiles_ok:
-    no split-K, or dot tiles in one launch), where BLOCK_M < M tiles M (the kernel's M_TILED);
-    BLOCK_N 16-256 (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD
-    products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
+    """A validated copy of a full config (keys CONFIG_KEYS). BLOCK_M: a power of two from
+    min_block_m (16 with USE_DOT, 8 with SWAP_AB, a bool that needs USE_DOT) to 16, >= M unless the
+    config may tile M (m_tiles_ok), where BLOCK_M < M tiles M (the kernel's M_TILED); BLOCK_N 16-256
+    (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of
+    two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
     with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
@@ -292,8 +292,7 @@ def check_config(cfg: dict, M: int) -> dict:
     dot = cfg["USE_DOT"]
     if cfg["SWAP_AB"] and not dot:
         raise ValueError("config['SWAP_AB']=True needs USE_DOT=True (it transposes the tl.dot tile)")
-    # swapped, x's rows are the MMA's N side, whose smallest step is 8 (mma n8); else its M side (m16)
-    bm = config_int(cfg, "BLOCK_M", (8 if cfg["SWAP_AB"] else 16) if dot else 1, 16, pow2=True)
+    bm = config_int(cfg, "BLOCK_M", min_block_m(cfg), 16, pow2=True)
     if bm < M and not m_tiles_ok(cfg):
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, and dot tiles "
                          f"without it or in one launch, tile M; this one has USE_DOT={dot}, "
@@ -352,14 +351,13 @@ def _table_entry(M: int, N: int, K: int, dtype, dev: int) -> tuple[dict | None, 
 def _merge_config(base: dict, keys: dict, M: int) -> dict:
     """base with keys replaced. Keys asking for FMA rows (USE_DOT False) over a dot tile drop its
     DOT_CHAINS and SWAP_AB (CONFIG_DEFAULTS) unless they name them. Where base tiles M (BLOCK_M < M)
-    and keys ask for what cannot (split-K, tl.dot) without naming BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M)
-    for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
+    and keys ask for what cannot (split-K in two launches, a dot tile of more rows) without naming
+    BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M) for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
     if not cfg["USE_DOT"]:  # FMA rows asked over a dot tile: its dot-only keys go, unless named
         cfg.update({k: v for k, v in CONFIG_DEFAULTS.items() if k not in keys})
-    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and (
-            not cfg["USE_DOT"] or cfg["BLOCK_M"] >= (8 if cfg.get("SWAP_AB") else 16)):  # a dot tile's own rows
+    if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and cfg["BLOCK_M"] >= min_block_m(cfg):
         return cfg
     cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
     if not cfg["USE_DOT"]:
@@ -375,9 +373,14 @@ def _merge_config(base: dict, keys: dict, M: int) -> dict:
 def m_tiles_ok(cfg: dict) -> bool:
     """Whether a config may have BLOCK_M < M (kernels/small_gemm.py, M_TILED): FMA rows without
     split-K, dot tiles without it or with it in one launch (the partials and counters are per (m-tile,
-    n-tile); the two-launch workspace is not, so HIP, which keeps two launches, refuses such a config
-    in _make_plan)."""
-    return cfg["SPLIT_K"] == 1 or cfg["USE_DOT"] and cfg["ONE_LAUNCH"]
+    n-tile); the two-launch workspace is not, so not on HIP, which keeps two launches)."""
+    return cfg["SPLIT_K"] == 1 or cfg["USE_DOT"] and cfg["ONE_LAUNCH"] and not _HIP
+
+
+def min_block_m(cfg: dict) -> int:
+    """The fewest rows a program's tile may hold: 1 for FMA rows; for tl.dot the MMA side x's rows
+    are on, n8 transposed (SWAP_AB), else m16."""
+    return (8 if cfg.get("SWAP_AB") else 16) if cfg["USE_DOT"] else 1
 
 
 # ---------------------------------------------------------------- checks (no data: fake tensors too)
@@ -459,7 +462,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
     m_tiles = triton.cdiv(M, bm)
-    if m_tiles > 1 and not (m_tiles_ok(cfg) and (split == 1 or one_launch)):  # past check_config's M, or HIP
+    if m_tiles > 1 and not m_tiles_ok(cfg):  # a table entry past check_config's M (tuned_config)
         raise ValueError(f"config BLOCK_M={bm} < M={M} tiles M, which needs no split-K or split-K in one launch "
                          f"(check_config; HIP keeps two launches): SPLIT_K={split}, ONE_LAUNCH={one_launch}")
     grid = n_tiles * split * m_tiles

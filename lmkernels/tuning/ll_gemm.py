@@ -38,7 +38,6 @@ M_GRID = (1, 2, 4, 8, 16)
 OUT_DTYPE = torch.float32
 FP8 = torch.float8_e4m3fn
 DTYPES = {tag: dt for dt, tag in TABLE_DTYPES.items()}  # the file name's dtype tag -> operand dtype
-_HIP = torch.version.hip is not None
 
 
 # ---------------------------------------------------------------- the search space
@@ -118,9 +117,9 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
                                "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains,
                                "SWAP_AB": False}
                         yield cfg
-                        if M <= 8 or one and not _HIP:  # the tile transposed, x's rows on mma's n8 side
-                            # (no 16-row padding); above 8 rows two m-tiles a weight tile (M tiled: one
-                            # launch only, which HIP does not run: ops/small_gemm.m_tiles_ok)
+                        if M <= 8 or one:  # the tile transposed, x's rows on mma's n8 side (no 16-row
+                            # padding); above 8 rows two m-tiles a weight tile (M tiled: one launch only,
+                            # so check_config drops these on HIP: ops/small_gemm.m_tiles_ok)
                             yield dict(cfg, BLOCK_M=8, SWAP_AB=True)
 
 
