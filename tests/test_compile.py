@@ -382,12 +382,29 @@ for target in TARGETS:
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
                   "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm in (2, 8) and dt == "bf16",
                   "DOT_CHAINS": 4 if dot and bk >= 256 and bn != 64 else 1,
-                  "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16")}
+                  "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16"), "CLUSTER": False}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
                     f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} m_tiled={consts['M_TILED']} "
                     f"chains={consts['DOT_CHAINS']} swap={consts['SWAP_AB']} pdl={pdl}", _ll_gemm_kernel, sig, consts,
                     {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)}, target, 4, num_stages=stages)
+    if target == "sm90":  # split-K finished in a cluster (kernels/cluster.py: sm90 PTX, mapa, bulk copies)
+        for dt, od, bm, bn, bk, split, dot, swap, chains, stages in (
+                ("bf16", "fp32", 8, 16, 512, 7, True, True, 4, 3), ("fp8e4nv", "bf16", 16, 16, 1024, 4, True, False, 4, 3),
+                ("bf16", "bf16", 16, 2, 256, 16, False, False, 1, 2)):
+            scaled = dt == "fp8e4nv"
+            sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": f"*{od}", "part_ptr": f"*{od}", "count_ptr": f"*{od}",
+                   "bias_ptr": "*fp32" if scaled else f"*{dt}", "xs_ptr": "*fp32" if scaled else f"*{dt}",
+                   "ws_ptr": "*fp32" if scaled else f"*{dt}", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32",
+                   "stride_wn": "i32", "k_chunk": "i32"}
+            consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": True,
+                      "HAS_SCALE": scaled, "USE_PDL": True, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": False,
+                      "PRELOAD": False, "M_TILED": bm == 8, "DOT_CHAINS": chains, "SWAP_AB": swap, "CLUSTER": True}
+            sig.update({k: "constexpr" for k in consts})
+            compile_one(f"ll_gemm cluster {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} swap={swap} prefetch=True "
+                        f"pdl=True",
+                        _ll_gemm_kernel, sig, consts, {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)},
+                        target, 4, num_stages=stages)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
                "M": "i32", "N": "i32"}
@@ -400,7 +417,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 14 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
-LL_GEMM_ROWS = {"sm90": 11 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case
+LL_GEMM_ROWS = {"sm90": 11 + 3 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case; sm90: 3 in clusters
 
 
 def _fp8_refused(row) -> bool:
@@ -573,6 +590,7 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     assert fp8_dots and all(r["cvt_bf16_f16"] == 0 for r in fp8_dots), fp8_dots
     # SWAP_AB: 64 weight rows a program put the transposed tile on sm90's wgmma (m64n16); 16-column
     # tiles stay on mma.sync (probe_swap_ll_gemm.md: the wgmma tiles lost, the 8-row mma.sync won)
-    swapped = {r["case"].split(" split")[0]: r["wgmma"] for r in rows if r["target"] == "sm90" and "swap=True" in r["case"]}
+    swapped = {r["case"].split(" split")[0]: r["wgmma"] for r in rows
+               if r["target"] == "sm90" and "swap=True" in r["case"] and "cluster" not in r["case"]}
     assert swapped == {"ll_gemm bf16->fp32 8x16x512": False, "ll_gemm fp8e4nv->fp32 8x16x512": False,
                        "ll_gemm fp16->fp16 16x64x256": True}, swapped

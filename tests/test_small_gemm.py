@@ -185,6 +185,120 @@ def test_transposed_8_row_configs(cfg, M):
     assert torch.equal(got, lmkernels.ll_gemm(x, w, bias=bias, config=cfg))
 
 
+# ---------------------------------------------------------------- split-K finished in a cluster (sm90+)
+
+CLUSTERS = sg.cluster_launch_ok(0) if ON_GPU else False
+NO_CLUSTERS = "thread-block clusters need an sm90+ NVIDIA GPU and the C launcher (runtime/launch.cluster_launch_ok)"
+# (BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K, USE_DOT, SWAP_AB, DOT_CHAINS, num_stages): the shipped kinds
+# (8-row transposed with chains, 16-row 1024-deep), 16 splits (the non-portable cluster size), 7
+# (slices that do not divide the tile), FMA rows split over K (BLOCK_M None: all M rows, as FMA
+# split-K cannot tile M; 16 x 2 x 256 fits 4 warps; at M = 1 a 2-element tile that one rank
+# finishes, the others send nothing)
+CLUSTER_TILES = [(8, 16, 512, 7, True, True, 4, 3), (16, 16, 1024, 4, True, False, 4, 3),
+                 (16, 32, 64, 16, True, False, 1, 1), (8, 16, 256, 2, True, True, 1, 3),
+                 (None, 2, 256, 8, False, False, 1, 2), (16, 16, 64, 5, True, False, 1, 1)]
+
+
+def _cluster_cfg(bm, bn, bk, split, dot, swap, chains, stages):
+    return {**({} if bm is None else {"BLOCK_M": bm}), "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+            "USE_DOT": dot, "SWAP_AB": swap, "DOT_CHAINS": chains, "num_warps": 4, "num_stages": stages, "ONE_LAUNCH": True, "CLUSTER": True,
+            "PREFETCH": True, "EARLY_LAUNCH": True, "PRELOAD": False}
+
+
+@pytest.mark.skipif(not CLUSTERS, reason=NO_CLUSTERS)
+@pytest.mark.parametrize("tile", CLUSTER_TILES, ids=lambda t: "x".join(map(str, t[:4])) + ("dot" if t[4] else "fma"))
+@pytest.mark.parametrize("M, N, K", [(1, 100, 1000), (5, 256, 7168), (16, 33, 4099), (11, 384, 2047)])
+def test_cluster_finish(tile, M, N, K):
+    """The split-K finish in a cluster (kernels/cluster.py): right against float64 for awkward N
+    (partial n-tiles), K (a short last split), M (masked rows; M-tiled above the tile's rows), with a
+    bias; bit-identical run to run and with PDL off; launched as clusters (the plan's cluster size is
+    the split count)."""
+    cfg = _cluster_cfg(*tile)
+    x, w, g = _data(M, N, K, torch.bfloat16, seed_of("cluster", M, N, K, *tile))
+    bias = torch.randn(N, device=DEVICE, generator=g)
+    got = lmkernels.ll_gemm(x, w, bias=bias, config=cfg)
+    _check(got, x, w, bias)
+    assert torch.equal(_bits(got), _bits(lmkernels.ll_gemm(x, w, bias=bias, config=cfg)))
+    assert torch.equal(_bits(got), _bits(lmkernels.ll_gemm(x, w, bias=bias, config=cfg, pdl=False)))
+    full = sg.check_config(sg._merge_config(sg.ll_gemm_config(M, N, K, 2, 132), cfg, M), M)
+    plan = sg._make_plan(M, N, K, torch.bfloat16, torch.float32, torch.float32, False, 0, None, full)
+    assert plan[11] == (plan[1] if plan[1] in sg.CLUSTER_SPLITS else 1)
+
+
+@pytest.mark.skipif(not CLUSTERS or not _fp8_runs(), reason=NO_CLUSTERS)
+@pytest.mark.parametrize("M", [3, 16])
+def test_cluster_finish_fp8_scaled_bf16_out(M):
+    """fp8 e4m3 with per-tensor scales and a bf16 bias into bf16: the epilogue (scale, bias, one
+    rounding) runs on each rank's slice."""
+    N, K = 200, 3001
+    x, w, xs, ws, g = _fp8_data(M, N, K, seed_of("cluster fp8", M))
+    bias = torch.randn(N, device=DEVICE, generator=g).to(torch.bfloat16)
+    cfg = _cluster_cfg(8, 16, 512, 6, True, True, 4, 3)
+    got = lmkernels.ll_gemm(x, w, bias=bias, out_dtype=torch.bfloat16, x_scale=xs, w_scale=ws, config=cfg)
+    _check(got, x, w, bias, xs, ws)
+
+
+@pytest.mark.skipif(not CLUSTERS, reason=NO_CLUSTERS)
+def test_cluster_finish_in_a_cuda_graph_with_new_data():
+    """Captured once, replayed over new inputs: the clusters' launch attributes live in the graph."""
+    M, N, K = 16, 256, 7168
+    x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("cluster graph"))
+    cfg = _cluster_cfg(8, 16, 1024, 4, True, True, 4, 3)
+    lmkernels.ll_gemm(x, w, config=cfg)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = lmkernels.ll_gemm(x, w, config=cfg)
+    for seed in range(3):
+        x.copy_(torch.randn(M, K, device=DEVICE, generator=torch.Generator(device=DEVICE).manual_seed(seed)))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, lmkernels.ll_gemm(x, w, config=cfg))
+        _check(out, x, w)
+
+
+@pytest.mark.parametrize("keys, cluster", [({"ONE_LAUNCH": False, "SPLIT_K": 8}, False), ({"SPLIT_K": 64, "BLOCK_K": 64}, False),
+                                           ({"SPLIT_K": 16}, True), ({"USE_DOT": False, "BLOCK_N": 2, "BLOCK_K": 256}, True),
+                                           ({"SPLIT_K": 64, "CLUSTER": True}, None)])
+def test_overrides_of_a_cluster_entry(keys, cluster):
+    """A table entry in clusters (session 34's router tables) under an override: keys that leave no
+    cluster-sized split in one launch drop its CLUSTER (the override still runs, as the counter
+    handshake or two launches); keys that keep one keep it; naming CLUSTER keeps the user's word,
+    which check_config then refuses with the reason (a CUDA-graph test's {"ONE_LAUNCH": False} over
+    the 7168 x 384 M = 4 entry raised before this)."""
+    base = _cluster_cfg(8, 16, 512, 7, True, True, 4, 3)
+    merged = sg._merge_config(sg.check_config(base, 4), keys, 4)
+    if cluster is None:
+        with pytest.raises(ValueError, match=r"config\['CLUSTER'\]=True needs ONE_LAUNCH=True"):
+            sg.check_config(merged, 4)
+    else:
+        assert sg.check_config(merged, 4)["CLUSTER"] is cluster
+
+
+def test_cluster_config_is_checked_and_falls_back(monkeypatch):
+    """CLUSTER needs ONE_LAUNCH (the finish where clusters cannot run) and a cluster-sized SPLIT_K; where
+    the GPU cannot launch clusters (here: the CPU, or a split count that is not a cluster size) the
+    plan takes the counter handshake: same sums, no error."""
+    with pytest.raises(ValueError, match=r"config\['CLUSTER'\]=True needs ONE_LAUNCH=True"):
+        sg.check_config(dict(_cluster_cfg(16, 16, 512, 4, True, False, 1, 3), ONE_LAUNCH=False), 16)
+    with pytest.raises(ValueError, match=r"SPLIT_K <= 8 or 16 \(a cluster's size\), got ONE_LAUNCH=True, SPLIT_K=12"):
+        sg.check_config(_cluster_cfg(16, 16, 512, 12, True, False, 1, 3), 16)
+    with pytest.raises(ValueError, match=r"config\['CLUSTER'\]=1 must be a bool"):
+        sg.check_config(dict(_cluster_cfg(16, 16, 512, 4, True, False, 1, 3), CLUSTER=1), 16)
+    cfg = sg.check_config(_cluster_cfg(16, 16, 512, 4, True, False, 1, 3), 16)
+    monkeypatch.setattr(sg, "cluster_launch_ok", lambda dev: False)
+    plan = sg._make_plan(16, 48, 4096, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
+    assert plan[11] == 1 and plan[7] is not None  # no cluster: the one-launch counters' scratch
+    monkeypatch.setattr(sg, "cluster_launch_ok", lambda dev: True)
+    plan = sg._make_plan(16, 48, 4096, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
+    assert plan[11] == 4 and plan[7] is None and plan[0] == 3 * 4  # 3 n-tiles x 4 splits, launched as 3 clusters
+    plan = sg._make_plan(16, 48, 1000, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
+    assert plan[1] == 2 and plan[11] == 2  # K = 1000 leaves 2 splits of 512: a cluster of 2
+    x, w, _ = _data(3, 48, 1000, torch.bfloat16, seed_of("cluster fallback"))
+    monkeypatch.setattr(sg, "cluster_launch_ok", lambda dev: False)
+    _check(lmkernels.ll_gemm(x, w, config=cfg), x, w)
+
+
 def test_m_tiled_split_k_needs_one_launch(monkeypatch):
     """Dot tiles tile M with split-K in one launch only: the two-launch workspace is [SPLIT_K, M, N]
     for all rows, so HIP (two launches always) refuses such a table entry instead of writing past it."""

@@ -37,6 +37,11 @@ finishes in a few µs only if every SM streams its share of the weight at once, 
                     in a loop of 4096-element chunks: one L2 round trip a chunk, 7 at M = 16 with
                     56 splits, 9-15 µs a call; the heuristic now keeps BLOCK_S BLOCK_M BLOCK_N
                     small enough for one load.)
+                    SPLIT_K > 1, CLUSTER (sm90+, session 34): the SPLIT_K programs of a tile are one
+                    thread-block cluster (programs split-minor: pid = tile SPLIT_K + split) and sum
+                    their partials through each other's shared memory, each finishing a slice of the
+                    tile (kernels/cluster.py): no L2 round trip, no release fence; +0.4-0.6 µs over
+                    the chain floor against the counter's +1.2-1.6 (probe_cluster_split.md).
                     SPLIT_K > 1, not ONE_LAUNCH (HIP, where Triton's barrier fences LDS only, so the
                     one-thread release would not cover the other waves' stores): the partials go to
                     a workspace [SPLIT_K, M, N] and a second launch finishes:
@@ -89,6 +94,7 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..runtime.device import is_interpreter
 from .access import prefetch_span_l2
+from .cluster import cluster_arm, cluster_done, cluster_slice, cluster_sum
 from .split_k import last_to_arrive
 
 # Triton 3.6's interpreter multiplies bf16 dot operands wrongly (a [16, 64] x [64, 32] tl.dot gave
@@ -233,7 +239,7 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
                     ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr,
-                    DOT_CHAINS: tl.constexpr, SWAP_AB: tl.constexpr):
+                    DOT_CHAINS: tl.constexpr, SWAP_AB: tl.constexpr, CLUSTER: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -249,6 +255,9 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     more, smaller programs. One-launch split-K counts and stores per (m-tile, n-tile).
     """
     pid = tl.program_id(0)
+    if CLUSTER:  # clusters of SPLIT_K consecutive programs, one output tile each (kernels/cluster.py)
+        c_split = pid % SPLIT_K
+        pid = pid // SPLIT_K
     m_tile = 0
     if M_TILED:  # shift to this program's rows; the rest of the kernel sees an M - m0 row problem
         m_tiles = tl.cdiv(M, BLOCK_M)
@@ -259,8 +268,12 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
         out_ptr += m0.to(tl.int64) * N
         M -= m0
     n_tiles = tl.cdiv(N, BLOCK_N)
-    split = pid // n_tiles
-    n_tile = pid - split * n_tiles
+    if CLUSTER:
+        split = c_split
+        n_tile = pid
+    else:
+        split = pid // n_tiles
+        n_tile = pid - split * n_tiles
     offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_k = tl.arange(0, BLOCK_K)
@@ -271,6 +284,15 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
     w_rows = w_ptr + offs_n.to(tl.int64)[:, None] * stride_wn
     x_rows = x_ptr + offs_m.to(tl.int64)[:, None] * stride_xm
     ROWS3: tl.constexpr = not USE_DOT and BLOCK_M > 1
+    TILE: tl.constexpr = BLOCK_M * BLOCK_N
+    if CLUSTER:  # this rank's slice of the tile, which it finishes: rows ep_m (M where none), columns ep_n
+        cj, c_valid = cluster_slice(split, TILE, SPLIT_K)
+        ep_m = tl.where(c_valid, cj // BLOCK_N, M)
+        ep_n = n_tile * BLOCK_N + cj % BLOCK_N
+        c_dep = cluster_arm(split, TILE, SPLIT_K)  # before the wait: overlaps the previous kernel
+    else:
+        ep_m = offs_m[:, None]
+        ep_n = offs_n[None, :]
     if PRELOAD:
         if ROWS3:
             w_first = _w_tile3(w_rows, mask_n, k_lo + offs_k, k_hi)
@@ -282,9 +304,9 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()
-    EPILOGUE_HERE: tl.constexpr = SPLIT_K == 1 or ONE_LAUNCH  # else the reduce kernel scales and rounds
+    EPILOGUE_HERE: tl.constexpr = SPLIT_K == 1 or ONE_LAUNCH or CLUSTER  # else the reduce kernel scales, rounds
     if EPILOGUE_HERE and not ROWS3:  # in flight with the weight (_epilogue_operands)
-        scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
+        scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, ep_n, N, HAS_BIAS, HAS_SCALE)
     if not ROWS3:
         ACC2: tl.constexpr = (BLOCK_N, BLOCK_M) if USE_DOT and SWAP_AB else (BLOCK_M, BLOCK_N)
         if USE_DOT and DOT_CHAINS > 1:
@@ -315,13 +337,18 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
             # after the loop, in flight with the reduction: read before it, the two values live
             # through the pipelined loop and took fp8 M = 8 (8 x 1 x 2048, 8 warps, 2 stages) from 128
             # to 147 registers, one program an SM instead of two (7168 x 256: 5.1 -> 7.6 µs)
-            scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, offs_n[None, :], N, HAS_BIAS, HAS_SCALE)
+            scale, bias = _epilogue_operands(bias_ptr, xs_ptr, ws_ptr, ep_n, N, HAS_BIAS, HAS_SCALE)
         acc = tl.sum(acc3, axis=2)
     if USE_PDL:
         if not EARLY_LAUNCH:
             gdc_launch_dependents()
     if SPLIT_K == 1:
         _epilogue(acc, out_ptr, scale, bias, offs_m[:, None], offs_n[None, :], M, N, N, HAS_BIAS, HAS_SCALE)
+    elif CLUSTER:
+        flat = offs_m[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        total = cluster_sum(acc, flat, split, c_dep, TILE, SPLIT_K)
+        _epilogue(total, out_ptr, scale, bias, ep_m, ep_n, M, N, N, HAS_BIAS, HAS_SCALE)
+        cluster_done(c_dep)
     elif ONE_LAUNCH:
         tile_ptrs = offs_m[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
         mask = mask_m[:, None] & mask_n[None, :]

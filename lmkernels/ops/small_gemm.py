@@ -24,7 +24,8 @@ from ..kernels.small_gemm import _ll_gemm_kernel, _ll_gemm_reduce_kernel
 from ..runtime import config_store
 from ..runtime import scratch as _scratch
 from ..runtime.device import fp8_mma_problem, is_interpreter, num_sms
-from ..runtime.launch import Launcher
+from ..kernels.cluster import region_bytes
+from ..runtime.launch import Launcher, cluster_launch_ok
 from .scaled_mm import scaled_mm
 from ._common import (check_runnable, check_same_device, check_tensor, config_int, cpu_interpreted, resolve_pdl,
                       use_dispatcher)
@@ -47,10 +48,12 @@ DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "SWAP_AB")
-# keys a config may leave out, and their values: DOT_CHAINS (session 28) and SWAP_AB (session 33)
-# came after the first tables, whose entries mean one chain, unswapped
-CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "SWAP_AB": False}
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "SWAP_AB", "CLUSTER")
+# keys a config may leave out, and their values: DOT_CHAINS (session 28), SWAP_AB (session 33) and
+# CLUSTER (session 34) came after the first tables, whose entries mean one chain, unswapped, no cluster
+CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
+# split counts a cluster can hold: 8 is the portable cluster size, 16 the H100's non-portable one
+CLUSTER_SPLITS = (2, 3, 4, 5, 6, 7, 8, 16)
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
 _HIP = torch.version.hip is not None
 
@@ -138,7 +141,7 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -200,7 +203,7 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
     step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
 
 
 def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -237,7 +240,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
     return {"BLOCK_M": 8 if swap else 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True,
             "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True,
             "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1,
-            "SWAP_AB": swap}
+            "SWAP_AB": swap, "CLUSTER": False}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -263,7 +266,7 @@ def _two_launch_config(N: int, K: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
-            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False}
+            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -281,17 +284,22 @@ def check_config(cfg: dict, M: int) -> dict:
     (from 1 for FMAs); BLOCK_K 16-2048 (to 16384 for FMAs); SPLIT_K 1-64; num_warps 1-16 (powers of
     two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
-    with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS)."""
+    with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS); CLUSTER a bool
+    (False where left out) that needs ONE_LAUNCH and SPLIT_K <= 8 or 16 (_make_plan: where it runs)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
     cfg = {**cfg, **{k: v for k, v in CONFIG_DEFAULTS.items() if k not in cfg}}
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "SWAP_AB"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "SWAP_AB", "CLUSTER"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
     dot = cfg["USE_DOT"]
     if cfg["SWAP_AB"] and not dot:
         raise ValueError("config['SWAP_AB']=True needs USE_DOT=True (it transposes the tl.dot tile)")
+    if cfg["CLUSTER"] and not _cluster_sized(cfg):
+        raise ValueError(f"config['CLUSTER']=True needs ONE_LAUNCH=True (the finish where clusters cannot run) and "
+                         f"SPLIT_K <= 8 or 16 (a cluster's size), got ONE_LAUNCH={cfg['ONE_LAUNCH']}, "
+                         f"SPLIT_K={cfg['SPLIT_K']!r}")
     bm = config_int(cfg, "BLOCK_M", min_block_m(cfg), 16, pow2=True)
     if bm < M and not m_tiles_ok(cfg):
         raise ValueError(f"config['BLOCK_M']={bm} must be >= M={M} (only FMA rows without split-K, and dot tiles "
@@ -314,6 +322,11 @@ def check_config(cfg: dict, M: int) -> dict:
                              f"{cfg['BLOCK_K']} over {cfg['num_warps']} warps puts {per_thread} fp32 products on a "
                              f"thread; at most {MAX_FMA_PER_THREAD} (more spills to local memory)")
     return dict(cfg)
+
+
+def _cluster_sized(cfg: dict) -> bool:
+    """Whether a config may ask for CLUSTER: one launch, and at most a cluster's worth of splits."""
+    return cfg["ONE_LAUNCH"] is True and type(cfg["SPLIT_K"]) is int and (cfg["SPLIT_K"] <= 8 or cfg["SPLIT_K"] == 16)
 
 
 def _check_table_config(cfg: dict) -> dict:
@@ -350,13 +363,17 @@ def _table_entry(M: int, N: int, K: int, dtype, dev: int) -> tuple[dict | None, 
 
 def _merge_config(base: dict, keys: dict, M: int) -> dict:
     """base with keys replaced. Keys asking for FMA rows (USE_DOT False) over a dot tile drop its
-    DOT_CHAINS and SWAP_AB (CONFIG_DEFAULTS) unless they name them. Where base tiles M (BLOCK_M < M)
+    DOT_CHAINS and SWAP_AB (CONFIG_DEFAULTS) unless they name them; keys that leave a CLUSTER base
+    without a cluster-sized split in one launch (ONE_LAUNCH False, SPLIT_K 9-15 or above 16) drop
+    its CLUSTER unless they name it. Where base tiles M (BLOCK_M < M)
     and keys ask for what cannot (split-K in two launches, a dot tile of more rows) without naming
     BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M) for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
     if not cfg["USE_DOT"]:  # FMA rows asked over a dot tile: its dot-only keys go, unless named
-        cfg.update({k: v for k, v in CONFIG_DEFAULTS.items() if k not in keys})
+        cfg.update({k: v for k, v in CONFIG_DEFAULTS.items() if k not in keys and k != "CLUSTER"})
+    if cfg.get("CLUSTER") and "CLUSTER" not in keys and not _cluster_sized(cfg):
+        cfg["CLUSTER"] = False  # keys that leave no cluster (two launches, 64 splits) drop a table's CLUSTER
     if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and cfg["BLOCK_M"] >= min_block_m(cfg):
         return cfg
     cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
@@ -450,7 +467,7 @@ def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, in
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
     """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, scratch, reduce,
-    use PDL, out dtype): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K
+    use PDL, out dtype, cluster size (1: none; else the launch's grid is grid / cluster clusters)): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K
     (runtime/scratch.py), else None; reduce is None or (constexprs, meta id, grid) of the second
     launch."""
     use_pdl = resolve_pdl(pdl, dev)
@@ -459,7 +476,11 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
     if cfg["PRELOAD"] and k_chunk != bk:
         raise ValueError(f"config PRELOAD=True needs one K tile a program: K={K} in SPLIT_K={cfg['SPLIT_K']} splits "
                          f"of BLOCK_K={bk} gives {k_chunk // bk} tiles a split")
-    one_launch = split > 1 and cfg["ONE_LAUNCH"] and not _HIP
+    # CLUSTER: split-K's finish inside a cluster of the tile's programs (kernels/cluster.py) where the
+    # GPU launches clusters and the split count is a cluster size; else the counter handshake (the
+    # config also says ONE_LAUNCH): a table's or an override's CLUSTER never fails a call
+    cluster = split if split > 1 and cfg["CLUSTER"] and split in CLUSTER_SPLITS and cluster_launch_ok(dev) else 1
+    one_launch = split > 1 and cluster == 1 and cfg["ONE_LAUNCH"] and not _HIP
     n_tiles = triton.cdiv(N, bn)
     m_tiles = triton.cdiv(M, bm)
     if m_tiles > 1 and not m_tiles_ok(cfg):  # a table entry past check_config's M (tuned_config)
@@ -467,22 +488,22 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
                          f"(check_config; HIP keeps two launches): SPLIT_K={split}, ONE_LAUNCH={one_launch}")
     grid = n_tiles * split * m_tiles
     stand = dt  # a None operand's pointer slot holds x (never read)
-    dtypes = (dt, dt, out_dtype, _F32 if split > 1 else out_dtype, torch.int32 if one_launch else out_dtype,
+    dtypes = (dt, dt, out_dtype, _F32 if split > 1 and cluster == 1 else out_dtype, torch.int32 if one_launch else out_dtype,
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
-              cfg["DOT_CHAINS"], cfg["SWAP_AB"])
+              cfg["DOT_CHAINS"], cfg["SWAP_AB"], cluster > 1)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles * m_tiles, n_tiles * m_tiles * split * bm * bn, _F32), {}) if one_launch else None
     reduce = None
-    if split > 1 and not one_launch:
+    if split > 1 and not one_launch and cluster == 1:
         block_s = triton.next_power_of_2(split)
         block = min(max(32, 4096 // block_s), triton.next_power_of_2(M * N))
         rconsts = (split, block_s, block, bias_dtype is not None, scaled, use_pdl)
         rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[5:], use_pdl)
         reduce = (rconsts, rmeta, triton.cdiv(M * N, block))
-    return grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype
+    return grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster
 
 
 # ---------------------------------------------------------------- one-launch split-K
@@ -491,20 +512,22 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
 
 
 def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
-    grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype = plan
+    grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster = plan
     out = x.new_empty((M, N), dtype=out_dtype)
     b = x if bias is None else bias
     s1 = x if x_scale is None else x_scale
     s2 = x if w_scale is None else w_scale
     if scratch is not None:
         part, count = _scratch.split_buffers(dev, scratch)
-    elif split > 1:  # the two-launch workspace [SPLIT_K, M, N]
+    elif split > 1 and cluster == 1:  # the two-launch workspace [SPLIT_K, M, N]
         part = count = x.new_empty((split, M, N), dtype=_F32)
     else:
         part = count = out
-    if not _launch.fast(dev, meta, grid, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
-        _launch(dev, (grid,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
-                stages, pdl=use_pdl)
+    g0 = grid // cluster
+    if not _launch.fast(dev, meta, g0, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
+        _launch(dev, (g0,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
+                stages, pdl=use_pdl, cluster=cluster,
+                cluster_smem=region_bytes(consts[0] * consts[1], cluster) if cluster > 1 else 0)
     if reduce is not None:
         rconsts, rmeta, rgrid = reduce
         if not _launch_reduce.fast(dev, rmeta, rgrid, 1, part, out, b, s1, s2, M, N):

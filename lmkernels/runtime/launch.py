@@ -280,13 +280,17 @@ class Launcher:
         return _bound_maker(kinds)(c_launch, function, packed, coop, launch_pdl, launch_args[vary:] + fixed, dev)
 
     def __call__(self, device, grid, args, consts, num_warps=4, num_stages=1, pdl=False, fp_fusion=True,
-                 maxnreg=None):
+                 maxnreg=None, cluster=1, cluster_smem=0):
         """pdl: launch with programmatic dependent launch (a compile option in Triton, so part of the
         key); the kernel must then call gdc_wait() before its first global memory access.
         fp_fusion=False compiles with enable_fp_fusion=False: a * b + c stays two roundings instead of
         one FMA, so an epilogue can match a PyTorch reference that rounds after each op bit for bit.
         maxnreg: registers a thread at launch (a compile option; warp-specialised kernels need it so
-        that all their partitions' warps fit the register file)."""
+        that all their partitions' warps fit the register file).
+        cluster > 1 (cluster_launch_ok): grid[0] counts clusters of `cluster` consecutive CTAs, each
+        with cluster_smem bytes of dynamic shared memory past the kernel's own; the kernel is
+        compiled without launching (Triton's own launch cannot make clusters) and launched through
+        the C launcher, launch hooks or not: a cluster kernel must never run without its cluster."""
         if len(consts) != self.n_consts:
             raise TypeError(f"{self.fn.__name__}: {len(consts)} constexprs given, the kernel has {self.n_consts}")
         opts = {"launch_pdl": True} if pdl else {}
@@ -294,16 +298,31 @@ class Launcher:
             opts["enable_fp_fusion"] = False
         if maxnreg is not None:
             opts["maxnreg"] = maxnreg
+        if cluster > 1 and not cluster_launch_ok(device):
+            raise ValueError(f"{self.fn.__name__}: clusters of {cluster} need an sm90+ NVIDIA GPU and the C launcher "
+                             f"(not the interpreter, HIP or LMKERNELS_FAST_LAUNCH=0): cluster_launch_ok({device}) is False")
         if not FAST_LAUNCH:
             self.fn[grid](*args, *consts, num_warps=num_warps, num_stages=num_stages, **opts)
             return
         dev = _current_device()
         if device != dev:  # launch where the data is, as a CUDA op's device guard would
             with torch.cuda.device(device):
-                self(device, grid, args, consts, num_warps, num_stages, pdl, fp_fusion, maxnreg)
+                self(device, grid, args, consts, num_warps, num_stages, pdl, fp_fusion, maxnreg, cluster, cluster_smem)
             return
         key = self.key(dev, args, consts, num_warps, num_stages, pdl, fp_fusion, maxnreg)
         entry = self.cache.get(key)
+        if cluster > 1:
+            if entry is None:
+                self.misses += 1
+                kernel = self.fn.warmup(*args, *consts, grid=grid, num_warps=num_warps, num_stages=num_stages, **opts)
+                entry = _entry(kernel, consts, cluster, cluster_smem)
+                if entry is None:
+                    raise RuntimeError(f"{self.fn.__name__}: no C launcher to launch clusters of {cluster} with")
+                self.cache[key] = entry
+            c_launch, function, packed, coop, launch_pdl, fixed = entry
+            c_launch(grid[0], 1, 1, _get_stream(dev), function, coop, launch_pdl, None, None, packed, None, None, None,
+                     *self.prep(dev, key[0], *args)[1], *fixed)
+            return
         if entry is not None and len(grid) < 3 and self.fast(dev, key[0], grid[0], grid[1] if len(grid) > 1 else 1, *args):
             return
         self.misses += 1
@@ -360,12 +379,15 @@ def _never(*args) -> bool:
     return False
 
 
-def _entry(kernel, consts):
+def _entry(kernel, consts, cluster: int = 1, cluster_smem: int = 0):
     """(c_launch, function, packed_metadata, cooperative, pdl, consts) for a compiled kernel whose
     launcher is Triton 3.6's CudaLauncher and which needs no scratch memory: its C entry point is then
     called directly (its Python __call__ only allocates scratch). None otherwise (kernels that ask for
     global or profile scratch memory, clusters): those always launch through kernel[grid].
     For kernels with host tensor-descriptor arguments `launch` is Triton's wrapper that encodes them.
+    cluster > 1: the packed metadata launches clusters of that many CTAs (the C launcher's num_ctas
+    slot) with cluster_smem bytes of dynamic shared memory past the kernel's own (Launcher's cluster
+    launch).
     """
     kernel._init_handles()
     runner = kernel.run
@@ -375,5 +397,39 @@ def _entry(kernel, consts):
             and getattr(runner, "profile_scratch_size", 1) == 0
             and getattr(runner, "num_ctas", 2) == 1):
         return None
-    return (c_launch, kernel.function, kernel.packed_metadata, getattr(runner, "launch_cooperative_grid", False),
+    packed = kernel.packed_metadata
+    if cluster > 1:
+        if not (isinstance(packed, tuple) and len(packed) == 3):
+            return None
+        shared = -(-packed[2] // 128) * 128 + cluster_smem  # the extra bytes at the end (kernels/cluster.py)
+        _allow_dynamic_smem(kernel, shared)
+        packed = (packed[0], cluster, shared)
+    return (c_launch, kernel.function, packed, getattr(runner, "launch_cooperative_grid", False),
             getattr(runner, "launch_pdl", False), tuple(consts))
+
+
+_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
+
+
+def _allow_dynamic_smem(kernel, nbytes: int) -> None:
+    """Let `kernel` launch with nbytes of dynamic shared memory. Triton raises the function's limit
+    past the default 48 KB only when its own allocation needs it; a cluster launch adds bytes."""
+    if nbytes <= 48 * 1024 or kernel.metadata.shared > 48 * 1024:  # within the default, or Triton raised it
+        return
+    import ctypes
+    optin = torch.cuda.get_device_properties(torch.cuda.current_device()).shared_memory_per_block_optin
+    if nbytes > optin:
+        raise ValueError(f"a cluster launch needs {nbytes} bytes of shared memory a CTA, over the device's {optin}")
+    err = ctypes.CDLL("libcuda.so.1").cuFuncSetAttribute(ctypes.c_void_p(kernel.function),
+                                                          _CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                          ctypes.c_int(nbytes))
+    if err != 0:
+        raise RuntimeError(f"cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {nbytes}) failed: CUresult {err}")
+
+
+def cluster_launch_ok(dev: int) -> bool:
+    """Whether Launcher can launch thread-block clusters on GPU `dev`: NVIDIA sm90+ through the C
+    launcher this module knows (not under the interpreter, on HIP, or with LMKERNELS_FAST_LAUNCH=0)."""
+    if not FAST_LAUNCH or dev < 0 or torch.version.hip is not None:
+        return False
+    return torch.cuda.get_device_capability(dev)[0] >= 9

@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from ..ops.small_gemm import MAX_SPLIT_K, TABLE_DTYPES, split_k
+from ..ops.small_gemm import CLUSTER_SPLITS, MAX_SPLIT_K, TABLE_DTYPES, split_k
 from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
                      table_meta, tune_tables)
 
@@ -80,7 +80,7 @@ def tiled_rows_configs(M: int, N: int, K: int, sms: int):
                 yield cfg
 
 
-def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
+def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2, cluster: bool = False):
     """Split-K dot tiles on the 16-row padded tile (M >= 2): BLOCK_N 16/32, BLOCK_K 256/512/1024 (1024
     for 16-bit weights on 16-column tiles only: a [32, 1024] 16-bit tile is 128 registers a thread on
     4 warps), the splits that make about half, one and two programs an SM (whole K tiles, at most 64);
@@ -93,17 +93,24 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
     tables took fp8 7168 x 384 M = 8 / 16 at 16 x 16 x 1024, 4 splits (96 programs), 4 chains, a
     tile the 16-bit space did not have. Session 33: each tile also transposed with 8 rows (SWAP_AB,
     BLOCK_M 8: probe_swap_ll_gemm.md, 7168 x 384 M = 8 5.70 -> 4.77 µs), at M > 8 the one-launch
-    ones only, as two m-tiles a weight tile (M_TILED)."""
+    ones only, as two m-tiles a weight tile (M_TILED). Session 34 (cluster: the GPU launches
+    clusters, runtime/launch.cluster_launch_ok): every one-launch tile whose split count is a cluster
+    size also with CLUSTER (kernels/cluster.py; probe_cluster_split.md: the finish 0.8-0.9 µs
+    cheaper), and in clusters only the splits that make 2-8 and 16 programs a tile: a cheaper finish
+    moves the best split."""
     seen = set()
     for bn in (16, 32):
         n_tiles = -(-N // bn)
         for bk in (256, 512, 1024) if elem_bytes == 1 or bn == 16 else (256, 512):
             k_tiles = -(-K // bk)
-            for halves in (1, 2, 4):  # programs an SM x 2
-                want = -(-halves * sms // (2 * n_tiles))
+            # (splits wanted, two launches too): about half, one and two programs an SM, the first in
+            # one launch only; with clusters also every cluster size
+            wants = [(-(-halves * sms // (2 * n_tiles)), halves > 1, False) for halves in (1, 2, 4)]
+            wants += [(c, False, True) for c in CLUSTER_SPLITS] if cluster else []  # these in clusters only
+            for want, two_too, cluster_only in wants:
                 split, k_chunk = split_k(K, bk, max(1, min(MAX_SPLIT_K, k_tiles, want)))
                 for one in (True, False):
-                    if (bn, bk, split, one) in seen or (split == 1 and not one) or (halves == 1 and not one):
+                    if (bn, bk, split, one) in seen or (split == 1 and not one) or (not two_too and not one):
                         continue
                     seen.add((bn, bk, split, one))
                     shapes = [(4, 1)]  # (num_warps, DOT_CHAINS)
@@ -116,20 +123,25 @@ def split_configs(M: int, N: int, K: int, sms: int, elem_bytes: int = 2):
                                "num_warps": warps, "num_stages": 3 if k_chunk > bk else 1, "PREFETCH": one,
                                "EARLY_LAUNCH": one, "ONE_LAUNCH": one, "PRELOAD": False, "DOT_CHAINS": chains,
                                "SWAP_AB": False}
-                        yield cfg
+                        twins = [cfg]
                         if M <= 8 or one:  # the tile transposed, x's rows on mma's n8 side (no 16-row
                             # padding); above 8 rows two m-tiles a weight tile (M tiled: one launch only,
                             # so check_config drops these on HIP: ops/small_gemm.m_tiles_ok)
-                            yield dict(cfg, BLOCK_M=8, SWAP_AB=True)
+                            twins.append(dict(cfg, BLOCK_M=8, SWAP_AB=True))
+                        for c in twins:
+                            if not cluster_only:
+                                yield c
+                            if cluster and one and split in CLUSTER_SPLITS:
+                                yield dict(c, CLUSTER=True)
 
 
 def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normalize: Callable,
-               elem_bytes: int = 2) -> list[dict]:
+               elem_bytes: int = 2, cluster: bool = False) -> list[dict]:
     """The configs timed for one M: the heuristic's first, then rows_configs (M <= 8) and
     split_configs (M >= 2), each normalised by normalize(cfg, M) (the op's check_config; refused
     ones dropped) and deduplicated."""
     space = ((list(rows_configs(M, N, K)) if M <= 8 else []) + list(tiled_rows_configs(M, N, K, num_sms))
-             + (list(split_configs(M, N, K, num_sms, elem_bytes)) if M >= 2 else []))
+             + (list(split_configs(M, N, K, num_sms, elem_bytes, cluster)) if M >= 2 else []))
     out, seen = [normalize(heuristic, M)], set()
     seen.add(describe(out[0]))
     for cfg in space:
@@ -145,7 +157,7 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
 
 def describe(cfg: dict) -> str:
     """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key; DOT_CHAINS
-    only where above 1, SWAP_AB where True: "... 1L chains4 swap pf early")."""
+    only where above 1, SWAP_AB and CLUSTER where True: "... 1L chains4 swap cluster pf early")."""
     s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
          f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
     s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
@@ -153,6 +165,8 @@ def describe(cfg: dict) -> str:
         s += f" chains{cfg['DOT_CHAINS']}"
     if cfg.get("SWAP_AB", False):
         s += " swap"
+    if cfg.get("CLUSTER", False):
+        s += " cluster"
     return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
                                                      ("PRELOAD", "preload")) if cfg[key])
 
@@ -205,6 +219,7 @@ class Target:
     device: str = "cuda"
     gpu: str = "cpu"
     num_sms: int = 132
+    cluster: bool = False   # the GPU launches clusters: CLUSTER twins join the space (split_configs)
     n_sets: Callable = lambda nbytes: 1
     calls_per_replay: int = 32
     compile_workers: int = 0
@@ -235,7 +250,7 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
     """Search one M: (winner config, its _meta['measured'] record, with cuBLAS's time)."""
     heur = target.heuristic(M, N, K, DTYPES[dtype].itemsize)
     cands = candidates(M, N, K, num_sms=target.num_sms, heuristic=heur, normalize=target.normalize,
-                       elem_bytes=DTYPES[dtype].itemsize)[:target.limit]
+                       elem_bytes=DTYPES[dtype].itemsize, cluster=target.cluster)[:target.limit]
     show(f"compile {len(cands)}")
     failed = target.warm(cands, M, N, K, dtype, sets[0])
     what = f"M={M} N={N} K={K} {dtype}"
@@ -310,6 +325,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
     from ..bench import harness
     from ..bench.peers import cublas_small_gemm
     from ..ops import small_gemm as sg
+    from ..runtime.launch import cluster_launch_ok
     torch.cuda.set_device(device_index)
     props = torch.cuda.get_device_properties(device_index)
     cap = torch.cuda.get_device_capability(device_index)
@@ -318,7 +334,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
         heuristic=lambda M, N, K, eb: sg.ll_gemm_config(M, N, K, eb, props.multi_processor_count),
         timer=lambda calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
         peers=lambda *operands: list(cublas_small_gemm(*operands).values()), device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
-        n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
+        cluster=cluster_launch_ok(device_index), n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
               "lmkernels": lmkernels.__version__, "git": git_commit()})

@@ -1,0 +1,151 @@
+"""Split-K's finish inside a thread-block cluster (sm90+): the SPLIT_K programs of one output tile
+are one cluster and sum their partials through each other's shared memory, never through L2.
+
+Why (H100, benchmarks/probe_cluster_split.py, results/h100/probe_cluster_split.md, PDL chains of
+32 calls, 128 programs with a 16 x 16 fp32 partial each): the counter handshake of kernels/split_k.py
+costs +1.2-1.6 µs over a kernel that only waits, reads and writes (~1.0 µs), half of issue 6's 2 µs
+bar; this finish costs +0.4-0.6. What the probe took apart: a cluster barrier with release
+semantics costs ~0.5 µs, the same barrier relaxed ~0.03: the generic-proxy release fence is the
+price (it is in the counter's acq_rel atomic too). So nothing here fences: the partials move as bulk
+copies (async proxy), which complete on the receiver's mbarrier with their byte count, and the only
+barriers are relaxed ones.
+
+Triton 3.6 has no cluster API: the kernel is compiled as usual (program_id is the CTA's index) and
+launched with a cluster size by runtime/launch.py (Launcher's cluster launch, through Triton's own C
+launcher, whose num_ctas slot sets the cluster dimension). The PTX below addresses a region at the
+END of the CTA's dynamic shared memory (global_smem, Triton's dynamic shared array, plus
+%dynamic_smem_size minus the region's size): the launch asks for Triton's own shared bytes plus
+region_bytes(), so the region never overlaps what Triton allocated. Region, in bytes from its start:
+  [0, 8)                     the mbarrier this CTA's incoming slices complete on
+  [16, 16 + 4 T)             this CTA's partial tile, T = BLOCK_M BLOCK_N fp32, row-major
+  [RECV, RECV + 4 S SLEN)    the slices it receives, one a peer: [S, SLEN] fp32
+
+The protocol, cluster rank = split (pid % SPLIT_K; the ops launch clusters of SPLIT_K consecutive
+programs):
+  1. arm (before gdc_wait, overlapping the previous kernel): thread 0 inits the mbarrier and arrives
+     on it expecting S my_len 4 bytes; fence.mbarrier_init (cluster scope); a relaxed cluster barrier,
+     after which every peer's mbarrier is armed.
+  2. stage: every thread writes its partial elements (replicated layouts write the same value twice:
+     harmless) and fences them to the async proxy; a CTA barrier.
+  3. send: thread 0 bulk-copies slice r of the staged tile (SLEN elements, 16-byte multiples) to rank
+     r's RECV + 4 split SLEN, completing on rank r's mbarrier.
+  4. wait: until this CTA's mbarrier phase 0 completes (all S slices landed), then sum them over the
+     split axis in one tl.sum (a fixed tree: bit-identical run to run) and run the epilogue on the
+     slice's outputs.
+  5. a relaxed cluster barrier before exit: a CTA's staged tile must outlive its peers' copies of it
+     (every copy has landed once every CTA has passed its wait).
+"""
+import triton
+import triton.language as tl
+
+# the region's start in a .u32 register `a` (needs $1 = region bytes as an operand); tid 0 in p
+_BASE = tl.constexpr("mov.u32 a, global_smem; mov.u32 d, %dynamic_smem_size; add.u32 a, a, d; sub.u32 a, a, $1; ")
+_TID0 = tl.constexpr("mov.u32 t, %tid.x; setp.eq.u32 p, t, 0; ")
+
+
+def slice_len(tile: int, splits: int) -> int:
+    """Elements of the tile a rank finishes: cdiv(tile, splits) rounded up to 4 (bulk copies move
+    16-byte multiples)."""
+    return (-(-tile // splits) + 3) // 4 * 4
+
+
+def region_bytes(tile: int, splits: int) -> int:
+    """Shared bytes the finish needs past Triton's own (module docstring), a multiple of 16."""
+    return 16 + 4 * tile + 4 * splits * slice_len(tile, splits)
+
+
+@triton.jit
+def _arm(region, nbytes):
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p; .reg .u32 t, a, d; " + _BASE + _TID0
+        + "@p mbarrier.init.shared::cta.b64 [a], 1; @p mbarrier.arrive.expect_tx.shared::cta.b64 _, [a], $2; "
+        "fence.mbarrier_init.release.cluster; barrier.cluster.arrive.relaxed.aligned; barrier.cluster.wait.aligned; "
+        "mov.u32 $0, 0; }",
+        "=r,r,r", [region, nbytes], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _stage(region, byte_offs, v):
+    return tl.inline_asm_elementwise(
+        "{ .reg .u32 a, d; " + _BASE + "add.u32 a, a, $2; st.shared.f32 [a], $3; fence.proxy.async.shared::cta; "
+        "mov.u32 $0, 0; }",
+        "=r,r,r,f", [region, byte_offs, v], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _send(region, src, dst, rank, nbytes):
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p; .reg .u32 t, a, d, s, b; " + _BASE + _TID0
+        + "add.u32 s, a, $2; add.u32 d, a, $3; mapa.shared::cluster.u32 d, d, $4; mapa.shared::cluster.u32 b, a, $4; "
+        "@p cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [d], [s], $5, [b]; mov.u32 $0, 0; }",
+        "=r,r,r,r,r,r", [region, src, dst, rank, nbytes], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _landed(region):
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p; .reg .u32 a, d; " + _BASE
+        + "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [a], 0; selp.u32 $0, 1, 0, p; }",
+        "=r,r", [region], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _load(region, byte_offs):
+    return tl.inline_asm_elementwise(
+        "{ .reg .u32 a, d; " + _BASE + "add.u32 a, a, $2; ld.shared.f32 $0, [a]; }",
+        "=f,r,r", [region, byte_offs], dtype=tl.float32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _relaxed_sync(dep):
+    return tl.inline_asm_elementwise(
+        "barrier.cluster.arrive.relaxed.aligned; barrier.cluster.wait.aligned; mov.u32 $0, 0;",
+        "=r,r", [dep], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def cluster_slice(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
+    """(j, valid): the flattened tile elements rank `split` finishes, a [next_pow2(SLEN)] range."""
+    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
+    jj = tl.arange(0, triton.next_power_of_2(SLEN))
+    j = split * SLEN + jj
+    return j, (jj < SLEN) & (j < TILE)
+
+
+@triton.jit
+def cluster_arm(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
+    """Step 1 (module docstring); returns a 0 that later steps depend on."""
+    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
+    REGION: tl.constexpr = 16 + 4 * TILE + 4 * SPLITS * SLEN
+    my_len = tl.maximum(tl.minimum(SLEN, TILE - split * SLEN), 0)
+    return _arm(REGION + split * 0, SPLITS * my_len * 4)
+
+
+@triton.jit
+def cluster_sum(acc, flat, split, dep, TILE: tl.constexpr, SPLITS: tl.constexpr):
+    """Steps 2-4: acc is this rank's partial tile, flat its elements' row-major indices (acc's shape);
+    returns the sum over the cluster's partials of this rank's slice (cluster_slice's elements)."""
+    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
+    RECV: tl.constexpr = 16 + 4 * TILE
+    REGION: tl.constexpr = RECV + 4 * SPLITS * SLEN
+    staged = _stage(REGION + dep, 16 + flat * 4, acc)
+    tl.debug_barrier()
+    dep = tl.sum(tl.sum(staged, axis=1), axis=0)  # every thread's stores precede the copies
+    for r in tl.static_range(SPLITS):
+        r_len = tl.minimum(SLEN, TILE - r * SLEN)  # folded: every operand is a constexpr
+        if r_len > 0:
+            dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, 4 * r_len)
+    while _landed(REGION + dep) == 0:
+        pass
+    j, valid = cluster_slice(split, TILE, SPLITS)
+    s = tl.arange(0, triton.next_power_of_2(SPLITS))
+    m = (s < SPLITS)[:, None] & valid[None, :]
+    jj = j - split * SLEN
+    parts = _load(REGION + dep, RECV + 4 * tl.where(m, s[:, None] * SLEN + jj[None, :], 0))
+    return tl.sum(tl.where(m, parts, 0.0), axis=0)
+
+
+@triton.jit
+def cluster_done(dep):
+    """Step 5: no CTA leaves while a peer may still copy its staged tile."""
+    _relaxed_sync(dep)
