@@ -26,6 +26,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
 from lmkernels import reference as ref
+from lmkernels.kernels.cluster import region_bytes
 from lmkernels.ops import small_gemm as sg
 from lmkernels.runtime import scratch
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound, ll_gemm_error
@@ -288,10 +289,11 @@ def test_cluster_config_is_checked_and_falls_back(monkeypatch):
     cfg = sg.check_config(_cluster_cfg(16, 16, 512, 4, True, False, 1, 3), 16)
     monkeypatch.setattr(sg, "cluster_launch_ok", lambda dev: False)
     plan = sg._make_plan(16, 48, 4096, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
-    assert plan[11] == 1 and plan[7] is not None  # no cluster: the one-launch counters' scratch
+    assert plan[11] == 1 and plan[7] is not None and plan[0] == 3 * 4  # no cluster: the counters' scratch, 12 programs
     monkeypatch.setattr(sg, "cluster_launch_ok", lambda dev: True)
     plan = sg._make_plan(16, 48, 4096, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
-    assert plan[11] == 4 and plan[7] is None and plan[0] == 3 * 4  # 3 n-tiles x 4 splits, launched as 3 clusters
+    # 3 n-tiles x 4 splits: the launch's grid is 3 clusters of 4, each with the finish's shared bytes
+    assert plan[11] == 4 and plan[7] is None and plan[0] == 3 and plan[12] == region_bytes(16 * 16, 4)
     plan = sg._make_plan(16, 48, 1000, torch.bfloat16, torch.float32, None, False, -1, False, cfg)
     assert plan[1] == 2 and plan[11] == 2  # K = 1000 leaves 2 splits of 512: a cluster of 2
     x, w, _ = _data(3, 48, 1000, torch.bfloat16, seed_of("cluster fallback"))

@@ -43,13 +43,16 @@ _BASE = tl.constexpr("mov.u32 a, global_smem; mov.u32 d, %dynamic_smem_size; add
 _TID0 = tl.constexpr("mov.u32 t, %tid.x; setp.eq.u32 p, t, 0; ")
 
 
-def slice_len(tile: int, splits: int) -> int:
+@triton.constexpr_function
+def slice_len(tile, splits):
     """Elements of the tile a rank finishes: cdiv(tile, splits) rounded up to 4 (bulk copies move
-    16-byte multiples)."""
+    16-byte multiples). A constexpr function: the kernels and the host (the launch's shared bytes)
+    share this one rule."""
     return (-(-tile // splits) + 3) // 4 * 4
 
 
-def region_bytes(tile: int, splits: int) -> int:
+@triton.constexpr_function
+def region_bytes(tile, splits):
     """Shared bytes the finish needs past Triton's own (module docstring), a multiple of 16."""
     return 16 + 4 * tile + 4 * splits * slice_len(tile, splits)
 
@@ -106,7 +109,7 @@ def _relaxed_sync(dep):
 @triton.jit
 def cluster_slice(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
     """(j, valid): the flattened tile elements rank `split` finishes, a [next_pow2(SLEN)] range."""
-    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
+    SLEN: tl.constexpr = slice_len(TILE, SPLITS)
     jj = tl.arange(0, triton.next_power_of_2(SLEN))
     j = split * SLEN + jj
     return j, (jj < SLEN) & (j < TILE)
@@ -115,8 +118,8 @@ def cluster_slice(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
 @triton.jit
 def cluster_arm(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
     """Step 1 (module docstring); returns a 0 that later steps depend on."""
-    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
-    REGION: tl.constexpr = 16 + 4 * TILE + 4 * SPLITS * SLEN
+    SLEN: tl.constexpr = slice_len(TILE, SPLITS)
+    REGION: tl.constexpr = region_bytes(TILE, SPLITS)
     my_len = tl.maximum(tl.minimum(SLEN, TILE - split * SLEN), 0)
     return _arm(REGION + split * 0, SPLITS * my_len * 4)
 
@@ -125,9 +128,9 @@ def cluster_arm(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
 def cluster_sum(acc, flat, split, dep, TILE: tl.constexpr, SPLITS: tl.constexpr):
     """Steps 2-4: acc is this rank's partial tile, flat its elements' row-major indices (acc's shape);
     returns the sum over the cluster's partials of this rank's slice (cluster_slice's elements)."""
-    SLEN: tl.constexpr = (triton.cdiv(TILE, SPLITS) + 3) // 4 * 4
+    SLEN: tl.constexpr = slice_len(TILE, SPLITS)
     RECV: tl.constexpr = 16 + 4 * TILE
-    REGION: tl.constexpr = RECV + 4 * SPLITS * SLEN
+    REGION: tl.constexpr = region_bytes(TILE, SPLITS)
     staged = _stage(REGION + dep, 16 + flat * 4, acc)
     tl.debug_barrier()
     dep = tl.sum(tl.sum(staged, axis=1), axis=0)  # every thread's stores precede the copies

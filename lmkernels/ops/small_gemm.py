@@ -467,7 +467,9 @@ def check_ll_gemm(x, weight, bias, out_dtype, x_scale, w_scale) -> tuple[int, in
 
 def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tuple:
     """(grid, SPLIT_K, main constexprs, main meta id, num_warps, num_stages, k_chunk, scratch, reduce,
-    use PDL, out dtype, cluster size (1: none; else the launch's grid is grid / cluster clusters)): scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K
+    use PDL, out dtype, cluster size, its shared bytes): grid counts the launch's clusters where the
+    cluster size is above 1 (each of that many programs, with that many bytes of shared memory past
+    the kernel's own: kernels/cluster.py), else its programs; scratch is (spec, {stream: (workspace, counters)}) for one-launch split-K
     (runtime/scratch.py), else None; reduce is None or (constexprs, meta id, grid) of the second
     launch."""
     use_pdl = resolve_pdl(pdl, dev)
@@ -503,7 +505,9 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
         rconsts = (split, block_s, block, bias_dtype is not None, scaled, use_pdl)
         rmeta = _launch_reduce.meta_id(rconsts, 4, 1, (_F32, out_dtype) + dtypes[5:], use_pdl)
         reduce = (rconsts, rmeta, triton.cdiv(M * N, block))
-    return grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster
+    cluster_smem = region_bytes(bm * bn, cluster) if cluster > 1 else 0
+    return grid // cluster, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster, \
+        cluster_smem
 
 
 # ---------------------------------------------------------------- one-launch split-K
@@ -512,7 +516,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
 
 
 def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
-    grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster = plan
+    grid, split, consts, meta, warps, stages, k_chunk, scratch, reduce, use_pdl, out_dtype, cluster, cluster_smem = plan
     out = x.new_empty((M, N), dtype=out_dtype)
     b = x if bias is None else bias
     s1 = x if x_scale is None else x_scale
@@ -523,11 +527,9 @@ def _run(plan, x, weight, bias, x_scale, w_scale, M, N, K, sx, sw, dev):
         part = count = x.new_empty((split, M, N), dtype=_F32)
     else:
         part = count = out
-    g0 = grid // cluster
-    if not _launch.fast(dev, meta, g0, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
-        _launch(dev, (g0,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
-                stages, pdl=use_pdl, cluster=cluster,
-                cluster_smem=region_bytes(consts[0] * consts[1], cluster) if cluster > 1 else 0)
+    if not _launch.fast(dev, meta, grid, 1, x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk):
+        _launch(dev, (grid,), (x, weight, out, part, count, b, s1, s2, M, N, K, sx, sw, k_chunk), consts, warps,
+                stages, pdl=use_pdl, cluster=cluster, cluster_smem=cluster_smem)
     if reduce is not None:
         rconsts, rmeta, rgrid = reduce
         if not _launch_reduce.fast(dev, rmeta, rgrid, 1, part, out, b, s1, s2, M, N):
