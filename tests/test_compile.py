@@ -50,6 +50,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "wgmma_waits": sorted(set(re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", asm))),
                         "prefetch": "prefetch.global.L2" in asm, "setmaxnreg": "setmaxnreg" in asm,
                         "tma_store": "cp.async.bulk.tensor.2d.global.shared" in asm,
+                        "cluster_copy": "cp.async.bulk.shared::cluster.shared::cta" in asm and "mapa.shared::cluster" in asm,
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -391,7 +392,7 @@ for target in TARGETS:
     if target == "sm90":  # split-K finished in a cluster (kernels/cluster.py: sm90 PTX, mapa, bulk copies)
         for dt, od, bm, bn, bk, split, dot, swap, chains, stages in (
                 ("bf16", "fp32", 8, 16, 512, 7, True, True, 4, 3), ("fp8e4nv", "bf16", 16, 16, 1024, 4, True, False, 4, 3),
-                ("bf16", "bf16", 16, 2, 256, 16, False, False, 1, 2)):
+                ("bf16", "bf16", 16, 2, 256, 16, False, False, 1, 2), ("bf16", "fp32", 1, 2, 256, 8, False, False, 1, 2)):
             scaled = dt == "fp8e4nv"
             sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": f"*{od}", "part_ptr": f"*{od}", "count_ptr": f"*{od}",
                    "bias_ptr": "*fp32" if scaled else f"*{dt}", "xs_ptr": "*fp32" if scaled else f"*{dt}",
@@ -417,7 +418,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 14 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
-LL_GEMM_ROWS = {"sm90": 11 + 3 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case; sm90: 3 in clusters
+LL_GEMM_ROWS = {"sm90": 11 + 4 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case; sm90: 4 in clusters
 
 
 def _fp8_refused(row) -> bool:
@@ -578,8 +579,8 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
             # but the 8-row transposed tile on gfx942, which Triton 3.6 lowers to FMAs (no MFMA with
             # an N of 8): the heuristic keeps it off HIP (ops/small_gemm._dot_split_config)
             assert r["mma"] == (r["target"] != "gfx942" or " 8x16x512" not in r["case"]), r["case"]
-        if r["target"] == "sm90" and "reduce" not in r["case"]:
-            assert r["vec16"], r["case"]
+        if r["target"] == "sm90" and "reduce" not in r["case"] and " 1x2x256" not in r["case"]:
+            assert r["vec16"], r["case"]  # (a 1 x 2 x 256 tile is 4 bf16 a thread of 4 warps: 8-byte loads)
     # the scales are read right after the wait, before the weight tile, not after the K loop
     # (kernels/small_gemm._epilogue_operands): the M = 1 fp8 router's PTX loads them first
     router = [r for r in rows if r["target"] == "sm90" and r["case"].startswith("ll_gemm fp8e4nv->fp32 1x4x8192")]
@@ -594,3 +595,8 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
                if r["target"] == "sm90" and "swap=True" in r["case"] and "cluster" not in r["case"]}
     assert swapped == {"ll_gemm bf16->fp32 8x16x512": False, "ll_gemm fp8e4nv->fp32 8x16x512": False,
                        "ll_gemm fp16->fp16 16x64x256": True}, swapped
+    # the cluster finish's bulk copies into peers' shared memory, in exactly the cluster cases (among
+    # them a 1 x 2 FMA tile: 2 fp32 elements, copies padded to 16 bytes, kernels/cluster.send_bytes)
+    clustered = {r["case"].split(" split")[0]: r["cluster_copy"] for r in rows if r["target"] == "sm90" and r["cluster_copy"]}
+    assert clustered == {"ll_gemm cluster bf16->fp32 8x16x512": True, "ll_gemm cluster fp8e4nv->bf16 16x16x1024": True,
+                         "ll_gemm cluster bf16->bf16 16x2x256": True, "ll_gemm cluster bf16->fp32 1x2x256": True}, clustered

@@ -26,7 +26,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
 from lmkernels import reference as ref
-from lmkernels.kernels.cluster import region_bytes
+from lmkernels.kernels.cluster import recv_offset, region_bytes, send_bytes, slice_len
 from lmkernels.ops import small_gemm as sg
 from lmkernels.runtime import scratch
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound, ll_gemm_error
@@ -204,6 +204,27 @@ def _cluster_cfg(bm, bn, bk, split, dot, swap, chains, stages):
     return {**({} if bm is None else {"BLOCK_M": bm}), "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
             "USE_DOT": dot, "SWAP_AB": swap, "DOT_CHAINS": chains, "num_warps": 4, "num_stages": stages, "ONE_LAUNCH": True, "CLUSTER": True,
             "PREFETCH": True, "EARLY_LAUNCH": True, "PRELOAD": False}
+
+
+def test_cluster_byte_layout_suits_bulk_copies():
+    """cp.async.bulk needs 16-byte aligned addresses and 16-byte multiple sizes, or the copy never
+    completes its mbarrier and the cluster hangs (a 1 x 2 FMA tile at M = 1, T = 2, did on the H100
+    in session 35). For every tile size and cluster size: the region, RECV and every slot are
+    16-byte multiples; every copy's size too, and it stays inside the staged tile's room; the
+    slices cover the tile exactly once."""
+    for splits in sg.CLUSTER_SPLITS:
+        for tile in range(1, 2 * 16 * 64 + 1):
+            slen, recv = slice_len(tile, splits), recv_offset(tile)
+            assert region_bytes(tile, splits) % 16 == 0 and recv % 16 == 0 and slen % 4 == 0, (tile, splits)
+            assert recv >= 16 + 4 * tile and region_bytes(tile, splits) == recv + 4 * splits * slen
+            covered = 0
+            for r in range(splits):
+                nbytes = send_bytes(tile, splits, r)
+                assert nbytes % 16 == 0 and nbytes <= 4 * slen, (tile, splits, r)
+                assert nbytes == 0 or 16 + 4 * r * slen + nbytes <= recv, (tile, splits, r)  # the staged tile's room
+                covered += max(0, min(slen, tile - r * slen))
+                assert (nbytes > 0) == (r * slen < tile)
+            assert covered == tile
 
 
 @pytest.mark.skipif(not CLUSTERS, reason=NO_CLUSTERS)

@@ -17,7 +17,10 @@ END of the CTA's dynamic shared memory (global_smem, Triton's dynamic shared arr
 %dynamic_smem_size minus the region's size): the launch asks for Triton's own shared bytes plus
 region_bytes(), so the region never overlaps what Triton allocated. Region, in bytes from its start:
   [0, 8)                     the mbarrier this CTA's incoming slices complete on
-  [16, 16 + 4 T)             this CTA's partial tile, T = BLOCK_M BLOCK_N fp32, row-major
+  [16, RECV)                 this CTA's partial tile, T = BLOCK_M BLOCK_N fp32, row-major, with room
+                             for T rounded up to 4 (RECV = 16 + 4 T4: every copy's address and size
+                             a multiple of 16 bytes, as cp.async.bulk needs, even where T is not a
+                             multiple of 4, e.g. 1 x 2 FMA tiles at M = 1, which hung before)
   [RECV, RECV + 4 S SLEN)    the slices it receives, one a peer: [S, SLEN] fp32
 
 The protocol, cluster rank = split (pid % SPLIT_K; the ops launch clusters of SPLIT_K consecutive
@@ -52,9 +55,26 @@ def slice_len(tile, splits):
 
 
 @triton.constexpr_function
+def recv_offset(tile):
+    """RECV, the received slices' byte offset in the region: past the mbarrier and the staged tile,
+    whose room is rounded up to 4 elements (a 16-byte multiple: bulk copies need 16-byte aligned
+    addresses and sizes)."""
+    return 16 + 4 * ((tile + 3) // 4 * 4)
+
+
+@triton.constexpr_function
+def send_bytes(tile, splits, rank):
+    """Bytes every peer copies to `rank` (and what `rank`'s mbarrier expects from each): its slice,
+    clipped to the tile and rounded up to 16 bytes (the padding is the staged tile's spare room, read
+    but masked out by cluster_slice's `valid`); 0 for ranks past the tile."""
+    n = min(slice_len(tile, splits), tile - rank * slice_len(tile, splits))
+    return 0 if n <= 0 else (n + 3) // 4 * 16
+
+
+@triton.constexpr_function
 def region_bytes(tile, splits):
     """Shared bytes the finish needs past Triton's own (module docstring), a multiple of 16."""
-    return 16 + 4 * tile + 4 * splits * slice_len(tile, splits)
+    return recv_offset(tile) + 4 * splits * slice_len(tile, splits)
 
 
 @triton.jit
@@ -121,7 +141,7 @@ def cluster_arm(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
     SLEN: tl.constexpr = slice_len(TILE, SPLITS)
     REGION: tl.constexpr = region_bytes(TILE, SPLITS)
     my_len = tl.maximum(tl.minimum(SLEN, TILE - split * SLEN), 0)
-    return _arm(REGION + split * 0, SPLITS * my_len * 4)
+    return _arm(REGION + split * 0, SPLITS * ((my_len + 3) // 4 * 16))  # send_bytes(TILE, SPLITS, split)
 
 
 @triton.jit
@@ -129,15 +149,14 @@ def cluster_sum(acc, flat, split, dep, TILE: tl.constexpr, SPLITS: tl.constexpr)
     """Steps 2-4: acc is this rank's partial tile, flat its elements' row-major indices (acc's shape);
     returns the sum over the cluster's partials of this rank's slice (cluster_slice's elements)."""
     SLEN: tl.constexpr = slice_len(TILE, SPLITS)
-    RECV: tl.constexpr = 16 + 4 * TILE
+    RECV: tl.constexpr = recv_offset(TILE)
     REGION: tl.constexpr = region_bytes(TILE, SPLITS)
     staged = _stage(REGION + dep, 16 + flat * 4, acc)
     tl.debug_barrier()
     dep = tl.sum(tl.sum(staged, axis=1), axis=0)  # every thread's stores precede the copies
     for r in tl.static_range(SPLITS):
-        r_len = tl.minimum(SLEN, TILE - r * SLEN)  # folded: every operand is a constexpr
-        if r_len > 0:
-            dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, 4 * r_len)
+        if send_bytes(TILE, SPLITS, r) > 0:  # a constexpr: ranks past the tile get no copy
+            dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, send_bytes(TILE, SPLITS, r))
     while _landed(REGION + dep) == 0:
         pass
     j, valid = cluster_slice(split, TILE, SPLITS)
