@@ -897,6 +897,45 @@ def test_heuristic_follows_the_h100_probe():
     assert (c["BLOCK_N"], c["BLOCK_K"], c["num_warps"]) == (2, 8192, 8)  # fp8: 31.9 µs
 
 
+
+def test_heuristic_with_clusters_takes_the_router_band():
+    """Where the GPU launches clusters (ll_gemm_config's clusters=True, from cluster_launch_ok), the
+    band of _cluster_rule (256 <= N <= 384, 3072 <= K < 8192, M = 5-16 and M = 4 past 4096 x 256)
+    takes _dot_split_config's tiles with split-K in a cluster of at most 8 (probe_cluster_heuristic.md);
+    everywhere else the config is the one without clusters."""
+    sms = 132
+    for K in (16, 2048, 3072, 3584, 4096, 5120, 7168, 7680, 8192, 14400):
+        for N in (1, 64, 128, 200, 256, 320, 384, 512, 4096):
+            for M in ALL_M:
+                for eb in (2, 1):
+                    plain, c = sg.ll_gemm_config(M, N, K, eb, sms), sg.ll_gemm_config(M, N, K, eb, sms, clusters=True)
+                    band = 256 <= N <= 384 and 3072 <= K < 8192 and (M >= 5 or M == 4 and N * K > 4096 * 256)
+                    assert sg._cluster_rule(M, N, K) == band, (M, N, K)
+                    split = sg._dot_split_config(M, N, K, eb, sms, cluster=True)["SPLIT_K"]
+                    full_wave = M > 8 and -(-N // (32 if N > 256 else 16)) * split > 0.85 * sms
+                    if not band or full_wave:  # from M = 9: grids of clusters to 0.85x the SMs
+                        assert c == plain, (M, N, K, eb)
+                        continue
+                        assert c == plain, (M, N, K, eb)
+                        continue
+                    sg.check_config(c, M)
+                    assert c["USE_DOT"] and c["ONE_LAUNCH"] and c["CLUSTER"] and c["SPLIT_K"] in range(2, 9), (M, N, K)
+                    assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]
+                    assert (c["BLOCK_M"], c["SWAP_AB"]) == ((8, True) if M <= 8 else (16, False))
+    # the probe's points: 7168 x 320 at M = 16 from 14 one-tile splits to 7 of two (7.9 -> 4.8 µs)
+    c = sg.ll_gemm_config(16, 320, 7168, 2, sms, clusters=True)
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["SPLIT_K"], c["num_stages"]) == (32, 512, 7, 3)
+    assert sg.ll_gemm_config(16, 320, 7168, 2, sms)["SPLIT_K"] == 14
+    c = sg.ll_gemm_config(8, 256, 5120, 2, sms, clusters=True)  # the rows (4.1 µs) -> 3.3
+    assert (c["BLOCK_N"], c["BLOCK_K"], c["SPLIT_K"], c["DOT_CHAINS"]) == (16, 512, 5, 4)
+    assert not sg.ll_gemm_config(8, 256, 5120, 2, sms)["USE_DOT"]
+    # 7680 x 256 at M = 16: 16 n-tiles x 8 splits = 128 programs in clusters of 8 ran 1.12x; 3584 x 256's
+    # 16 x 7 = 112 ran 0.89x; to M = 8 the transposed tiles keep clusters at 128 (1.00x / 0.90x fp8)
+    assert not sg.ll_gemm_config(16, 256, 7680, 2, sms, clusters=True)["CLUSTER"]
+    assert sg.ll_gemm_config(16, 256, 3584, 2, sms, clusters=True)["CLUSTER"]
+    assert sg.ll_gemm_config(8, 256, 7680, 2, sms, clusters=True)["CLUSTER"]
+
+
 # ---------------------------------------------------------------- linear
 
 def test_linear_routes_small_m_to_ll_gemm(monkeypatch):

@@ -65,7 +65,7 @@ _INTERPRETED = is_interpreter()
 
 # ---------------------------------------------------------------- configs
 
-def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int, clusters: bool = False) -> dict:
     """The heuristic config, from the H100 probes (benchmarks/probe_ll_gemm.py, probe_ll_gemm.md,
     probe_ll_gemm_rows.py, probe_ll_gemm_rows.md: CUDA-graph medians with PDL, a call waiting on the
     one before as in a model's chain).
@@ -84,6 +84,9 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         M <= 8): no split either, whole-K FMA rows, all M rows a program or (M_TILED) a few of them.
       128 <= N < 256 from M = 9: _two_launch_config.
       M >= 2 otherwise: _dot_split_config (tl.dot tiles, split-K; transposed to M = 8 up to N = 384).
+    clusters (the GPU launches thread-block clusters: runtime/launch.cluster_launch_ok): the router
+    band _cluster_rule names takes _dot_split_config's tiles with their split-K finished in a cluster,
+    ahead of the rows and the two-launch rule.
     Dense 16-bit weights (N >= DENSE_N: a model's projections, where N / 32 output tiles already
     cover much of the GPU) follow the bf16 dense tables instead (tune_ll_gemm_dense.log: Llama-3-8B;
     tune_ll_gemm_dense_heuristic.log: those and four held-out shapes), where the router rules ran
@@ -96,6 +99,10 @@ def ll_gemm_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
         bn = 4 if elem_bytes == 2 and N >= 256 else 2
         bn = min(bn, triton.next_power_of_2(max(N, 1)))
         return _rows(1, bn, bk, 16 if bn * bk >= 8192 and N > 16 else 8, K)
+    if clusters and _cluster_rule(M, N, K):
+        c = _dot_split_config(M, N, K, elem_bytes, sms, cluster=True)
+        if M <= 8 or triton.cdiv(N, c["BLOCK_N"]) * c["SPLIT_K"] <= 0.85 * sms:
+            return c
     if N < 128 or M <= 4 or (M <= 8 and (N < 256 or N == 256 and K <= (6144 if elem_bytes == 2 else 4096))):
         return _rows_config(M, N, K, elem_bytes, sms)
     if N < 256:  # M > 8: held out 5120 x 160 at M = 16 ran the tiled rows in 7.8 µs, these 4.1
@@ -206,7 +213,26 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
             "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
 
 
-def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
+def _cluster_rule(M: int, N: int, K: int) -> bool:
+    """Where the heuristic finishes split-K in a cluster (sm90+): 256 <= N <= 384, 3072 <= K < 8192,
+    M = 5-16, and M = 4 past 4096 x 256 weights. From probe_cluster_heuristic.md (H100, five router
+    shapes no table covers, M = 4 / 8 / 16, bf16 and fp8: _dot_split_config's tiles in clusters, split
+    capped at 8, against today's heuristic): 26 of 30 points faster (0.56-0.98x; 0.61 where the
+    16-row tile's 14 one-tile splits became 7 in clusters), the 4 losses outside this band: K = 8192
+    at M = 8-16 (1.01-1.14x) and fp8 3072 x 256 at M = 4 (1.20x, where the whole-K FMA rows are
+    quick; the 4096 x 256 table kept them at M = 4 too). Held out in a second round
+    (probe_cluster_heuristic_heldout.md: 5 more shapes, M = 4 / 6 / 8 / 12 / 16): 38 of 48 faster
+    (0.62-0.99x, median 0.89 over all 48), 7 slower by 0.2-1.9 %, the worst on the 16-row tiles of
+    7680 x 256 at M = 12-16 (1.02-1.12x): 16 n-tiles x 8 splits, 128 programs in clusters of 8 on
+    132 SMs, as at 8192 x 256 in the first round. So from M = 9, ll_gemm_config keeps clusters to grids of at most 0.85x the
+    SMs (every 16-row winner had <= 112 programs; fitted to those two rounds, not held out; the
+    transposed tiles to M = 8 won or tied with 120-168 programs). The tuned winners agree
+    (tune_ll_gemm_s34_cluster.log: 26 of 30 entries of the big routers in clusters, 8 x 16 x 512
+    with 5-7 splits at M = 4-8)."""
+    return 256 <= N <= 384 and 3072 <= K < 8192 and (M > 4 or M == 4 and N * K > 4096 * 256)
+
+
+def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int, cluster: bool = False) -> dict:
     """N >= 256 where whole-K rows lose (M > 8, or M > 4 on the big routers): split-K dot tiles,
       tl.dot on the 16-row padded tile, split-K in one launch:
         BLOCK_K 512, BLOCK_N 32 for N > 256 else 16, splits = min(K tiles, cdiv(SMs, n-tiles)) of
@@ -230,17 +256,21 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict
         table entry only) lost held out at K >= 5120 (1.02-1.22x) with this rule's splits.
         Not on HIP: Triton 3.6 lowers gfx942's 8-row tile to FMAs, not MFMA (tests/test_compile.py).
       (N < 256 takes the session-5 two-launch rule, _two_launch_config, from M = 9 where N >= 128,
-      else the M-tiled FMA rows since session 15: ll_gemm_config.)"""
+      else the M-tiled FMA rows since session 15: ll_gemm_config.)
+      cluster: split-K finished in a cluster (kernels/cluster.py), at most 8 splits (a portable
+      cluster size; 7168 x 320 at M = 16 took 14 one-tile splits, 7.9 µs, and 7 two-tile splits in
+      clusters 4.8: probe_cluster_heuristic.md)."""
     swap = M <= 8 and N <= 384 and not _HIP
     bn = 32 if N > 256 and not swap else 16
     bk = 512
     n_tiles = triton.cdiv(N, bn)
     k_tiles = triton.cdiv(max(K, 1), bk)
-    split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), MAX_SPLIT_K))
+    most = 8 if cluster else MAX_SPLIT_K
+    split, k_chunk = split_k(K, bk, min(k_tiles, triton.cdiv(sms, n_tiles), most))
     return {"BLOCK_M": 8 if swap else 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True,
             "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True,
             "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1,
-            "SWAP_AB": swap, "CLUSTER": False}
+            "SWAP_AB": swap, "CLUSTER": cluster and split > 1}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -552,7 +582,8 @@ def _careful(x, weight, bias, out_dtype, x_scale, w_scale, pdl, config):
         return x.new_empty((M, N), dtype=out_dtype)
     # an explicit config's keys replace those of the config the call would take (the tuned one, else
     # the heuristic's): config={"PREFETCH": False} changes that and nothing else
-    cfg = tuned_config(M, N, K, x.dtype, dev) or ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)))
+    cfg = tuned_config(M, N, K, x.dtype, dev) or ll_gemm_config(M, N, K, x.dtype.itemsize, num_sms(max(dev, 0)),
+                                                                cluster_launch_ok(dev))
     if config is not None:
         cfg = check_config(_merge_config(cfg, config, M), M)
     scaled = x_scale is not None

@@ -331,7 +331,8 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
     cap = torch.cuda.get_device_capability(device_index)
     return Target(
         op=lmkernels.ll_gemm, normalize=sg.check_config,
-        heuristic=lambda M, N, K, eb: sg.ll_gemm_config(M, N, K, eb, props.multi_processor_count),
+        heuristic=lambda M, N, K, eb: sg.ll_gemm_config(M, N, K, eb, props.multi_processor_count,
+                                                        cluster_launch_ok(device_index)),
         timer=lambda calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
         peers=lambda *operands: list(cublas_small_gemm(*operands).values()), device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
         cluster=cluster_launch_ok(device_index), n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
