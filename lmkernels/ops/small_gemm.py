@@ -224,9 +224,9 @@ def _cluster_rule(M: int, N: int, K: int) -> bool:
     (probe_cluster_heuristic_heldout.md: 5 more shapes, M = 4 / 6 / 8 / 12 / 16): 38 of 48 faster
     (0.62-0.99x, median 0.89 over all 48), 7 slower by 0.2-1.9 %, the worst on the 16-row tiles of
     7680 x 256 at M = 12-16 (1.02-1.12x): 16 n-tiles x 8 splits, 128 programs in clusters of 8 on
-    132 SMs, as at 8192 x 256 in the first round. So from M = 9, ll_gemm_config keeps clusters to grids of at most 0.85x the
-    SMs (every 16-row winner had <= 112 programs; fitted to those two rounds, not held out; the
-    transposed tiles to M = 8 won or tied with 120-168 programs). The tuned winners agree
+    132 SMs, as at 8192 x 256 in the first round. So from M = 9, ll_gemm_config keeps clusters to
+    grids of at most 0.85x the SMs (every 16-row winner had <= 112 programs; fitted to those two
+    rounds, not held out; the transposed tiles to M = 8 won or tied with 120-168 programs). The tuned winners agree
     (tune_ll_gemm_s34_cluster.log: 26 of 30 entries of the big routers in clusters, 8 x 16 x 512
     with 5-7 splits at M = 4-8)."""
     return 256 <= N <= 384 and 3072 <= K < 8192 and (M > 4 or M == 4 and N * K > 4096 * 256)
