@@ -51,6 +51,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "prefetch": "prefetch.global.L2" in asm, "setmaxnreg": "setmaxnreg" in asm,
                         "tma_store": "cp.async.bulk.tensor.2d.global.shared" in asm,
                         "cluster_copy": "cp.async.bulk.shared::cluster.shared::cta" in asm and "mapa.shared::cluster" in asm,
+                        "bounded_wait": bool(re.search(r"mov\.u64 %?\w+, %globaltimer", asm)) and bool(re.search(r"\btrap;", asm)),
                         "vec16": bool(re.search(r"ld\.global(\.[a-z]+)*\.v4\.b32|ld\.global(\.[a-z]+)*\.v2\.b64|cp\.async\.c[ag]\.shared\.global(\.[a-z0-9]+)* \[[^]]*\], \[[^]]*\], 0x10", asm))})
     except Exception as e:
         results.append({"case": name, "target": target, "ok": False, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -600,3 +601,6 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     clustered = {r["case"].split(" split")[0]: r["cluster_copy"] for r in rows if r["target"] == "sm90" and r["cluster_copy"]}
     assert clustered == {"ll_gemm cluster bf16->fp32 8x16x512": True, "ll_gemm cluster fp8e4nv->bf16 16x16x1024": True,
                          "ll_gemm cluster bf16->bf16 16x2x256": True, "ll_gemm cluster bf16->fp32 1x2x256": True}, clustered
+    # ... each waiting for its peers' slices on a clock, trapping past WAIT_LIMIT_NS (never a hang)
+    bounded = {r["case"].split(" split")[0] for r in rows if r["target"] == "sm90" and r.get("bounded_wait")}
+    assert bounded == set(clustered), bounded

@@ -1096,3 +1096,22 @@ def test_bench_summary_derives_floor_ratio_and_pdl_saving():
     assert f"| {shape} | 1.20 | 2.00 | 0.60 | 1.00 | 1.60 | 0.62 |" in text
     # one ll_gemm launch a layer (CUDA): 2 kernels a layer, 16 boundaries, (64 - 40) / 16
     assert f"| {chain} | 5.00 | 8.00 | 4.75 | 4.50 | 2 | 1.500 | identical |" in text
+
+
+@pytest.mark.skipif(not CLUSTERS, reason=NO_CLUSTERS)
+def test_cluster_wait_traps_instead_of_hanging():
+    """A cluster rank whose slices never land (session 35's misaligned copy did exactly that) traps
+    after its wait limit: the launch fails with a CUDA error instead of hanging the GPU. In
+    subprocesses (a trap ends the CUDA context): tests/cluster_wait_probe.py with the copies sent
+    gives the sums 2 j + 12 (the control: the same kernel and launch work), without them it must
+    fail within its 20 ms limit plus start-up, far below the 120 s allowed here."""
+    import os
+    import subprocess
+    import sys
+    probe = os.path.join(os.path.dirname(__file__), "cluster_wait_probe.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    ok = subprocess.run([sys.executable, probe, "send"], capture_output=True, text=True, timeout=120, env=env)
+    assert ok.returncode == 0 and "sums right" in ok.stdout, (ok.stdout, ok.stderr[-2000:])
+    bad = subprocess.run([sys.executable, probe, "nosend"], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode != 0 and "sums" not in bad.stdout, (bad.stdout, bad.stderr[-2000:])
+    assert "launch failure" in bad.stderr or "illegal instruction" in bad.stderr, bad.stderr[-2000:]

@@ -34,7 +34,7 @@ programs):
      r's RECV + 4 split SLEN, completing on rank r's mbarrier.
   4. wait: until this CTA's mbarrier phase 0 completes (all S slices landed), then sum them over the
      split axis in one tl.sum (a fixed tree: bit-identical run to run) and run the epilogue on the
-     slice's outputs.
+     slice's outputs. A wait past WAIT_LIMIT_NS traps (a CUDA error, not a hung GPU).
   5. a relaxed cluster barrier before exit: a CTA's staged tile must outlive its peers' copies of it
      (every copy has landed once every CTA has passed its wait).
 """
@@ -44,6 +44,10 @@ import triton.language as tl
 # the region's start in a .u32 register `a` (needs $1 = region bytes as an operand); tid 0 in p
 _BASE = tl.constexpr("mov.u32 a, global_smem; mov.u32 d, %dynamic_smem_size; add.u32 a, a, d; sub.u32 a, a, $1; ")
 _TID0 = tl.constexpr("mov.u32 t, %tid.x; setp.eq.u32 p, t, 0; ")
+# how long a CTA waits for its peers' slices before it traps: a legitimate wait is microseconds (the
+# peers pass the same PDL wait and run the same K loop); 10 s leaves room for compute-sanitizer's
+# 10-100x slowdown and for time-slicing between processes, and still ends a hang with an error
+WAIT_LIMIT_NS = tl.constexpr(10_000_000_000)
 
 
 @triton.constexpr_function
@@ -105,11 +109,20 @@ def _send(region, src, dst, rank, nbytes):
 
 
 @triton.jit
-def _landed(region):
+def _wait_landed(region, limit_ns):
+    """Spins on this CTA's mbarrier (phase 0) until every slice has landed; traps once limit_ns have
+    passed on %globaltimer without that, so that a copy that never lands is a CUDA error (an
+    unspecified launch failure at the next synchronisation) instead of a GPU that hangs forever, as
+    session 35's misaligned copy did. The loop is PTX (labels are local to the { } block); the timer
+    is read only once a first try_wait has failed (a wait that succeeds at once reads no clock)."""
     return tl.inline_asm_elementwise(
-        "{ .reg .pred p; .reg .u32 a, d; " + _BASE
-        + "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [a], 0; selp.u32 $0, 1, 0, p; }",
-        "=r,r", [region], dtype=tl.int32, is_pure=False, pack=1)
+        "{ .reg .pred p; .reg .u32 a, d; .reg .u64 t0, t1; " + _BASE
+        + "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [a], 0; @p bra LANDED; "
+        "mov.u64 t0, %globaltimer; "
+        "WAIT_LANDED: mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [a], 0; @p bra LANDED; "
+        "mov.u64 t1, %globaltimer; sub.u64 t1, t1, t0; setp.lt.u64 p, t1, $2; @p bra WAIT_LANDED; trap; "
+        "LANDED: mov.u32 $0, 0; }",
+        "=r,r,l", [region, limit_ns], dtype=tl.int32, is_pure=False, pack=1)
 
 
 @triton.jit
@@ -157,8 +170,7 @@ def cluster_sum(acc, flat, split, dep, TILE: tl.constexpr, SPLITS: tl.constexpr)
     for r in tl.static_range(SPLITS):
         if send_bytes(TILE, SPLITS, r) > 0:  # a constexpr: ranks past the tile get no copy
             dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, send_bytes(TILE, SPLITS, r))
-    while _landed(REGION + dep) == 0:
-        pass
+    dep += _wait_landed(REGION + dep, WAIT_LIMIT_NS + dep.to(tl.int64))
     j, valid = cluster_slice(split, TILE, SPLITS)
     s = tl.arange(0, triton.next_power_of_2(SPLITS))
     m = (s < SPLITS)[:, None] & valid[None, :]
