@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lmkernels.kernels.cluster import _wait_landed, cluster_arm, cluster_done, cluster_slice, cluster_sum, region_bytes
+from lmkernels.kernels.cluster import cluster_arm, cluster_done, cluster_slice, cluster_sum, cluster_wait, region_bytes
 from lmkernels.runtime.launch import Launcher
 
 ROWS, COLS, SPLITS, LIMIT_NS = 2, 64, 2, 20_000_000
@@ -38,7 +38,7 @@ def _exchange_kernel(out_ptr, ROWS: tl.constexpr, COLS: tl.constexpr, SPLITS: tl
         tl.store(out_ptr + j, total, mask=valid)
     else:  # a sum across the warps (0: acc >= 1) gives this branch shared memory too
         dep += tl.sum(tl.sum((acc < 0).to(tl.int32), axis=1), axis=0)
-        dep += _wait_landed(region_bytes(TILE, SPLITS) + dep, LIMIT_NS + dep.to(tl.int64))
+        cluster_wait(region_bytes(TILE, SPLITS), dep, LIMIT_NS)
     cluster_done(dep)
 
 

@@ -1,0 +1,53 @@
+"""Probe: the cluster finish's bounded wait (session 36: a PTX loop on %globaltimer that traps
+after 10 s) against the unbounded one it replaced (a Triton loop over one try_wait a trip), on the
+shipped table entries that finish split-K in a cluster. One process a variant, the variants
+alternating (the runner below), so both run the same kernels but for the wait; PYTHONPATH picks the
+package (the old one: `git archive 4dd0d3d lmkernels` unpacked elsewhere).
+
+Prediction (before the run): equal within +-0.05 µs a call (+-2 %): the clock is read only after a
+failed try_wait, and a waiting rank spins anyway; session 36's bench had 5120 x 128 M = 16 at 3.61
+against 3.19 µs in session 35 (the other cluster entries 0.92-1.03x), which this separates from
+machine noise.
+Outcome (probe_wait_ab.md): wrong for the PTX loop. Three rounds: 5120 x 128 M = 16 +0.45-0.5 µs
+(1.13-1.16x) in every round and with any timer or none (so the loop's form, not the clock), 7168 x
+384 M = 16 -0.15-0.25 µs with a timer in it (0.95x; 0.99x without), the rest within 2 %. The bound
+moved into the old Triton loop (the clock read after each failed try_wait) ran as the old loop:
+0.99-1.02x at the four points; shipped, with %globaltimer (a clock in ns whatever the SM clock).
+
+    python benchmarks/probe_wait_ab.py LABEL [POINT ...]   (one JSON line: {label, point: µs}; POINTs
+                                                            pick points by name, e.g. "bf16 5120x128 M=16")
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+import lmkernels
+from lmkernels.bench.harness import graph_us, n_input_sets
+from lmkernels.tuning.ll_gemm import operands
+
+# (K, N, M, dtype): the table entries in clusters that bench small_gemm shows
+POINTS = [(5120, 128, 8, "bf16"), (5120, 128, 16, "bf16"), (7168, 384, 8, "bf16"), (7168, 384, 16, "bf16"),
+          (7168, 256, 8, "bf16"), (6144, 256, 8, "bf16"), (6144, 256, 16, "bf16"), (4096, 256, 16, "bf16"),
+          (7168, 256, 8, "fp8"), (7168, 384, 16, "fp8")]
+
+
+def main() -> int:
+    res = {"label": sys.argv[1], "package": lmkernels.__file__}
+    for K, N, M, tag in POINTS:
+        if sys.argv[2:] and f"{tag} {K}x{N} M={M}" not in sys.argv[2:]:
+            continue
+        itemsize = 1 if tag == "fp8" else 2
+        sets = [operands(M, N, K, tag, "cuda", 700 + i) for i in range(n_input_sets(N * K * itemsize))]
+        calls = [lambda s=s: lmkernels.ll_gemm(s[0], s[1], x_scale=s[2], w_scale=s[3]) for s in sets]
+        res[f"{tag} {K}x{N} M={M}"] = round(min(graph_us(calls) for _ in range(2)), 3)
+        del sets, calls
+        torch.cuda.empty_cache()
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
