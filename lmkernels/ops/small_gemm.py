@@ -226,7 +226,10 @@ def _cluster_rule(M: int, N: int, K: int) -> bool:
     7680 x 256 at M = 12-16 (1.02-1.12x): 16 n-tiles x 8 splits, 128 programs in clusters of 8 on
     132 SMs, as at 8192 x 256 in the first round. So from M = 9, ll_gemm_config keeps clusters to
     grids of at most 0.85x the SMs (every 16-row winner had <= 112 programs; fitted to those two
-    rounds, not held out; the transposed tiles to M = 8 won or tied with 120-168 programs). The tuned winners agree
+    rounds, not held out; the transposed tiles to M = 8 won or tied with 120-168 programs). At one
+    CTA an SM the H100 holds 15 clusters of 8 (120 CTAs) and 7 of 16 (probe_cluster_occupancy.md),
+    about that cap. The second round re-run with it (probe_cluster_heuristic_heldout_capped.md,
+    session 36): 40 of 48 faster, median 0.89x, worst 1.02x. The tuned winners agree
     (tune_ll_gemm_s34_cluster.log: 26 of 30 entries of the big routers in clusters, 8 x 16 x 512
     with 5-7 splits at M = 4-8)."""
     return 256 <= N <= 384 and 3072 <= K < 8192 and (M > 4 or M == 4 and N * K > 4096 * 256)
