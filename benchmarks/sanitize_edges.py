@@ -1,11 +1,47 @@
 """Edge shapes for compute-sanitizer (GPU): every op x access mode on sizes that end mid-vector,
-single rows and unaligned views. Run: compute-sanitizer --tool memcheck --error-exitcode 1 python3 this."""
+single rows and unaligned views. Run: compute-sanitizer --tool memcheck --error-exitcode 1 python3 this
+[--clusters: only ll_gemm's split-K finished in thread-block clusters]."""
+import sys
+
 import torch
 
 import lmkernels
 from lmkernels.runtime.access import available_modes
+from lmkernels.runtime.launch import cluster_launch_ok
 
 dev = "cuda"
+
+
+def cluster_edges():
+    """ll_gemm's split-K finished in thread-block clusters (sm90+, kernels/cluster.py): transposed
+    8-row dot tiles (M tiled at M > 8) with 7 splits (slices that do not divide the tile), 16-row
+    1024-deep tiles, 16 splits (the non-portable cluster size), FMA rows whose 2-element tile at M = 1
+    is sent in 16-byte padded copies; odd K and N, x rows at an odd offset, a bias, PDL on and off,
+    fp8 with scales where the GPU has it."""
+    if not cluster_launch_ok(torch.cuda.current_device()):
+        return
+    tiles = ((8, 16, 512, 7, True, True, 4, 3), (16, 16, 1024, 4, True, False, 4, 3), (16, 32, 64, 16, True, False, 1, 1),
+             (None, 2, 256, 8, False, False, 1, 2))
+    dts = (torch.bfloat16, torch.float8_e4m3fn) if torch.cuda.get_device_capability() >= (8, 9) else (torch.bfloat16,)
+    for dt in dts:
+        for M, N, K in ((1, 100, 1001), (5, 256, 7169), (16, 33, 4099), (11, 3, 2047)):
+            x = torch.randn(M, K + 1, device=dev).to(dt)[:, 1:]
+            w = torch.randn(N, K, device=dev).to(dt)
+            s = (torch.ones((), device=dev), torch.ones(1, device=dev)) if dt != torch.bfloat16 else (None, None)
+            bias = torch.randn(N, device=dev)
+            for bm, bn, bk, split, dot, swap, chains, stages in tiles:
+                cfg = {**({} if bm is None else {"BLOCK_M": bm}), "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+                       "USE_DOT": dot, "SWAP_AB": swap, "DOT_CHAINS": chains, "num_warps": 4, "num_stages": stages,
+                       "ONE_LAUNCH": True, "CLUSTER": True}
+                lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
+                lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
+
+
+if "--clusters" in sys.argv:
+    cluster_edges()
+    torch.cuda.synchronize()
+    print("cluster edge shapes ran")
+    raise SystemExit(0)
 for mode in available_modes():
     for dt in (torch.bfloat16, torch.float32):
         for T, H in ((1, 1), (1, 8), (3, 769), (2, 5125), (5, 4096)):
@@ -217,5 +253,6 @@ for T in (1, 300, 2, 133, 1, 300):
         lmkernels.rms_norm(x, w)
         lmkernels.rms_norm(x, w, out=torch.empty(T, 4096, device=dev, dtype=torch.bfloat16))
         lmkernels.fused_add_rms_norm(x, torch.randn(T, 4096, device=dev, dtype=torch.bfloat16), w)
+cluster_edges()
 torch.cuda.synchronize()
 print("edge shapes ran")
