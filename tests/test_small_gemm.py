@@ -916,8 +916,6 @@ def test_heuristic_with_clusters_takes_the_router_band():
                     if not band or full_wave:  # from M = 9: grids of clusters to 0.85x the SMs
                         assert c == plain, (M, N, K, eb)
                         continue
-                        assert c == plain, (M, N, K, eb)
-                        continue
                     sg.check_config(c, M)
                     assert c["USE_DOT"] and c["ONE_LAUNCH"] and c["CLUSTER"] and c["SPLIT_K"] in range(2, 9), (M, N, K)
                     assert sg.split_k(K, c["BLOCK_K"], c["SPLIT_K"])[0] == c["SPLIT_K"]
