@@ -14,6 +14,9 @@ Outcome (probe_wait_ab.md): wrong for the PTX loop. Three rounds: 5120 x 128 M =
 moved into the old Triton loop (the clock read after each failed try_wait) ran as the old loop:
 0.99-1.02x at the four points; shipped, with %globaltimer (a clock in ns whatever the SM clock).
 
+Session 37 ran it again on variant packages of the finish without the self-copy (two fp8 points
+added): probe_cluster_send_order.md.
+
     python benchmarks/probe_wait_ab.py LABEL [POINT ...]   (one JSON line: {label, point: µs}; POINTs
                                                             pick points by name, e.g. "bf16 5120x128 M=16")
 """
@@ -31,7 +34,7 @@ from lmkernels.tuning.ll_gemm import operands
 # (K, N, M, dtype): the table entries in clusters that bench small_gemm shows
 POINTS = [(5120, 128, 8, "bf16"), (5120, 128, 16, "bf16"), (7168, 384, 8, "bf16"), (7168, 384, 16, "bf16"),
           (7168, 256, 8, "bf16"), (6144, 256, 8, "bf16"), (6144, 256, 16, "bf16"), (4096, 256, 16, "bf16"),
-          (7168, 256, 8, "fp8"), (7168, 384, 16, "fp8")]
+          (7168, 256, 8, "fp8"), (7168, 384, 16, "fp8"), (5120, 128, 8, "fp8"), (5120, 128, 16, "fp8")]
 
 
 def main() -> int:

@@ -3,7 +3,7 @@ the CUDA context, so it cannot run inside pytest's process). One cluster of 2 CT
 
   python tests/cluster_wait_probe.py send     each rank sends its slices of a 2 x 64 fp32 tile to the
                                               rank that finishes them; prints the 128 sums, exits 0
-  python tests/cluster_wait_probe.py nosend   no rank sends: each mbarrier expects 2 x 256 bytes
+  python tests/cluster_wait_probe.py nosend   no rank sends: each mbarrier expects 256 bytes (its peer's slice)
                                               that never land, so the waits must trap after LIMIT_NS
                                               (20 ms) instead of spinning forever
 

@@ -21,12 +21,14 @@ import json
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from helpers import DEVICE, ON_GPU, CountingLauncher, seed_of
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
 from lmkernels import reference as ref
-from lmkernels.kernels.cluster import recv_offset, region_bytes, send_bytes, slice_len
+from lmkernels.kernels.cluster import recv_offset, region_bytes, send_bytes, slice_bytes, slice_len
 from lmkernels.ops import small_gemm as sg
 from lmkernels.runtime import scratch
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound, ll_gemm_error
@@ -225,6 +227,24 @@ def test_cluster_byte_layout_suits_bulk_copies():
                 covered += max(0, min(slen, tile - r * slen))
                 assert (nbytes > 0) == (r * slen < tile)
             assert covered == tile
+
+
+@triton.jit
+def _slice_bytes_kernel(out_ptr, TILE: tl.constexpr, SPLITS: tl.constexpr):
+    r = tl.arange(0, 16)
+    tl.store(out_ptr + r, slice_bytes(r, TILE, SPLITS))
+
+
+@pytest.mark.parametrize("splits", (2, 3, 5, 7, 8, 16))
+def test_cluster_runtime_slice_bytes_match_the_layout(splits):
+    """The finish computes each peer's copy size at run time (kernels/cluster.slice_bytes: its peers'
+    ranks are runtime values, r = i + (i >= split)); the mbarriers and the layout test above use the
+    host's send_bytes. Both must agree for every rank, or a wait expects bytes that never come (a
+    trap) or completes early (a sum of stale slices). Run as a kernel on the test's device."""
+    for tile in (1, 2, 3, 4, 5, 7, 8, 16, 100, 128, 255, 256, 1000, 2048):
+        out = torch.full((16,), -1, dtype=torch.int32, device=DEVICE)
+        _slice_bytes_kernel[(1,)](out, tile, splits)
+        assert out.tolist()[:splits] == [send_bytes(tile, splits, r) for r in range(splits)], (tile, splits)
 
 
 @pytest.mark.skipif(not CLUSTERS, reason=NO_CLUSTERS)

@@ -26,15 +26,25 @@ region_bytes(), so the region never overlaps what Triton allocated. Region, in b
 The protocol, cluster rank = split (pid % SPLIT_K; the ops launch clusters of SPLIT_K consecutive
 programs):
   1. arm (before gdc_wait, overlapping the previous kernel): thread 0 inits the mbarrier and arrives
-     on it expecting S my_len 4 bytes; fence.mbarrier_init (cluster scope); a relaxed cluster barrier,
-     after which every peer's mbarrier is armed.
+     on it expecting (S - 1) my_len 4 bytes, one slice from every peer; fence.mbarrier_init (cluster
+     scope); a relaxed cluster barrier, after which every peer's mbarrier is armed.
   2. stage: every thread writes its partial elements (replicated layouts write the same value twice:
      harmless) and fences them to the async proxy; a CTA barrier.
-  3. send: thread 0 bulk-copies slice r of the staged tile (SLEN elements, 16-byte multiples) to rank
-     r's RECV + 4 split SLEN, completing on rank r's mbarrier.
-  4. wait: until this CTA's mbarrier phase 0 completes (all S slices landed), then sum them over the
-     split axis in one tl.sum (a fixed tree: bit-identical run to run) and run the epilogue on the
-     slice's outputs. A wait past WAIT_LIMIT_NS traps (a CUDA error, not a hung GPU).
+  3. send: thread 0 bulk-copies slice r of the staged tile (SLEN elements, 16-byte multiples) to every
+     peer r != split, at r's RECV + 4 split SLEN, completing on r's mbarrier, the peers in rank order
+     (r = i + (i >= split), i = 0 .. S - 2: a static loop over a runtime rank). Its own slice stays
+     in its staged tile: copying it to itself through a shared::cluster address is legal PTX, but
+     compute-sanitizer's memcheck stops on it ("not located in remote CTA", session 36). What the
+     H100 showed (session 37, probe_cluster_send_order.md): rank order matters, every sender feeding
+     rank 0 first, then rank 1, ... (likely because low ranks then finish their sums while the
+     copies to high ranks still fly); the rotated order split + 1, split + 2, ... ran 1.01-1.09x the time (+0.23 µs at
+     7168 x 384 M = 8), with or without the self-copy; skipping self in rank order by a runtime test
+     on each copy ran 1.02-1.09x (ptxas wrapped each copy in an ELECT loop and re-read %ctaid for
+     it). This form, rank order with no test, runs 0.96-0.99x the self-copying finish.
+  4. wait: until this CTA's mbarrier phase 0 completes (the S - 1 peer slices landed), then sum the
+     S partials of its slice (row `split` from the staged tile, the others from RECV) over the split
+     axis in one tl.sum (a fixed tree: bit-identical run to run) and run the epilogue on the slice's
+     outputs. A wait past WAIT_LIMIT_NS traps (a CUDA error, not a hung GPU).
   5. a relaxed cluster barrier before exit: a CTA's staged tile must outlive its peers' copies of it
      (every copy has landed once every CTA has passed its wait).
 """
@@ -68,9 +78,10 @@ def recv_offset(tile):
 
 @triton.constexpr_function
 def send_bytes(tile, splits, rank):
-    """Bytes every peer copies to `rank` (and what `rank`'s mbarrier expects from each): its slice,
-    clipped to the tile and rounded up to 16 bytes (the padding is the staged tile's spare room, read
-    but masked out by cluster_slice's `valid`); 0 for ranks past the tile."""
+    """Bytes every peer copies to `rank` (and what `rank`'s mbarrier expects from each of its S - 1
+    peers): its slice, clipped to the tile and rounded up to 16 bytes (the padding is the staged
+    tile's spare room, read but masked out by cluster_slice's `valid`); 0 for ranks past the tile.
+    slice_bytes is the same for a runtime rank."""
     n = min(slice_len(tile, splits), tile - rank * slice_len(tile, splits))
     return 0 if n <= 0 else (n + 3) // 4 * 16
 
@@ -101,9 +112,11 @@ def _stage(region, byte_offs, v):
 
 @triton.jit
 def _send(region, src, dst, rank, nbytes):
+    # thread 0 copies; a 0-byte slice (a rank past a tiny tile) is no copy
     return tl.inline_asm_elementwise(
-        "{ .reg .pred p; .reg .u32 t, a, d, s, b; " + _BASE + _TID0
-        + "add.u32 s, a, $2; add.u32 d, a, $3; mapa.shared::cluster.u32 d, d, $4; mapa.shared::cluster.u32 b, a, $4; "
+        "{ .reg .pred p, q; .reg .u32 t, a, d, s, b; " + _BASE + _TID0
+        + "setp.ne.u32 q, $5, 0; and.pred p, p, q; "
+        "add.u32 s, a, $2; add.u32 d, a, $3; mapa.shared::cluster.u32 d, d, $4; mapa.shared::cluster.u32 b, a, $4; "
         "@p cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [d], [s], $5, [b]; mov.u32 $0, 0; }",
         "=r,r,r,r,r,r", [region, src, dst, rank, nbytes], dtype=tl.int32, is_pure=False, pack=1)
 
@@ -156,6 +169,13 @@ def _relaxed_sync(dep):
 
 
 @triton.jit
+def slice_bytes(rank, TILE: tl.constexpr, SPLITS: tl.constexpr):
+    """send_bytes(TILE, SPLITS, rank) for a runtime rank (a scalar or a tensor of ranks)."""
+    SLEN: tl.constexpr = slice_len(TILE, SPLITS)
+    return (tl.minimum(tl.maximum(TILE - rank * SLEN, 0), SLEN) + 3) // 4 * 16
+
+
+@triton.jit
 def cluster_slice(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
     """(j, valid): the flattened tile elements rank `split` finishes, a [next_pow2(SLEN)] range."""
     SLEN: tl.constexpr = slice_len(TILE, SPLITS)
@@ -167,10 +187,8 @@ def cluster_slice(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
 @triton.jit
 def cluster_arm(split, TILE: tl.constexpr, SPLITS: tl.constexpr):
     """Step 1 (module docstring); returns a 0 that later steps depend on."""
-    SLEN: tl.constexpr = slice_len(TILE, SPLITS)
     REGION: tl.constexpr = region_bytes(TILE, SPLITS)
-    my_len = tl.maximum(tl.minimum(SLEN, TILE - split * SLEN), 0)
-    return _arm(REGION + split * 0, SPLITS * ((my_len + 3) // 4 * 16))  # send_bytes(TILE, SPLITS, split)
+    return _arm(REGION + split * 0, (SPLITS - 1) * slice_bytes(split, TILE, SPLITS))  # one slice a peer
 
 
 @triton.jit
@@ -183,15 +201,17 @@ def cluster_sum(acc, flat, split, dep, TILE: tl.constexpr, SPLITS: tl.constexpr)
     staged = _stage(REGION + dep, 16 + flat * 4, acc)
     tl.debug_barrier()
     dep = tl.sum(tl.sum(staged, axis=1), axis=0)  # every thread's stores precede the copies
-    for r in tl.static_range(SPLITS):
-        if send_bytes(TILE, SPLITS, r) > 0:  # a constexpr: ranks past the tile get no copy
-            dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, send_bytes(TILE, SPLITS, r))
+    for i in tl.static_range(SPLITS - 1):  # the peers in rank order, skipping this CTA
+        r = i + (i >= split).to(tl.int32)
+        dep += _send(REGION + dep, 16 + 4 * r * SLEN, RECV + 4 * SLEN * split, r, slice_bytes(r, TILE, SPLITS))
     cluster_wait(REGION, dep, WAIT_LIMIT_NS)
     j, valid = cluster_slice(split, TILE, SPLITS)
     s = tl.arange(0, triton.next_power_of_2(SPLITS))
     m = (s < SPLITS)[:, None] & valid[None, :]
     jj = j - split * SLEN
-    parts = _load(REGION + dep, RECV + 4 * tl.where(m, s[:, None] * SLEN + jj[None, :], 0))
+    # row `split` (this CTA's own partial) is read from the staged tile, the others from RECV
+    offs = tl.where(s[:, None] == split, 16 + 4 * j[None, :], RECV + 4 * (s[:, None] * SLEN + jj[None, :]))
+    parts = _load(REGION + dep, tl.where(m, offs, RECV))
     return tl.sum(tl.where(m, parts, 0.0), axis=0)
 
 
