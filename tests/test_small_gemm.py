@@ -469,7 +469,7 @@ def _counters(dev):
 
 
 @pytest.mark.parametrize("M, cfg", [(1, {"BLOCK_K": 64, "SPLIT_K": 9}), (4, {"SPLIT_K": 8, "BLOCK_K": 128}), (11, {"SPLIT_K": 7, "USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64}),
-                                    (16, {"SPLIT_K": 64, "BLOCK_K": 16}),
+                                    (16, {"SPLIT_K": 64, "BLOCK_K": 16, "BLOCK_N": 8}),  # 567 programs (the heuristic's tile: 2268, 34 s on the CPU)
                                     (5, {"SPLIT_K": 6, "BLOCK_K": 64, "EARLY_LAUNCH": True, "PREFETCH": True})])
 def test_split_k_is_one_launch_and_leaves_its_counters_zero(M, cfg, monkeypatch):
     """One kernel launch, no reduce; every counter back at 0 after each call; the second call
@@ -632,15 +632,21 @@ def test_one_launch_split_k_replays_in_a_cuda_graph(warm_on_capture_stream):
                                           (3, 20, 1000, {"SPLIT_K": 64, "BLOCK_K": 32, "USE_DOT": False})])
 def test_bit_identical_run_to_run_and_with_pdl(M, N, K, cfg):
     """Two runs, and PDL on against off (and without the early launch and prefetch, and with PRELOAD
-    where a program has one K tile): the same bits. On the CPU PDL resolves to off, so the
-    comparison is trivially equal there; on an sm90+ GPU the PDL variants are different kernels."""
+    where a program has one K tile): the same bits. On the CPU PDL resolves to off, so only the two
+    runs are compared there; on an sm90+ GPU the PDL variants are different kernels."""
     _skip_cpu(K == 7168)
     x, w, _ = _data(M, N, K, torch.bfloat16, seed_of("det", M, N, K))
     a = lmkernels.ll_gemm(x, w, config=cfg, pdl=False)
     b = lmkernels.ll_gemm(x, w, config=cfg, pdl=False)
-    c = lmkernels.ll_gemm(x, w, config=cfg, pdl=True)
-    d = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, EARLY_LAUNCH=False, PREFETCH=False), pdl=True)
-    assert torch.equal(_bits(a), _bits(b)) and torch.equal(_bits(a), _bits(c)) and torch.equal(_bits(a), _bits(d))
+    assert torch.equal(_bits(a), _bits(b))
+    # elsewhere pdl=True resolves to off and reruns a's kernel (20 s at SPLIT_K 64 on the CPU): there
+    # only the heuristic's call runs it, whose plan the last assert reads
+    if ON_GPU or cfg is None:
+        c = lmkernels.ll_gemm(x, w, config=cfg, pdl=True)
+        assert torch.equal(_bits(a), _bits(c))
+    if ON_GPU:
+        d = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, EARLY_LAUNCH=False, PREFETCH=False), pdl=True)
+        assert torch.equal(_bits(a), _bits(d))
     if M == 1:
         e = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, PRELOAD=True), pdl=True)
         assert torch.equal(_bits(a), _bits(e))
