@@ -597,7 +597,7 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     assert swapped == {"ll_gemm bf16->fp32 8x16x512": False, "ll_gemm fp8e4nv->fp32 8x16x512": False,
                        "ll_gemm fp16->fp16 16x64x256": True}, swapped
     # the cluster finish's bulk copies into peers' shared memory, in exactly the cluster cases (among
-    # them a 1 x 2 FMA tile: 2 fp32 elements, copies padded to 16 bytes, kernels/cluster.send_bytes)
+    # them a 1 x 2 FMA tile: 2 fp32 elements, copies padded to 16 bytes, kernels/cluster.slice_bytes)
     clustered = {r["case"].split(" split")[0]: r["cluster_copy"] for r in rows if r["target"] == "sm90" and r["cluster_copy"]}
     assert clustered == {"ll_gemm cluster bf16->fp32 8x16x512": True, "ll_gemm cluster fp8e4nv->bf16 16x16x1024": True,
                          "ll_gemm cluster bf16->bf16 16x2x256": True, "ll_gemm cluster bf16->fp32 1x2x256": True}, clustered

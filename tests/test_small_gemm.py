@@ -18,6 +18,9 @@ Bit-exact (0 ulp): two runs of one call (split-K included), PDL on against off, 
 prefetch variant against the plain one (they change when kernels start, never the arithmetic).
 """
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -28,7 +31,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lmkernels
 from lmkernels import reference as ref
-from lmkernels.kernels.cluster import recv_offset, region_bytes, send_bytes, slice_bytes, slice_len
+from lmkernels.kernels.cluster import recv_offset, region_bytes, slice_bytes, slice_len
 from lmkernels.ops import small_gemm as sg
 from lmkernels.runtime import scratch
 from lmkernels.verify import fp8_acc_rel, fp8_mm_bound, ll_gemm_error
@@ -208,6 +211,13 @@ def _cluster_cfg(bm, bn, bk, split, dot, swap, chains, stages):
             "PREFETCH": True, "EARLY_LAUNCH": True, "PRELOAD": False}
 
 
+def send_bytes(tile, splits, rank):
+    """The host's statement of the copy-size rule (kernels/cluster.slice_bytes is the kernels'): rank
+    `rank`'s slice of a `tile`-element tile, clipped to the tile, rounded up to 16 bytes; 0 past it."""
+    n = min(slice_len(tile, splits), tile - rank * slice_len(tile, splits))
+    return 0 if n <= 0 else (n + 3) // 4 * 16
+
+
 def test_cluster_byte_layout_suits_bulk_copies():
     """cp.async.bulk needs 16-byte aligned addresses and 16-byte multiple sizes, or the copy never
     completes its mbarrier and the cluster hangs (a 1 x 2 FMA tile at M = 1, T = 2, did on the H100
@@ -238,8 +248,8 @@ def _slice_bytes_kernel(out_ptr, TILE: tl.constexpr, SPLITS: tl.constexpr):
 @pytest.mark.parametrize("splits", (2, 3, 5, 7, 8, 16))
 def test_cluster_runtime_slice_bytes_match_the_layout(splits):
     """The finish computes each peer's copy size at run time (kernels/cluster.slice_bytes: its peers'
-    ranks are runtime values, r = i + (i >= split)); the mbarriers and the layout test above use the
-    host's send_bytes. Both must agree for every rank, or a wait expects bytes that never come (a
+    ranks are runtime values, r = i + (i >= split)); the layout test above checks the host's
+    statement of the rule (send_bytes). Both must agree for every rank, or a wait expects bytes that never come (a
     trap) or completes early (a sum of stale slices). Run as a kernel on the test's device."""
     for tile in (1, 2, 3, 4, 5, 7, 8, 16, 100, 128, 255, 256, 1000, 2048):
         out = torch.full((16,), -1, dtype=torch.int32, device=DEVICE)
@@ -1129,9 +1139,6 @@ def test_cluster_wait_traps_instead_of_hanging():
     subprocesses (a trap ends the CUDA context): tests/cluster_wait_probe.py with the copies sent
     gives the sums 2 j + 12 (the control: the same kernel and launch work), without them it must
     fail within its 20 ms limit plus start-up, far below the 120 s allowed here."""
-    import os
-    import subprocess
-    import sys
     probe = os.path.join(os.path.dirname(__file__), "cluster_wait_probe.py")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     ok = subprocess.run([sys.executable, probe, "send"], capture_output=True, text=True, timeout=120, env=env)

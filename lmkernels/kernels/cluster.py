@@ -37,10 +37,11 @@ programs):
      compute-sanitizer's memcheck stops on it ("not located in remote CTA", session 36). What the
      H100 showed (session 37, probe_cluster_send_order.md): rank order matters, every sender feeding
      rank 0 first, then rank 1, ... (likely because low ranks then finish their sums while the
-     copies to high ranks still fly); the rotated order split + 1, split + 2, ... ran 1.01-1.09x the time (+0.23 µs at
-     7168 x 384 M = 8), with or without the self-copy; skipping self in rank order by a runtime test
-     on each copy ran 1.02-1.09x (ptxas wrapped each copy in an ELECT loop and re-read %ctaid for
-     it). This form, rank order with no test, runs 0.96-0.99x the self-copying finish.
+     copies to high ranks still fly); the rotated order split + 1, split + 2, ... ran 1.01-1.09x
+     the time (+0.23 µs at 7168 x 384 M = 8), with or without the self-copy; skipping self in rank
+     order by a runtime test on each copy ran 1.02-1.09x (ptxas wrapped each copy in an ELECT loop
+     and re-read %ctaid for it). This form, rank order with no test, runs 0.96-0.99x the
+     self-copying finish.
   4. wait: until this CTA's mbarrier phase 0 completes (the S - 1 peer slices landed), then sum the
      S partials of its slice (row `split` from the staged tile, the others from RECV) over the split
      axis in one tl.sum (a fixed tree: bit-identical run to run) and run the epilogue on the slice's
@@ -74,16 +75,6 @@ def recv_offset(tile):
     whose room is rounded up to 4 elements (a 16-byte multiple: bulk copies need 16-byte aligned
     addresses and sizes)."""
     return 16 + 4 * ((tile + 3) // 4 * 4)
-
-
-@triton.constexpr_function
-def send_bytes(tile, splits, rank):
-    """Bytes every peer copies to `rank` (and what `rank`'s mbarrier expects from each of its S - 1
-    peers): its slice, clipped to the tile and rounded up to 16 bytes (the padding is the staged
-    tile's spare room, read but masked out by cluster_slice's `valid`); 0 for ranks past the tile.
-    slice_bytes is the same for a runtime rank."""
-    n = min(slice_len(tile, splits), tile - rank * slice_len(tile, splits))
-    return 0 if n <= 0 else (n + 3) // 4 * 16
 
 
 @triton.constexpr_function
@@ -170,7 +161,10 @@ def _relaxed_sync(dep):
 
 @triton.jit
 def slice_bytes(rank, TILE: tl.constexpr, SPLITS: tl.constexpr):
-    """send_bytes(TILE, SPLITS, rank) for a runtime rank (a scalar or a tensor of ranks)."""
+    """Bytes every peer copies to `rank` (a runtime scalar or tensor of ranks), and what `rank`'s
+    mbarrier expects from each of its S - 1 peers: its slice, clipped to the tile and rounded up to
+    16 bytes (the padding is the staged tile's spare room, read but masked out by cluster_slice's
+    `valid`); 0 for ranks past the tile (_send then copies nothing)."""
     SLEN: tl.constexpr = slice_len(TILE, SPLITS)
     return (tl.minimum(tl.maximum(TILE - rank * SLEN, 0), SLEN) + 3) // 4 * 16
 
