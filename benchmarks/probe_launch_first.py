@@ -32,12 +32,10 @@ from __future__ import annotations
 import json
 import sys
 
-import torch
+from probe_wait_ab import point_us
 
 import lmkernels
-from lmkernels.bench.harness import graph_us, n_input_sets
 from lmkernels.bench.small_gemm import MS, ROUTERS
-from lmkernels.tuning.ll_gemm import operands
 
 FP8 = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128)]  # K >= 4096 with a table
 
@@ -48,12 +46,7 @@ def main() -> int:
     config = {"EARLY_LAUNCH": False} if "late" in sys.argv[2:] else None
     points = [(K, N, M, "bf16") for K, N in ROUTERS for M in MS] + [(K, N, M, "fp8") for K, N in FP8 for M in (1, 16)]
     for K, N, M, tag in points:
-        itemsize = 1 if tag == "fp8" else 2
-        sets = [operands(M, N, K, tag, "cuda", 700 + i) for i in range(n_input_sets(N * K * itemsize))]
-        calls = [lambda s=s: lmkernels.ll_gemm(s[0], s[1], x_scale=s[2], w_scale=s[3], config=config) for s in sets]
-        res[f"{tag} {K}x{N} M={M}"] = round(min(graph_us(calls) for _ in range(2)), 3)
-        del sets, calls
-        torch.cuda.empty_cache()
+        res[f"{tag} {K}x{N} M={M}"] = point_us(K, N, M, tag, config)
     print(json.dumps(res), flush=True)
     return 0
 

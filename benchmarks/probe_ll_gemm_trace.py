@@ -57,12 +57,13 @@ from __future__ import annotations
 
 import statistics
 
-import torch
+import sys
 
-import lmkernels
-from lmkernels.bench.harness import graph_us, n_input_sets
+import torch
+from probe_wait_ab import router_calls
+
+from lmkernels.bench.harness import graph_us
 from lmkernels.ops import small_gemm as ops
-from lmkernels.tuning.ll_gemm import operands
 
 POINTS = [(4096, 8, 1, "bf16"), (7168, 256, 1, "bf16"), (7168, 256, 4, "bf16"), (7168, 256, 8, "bf16"),
           (7168, 256, 16, "bf16"), (7168, 384, 4, "bf16"), (7168, 384, 8, "bf16"), (7168, 384, 16, "bf16"),
@@ -119,10 +120,7 @@ def med(v):
 
 
 def trace_point(K, N, M, tag, rotated=True, config=None):
-    itemsize = 1 if tag == "fp8" else 2
-    n_sets = n_input_sets(N * K * itemsize) if rotated else 1
-    sets = [operands(M, N, K, tag, "cuda", 700 + i) for i in range(n_sets)]
-    calls = [lambda s=s: lmkernels.ll_gemm(s[0], s[1], x_scale=s[2], w_scale=s[3], config=config) for s in sets]
+    calls = router_calls(K, N, M, tag, config, rotated)
     ops.TRACE = None
     plain = min(graph_us(calls) for _ in range(2))
     seq = (calls * -(-CALLS // len(calls)))[:CALLS]
@@ -210,7 +208,7 @@ def trace_point(K, N, M, tag, rotated=True, config=None):
         row[k] = (med(m), med(x))
     for k, v in cph.items():
         row["cyc_" + k] = med(v)
-    del graph, buf, sets, calls, seq
+    del graph, buf, calls, seq
     torch.cuda.empty_cache()
     return row
 
@@ -223,7 +221,6 @@ def main() -> int:
     print("| point | progs | plain µs | traced µs | period | release | after wait | prog | wait | loop | finish | "
           "epilogue | loop kcyc | finish kcyc | epi kcyc | tick ns | SMs | most a SM | loop kcyc sharing / alone |")
     print("|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
-    import sys
     runs = {"variants": VARIANTS, "chains": CHAINS, "rows": ROWS, "l2": L2}.get((sys.argv[1:] or [""])[0], [(p, True, None) for p in POINTS])
     for (K, N, M, tag), rotated, config in runs:
         r = trace_point(K, N, M, tag, rotated, config)

@@ -37,17 +37,29 @@ POINTS = [(5120, 128, 8, "bf16"), (5120, 128, 16, "bf16"), (7168, 384, 8, "bf16"
           (7168, 256, 8, "fp8"), (7168, 384, 16, "fp8"), (5120, 128, 8, "fp8"), (5120, 128, 16, "fp8")]
 
 
+def router_calls(K: int, N: int, M: int, tag: str, config: dict | None = None, rotated: bool = True) -> list:
+    """One ll_gemm call a fresh input set, as bench small_gemm rotates them (past L2), or one set;
+    the A/B probes and probe_ll_gemm_trace.py build their points with it."""
+    n_sets = n_input_sets(N * K * (1 if tag == "fp8" else 2)) if rotated else 1
+    sets = [operands(M, N, K, tag, "cuda", 700 + i) for i in range(n_sets)]
+    return [lambda s=s: lmkernels.ll_gemm(s[0], s[1], x_scale=s[2], w_scale=s[3], config=config) for s in sets]
+
+
+def point_us(K: int, N: int, M: int, tag: str, config: dict | None = None) -> float:
+    """The best of two CUDA-graph medians (µs a call) over router_calls' rotated sets."""
+    calls = router_calls(K, N, M, tag, config)
+    us = round(min(graph_us(calls) for _ in range(2)), 3)
+    del calls
+    torch.cuda.empty_cache()
+    return us
+
+
 def main() -> int:
     res = {"label": sys.argv[1], "package": lmkernels.__file__}
     for K, N, M, tag in POINTS:
         if sys.argv[2:] and f"{tag} {K}x{N} M={M}" not in sys.argv[2:]:
             continue
-        itemsize = 1 if tag == "fp8" else 2
-        sets = [operands(M, N, K, tag, "cuda", 700 + i) for i in range(n_input_sets(N * K * itemsize))]
-        calls = [lambda s=s: lmkernels.ll_gemm(s[0], s[1], x_scale=s[2], w_scale=s[3]) for s in sets]
-        res[f"{tag} {K}x{N} M={M}"] = round(min(graph_us(calls) for _ in range(2)), 3)
-        del sets, calls
-        torch.cuda.empty_cache()
+        res[f"{tag} {K}x{N} M={M}"] = point_us(K, N, M, tag)
     print(json.dumps(res), flush=True)
     return 0
 
