@@ -199,8 +199,9 @@ for mode in available_modes():
 # at an odd offset, the heuristic (whole K rows at M = 1, one-launch split-K at M = 16) and explicit FMA /
 # dot / split-K configs, PDL with and without the early launch and the L2 prefetch (whose predicated-off
 # addresses must not fault), PRELOAD, split-K in two launches, DOT_CHAINS (split-K and one K tile),
-# SWAP_AB (64 weight rows; 8 rows, M tiled at M = 16, and at M <= 8 below); fp8 with odd K where the
-# GPU has it
+# SWAP_AB (64 weight rows; 8 rows, M tiled at M = 16, and at M <= 8 below), the weight prefetched as one
+# bulk request a row (BULK_PREFETCH: rows 2 bytes off 16, one element long at K = 5); fp8 with odd K where
+# the GPU has it
 fp8_ll = torch.version.hip or torch.cuda.get_device_capability() >= (8, 9)
 for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,):
     for M, N, K in ((1, 1, 17), (16, 1, 2047), (1, 256, 7169), (16, 3, 1001), (16, 384, 5)):
@@ -216,7 +217,9 @@ for dt in (torch.bfloat16, torch.float8_e4m3fn) if fp8_ll else (torch.bfloat16,)
                     {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 64, "DOT_CHAINS": 8},
                     {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 3},
                     {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 5,
-                     "DOT_CHAINS": 4}):
+                     "DOT_CHAINS": 4},
+                    {"PREFETCH": True, "BULK_PREFETCH": True},
+                    {"USE_DOT": False, "SPLIT_K": 3, "BLOCK_K": 64, "BLOCK_N": 2, "PREFETCH": True, "BULK_PREFETCH": True}):
             lmkernels.ll_gemm(x, w, bias=bias, x_scale=s[0], w_scale=s[1], config=cfg)
             lmkernels.ll_gemm(x, w, out_dtype=torch.bfloat16, x_scale=s[0], w_scale=s[1], config=cfg, pdl=False)
     # whole-K FMA rows (2 <= M <= 8): masked rows of BLOCK_M (3 of 4, 5 of 8), an odd N past the last

@@ -107,6 +107,9 @@ def _tune_parser(sub) -> None:
     g.add_argument("--dtype", nargs="+", choices=("bf16", "fp16", "fp8"), required=True,
                    help="operand dtype(s); several are tuned one after the other")
     g.add_argument("--m", type=_ll_gemm_ms, metavar="M,M,...", help="the M buckets, each <= 16 (default 1,2,4,8,16)")
+    g.add_argument("--prefetch-form-only", action="store_true",
+                   help="no search: time each tuned entry's L2 prefetch in both forms (BULK_PREFETCH) and keep "
+                        "the faster (the last step of a search, for tables written before it)")
     for p in (s, g):
         p.add_argument("--nk", type=parse_pair, nargs="+", required=True, metavar="N,K",
                        help="weight shapes, N (output features) and K (input features), e.g. 4096,14336")

@@ -49,6 +49,7 @@ def compile_one(name, fn, sig, consts, attrs, target, warps, **options):
                         "wgmma_in_flight": bool(re.search(r"wgmma\.wait_group\.sync\.aligned [1-9]", asm)),
                         "wgmma_waits": sorted(set(re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", asm))),
                         "prefetch": "prefetch.global.L2" in asm, "setmaxnreg": "setmaxnreg" in asm,
+                        "bulk_prefetch": "cp.async.bulk.prefetch.L2.global" in asm,
                         "tma_store": "cp.async.bulk.tensor.2d.global.shared" in asm,
                         "cluster_copy": "cp.async.bulk.shared::cluster.shared::cta" in asm and "mapa.shared::cluster" in asm,
                         "bounded_wait": bool(re.search(r"mov\.u64 %?\w+, %globaltimer", asm)) and bool(re.search(r"\btrap;", asm)),
@@ -384,7 +385,7 @@ for target in TARGETS:
                   "HAS_SCALE": scaled, "USE_PDL": pdl, "EARLY_LAUNCH": early and pdl, "PREFETCH": pre and pdl,
                   "ONE_LAUNCH": one, "PRELOAD": split == 14 and dot, "M_TILED": bm in (2, 8) and dt == "bf16",
                   "DOT_CHAINS": 4 if dot and bk >= 256 and bn != 64 else 1,
-                  "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16"), "CLUSTER": False}
+                  "SWAP_AB": dot and (bm == 8 or bn == 64 and od == "fp16"), "CLUSTER": False, "BULK_PREFETCH": False}
         sig.update({k: "constexpr" for k in consts})
         compile_one(f"ll_gemm {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} early={early and pdl} "
                     f"prefetch={pre and pdl} one_launch={one} preload={split == 14 and dot} m_tiled={consts['M_TILED']} "
@@ -401,12 +402,29 @@ for target in TARGETS:
                    "stride_wn": "i32", "k_chunk": "i32"}
             consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": True,
                       "HAS_SCALE": scaled, "USE_PDL": True, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": False,
-                      "PRELOAD": False, "M_TILED": bm == 8, "DOT_CHAINS": chains, "SWAP_AB": swap, "CLUSTER": True}
+                      "PRELOAD": False, "M_TILED": bm == 8, "DOT_CHAINS": chains, "SWAP_AB": swap, "CLUSTER": True,
+                      "BULK_PREFETCH": False}
             sig.update({k: "constexpr" for k in consts})
             compile_one(f"ll_gemm cluster {dt}->{od} {bm}x{bn}x{bk} split={split} dot={dot} swap={swap} prefetch=True "
                         f"pdl=True",
                         _ll_gemm_kernel, sig, consts, {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)},
                         target, 4, num_stages=stages)
+        # the weight prefetched as one copy-engine request a row (BULK_PREFETCH): the M = 1 FMA router
+        # and the transposed split-K dot tile, M tiled, in one launch (the counter finish)
+        for dt, bm, bn, bk, split, dot in (("bf16", 1, 4, 8192, 1, False), ("fp8e4nv", 8, 16, 512, 5, True)):
+            scaled = dt == "fp8e4nv"
+            sig = {"x_ptr": f"*{dt}", "w_ptr": f"*{dt}", "out_ptr": "*fp32", "part_ptr": "*fp32",
+                   "count_ptr": "*i32" if split > 1 else "*fp32", "bias_ptr": "*fp32" if scaled else f"*{dt}",
+                   "xs_ptr": "*fp32" if scaled else f"*{dt}", "ws_ptr": "*fp32" if scaled else f"*{dt}", "M": "i32",
+                   "N": "i32", "K": "i32", "stride_xm": "i32", "stride_wn": "i32", "k_chunk": "i32"}
+            consts = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": dot, "HAS_BIAS": False,
+                      "HAS_SCALE": scaled, "USE_PDL": True, "EARLY_LAUNCH": True, "PREFETCH": True,
+                      "ONE_LAUNCH": split > 1, "PRELOAD": False, "M_TILED": dot, "DOT_CHAINS": 4 if dot else 1,
+                      "SWAP_AB": dot, "CLUSTER": False, "BULK_PREFETCH": True}
+            sig.update({k: "constexpr" for k in consts})
+            compile_one(f"ll_gemm {dt}->fp32 {bm}x{bn}x{bk} split={split} dot={dot} prefetch=bulk pdl=True",
+                        _ll_gemm_kernel, sig, consts, {(i,): D16 for i in (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)},
+                        target, 16 if bk == 8192 else 4, num_stages=1 if bk == 8192 else 3)
     for rpdl in ((False, True) if pdl else (False,)):
         sig = {"ws_ptr": "*fp32", "out_ptr": "*fp32", "bias_ptr": "*bf16", "xs_ptr": "*bf16", "wsc_ptr": "*bf16",
                "M": "i32", "N": "i32"}
@@ -419,7 +437,7 @@ print(json.dumps(results))
 
 
 SCALED_MM_ROWS = {"sm90": 14 + 2 + 7 + 6, "sm80": 3 + 2, "gfx942": 3 + 2}  # sm90: + the Gluon kernels
-LL_GEMM_ROWS = {"sm90": 11 + 4 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case; sm90: 4 in clusters
+LL_GEMM_ROWS = {"sm90": 11 + 4 + 2 + 2, "sm80": 7 + 1, "gfx942": 11 + 1}  # sm80: no fp8 case; sm90: 4 in clusters, 2 bulk
 
 
 def _fp8_refused(row) -> bool:
@@ -576,6 +594,7 @@ def test_ll_gemm_pdl_prefetch_and_wide_loads(compiled):
     for r in rows:
         assert r["gdc"] == ("pdl=True" in r["case"]), r["case"]
         assert r["prefetch"] == ("prefetch=True" in r["case"]), r["case"]
+        assert r["bulk_prefetch"] == ("prefetch=bulk" in r["case"]), r["case"]  # BULK_PREFETCH: no line prefetch
         if "dot=True" in r["case"]:
             # but the 8-row transposed tile on gfx942, which Triton 3.6 lowers to FMAs (no MFMA with
             # an N of 8): the heuristic keeps it off HIP (ops/small_gemm._dot_split_config)

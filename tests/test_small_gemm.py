@@ -157,7 +157,14 @@ CONFIGS = [{"USE_DOT": False, "BLOCK_N": 4, "BLOCK_K": 128}, {"USE_DOT": True, "
            {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 9,
             "PRELOAD": True, "DOT_CHAINS": 2},
            {"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 2,
-            "ONE_LAUNCH": False, "num_stages": 3}]
+            "ONE_LAUNCH": False, "num_stages": 3},
+           # the weight prefetched as one bulk request a row (sm90 with PDL; K = 1039 leaves the rows
+           # 2078 bytes apart, so the requests' 16-byte rounding matters), 32-row tiles past N = 48
+           # (rows 48-63 ask for nothing), and whole K rows of FMAs
+           {"USE_DOT": True, "BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 64, "SPLIT_K": 6, "PREFETCH": True,
+            "BULK_PREFETCH": True},
+           {"USE_DOT": False, "BLOCK_N": 4, "SPLIT_K": 1, "BLOCK_K": 2048, "num_warps": 16, "PREFETCH": True,
+            "BULK_PREFETCH": True}]
 
 # the same transposed with 8 rows, which serve M <= 8 only
 SWAP8_CONFIGS = [{"USE_DOT": True, "SWAP_AB": True, "BLOCK_M": 8, "BLOCK_N": 16, "BLOCK_K": 256, "SPLIT_K": 3,
@@ -325,6 +332,26 @@ def test_overrides_of_a_cluster_entry(keys, cluster):
             sg.check_config(merged, 4)
     else:
         assert sg.check_config(merged, 4)["CLUSTER"] is cluster
+
+
+def test_bulk_prefetch_key():
+    """BULK_PREFETCH (session 39) is the form of PREFETCH: left out it is False (the tables before
+    it); an override that turns PREFETCH off drops it unless it names it; FMA rows over a dot entry
+    keep it; the kernel gets it only where the prefetch runs (with PDL: sm90+, never on the CPU)."""
+    base = sg.check_config(dict(_cluster_cfg(8, 16, 512, 7, True, True, 4, 3), BULK_PREFETCH=True), 4)
+    assert sg.check_config({k: v for k, v in base.items() if k != "BULK_PREFETCH"}, 4)["BULK_PREFETCH"] is False
+    assert sg.check_config(sg._merge_config(base, {"PREFETCH": False}, 4), 4)["BULK_PREFETCH"] is False
+    assert sg.check_config(sg._merge_config(base, {"SPLIT_K": 3}, 4), 4)["BULK_PREFETCH"] is True
+    rows = sg.check_config(sg._merge_config(base, {"USE_DOT": False, "BLOCK_N": 2, "BLOCK_K": 256}, 4), 4)
+    assert rows["BULK_PREFETCH"] is True and rows["SWAP_AB"] is False
+    with pytest.raises(ValueError, match=r"config\['BULK_PREFETCH'\]=True needs PREFETCH=True"):
+        sg.check_config(sg._merge_config(base, {"PREFETCH": False, "BULK_PREFETCH": True}, 4), 4)
+    dev = torch.cuda.current_device() if ON_GPU else -1
+    for pdl in (False, True):
+        plan = sg._make_plan(4, 48, 4096, torch.bfloat16, torch.float32, None, False, dev, pdl, base)
+        # on the CPU (and before sm90) resolve_pdl turns PDL off whatever is asked, and the prefetch with it
+        assert plan[9] is (pdl and sg.resolve_pdl(True, dev))
+        assert plan[2][-1] is plan[9] and plan[2][9] is plan[9]
 
 
 def test_cluster_config_is_checked_and_falls_back(monkeypatch):
@@ -660,6 +687,8 @@ def test_bit_identical_run_to_run_and_with_pdl(M, N, K, cfg):
     if ON_GPU:
         d = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, EARLY_LAUNCH=False, PREFETCH=False), pdl=True)
         assert torch.equal(_bits(a), _bits(d))
+        f = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, PREFETCH=True, BULK_PREFETCH=True), pdl=True)
+        assert torch.equal(_bits(a), _bits(f))
     if M == 1:
         e = lmkernels.ll_gemm(x, w, config=dict(cfg or {}, PRELOAD=True), pdl=True)
         assert torch.equal(_bits(a), _bits(e))
@@ -751,6 +780,10 @@ BAD = [
      ValueError, r"4 x 64 x 2048 over 4 warps puts 4096 fp32 products on a thread; at most 128"),
     ("config bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": 1}}), ValueError,
      r"config\['PREFETCH'\]=1 must be a bool"),
+    ("config bulk bool", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"BULK_PREFETCH": "yes"}}), ValueError,
+     r"config\['BULK_PREFETCH'\]='yes' must be a bool"),
+    ("config bulk alone", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"PREFETCH": False, "BULK_PREFETCH": True}}),
+     ValueError, r"config\['BULK_PREFETCH'\]=True needs PREFETCH=True"),
     ("config chains pow2", lambda: ((_bf(2, 64), _bf(8, 64)), {"config": {"USE_DOT": True, "BLOCK_M": 16,
                                                                          "BLOCK_N": 16, "DOT_CHAINS": 3}}),
      ValueError, r"config\['DOT_CHAINS'\]=3 must be a power of two in \[1, 8\]"),

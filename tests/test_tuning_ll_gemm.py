@@ -184,6 +184,65 @@ def test_run_cli_and_the_m_limit(tmp_path, capsys):
     assert "M <= 16" in capsys.readouterr().err
 
 
+def bulk_faster(fake):
+    """A timer for fake: a config's line form at fake_us, its bulk form (BULK_PREFETCH) 0.5 µs less."""
+    def timer(calls, reps):
+        if not hasattr(calls[0], "keywords"):
+            return fake.timer(calls, reps)
+        cfg = calls[0].keywords["config"]
+        fake.timed.append(calls[0].args[0].shape[0])
+        return fake_us(dict(cfg, BULK_PREFETCH=False)) - (0.5 if cfg.get("BULK_PREFETCH") else 0.0)
+    return timer
+
+
+def test_the_winner_takes_the_faster_prefetch_form(tmp_path):
+    """Where PDL runs (bulk_prefetch), a prefetching winner is timed against its BULK_PREFETCH twin in
+    interleaved rounds and the faster form kept, if it passes the reference; both times are recorded.
+    Fake times: the bulk form 0.5 µs faster, except where it is wrong (then the line form stays)."""
+    fake = Fake(bulk_prefetch=True)
+    fake.target.timer = bulk_faster(fake)
+    run(fake, tmp_path, ms=(1, 2))
+    data = load(tmp_path)
+    for M in (1, 2):
+        win = winner(M)
+        assert win["PREFETCH"]  # the router-shaped winners prefetch (else nothing to decide)
+        assert data[str(M)] == dict(win, BULK_PREFETCH=True)
+        rec = data["_meta"]["measured"][str(M)]
+        assert rec["prefetch_forms"] == {"line": round(fake_us(win), 3), "bulk": round(fake_us(win) - 0.5, 3)}
+        assert rec["us"] == rec["prefetch_forms"]["bulk"]
+    assert "bulk" in t.describe(data["1"])
+    # a bulk twin off the reference: the line form stays, its time still recorded
+    bad = Fake(bad={t.describe(dict(winner(2), BULK_PREFETCH=True))}, bulk_prefetch=True)
+    bad.target.timer = fake.target.timer
+    run(bad, tmp_path / "bad", ms=(2,))
+    data = load(tmp_path / "bad")
+    assert data["2"] == winner(2) and data["_meta"]["measured"]["2"]["us"] == round(fake_us(winner(2)), 3)
+
+
+def test_prefetch_form_only_rechecks_written_tables(tmp_path):
+    """--prefetch-form-only: no search, each written entry timed in both forms; the search's fields
+    stay (its seconds as search_seconds), an M the file lacks is refused."""
+    run(Fake(), tmp_path, ms=(1, 2))  # tuned without the step (a CPU target: no PDL)
+    before = load(tmp_path)
+    fake = Fake(bulk_prefetch=True)
+    fake.target.timer = bulk_faster(fake)
+    args = argparse.Namespace(nk=[(64, 512)], dtype=["bf16"], m=[1, 2], out=str(tmp_path), max_minutes=None,
+                              force=False, compile_workers=0, prefetch_form_only=True)
+    assert t.run_cli(args, target=fake.target) == 0
+    after = load(tmp_path)
+    for M in ("1", "2"):
+        assert after[M] == dict(sg.check_config(before[M], int(M)), BULK_PREFETCH=True)
+        old, new = before["_meta"]["measured"][M], after["_meta"]["measured"][M]
+        assert new["search_seconds"] == old["seconds"] and new["candidates"] == old["candidates"]
+        assert new["heuristic_us"] == old["heuristic_us"] and new["us"] == new["prefetch_forms"]["bulk"]
+    assert set(fake.timed) == {1, 2}  # the entries only: no candidates, no cuBLAS
+    fake.timed.clear()
+    assert t.run_cli(args, target=fake.target) == 0 and fake.timed == [] and load(tmp_path) == after  # done: kept
+    args.m = [4]
+    with pytest.raises(ValueError, match="no entry for M=4 to recheck"):
+        t.run_cli(args, target=fake.target)
+
+
 # ---- the real op, interpreted -------------------------------------------------------------------
 
 def test_tunes_the_real_op_and_its_winner_passes_the_reference(tmp_path):

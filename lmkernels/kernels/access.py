@@ -375,3 +375,28 @@ def prefetch_rows_l2(ptr, row0, n_rows, n_cols, stride_r, BLOCK_R: tl.constexpr,
     prefetch_l2(ptr + rows.to(tl.int64)[:, None] * stride_r + cols[None, :],
                 (rows < n_rows)[:, None] & (cols < n_cols)[None, :])
 
+
+
+@triton.jit
+def _bulk_prefetch_l2(lo, hi, who):
+    """Thread `who` of the CTA hands the copy engine one request for the bytes [lo, hi), lo rounded
+    up and hi down to 16 bytes (cp.async.bulk's unit; a row loses at most 30 bytes of a hint), none
+    where that leaves nothing. sm90+ (PTX 8.0)."""
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p, q; .reg .u32 t, n; .reg .u64 a, e, d; mov.u32 t, %tid.x; setp.eq.u32 p, t, $3; "
+        "add.u64 a, $1, 15; and.b64 a, a, 0xFFFFFFFFFFFFFFF0; and.b64 e, $2, 0xFFFFFFFFFFFFFFF0; "
+        "sub.s64 d, e, a; setp.gt.s64 q, d, 0; and.pred p, p, q; cvt.u32.u64 n, d; "
+        "@p cp.async.bulk.prefetch.L2.global [a], n; mov.u32 $0, 0; }",
+        "=r,l,l,r", [lo, hi, who], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def prefetch_rows_bulk_l2(ptr, row0, n_rows, stride_r, c_lo, c_hi, BLOCK_R: tl.constexpr):
+    """prefetch_span_l2's bytes asked for another way: columns [c_lo, c_hi) of rows row0 .. row0 +
+    BLOCK_R - 1 (those < n_rows) as ONE cp.async.bulk.prefetch.L2 a row, issued by lanes 0-31 of the
+    first warp; the copy engine walks the row. sm90+ only (the host sets it where PDL runs). Neither
+    form wins everywhere: against the line prefetches, ll_gemm's router calls ran 0.90-1.16x
+    (results/h100/probe_bulk_prefetch.md), so it is a tuned config key (BULK_PREFETCH)."""
+    for r in range(BLOCK_R):
+        row = ptr + (row0 + r).to(tl.int64) * stride_r
+        _bulk_prefetch_l2(row + c_lo, tl.where(row0 + r < n_rows, row + c_hi, row + c_lo), r % 32)

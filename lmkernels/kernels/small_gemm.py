@@ -83,6 +83,10 @@ every 128-byte line of its [BLOCK_N, k_chunk] block (prefetch.global.L2: no regi
 data, so nothing read can be stale; L2 is the GPU's point of coherence, so a write by the previous
 kernel lands in the same lines). The weight is the whole cost at M <= 16 and never depends on the
 previous kernel, so its HBM read overlaps that kernel's tail, and the loads after the wait hit L2.
+BULK_PREFETCH (with PREFETCH; a tuned config key, session 39): the same bytes asked for as one
+cp.async.bulk.prefetch.L2 a weight row instead, which the copy engine walks. Neither form wins
+everywhere (router calls at 0.90-1.16x the line form: results/h100/probe_bulk_prefetch.md): the
+tuner times its winner both ways.
 Every program that runs an epilogue reads the scales and its bias early (_epilogue_operands):
 right after the wait, beside the weight, or for the FMA rows (ROWS3) between the K loop and the
 reduction; never after the reduction. They are NOT prefetched before the wait: that cost fp8
@@ -93,7 +97,7 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..runtime.device import is_interpreter
-from .access import prefetch_span_l2
+from .access import prefetch_rows_bulk_l2, prefetch_span_l2
 from .cluster import cluster_arm, cluster_done, cluster_slice, cluster_sum
 from .split_k import last_to_arrive
 
@@ -239,7 +243,8 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
                     USE_DOT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
                     USE_PDL: tl.constexpr, EARLY_LAUNCH: tl.constexpr, PREFETCH: tl.constexpr,
                     ONE_LAUNCH: tl.constexpr, PRELOAD: tl.constexpr, M_TILED: tl.constexpr,
-                    DOT_CHAINS: tl.constexpr, SWAP_AB: tl.constexpr, CLUSTER: tl.constexpr):
+                    DOT_CHAINS: tl.constexpr, SWAP_AB: tl.constexpr, CLUSTER: tl.constexpr,
+                    BULK_PREFETCH: tl.constexpr):
     """x [M, K] (row stride stride_xm), weight [N, K] (row stride stride_wn), both K-contiguous,
     out [M, N] contiguous. Split s covers K columns [s k_chunk, (s + 1) k_chunk), k_chunk a multiple
     of BLOCK_K, so only the tile ending at K is partial (masked, zero-filled).
@@ -300,7 +305,10 @@ def _ll_gemm_kernel(x_ptr, w_ptr, out_ptr, part_ptr, count_ptr, bias_ptr, xs_ptr
             w_first = _w_tile(w_rows, mask_n, k_lo + offs_k, k_hi)
     if USE_PDL:
         if PREFETCH and not PRELOAD:
-            prefetch_span_l2(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
+            if BULK_PREFETCH:  # one copy-engine request a weight row
+                prefetch_rows_bulk_l2(w_ptr, n_tile * BLOCK_N, N, stride_wn, k_lo, k_hi, BLOCK_N)
+            else:  # one prefetch a 128-byte line, from every thread
+                prefetch_span_l2(w_rows, mask_n, k_lo, k_hi, BLOCK_K)
         gdc_wait()
         if EARLY_LAUNCH:
             gdc_launch_dependents()

@@ -48,10 +48,11 @@ DENSE_N = 2048
 _Tensor, _Dtype, _F32 = torch.Tensor, torch.dtype, torch.float32
 
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "USE_DOT", "num_warps", "num_stages", "EARLY_LAUNCH",
-               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "SWAP_AB", "CLUSTER")
-# keys a config may leave out, and their values: DOT_CHAINS (session 28), SWAP_AB (session 33) and
-# CLUSTER (session 34) came after the first tables, whose entries mean one chain, unswapped, no cluster
-CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
+               "PREFETCH", "ONE_LAUNCH", "PRELOAD", "DOT_CHAINS", "SWAP_AB", "CLUSTER", "BULK_PREFETCH")
+# keys a config may leave out, and their values: DOT_CHAINS (session 28), SWAP_AB (session 33),
+# CLUSTER (session 34) and BULK_PREFETCH (session 39) came after the first tables, whose entries mean
+# one chain, unswapped, no cluster, the line prefetch
+CONFIG_DEFAULTS = {"DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False, "BULK_PREFETCH": False}
 # split counts a cluster can hold: 8 is the portable cluster size, 16 the H100's non-portable one
 CLUSTER_SPLITS = (2, 3, 4, 5, 6, 7, 8, 16)
 # split-K finishes in its one launch everywhere but HIP, which keeps the reduce kernel (kernels/small_gemm.py)
@@ -148,7 +149,8 @@ def _dense_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
     split, k_chunk = split_k(K, bk, min(split, MAX_SPLIT_K))
     return {"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False,
+            "BULK_PREFETCH": False}
 
 
 def _rows_config(M: int, N: int, K: int, elem_bytes: int, sms: int) -> dict:
@@ -210,7 +212,8 @@ def _rows(bm: int, bn: int, bk: int, warps: int, K: int) -> dict:
     step (pipelined in 2 stages when a program takes more than one), PREFETCH and EARLY_LAUNCH."""
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": 1, "USE_DOT": False, "num_warps": warps,
             "num_stages": 1 if bk >= K else 2, "EARLY_LAUNCH": True, "PREFETCH": True, "ONE_LAUNCH": True,
-            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
+            "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False,
+            "BULK_PREFETCH": False}
 
 
 def _cluster_rule(M: int, N: int, K: int) -> bool:
@@ -273,7 +276,7 @@ def _dot_split_config(M: int, N: int, K: int, elem_bytes: int, sms: int, cluster
     return {"BLOCK_M": 8 if swap else 16, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "USE_DOT": True,
             "num_warps": 4, "num_stages": 3 if k_chunk > bk else 1, "EARLY_LAUNCH": True, "PREFETCH": True,
             "ONE_LAUNCH": True, "PRELOAD": False, "DOT_CHAINS": 4 if bn == 16 and k_chunk > bk else 1,
-            "SWAP_AB": swap, "CLUSTER": cluster and split > 1}
+            "SWAP_AB": swap, "CLUSTER": cluster and split > 1, "BULK_PREFETCH": False}
 
 
 def _two_launch_config(N: int, K: int, sms: int) -> dict:
@@ -299,7 +302,8 @@ def _two_launch_config(N: int, K: int, sms: int) -> dict:
         block_k, split, k_chunk = block_k // 2, more, chunk
     return {"BLOCK_M": 16, "BLOCK_N": block_n, "BLOCK_K": block_k, "SPLIT_K": split, "USE_DOT": True, "num_warps": 4,
             "num_stages": 3 if k_chunk > block_k else 1, "EARLY_LAUNCH": False, "PREFETCH": False,
-            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False}
+            "ONE_LAUNCH": False, "PRELOAD": False, "DOT_CHAINS": 1, "SWAP_AB": False, "CLUSTER": False,
+            "BULK_PREFETCH": False}
 
 
 def split_k(K: int, block_k: int, split: int) -> tuple[int, int]:
@@ -318,14 +322,17 @@ def check_config(cfg: dict, M: int) -> dict:
     two); num_stages 1-6; an FMA tile at most MAX_FMA_PER_THREAD products a thread; USE_DOT, EARLY_LAUNCH, PREFETCH, ONE_LAUNCH, PRELOAD bools (ONE_LAUNCH is
     ignored on HIP, kernels/small_gemm.py says why); DOT_CHAINS 1-8 (a power of two; above 1 only
     with USE_DOT and BLOCK_K / DOT_CHAINS >= 16), 1 where left out (CONFIG_DEFAULTS); CLUSTER a bool
-    (False where left out) that needs ONE_LAUNCH and SPLIT_K <= 8 or 16 (_make_plan: where it runs)."""
+    (False where left out) that needs ONE_LAUNCH and SPLIT_K <= 8 or 16 (_make_plan: where it runs);
+    BULK_PREFETCH a bool (False where left out) that needs PREFETCH (kernels/small_gemm.py)."""
     unknown = sorted(set(cfg) - set(CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(f"config has unknown key(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
     cfg = {**cfg, **{k: v for k, v in CONFIG_DEFAULTS.items() if k not in cfg}}
-    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "SWAP_AB", "CLUSTER"):
+    for key in ("USE_DOT", "EARLY_LAUNCH", "PREFETCH", "ONE_LAUNCH", "PRELOAD", "SWAP_AB", "CLUSTER", "BULK_PREFETCH"):
         if type(cfg[key]) is not bool:
             raise ValueError(f"config[{key!r}]={cfg[key]!r} must be a bool")
+    if cfg["BULK_PREFETCH"] and not cfg["PREFETCH"]:
+        raise ValueError("config['BULK_PREFETCH']=True needs PREFETCH=True (it is the form of that prefetch)")
     dot = cfg["USE_DOT"]
     if cfg["SWAP_AB"] and not dot:
         raise ValueError("config['SWAP_AB']=True needs USE_DOT=True (it transposes the tl.dot tile)")
@@ -398,15 +405,17 @@ def _merge_config(base: dict, keys: dict, M: int) -> dict:
     """base with keys replaced. Keys asking for FMA rows (USE_DOT False) over a dot tile drop its
     DOT_CHAINS and SWAP_AB (CONFIG_DEFAULTS) unless they name them; keys that leave a CLUSTER base
     without a cluster-sized split in one launch (ONE_LAUNCH False, SPLIT_K 9-15 or above 16) drop
-    its CLUSTER unless they name it. Where base tiles M (BLOCK_M < M)
+    its CLUSTER unless they name it; PREFETCH False drops a BULK_PREFETCH it does not name. Where base tiles M (BLOCK_M < M)
     and keys ask for what cannot (split-K in two launches, a dot tile of more rows) without naming
     BLOCK_M, the program takes all M rows: BLOCK_M 16 for dot, next_pow2(M) for FMA rows, whose tile then gets more warps (to 16), then a shorter BLOCK_K, each only where
     keys leave it open, until it fits MAX_FMA_PER_THREAD (check_config refuses it otherwise)."""
     cfg = {**base, **keys}
     if not cfg["USE_DOT"]:  # FMA rows asked over a dot tile: its dot-only keys go, unless named
-        cfg.update({k: v for k, v in CONFIG_DEFAULTS.items() if k not in keys and k != "CLUSTER"})
+        cfg.update({k: CONFIG_DEFAULTS[k] for k in ("DOT_CHAINS", "SWAP_AB") if k not in keys})
     if cfg.get("CLUSTER") and "CLUSTER" not in keys and not _cluster_sized(cfg):
         cfg["CLUSTER"] = False  # keys that leave no cluster (two launches, 64 splits) drop a table's CLUSTER
+    if cfg.get("BULK_PREFETCH") and "BULK_PREFETCH" not in keys and not cfg["PREFETCH"]:
+        cfg["BULK_PREFETCH"] = False  # PREFETCH=False drops the form of a prefetch no longer made
     if "BLOCK_M" in keys or cfg["BLOCK_M"] >= M or m_tiles_ok(cfg) and cfg["BLOCK_M"] >= min_block_m(cfg):
         return cfg
     cfg["BLOCK_M"] = 16 if cfg["USE_DOT"] else triton.next_power_of_2(M)
@@ -527,7 +536,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
-              cfg["DOT_CHAINS"], cfg["SWAP_AB"], cluster > 1)
+              cfg["DOT_CHAINS"], cfg["SWAP_AB"], cluster > 1, cfg["PREFETCH"] and cfg["BULK_PREFETCH"] and use_pdl)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles * m_tiles, n_tiles * m_tiles * split * bm * bn, _F32), {}) if one_launch else None

@@ -14,7 +14,10 @@ Per shape and M (common.tune_tables drives the loop, resumable and within --max-
      fastest three and the heuristic again).
   4. check the winner against the float64 reference (lmkernels.verify.ll_gemm_error, the tests'
      bound); the next fastest where it fails.
-  5. time cuBLAS on the same input sets (bench/peers.cublas_small_gemm, the bench's peers): bf16/fp16
+  5. where it prefetches its weight before the PDL wait (sm90+), time the winner against its twin
+     with the other form of that prefetch (prefetch_form: BULK_PREFETCH), the faster kept.
+     `--prefetch-form-only` runs this step alone on tables already written (recheck_forms).
+  6. time cuBLAS on the same input sets (bench/peers.cublas_small_gemm, the bench's peers): bf16/fp16
      torch.nn.functional.linear and torch.mm with fp32 out (the faster counts), fp8 torch._scaled_mm
      with the same per-tensor scales (cuBLASLt needs N and K multiples of 16, None otherwise). The record's "cublas_us" is what
      `linear` compares with.
@@ -24,14 +27,16 @@ dtype at these sizes (bf16 out writes M N x 2 bytes instead of 4).
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from ..ops.small_gemm import CLUSTER_SPLITS, MAX_SPLIT_K, TABLE_DTYPES, split_k
-from .common import (REFINE, Budget, CompilePool, Progress, first_passing, git_commit, rank, record, report,
-                     table_meta, tune_tables)
+from ..runtime import config_store
+from .common import (REFINE, REFINE_ROUNDS, Budget, CompilePool, Progress, first_passing, git_commit, rank,
+                     read_existing, record, report, table_meta, tune_tables)
 
 OP = "ll_gemm"
 M_GRID = (1, 2, 4, 8, 16)
@@ -157,7 +162,8 @@ def candidates(M: int, N: int, K: int, *, num_sms: int, heuristic: dict, normali
 
 def describe(cfg: dict) -> str:
     """"dot 16x32x512 split7 w4 s3 1L pf early": a config in one short word list (every key; DOT_CHAINS
-    only where above 1, SWAP_AB and CLUSTER where True: "... 1L chains4 swap cluster pf early")."""
+    only where above 1, SWAP_AB, CLUSTER and BULK_PREFETCH where True: "... 1L chains4 swap cluster pf bulk
+    early")."""
     s = (f"{'dot' if cfg['USE_DOT'] else 'fma'} {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} "
          f"split{cfg['SPLIT_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
     s += " 1L" if cfg["ONE_LAUNCH"] else " 2L"
@@ -167,8 +173,9 @@ def describe(cfg: dict) -> str:
         s += " swap"
     if cfg.get("CLUSTER", False):
         s += " cluster"
-    return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("EARLY_LAUNCH", "early"),
-                                                     ("PRELOAD", "preload")) if cfg[key])
+    return s + "".join(f" {name}" for key, name in (("PREFETCH", "pf"), ("BULK_PREFETCH", "bulk"),
+                                                     ("EARLY_LAUNCH", "early"), ("PRELOAD", "preload"))
+                       if cfg.get(key, False))
 
 
 # ---------------------------------------------------------------- inputs, checks, compile workers
@@ -220,6 +227,7 @@ class Target:
     gpu: str = "cpu"
     num_sms: int = 132
     cluster: bool = False   # the GPU launches clusters: CLUSTER twins join the space (split_configs)
+    bulk_prefetch: bool = False  # PDL runs here (sm90+): the winner is timed with both prefetch forms
     n_sets: Callable = lambda nbytes: 1
     calls_per_replay: int = 32
     compile_workers: int = 0
@@ -275,6 +283,9 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
         ranked, lambda i: target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i]),
                                        x, w, xs, ws),
         lambda i: describe(cands[i]), what, show)
+    cfg, forms = cands[i], {}
+    if target.bulk_prefetch and cfg["PREFETCH"]:
+        cfg, forms = prefetch_form(target, sets, cfg, replays, show)
     cublas = None
     if target.peers is not None:
         show("cuBLAS")
@@ -285,8 +296,77 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
             except Exception:  # noqa: BLE001 - a peer that cannot take the shape (_scaled_mm: N % 16)
                 continue
             cublas = us if cublas is None else min(cublas, us)
-    return cands[i], record(times, i, len(cands), failed, rejected, replays,
-                            cublas_us=None if cublas is None else round(cublas, 3))
+    rec = record(times, i, len(cands), failed, rejected, replays, cublas_us=None if cublas is None else round(cublas, 3))
+    return cfg, with_forms(rec, cfg, forms)
+
+
+def prefetch_form(target: Target, sets, cfg: dict, replays: dict, show) -> tuple[dict, dict]:
+    """cfg against its twin with the other form of the L2 prefetch (BULK_PREFETCH toggled: one bulk
+    request a weight row, or one prefetch a 128-byte line), in REFINE_ROUNDS interleaved rounds of
+    the search's replay size, each one's time the median of its rounds. Neither form won everywhere
+    (router calls 0.90-1.16x, results/h100/probe_bulk_prefetch.md), and the search ranks the line
+    form only, so the form is decided for the winner alone. The twin is taken where it is faster,
+    runs, and passes the reference check. Returns (config, {"line": µs, "bulk": µs})."""
+    pair = (cfg, dict(cfg, BULK_PREFETCH=not cfg["BULK_PREFETCH"]))
+    n_calls, reps = replays["calls_per_replay"], max(2, replays["full_reps"] // REFINE_ROUNDS)
+    rounds: list = [[], []]
+    for r in range(REFINE_ROUNDS):
+        show(f"prefetch form {r + 1}/{REFINE_ROUNDS}")
+        for j, c in enumerate(pair):
+            if rounds[j] is None:
+                continue
+            calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=c)
+                     for x, w, xs, ws in sets]
+            try:
+                rounds[j].append(target.timer(calls * (n_calls // len(calls)), reps))
+            except Exception:  # noqa: BLE001 - a twin that cannot run keeps the winner's form
+                rounds[j] = None
+    if rounds[0] is None:
+        raise RuntimeError(f"the winner {describe(cfg)} failed when timed again")
+    us = [None if ts is None else sorted(ts)[len(ts) // 2] for ts in rounds]
+    forms = {("bulk" if c["BULK_PREFETCH"] else "line"): None if t is None else round(t, 3) for c, t in zip(pair, us)}
+    if us[1] is not None and us[1] < us[0]:
+        x, w, xs, ws = sets[0]
+        if target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=pair[1]), x, w, xs, ws) is None:
+            return pair[1], forms
+    return cfg, forms
+
+
+def with_forms(rec: dict, cfg: dict, forms: dict) -> dict:
+    """The measured record with prefetch_form's times ("prefetch_forms": {"line", "bulk"}) where it ran;
+    "us" (and "speedup") then the kept form's paired-round median."""
+    if not forms:
+        return rec
+    us = forms["bulk" if cfg["BULK_PREFETCH"] else "line"]
+    return dict(rec, us=us, speedup=round(rec["heuristic_us"] / us, 3), prefetch_forms=forms)
+
+
+def recheck_forms(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None,
+                  progress: Progress | None = None, log=functools.partial(print, flush=True)) -> dict:
+    """`lmkernels tune ll-gemm --prefetch-form-only`: prefetch_form on the entries of tables already
+    written (no search): each tuned M in ms whose config prefetches is timed with both forms and keeps
+    the faster; its record keeps the search's fields ("search_seconds": the search's "seconds") with
+    "us" and "prefetch_forms" from these rounds. The step a full search ends with, for tables tuned
+    before it existed (session 39); an entry that has prefetch_forms already is left as it is, so a
+    run that --max-minutes stopped continues where it stopped."""
+    def recheck_m(sets, M, N, K, dtype, show):
+        path = os.path.join(out_dir, OP, config_store.file_name(N, K, target.gpu, dtype))
+        entries, measured, _ = read_existing(path, OP, N, K, dtype)
+        if M not in entries:
+            raise ValueError(f"{path} has no entry for M={M} to recheck: tune it first (without --prefetch-form-only)")
+        cfg = target.normalize(entries[M], M)
+        rec = dict(measured[str(M)])
+        rec.setdefault("search_seconds", rec.get("seconds"))
+        if not (target.bulk_prefetch and cfg["PREFETCH"]) or "prefetch_forms" in rec:  # nothing to do, or done
+            return cfg, rec
+        target.warm([cfg, dict(cfg, BULK_PREFETCH=not cfg["BULK_PREFETCH"])], M, N, K, dtype, sets[0])
+        cfg, forms = prefetch_form(target, sets, cfg, rec, show)
+        return cfg, with_forms(rec, cfg, forms)
+
+    return tune_tables(jobs, ms, out_dir, op=OP, gpu=target.gpu, tune_m=recheck_m,
+                       input_sets=lambda weights, M, N, K, dtype: _input_sets(target, weights, M, N, K, dtype),
+                       meta=lambda *a: _meta(target, *a), describe=describe, budget=budget, force=True,
+                       progress=progress, log=log, close=target.close)
 
 
 def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
@@ -294,8 +374,9 @@ def _meta(target, N, K, dtype, grid, entries, measured) -> dict:
                       operands="x [M, K] and weight [N, K] row-major" + (", per-tensor fp32 scales" if dtype == "fp8" else ""),
                       timing="CUDA-graph replays of back-to-back calls with PDL on, weights rotated past 4x L2 "
                              f"(bench/harness.graph_us), median µs a call: a quick pass, then the {REFINE} fastest and "
-                             "the heuristic with more replays in interleaved rounds (the median of each); cublas_us the "
-                             "same way (fp8: torch._scaled_mm)",
+                             "the heuristic with more replays in interleaved rounds (the median of each); then the "
+                             "winner with both forms of its L2 prefetch (prefetch_forms, BULK_PREFETCH), the faster kept; "
+                             "cublas_us the same way (fp8: torch._scaled_mm)",
                       bucket_rule="smallest tuned M >= M, else the largest tuned M (a config whose BLOCK_M < M is "
                                   "not used)")
 
@@ -325,6 +406,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
     from ..bench import harness
     from ..bench.peers import cublas_small_gemm
     from ..ops import small_gemm as sg
+    from ..runtime.device import pdl_supported
     from ..runtime.launch import cluster_launch_ok
     torch.cuda.set_device(device_index)
     props = torch.cuda.get_device_properties(device_index)
@@ -335,7 +417,7 @@ def gpu_target(device_index: int = 0, compile_workers: int = 8) -> Target:
                                                         cluster_launch_ok(device_index)),
         timer=lambda calls, reps: harness.graph_us(calls, reps=reps, min_calls=len(calls)),
         peers=lambda *operands: list(cublas_small_gemm(*operands).values()), device="cuda", gpu=props.name, num_sms=props.multi_processor_count,
-        cluster=cluster_launch_ok(device_index), n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
+        cluster=cluster_launch_ok(device_index), bulk_prefetch=pdl_supported(device_index), n_sets=harness.n_input_sets, calls_per_replay=harness.MIN_GRAPH_CALLS, compile_workers=compile_workers,
         sync=torch.cuda.synchronize,
         meta={"capability": f"{cap[0]}.{cap[1]}", "sms": props.multi_processor_count, "cuda": torch.version.cuda,
               "lmkernels": lmkernels.__version__, "git": git_commit()})
@@ -348,6 +430,10 @@ def run_cli(args, target: Target | None = None) -> int:
     ms = args.m or list(M_GRID)
     jobs = [(N, K, dtype) for dtype in args.dtype for N, K in args.nk]
     budget = Budget(args.max_minutes)
+    if getattr(args, "prefetch_form_only", False):
+        print(f"rechecking the prefetch form of {OP}'s tables on {target.gpu}: {len(jobs)} table(s) x {len(ms)} M "
+              f"in {args.out}/{OP}", flush=True)
+        return report(recheck_forms(jobs, ms, args.out, target, budget=budget), budget, args.max_minutes)
     print(f"tuning {OP} on {target.gpu}: {len(jobs)} table(s) x {len(ms)} M into {args.out}/{OP}"
           + ("" if args.max_minutes is None else f", budget {args.max_minutes:g} min"), flush=True)
     return report(tune(jobs, ms, args.out, target, budget=budget, force=args.force), budget, args.max_minutes)
