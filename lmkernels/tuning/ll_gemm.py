@@ -342,11 +342,13 @@ def prefetch_form(target: Target, sets, cfg: dict, replays: dict, show) -> tuple
 
 def with_forms(rec: dict, cfg: dict, forms: dict) -> dict:
     """The measured record with prefetch_form's times ("prefetch_forms": {"line", "bulk"}) where it ran;
-    "us" (and "speedup") then the kept form's paired-round median."""
+    "us" then the kept form's paired-round median, and "search_us" the search's time of its winner,
+    which is what "heuristic_us" and "speedup" compare with (the same rounds: the paired ones came
+    later, on a GPU whose clock had moved)."""
     if not forms:
         return rec
-    us = forms["bulk" if cfg["BULK_PREFETCH"] else "line"]
-    return dict(rec, us=us, speedup=round(rec["heuristic_us"] / us, 3), prefetch_forms=forms)
+    return dict(rec, us=forms["bulk" if cfg["BULK_PREFETCH"] else "line"], search_us=rec.get("search_us", rec["us"]),
+                prefetch_forms=forms)
 
 
 def recheck_forms(jobs, ms, out_dir: str, target: Target, *, budget: Budget | None = None,
