@@ -376,7 +376,6 @@ def prefetch_rows_l2(ptr, row0, n_rows, n_cols, stride_r, BLOCK_R: tl.constexpr,
                 (rows < n_rows)[:, None] & (cols < n_cols)[None, :])
 
 
-
 @triton.jit
 def _bulk_prefetch_l2(lo, hi, who):
     """Thread `who` of the CTA hands the copy engine one request for the bytes [lo, hi), lo rounded
