@@ -274,19 +274,26 @@ def rank(n_cands: int, time_one, show, calls_per_replay: int, n_sets: int, faile
         raise RuntimeError(f"{what}: timing the heuristic config failed: {failed[0]}")
     order = sorted((i for i in quick if quick[i] is not None), key=quick.get)
     again = order[:REFINE] + ([0] if 0 not in order[:REFINE] else [])
-    rounds = {i: [] for i in again}
     round_reps = max(2, full_reps // REFINE_ROUNDS)
-    for r in range(REFINE_ROUNDS):
-        show(f"refine round {r + 1}/{REFINE_ROUNDS}")
-        for i in again:
-            if rounds[i] is not None:
-                t = time_one(i, n_calls, round_reps)
-                rounds[i] = None if t is None else rounds[i] + [t]
-    full = {i: None if ts is None else sorted(ts)[len(ts) // 2] for i, ts in rounds.items()}
+    full = interleaved_medians(again, lambda i: time_one(i, n_calls, round_reps), REFINE_ROUNDS, show, "refine round")
     ranked = sorted((i for i in full if full[i] is not None), key=full.get) + [i for i in order if i not in full]
     best = {i: full.get(i) or quick[i] for i in ranked}
     return ranked, best, {"calls_per_replay": n_calls, "quick_reps": quick_reps,
                           "full_reps": round_reps * REFINE_ROUNDS, "refine_rounds": REFINE_ROUNDS}
+
+
+def interleaved_medians(ids: list, time_one, n_rounds: int, show, label: str, warmup: int = 0) -> dict:
+    """{id: the median of its times over n_rounds rounds, None where a timing failed}: each round
+    times every id in turn (time_one(id) -> µs or None), so a clock drifting over the rounds is
+    shared alike; the first `warmup` rounds are timed and thrown away."""
+    rounds: dict = {i: [] for i in ids}
+    for r in range(warmup + n_rounds):
+        show(f"{label} {r + 1}/{warmup + n_rounds}")
+        for i in ids:
+            if rounds[i] is not None:
+                t = time_one(i)
+                rounds[i] = None if t is None else rounds[i] + ([t] if r >= warmup else [])
+    return {i: None if ts is None else sorted(ts)[len(ts) // 2] for i, ts in rounds.items()}
 
 
 def first_passing(ranked: list, check, describe, what: str, show) -> tuple[int, list]:

@@ -35,8 +35,8 @@ import torch
 
 from ..ops.small_gemm import CLUSTER_SPLITS, MAX_SPLIT_K, TABLE_DTYPES, split_k
 from ..runtime import config_store
-from .common import (REFINE, REFINE_ROUNDS, Budget, CompilePool, Progress, first_passing, git_commit, rank,
-                     read_existing, record, report, table_meta, tune_tables)
+from .common import (REFINE, REFINE_ROUNDS, Budget, CompilePool, Progress, first_passing, git_commit,
+                     interleaved_medians, rank, read_existing, record, report, table_meta, tune_tables)
 
 OP = "ll_gemm"
 M_GRID = (1, 2, 4, 8, 16)
@@ -270,20 +270,15 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
         return target.timer(calls * (n_calls // len(calls)), reps)
 
     def time_one(i, n_calls, reps):
-        calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i])
-                 for x, w, xs, ws in sets]
         try:
-            return time_calls(calls, n_calls, reps)
+            return time_config(target, sets, cands[i], n_calls, reps)
         except Exception as e:
             failed[i] = f"timing: {type(e).__name__}: {str(e)[:200]}"
             return None
 
     ranked, times, replays = rank(len(cands), time_one, show, target.calls_per_replay, len(sets), failed, what)
-    x, w, xs, ws = sets[0]
-    i, rejected = first_passing(
-        ranked, lambda i: target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cands[i]),
-                                       x, w, xs, ws),
-        lambda i: describe(cands[i]), what, show)
+    i, rejected = first_passing(ranked, lambda i: check_config_output(target, sets, cands[i]),
+                                lambda i: describe(cands[i]), what, show)
     cfg, forms = cands[i], {}
     if target.bulk_prefetch and cfg["PREFETCH"]:
         cfg, forms = prefetch_form(target, sets, cfg, replays, show)
@@ -301,42 +296,45 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
     return cfg, with_forms(rec, cfg, forms)
 
 
+def time_config(target: Target, sets, cfg: dict, n_calls: int, reps: int) -> float:
+    """target.timer over n_calls calls of the op with cfg, whole rotations of the input sets."""
+    calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg)
+             for x, w, xs, ws in sets]
+    return target.timer(calls * (n_calls // len(calls)), reps)
+
+
+def check_config_output(target: Target, sets, cfg: dict) -> str | None:
+    """target.check of the op's output with cfg on the first input set (None: it passes)."""
+    x, w, xs, ws = sets[0]
+    return target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg), x, w, xs, ws)
+
+
 def prefetch_form(target: Target, sets, cfg: dict, replays: dict, show) -> tuple[dict, dict]:
     """cfg against its twin with the other form of the L2 prefetch (BULK_PREFETCH toggled: one bulk
     request a weight row, or one prefetch a 128-byte line), in REFINE_ROUNDS interleaved rounds (after
-    one thrown away) of the search's full replays each, each one's time the median of its rounds. Neither form won everywhere
-    (router calls 0.90-1.16x, results/h100/probe_bulk_prefetch.md), and the search ranks the line
+    one thrown away) of the search's full replays each, each one's time the median of its rounds.
+    Neither form won everywhere (router calls 0.90-1.16x, results/h100/probe_bulk_prefetch.md), and the search ranks the line
     form only, so the form is decided for the winner alone. The twin is taken where it is faster,
     runs, and passes the reference check, and by more than FORM_MARGIN: the H100's first pass over
     the router tables (session 39) found 18 of 70 entries within 1 % between the forms and 32 within
     2 %, about the spread of one point's rounds (probe_bulk_prefetch.md). Returns (config, {"line": µs, "bulk": µs})."""
     pair = (cfg, dict(cfg, BULK_PREFETCH=not cfg["BULK_PREFETCH"]))
-    n_calls, reps = replays["calls_per_replay"], replays["full_reps"]
-    rounds: list = [[], []]
-    # round 0 is thrown away: it brings the GPU's clock up after the twin's compile (the H100's first
+
+    def time_one(j):
+        try:
+            return time_config(target, sets, pair[j], replays["calls_per_replay"], replays["full_reps"])
+        except Exception:  # noqa: BLE001 - a twin that cannot run keeps the winner's form
+            return None
+
+    # one round thrown away: it brings the GPU's clock up after the twin's compile (the H100's first
     # run of this step, on an idle machine, timed 7168 x 256 M = 2 at 3.12 µs against 2.79 when warm)
-    for r in range(REFINE_ROUNDS + 1):
-        show(f"prefetch form {r}/{REFINE_ROUNDS}")
-        for j, c in enumerate(pair):
-            if rounds[j] is None:
-                continue
-            calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=c)
-                     for x, w, xs, ws in sets]
-            try:
-                t = target.timer(calls * (n_calls // len(calls)), reps)
-            except Exception:  # noqa: BLE001 - a twin that cannot run keeps the winner's form
-                rounds[j] = None
-                continue
-            if r:
-                rounds[j].append(t)
-    if rounds[0] is None:
+    us = interleaved_medians([0, 1], time_one, REFINE_ROUNDS, show, "prefetch form", warmup=1)
+    if us[0] is None:
         raise RuntimeError(f"the winner {describe(cfg)} failed when timed again")
-    us = [None if ts is None else sorted(ts)[len(ts) // 2] for ts in rounds]
-    forms = {("bulk" if c["BULK_PREFETCH"] else "line"): None if t is None else round(t, 3) for c, t in zip(pair, us)}
-    if us[1] is not None and us[1] < us[0] * (1 - FORM_MARGIN):
-        x, w, xs, ws = sets[0]
-        if target.check(target.op(x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=pair[1]), x, w, xs, ws) is None:
-            return pair[1], forms
+    forms = {("bulk" if c["BULK_PREFETCH"] else "line"): None if us[j] is None else round(us[j], 3)
+             for j, c in enumerate(pair)}
+    if us[1] is not None and us[1] < us[0] * (1 - FORM_MARGIN) and check_config_output(target, sets, pair[1]) is None:
+        return pair[1], forms
     return cfg, forms
 
 
