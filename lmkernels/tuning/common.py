@@ -336,7 +336,7 @@ def table_meta(op: str, N: int, K: int, dtype: str, gpu: str, run_meta: dict, gr
 
 def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets, meta, describe,
                 budget: Budget | None = None, force: bool = False, progress: Progress | None = None,
-                log=functools.partial(print, flush=True), close=lambda: None) -> dict:
+                log=functools.partial(print, flush=True), close=lambda: None, redo=None) -> dict:
     """Tune jobs [(N, K, dtype)] at every M in ms, one table file per job under out_dir/op/, rewritten
     (atomically) after every M: an interruption loses at most the M in flight, and a rerun skips the
     Ms already in the file (unless force, which re-tunes the Ms in ms, keeps the file's other Ms,
@@ -345,7 +345,8 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
     The op's part: input_sets(weights, M, N, K, dtype) -> the sets one M rotates through (weights: a
     list kept across a shape's Ms, to reuse); tune_m(sets, M, N, K, dtype, show) -> (winner config,
     _meta['measured'] record with "us" and "heuristic_us"); meta(N, K, dtype, grid, entries, measured)
-    -> the _meta block; describe(cfg) -> a short name; close() when done.
+    -> the _meta block; describe(cfg) -> a short name; close() when done. redo(M, config, record) ->
+    whether an M the file has is done again (default: force's answer for every M).
     Returns {"files": [paths written], "left": [(N, K, dtype, [Ms not tuned])], "stopped": bool}."""
     budget = budget or Budget(None)
     progress = progress or Progress()
@@ -361,7 +362,7 @@ def tune_tables(jobs, ms, out_dir: str, *, op: str, gpu: str, tune_m, input_sets
             entries, measured, grid = {}, {}, []  # force replaces a file it cannot read
         # force re-tunes the Ms asked for and keeps the file's others (a partial re-tune must not
         # empty the rest of a shipped table)
-        todo = [m for m in ms if force or m not in entries]
+        todo = [m for m in ms if m not in entries or (force if redo is None else redo(m, entries[m], measured[str(m)]))]
         plan.append((N, K, dtype, path, entries, measured, sorted(set(grid) | set(ms)), todo))
     files, stopped, last = [], False, None
     done: set = set()  # (N, K, dtype, M) tuned by this run

@@ -355,8 +355,12 @@ def recheck_forms(jobs, ms, out_dir: str, target: Target, *, budget: Budget | No
     written (no search): each tuned M in ms whose config prefetches is timed with both forms and keeps
     the faster; its record keeps the search's fields ("search_seconds": the search's "seconds") with
     "us" and "prefetch_forms" from these rounds. The step a full search ends with, for tables tuned
-    before it existed (session 39); an entry that has prefetch_forms already is left as it is, so a
-    run that --max-minutes stopped continues where it stopped."""
+    before it existed (session 39). Only the entries that prefetch and have no prefetch_forms yet are
+    timed (and their input sets made); the others, and whole files with none, are left as they are,
+    so a run that --max-minutes stopped continues where it stopped."""
+    def redo(M, cfg, rec):
+        return target.bulk_prefetch and target.normalize(cfg, M)["PREFETCH"] and "prefetch_forms" not in rec
+
     def recheck_m(sets, M, N, K, dtype, show):
         path = os.path.join(out_dir, OP, config_store.file_name(N, K, target.gpu, dtype))
         entries, measured, _ = read_existing(path, OP, N, K, dtype)
@@ -365,15 +369,13 @@ def recheck_forms(jobs, ms, out_dir: str, target: Target, *, budget: Budget | No
         cfg = target.normalize(entries[M], M)
         rec = dict(measured[str(M)])
         rec.setdefault("search_seconds", rec.get("seconds"))
-        if not (target.bulk_prefetch and cfg["PREFETCH"]) or "prefetch_forms" in rec:  # nothing to do, or done
-            return cfg, rec
         target.warm([cfg, dict(cfg, BULK_PREFETCH=not cfg["BULK_PREFETCH"])], M, N, K, dtype, sets[0])
         cfg, forms = prefetch_form(target, sets, cfg, rec, show)
         return cfg, with_forms(rec, cfg, forms)
 
     return tune_tables(jobs, ms, out_dir, op=OP, gpu=target.gpu, tune_m=recheck_m,
                        input_sets=lambda weights, M, N, K, dtype: _input_sets(target, weights, M, N, K, dtype),
-                       meta=lambda *a: _meta(target, *a), describe=describe, budget=budget, force=True,
+                       meta=lambda *a: _meta(target, *a), describe=describe, budget=budget, redo=redo,
                        progress=progress, log=log, close=target.close)
 
 
