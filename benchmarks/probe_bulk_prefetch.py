@@ -31,12 +31,10 @@ probe unrolled them) that the tuner decides per entry, timing its winner both wa
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from probe_wait_ab import point_us
+from probe_wait_ab import print_points
 
-import lmkernels
 from lmkernels.bench.small_gemm import ROUTERS
 
 FP8 = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128)]  # K >= 4096 with a table
@@ -45,13 +43,7 @@ POINTS = ([(K, N, M, "bf16") for K, N in ROUTERS for M in (1, 2, 8, 16)]
 
 
 def main() -> int:
-    res = {"label": sys.argv[1], "package": lmkernels.__file__}
-    for K, N, M, tag in POINTS:
-        name = f"{tag} {K}x{N} M={M}"
-        if not sys.argv[2:] or name in sys.argv[2:]:
-            res[name] = point_us(K, N, M, tag)
-    print(json.dumps(res), flush=True)
-    return 0
+    return print_points(POINTS, sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -34,12 +34,10 @@ of the value picks). Not shipped.
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from probe_wait_ab import point_us
+from probe_wait_ab import print_points
 
-import lmkernels
 
 # (K, N, Ms) whose shipped H100 entries are FMA tiles, both dtypes
 FMA_ENTRIES = [(7168, 256, (1, 2)), (7168, 384, (1, 2)), (6144, 256, (1, 2)), (4096, 256, (1, 2, 4)),
@@ -48,13 +46,7 @@ POINTS = [(K, N, M, tag) for tag in ("bf16", "fp8") for K, N, ms in FMA_ENTRIES 
 
 
 def main() -> int:
-    res = {"label": sys.argv[1], "package": lmkernels.__file__}
-    for K, N, M, tag in POINTS:
-        name = f"{tag} {K}x{N} M={M}"
-        if not sys.argv[2:] or name in sys.argv[2:]:
-            res[name] = point_us(K, N, M, tag)
-    print(json.dumps(res), flush=True)
-    return 0
+    return print_points(POINTS, sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -29,26 +29,20 @@ compete for DRAM with this call's loads.
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from probe_wait_ab import point_us
+from probe_wait_ab import print_points
 
-import lmkernels
 from lmkernels.bench.small_gemm import MS, ROUTERS
 
 FP8 = [(7168, 256), (7168, 384), (6144, 256), (4096, 256), (5120, 128)]  # K >= 4096 with a table
 
 
 def main() -> int:
-    res = {"label": sys.argv[1], "package": lmkernels.__file__}
     # "late" (second run): the shipped package with EARLY_LAUNCH off, the trigger after the K loop
     config = {"EARLY_LAUNCH": False} if "late" in sys.argv[2:] else None
     points = [(K, N, M, "bf16") for K, N in ROUTERS for M in MS] + [(K, N, M, "fp8") for K, N in FP8 for M in (1, 16)]
-    for K, N, M, tag in points:
-        res[f"{tag} {K}x{N} M={M}"] = point_us(K, N, M, tag, config)
-    print(json.dumps(res), flush=True)
-    return 0
+    return print_points(points, config=config)
 
 
 if __name__ == "__main__":

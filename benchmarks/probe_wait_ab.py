@@ -54,14 +54,20 @@ def point_us(K: int, N: int, M: int, tag: str, config: dict | None = None) -> fl
     return us
 
 
-def main() -> int:
+def print_points(points, names=(), config: dict | None = None) -> int:
+    """The A/B probes' output: one JSON line {label (sys.argv[1]), package, "tag KxN M=m": point_us}
+    over points [(K, N, M, tag)], only those named in names where any are."""
     res = {"label": sys.argv[1], "package": lmkernels.__file__}
-    for K, N, M, tag in POINTS:
-        if sys.argv[2:] and f"{tag} {K}x{N} M={M}" not in sys.argv[2:]:
-            continue
-        res[f"{tag} {K}x{N} M={M}"] = point_us(K, N, M, tag)
+    for K, N, M, tag in points:
+        name = f"{tag} {K}x{N} M={M}"
+        if not names or name in names:
+            res[name] = point_us(K, N, M, tag, config)
     print(json.dumps(res), flush=True)
     return 0
+
+
+def main() -> int:
+    return print_points(POINTS, sys.argv[2:])
 
 
 if __name__ == "__main__":
