@@ -26,7 +26,8 @@ Outcome (H100, results/h100/probe_read_bound.md): half right. The floor is 0.82-
 these programs read one value of x). The weight's HBM stream sets the rest: the prefetch alone
 runs 1.50-1.91 µs a call at 7168 x 256 (2 / 4 rows a program), 1.50 at 4096 x 256, 1.25 at 5120 x
 128, 2.42 at 7168 x 384, and loading the weight (and x, and multiplying) after the wait adds
-nothing to it (read 1.77-1.89, read+x 1.79-1.88 at 7168 x 256). ll_gemm runs 2.35 / 2.06 / 1.98 /
+nothing to it (read 1.77-1.89, read+x 1.79-1.88 at 7168 x 256; 4096 x 256's read+x ran at the floor,
+0.85, an outlier not chased). ll_gemm runs 2.35 / 2.06 / 1.98 /
 2.91: 0.5-0.75 µs above a kernel that does its loads and products but keeps every value in its
 thread; with everything in L2 (one set) 0.8-1.4 µs above (read 0.90-1.02, ll_gemm 1.72-2.40).
 The probe's own row sum is not ll_gemm's: read+x+Σ ran 2.2-4.4 µs, slower than ll_gemm, and was not
