@@ -536,7 +536,7 @@ def _make_plan(M, N, K, dt, out_dtype, bias_dtype, scaled, dev, pdl, cfg) -> tup
               bias_dtype or stand, _F32 if scaled else stand, _F32 if scaled else stand)
     consts = (bm, bn, bk, split, cfg["USE_DOT"], bias_dtype is not None, scaled, use_pdl,
               cfg["EARLY_LAUNCH"] and use_pdl, cfg["PREFETCH"] and use_pdl, one_launch, cfg["PRELOAD"], m_tiles > 1,
-              cfg["DOT_CHAINS"], cfg["SWAP_AB"], cluster > 1, cfg["PREFETCH"] and cfg["BULK_PREFETCH"] and use_pdl)
+              cfg["DOT_CHAINS"], cfg["SWAP_AB"], cluster > 1, cfg["BULK_PREFETCH"] and use_pdl)
     warps, stages = cfg["num_warps"], cfg["num_stages"]
     meta = _launch.meta_id(consts, warps, stages, dtypes, use_pdl)
     scratch = ((n_tiles * m_tiles, n_tiles * m_tiles * split * bm * bn, _F32), {}) if one_launch else None

@@ -266,9 +266,6 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
     if 0 in failed:
         raise RuntimeError(f"{what}: the heuristic config {cands[0]} does not run: {failed[0]}")
 
-    def time_calls(calls, n_calls, reps):
-        return target.timer(calls * (n_calls // len(calls)), reps)
-
     def time_one(i, n_calls, reps):
         try:
             return time_config(target, sets, cands[i], n_calls, reps)
@@ -288,7 +285,7 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
         per_set = [target.peers(*s) for s in sets]
         for k in range(len(per_set[0])):
             try:
-                us = time_calls([p[k] for p in per_set], replays["calls_per_replay"], replays["full_reps"])
+                us = time_calls(target, [p[k] for p in per_set], replays["calls_per_replay"], replays["full_reps"])
             except Exception:  # noqa: BLE001 - a peer that cannot take the shape (_scaled_mm: N % 16)
                 continue
             cublas = us if cublas is None else min(cublas, us)
@@ -296,11 +293,15 @@ def tune_m(target: Target, sets, M, N, K, dtype, show) -> tuple[dict, dict]:
     return cfg, with_forms(rec, cfg, forms)
 
 
-def time_config(target: Target, sets, cfg: dict, n_calls: int, reps: int) -> float:
-    """target.timer over n_calls calls of the op with cfg, whole rotations of the input sets."""
-    calls = [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws, config=cfg)
-             for x, w, xs, ws in sets]
+def time_calls(target: Target, calls: list, n_calls: int, reps: int) -> float:
+    """target.timer over n_calls of calls (one per input set), in whole rotations of the list."""
     return target.timer(calls * (n_calls // len(calls)), reps)
+
+
+def time_config(target: Target, sets, cfg: dict, n_calls: int, reps: int) -> float:
+    """time_calls of the op with cfg on every input set."""
+    return time_calls(target, [functools.partial(target.op, x, w, out_dtype=OUT_DTYPE, x_scale=xs, w_scale=ws,
+                                                 config=cfg) for x, w, xs, ws in sets], n_calls, reps)
 
 
 def check_config_output(target: Target, sets, cfg: dict) -> str | None:
