@@ -172,13 +172,13 @@ def part_c(lg, rounds: int) -> None:
     torch.cuda.empty_cache()
 
 
-def part_d(lg, rounds: int, order: str) -> None:
+def part_d(lg, rounds: int, order: str, H: int = 4096) -> None:
     """The bench's own providers for rms_norm T = H = 4096 (bench/norm.py's _shape_cases: its
     inputs, its calls), timed as run_cases times them, in the given order (comma-separated provider
     names; the first calls of a provider compile it). Run it in fresh processes with different
     orders to see whether what ran before changes a provider's time."""
     from lmkernels.bench import norm as bench_norm
-    case = bench_norm._shape_cases(4096, 4096, BF16, lg)[0]
+    case = bench_norm._shape_cases(4096, H, BF16, lg)[0]
     _, _, _, nbytes, providers, _ = case
     k = n_input_sets(nbytes)
     names = [n for n in order.split(",") if n in providers]
@@ -191,7 +191,7 @@ def part_d(lg, rounds: int, order: str) -> None:
             one[n].append(graph_us(calls[:1]))
             calls = None
             torch.cuda.empty_cache()
-    print(f"#### D. the bench's providers, rms_norm T = H = 4096, in the order {names} (rotating {k} sets, then "
+    print(f"#### D. the bench's providers, rms_norm T = 4096 H = {H}, in the order {names} (rotating {k} sets, then "
           f"one set, each round)\n")
     print("| provider | rotating µs (rounds) | GB/s | one set µs (rounds) | GB/s |")
     print("|---|---|---:|---|---:|")
@@ -254,6 +254,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--parts", default="aecb", help="parts to run, in order")
+    ap.add_argument("--hidden", type=int, default=4096, help="part d's H")
     ap.add_argument("--order", default="liger,lmkernels-pointer", help="part d's providers, in order")
     args = ap.parse_args()
     lg = liger()
@@ -261,7 +262,7 @@ def main() -> None:
     print(f"copy bandwidth (1 GiB), measured in this run: {copy_bandwidth_gbs():.0f} GB/s; µs are CUDA-graph "
           f"medians a call; Liger: {'yes' if lg is not None else 'not installed'}\n")
     run = {"a": lambda: part_a(lg, args.rounds), "b": lambda: part_b(args.rounds),
-           "c": lambda: part_c(lg, args.rounds), "d": lambda: part_d(lg, args.rounds, args.order),
+           "c": lambda: part_c(lg, args.rounds), "d": lambda: part_d(lg, args.rounds, args.order, args.hidden),
            "e": lambda: part_e(lg, args.rounds)}
     for part in args.parts:  # in the order given: what ran before is part of what part d asks
         run[part]()
