@@ -25,8 +25,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
+import ctypes
+
 import torch
 import triton
+import triton.language as tl
 
 import lmkernels
 from lmkernels.bench import copies
@@ -172,26 +175,68 @@ def part_c(lg, rounds: int) -> None:
     torch.cuda.empty_cache()
 
 
+@triton.jit
+def _touch_kernel(src, out, n, BLOCK: tl.constexpr, EVICT: tl.constexpr):
+    """Read BLOCK elements a program with the given L2 eviction policy; one sum a program is stored
+    so that the loads stay."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    v = tl.load(src + offs, mask=offs < n, other=0.0, eviction_policy=EVICT).to(tl.float32)
+    tl.store(out + tl.program_id(0), tl.sum(v, axis=0))
+
+
+def touch(policy: str, nbytes: int = 64 << 20) -> None:
+    """A fresh buffer of nbytes, written, read twice with `policy`, then freed and returned to the
+    driver: what the next allocations may reuse. Not timed."""
+    buf = torch.randn(nbytes // 2, device="cuda", dtype=BF16)
+    block = 8192
+    out = torch.empty(triton.cdiv(buf.numel(), block), device="cuda", dtype=torch.float32)
+    for _ in range(2):
+        _touch_kernel[(out.numel(),)](buf, out, buf.numel(), BLOCK=block, EVICT=policy, num_warps=8)
+    torch.cuda.synchronize()
+    del buf, out
+    torch.cuda.empty_cache()
+
+
+def reset_persisting_l2() -> None:
+    """cuCtxResetPersistingL2Cache: every persisting L2 line back to normal. Not timed."""
+    torch.cuda.synchronize()
+    rc = ctypes.CDLL("libcuda.so.1").cuCtxResetPersistingL2Cache()
+    if rc != 0:
+        raise RuntimeError(f"cuCtxResetPersistingL2Cache returned {rc}")
+    torch.cuda.synchronize()
+
+
+# Part D's untimed steps: names in --order that are not providers
+STEPS = {"reset-l2": reset_persisting_l2, "touch-evict_last": lambda: touch("evict_last"),
+         "touch-evict_first": lambda: touch("evict_first"), "touch-normal": lambda: touch("")}
+
+
 def part_d(lg, rounds: int, order: str, H: int = 4096) -> None:
     """The bench's own providers for rms_norm T = H = 4096 (bench/norm.py's _shape_cases: its
     inputs, its calls), timed as run_cases times them, in the given order (comma-separated provider
     names; the first calls of a provider compile it). Run it in fresh processes with different
-    orders to see whether what ran before changes a provider's time."""
+    orders to see whether what ran before changes a provider's time. Names in STEPS are untimed
+    steps between them (part G: reset the persisting L2 lines; read a freed buffer with an eviction
+    policy first)."""
     from lmkernels.bench import norm as bench_norm
     case = bench_norm._shape_cases(4096, H, BF16, lg)[0]
     _, _, _, nbytes, providers, _ = case
     k = n_input_sets(nbytes)
-    names = [n for n in order.split(",") if n in providers]
+    steps = [n for n in order.split(",") if n in providers or n in STEPS]
+    names = [n for n in steps if n in providers]
     one = {n: [] for n in names}
     rot = {n: [] for n in names}
     for _ in range(rounds):
-        for n in names:
+        for n in steps:
+            if n in STEPS:
+                STEPS[n]()
+                continue
             calls = [providers[n](i) for i in range(k)]
             rot[n].append(graph_us(calls))
             one[n].append(graph_us(calls[:1]))
             calls = None
             torch.cuda.empty_cache()
-    print(f"#### D. the bench's providers, rms_norm T = 4096 H = {H}, in the order {names} (rotating {k} sets, then "
+    print(f"#### D. the bench's providers, rms_norm T = 4096 H = {H}, in the order {steps} (rotating {k} sets, then "
           f"one set, each round)\n")
     print("| provider | rotating µs (rounds) | GB/s | one set µs (rounds) | GB/s |")
     print("|---|---|---:|---|---:|")

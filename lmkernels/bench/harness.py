@@ -8,6 +8,7 @@ time: eager calls back to back, wall clock over the count (small kernels leave t
 from __future__ import annotations
 
 import csv
+import ctypes
 import random
 import statistics
 import time
@@ -36,11 +37,37 @@ def n_input_sets(bytes_per_call: int) -> int:
 MIN_GRAPH_CALLS = 32
 
 
+_libcuda: list = []  # [the CUDA driver library, or None where there is none (ROCm)], loaded once
+
+
+def reset_persisting_l2() -> None:
+    """Every L2 line marked persisting back to normal (cuCtxResetPersistingL2Cache), so that a
+    measurement inherits nothing from the one before it. A load with eviction_policy="evict_last"
+    (Inductor's reductions load their input so) marks its lines persisting; they outlive the kernel
+    and the tensor, and when the next provider's tensors reuse that memory, part of its bytes come
+    from L2 at every call. H100, rms_norm T = H = 4096 right after torch.compile's rms_norm: 2886
+    GB/s rotating, 3228 on one set; with this reset between them 2784 / 2811, as in a fresh process
+    (results/h100/probe_one_set.md, parts D and G: Liger's 3.05 TB/s in `bench norm` came from
+    that slot). A no-op where the driver library is missing."""
+    if not _libcuda:
+        try:
+            _libcuda.append(ctypes.CDLL("libcuda.so.1"))
+        except OSError:
+            _libcuda.append(None)
+    if _libcuda[0] is not None:
+        torch.cuda.synchronize()
+        rc = _libcuda[0].cuCtxResetPersistingL2Cache()
+        if rc != 0:
+            raise RuntimeError(f"cuCtxResetPersistingL2Cache failed with CUresult {rc}")
+
+
 def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS, warmup_ms: float = 0.0) -> float:
     """Median device µs per call: calls is a list of zero-argument callables, one per input set,
     cycled in the graph until it holds min_calls calls (the tuner lowers it for calls of
     milliseconds, where one call already dwarfs the replay's launch). warmup_ms: replay the graph
-    for about this long before the timed replays."""
+    for about this long before the timed replays. Persisting L2 lines left by whatever ran before
+    are reset first (reset_persisting_l2); the calls' own, made while they run, stay."""
+    reset_persisting_l2()
     calls = list(calls) * -(-min_calls // len(calls))
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())

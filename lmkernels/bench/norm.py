@@ -63,9 +63,9 @@ def _shape_cases(T: int, H: int, dtype, lg):
     # fused_add_rms_norm: read x, residual and w, write x and residual
     # from T = 4096 on, also one input set replayed (ANCHORS.md's method, behind its Liger 3.02 TB/s
     # at T = 4096): x and y are 64 MB there against a 50 MB L2, and which kernel keeps part of x
-    # warm moved between runs with the same code (results/h100/probe_norm_l2.md). It goes with the
-    # slot after torch-compile's measurement, whoever is in it (Liger here: 3.05 TB/s on one set;
-    # ours moved there: 3.23, Liger then 2.68; mechanism unknown, results/h100/probe_one_set.md)
+    # warm moved between runs with the same code (results/h100/probe_norm_l2.md): the provider after
+    # torch-compile inherited L2 lines its evict_last loads had pinned (Liger: 3.05 TB/s on one set;
+    # ours, moved there, 3.23), until graph_us reset them (harness.reset_persisting_l2)
     # and the fastest copy of the same bytes (harness.best_copy_row), which the targets are read against
     extra = {"warm": T >= 4096, "best_copy": T >= 4096}
     return [("rms_norm", f"T={T} H={H}", dt, (2 * T * H + H) * e, p, extra),
