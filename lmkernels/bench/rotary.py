@@ -81,7 +81,9 @@ def _cases_for(T: int, dtype, lg_rope, lg_mrope):
         # Liger's layout: q [B, H, T, D] that is physically [B, T, H, D] (rotated in place there), and
         # per-token cos, sin [1, T, D] (the cos/sin rows already gathered by position; Liger reads
         # their first halves: 2 x T x D/2 x 2 bytes, the same as our cache-row reads). Its q and k
-        # bytes are ours; it needs q and k as two separate contiguous tensors, not qkv slices.
+        # bytes are ours; it needs q and k as two separate contiguous tensors, not qkv slices. On that
+        # layout ours ran ahead of it (mrope T = 16384: 120.63 µs against 120.88); on the qkv slices
+        # below, 121.82 (results/h100/probe_mrope_layout.md)
         def liger_inputs(i, n_rows):
             g = torch.Generator(device="cuda").manual_seed(3000 + i)
             q = torch.randn(1, T, HQ, D, device="cuda", dtype=dtype, generator=g).transpose(1, 2)
