@@ -25,15 +25,13 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import ctypes
-
 import torch
 import triton
 import triton.language as tl
 
 import lmkernels
 from lmkernels.bench import copies
-from lmkernels.bench.harness import copy_bandwidth_gbs, copy_buffers, graph_us, n_input_sets
+from lmkernels.bench.harness import copy_bandwidth_gbs, copy_buffers, graph_us, n_input_sets, reset_persisting_l2
 from lmkernels.bench.peers import liger
 from lmkernels.runtime.device import describe_device
 
@@ -143,6 +141,20 @@ def part_e(lg, rounds: int) -> None:
     torch.cuda.empty_cache()
 
 
+def print_rounds(what: str, names: list, nbytes: int, columns: list) -> None:
+    """Markdown: a row per name; for each (label, {name: [µs a round]}) column its median, the rounds,
+    and the GB/s of nbytes at the median."""
+    print(f"| {what} | " + " | ".join(f"{label} µs (rounds) | GB/s" for label, _ in columns) + " |")
+    print("|---|" + "---|---:|" * len(columns))
+    for n in names:
+        cells = []
+        for _, times in columns:
+            us = statistics.median(times[n])
+            cells.append(f"{us:.2f} ({', '.join(f'{t:.2f}' for t in times[n])}) | {nbytes / us / 1e3:.0f}")
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    print()
+
+
 def part_c(lg, rounds: int) -> None:
     """The bench's calls: each allocates its output inside the captured graph (ours: empty_like;
     Liger's autograd function: Y and RSTD), on one set and rotating."""
@@ -164,13 +176,7 @@ def part_c(lg, rounds: int) -> None:
             one[n].append(graph_us(calls[:1], reps=30))
             rot[n].append(graph_us(calls, reps=30))
     print(f"#### C. the bench's allocating calls, T = {T} H = {H} (each round: one set, then rotating {k} sets)\n")
-    print("| call | one set µs (rounds) | GB/s | rotating µs (rounds) | GB/s |")
-    print("|---|---|---:|---|---:|")
-    for n in v:
-        a, b = statistics.median(one[n]), statistics.median(rot[n])
-        print(f"| {n} | {a:.2f} ({', '.join(f'{t:.2f}' for t in one[n])}) | {nbytes / a / 1e3:.0f} | "
-              f"{b:.2f} ({', '.join(f'{t:.2f}' for t in rot[n])}) | {nbytes / b / 1e3:.0f} |")
-    print()
+    print_rounds("call", list(v), nbytes, [("one set", one), ("rotating", rot)])
     del xs, v
     torch.cuda.empty_cache()
 
@@ -197,15 +203,6 @@ def touch(policy: str, nbytes: int = 64 << 20) -> None:
     torch.cuda.empty_cache()
 
 
-def reset_persisting_l2() -> None:
-    """cuCtxResetPersistingL2Cache: every persisting L2 line back to normal. Not timed."""
-    torch.cuda.synchronize()
-    rc = ctypes.CDLL("libcuda.so.1").cuCtxResetPersistingL2Cache()
-    if rc != 0:
-        raise RuntimeError(f"cuCtxResetPersistingL2Cache returned {rc}")
-    torch.cuda.synchronize()
-
-
 # Part D's untimed steps: names in --order that are not providers
 STEPS = {"reset-l2": reset_persisting_l2, "touch-evict_last": lambda: touch("evict_last"),
          "touch-evict_first": lambda: touch("evict_first"), "touch-normal": lambda: touch("")}
@@ -217,7 +214,8 @@ def part_d(lg, rounds: int, order: str, H: int = 4096) -> None:
     names; the first calls of a provider compile it). Run it in fresh processes with different
     orders to see whether what ran before changes a provider's time. Names in STEPS are untimed
     steps between them (part G: reset the persisting L2 lines; read a freed buffer with an eviction
-    policy first)."""
+    policy first). Parts D and G in probe_one_set.md ran before graph_us reset persisting lines
+    itself (harness.reset_persisting_l2, added after part G); run now, no order hands the slot on."""
     from lmkernels.bench import norm as bench_norm
     case = bench_norm._shape_cases(4096, H, BF16, lg)[0]
     _, _, _, nbytes, providers, _ = case
@@ -238,13 +236,7 @@ def part_d(lg, rounds: int, order: str, H: int = 4096) -> None:
             torch.cuda.empty_cache()
     print(f"#### D. the bench's providers, rms_norm T = 4096 H = {H}, in the order {steps} (rotating {k} sets, then "
           f"one set, each round)\n")
-    print("| provider | rotating µs (rounds) | GB/s | one set µs (rounds) | GB/s |")
-    print("|---|---|---:|---|---:|")
-    for n in names:
-        a, b = statistics.median(rot[n]), statistics.median(one[n])
-        print(f"| {n} | {a:.2f} ({', '.join(f'{t:.2f}' for t in rot[n])}) | {nbytes / a / 1e3:.0f} | "
-              f"{b:.2f} ({', '.join(f'{t:.2f}' for t in one[n])}) | {nbytes / b / 1e3:.0f} |")
-    print()
+    print_rounds("provider", names, nbytes, [("rotating", rot), ("one set", one)])
 
 
 def kv_slots(pattern: str, T: int, nb: int, block: int, g) -> torch.Tensor:
