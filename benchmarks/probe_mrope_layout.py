@@ -18,7 +18,7 @@ import statistics
 import torch
 
 import lmkernels
-from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us_rounds, n_input_sets
 from lmkernels.bench.rotary import D, HKV, HQ, MAX_POS, SECTIONS, _liger, rope_cache
 from lmkernels.runtime.device import describe_device
 
@@ -68,10 +68,7 @@ def main() -> None:
         nbytes = 2 * T * (HQ + HKV) * D * 2
         k = n_input_sets(nbytes)
         variants = {n: [make(i) for i in range(k)] for n, make in makers(T, lg_mrope).items()}
-        times = {n: [] for n in variants}
-        for _ in range(args.rounds):
-            for n, calls in variants.items():
-                times[n].append(graph_us(calls, reps=30))
+        times = graph_us_rounds(variants, args.rounds)
         for n, ts in times.items():
             us = statistics.median(ts)
             print(f"| {T} | {n} | {us:.2f} ({min(ts):.2f}-{max(ts):.2f}) | {nbytes / us / 1e3:.0f} |", flush=True)

@@ -28,7 +28,7 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 import lmkernels
 from lmkernels.bench import copies
-from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us_rounds, n_input_sets
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime.device import describe_device, num_sms
 
@@ -136,10 +136,7 @@ def main() -> None:
         nbytes = 2 * T * H * 2
         k = n_input_sets(nbytes)
         variants = {**norm_variants(T, H, k, sms), **copy_variants(T * H, k, sms)}
-        times = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, calls in variants.items():
-                times[name].append(graph_us(calls, reps=30))
+        times = graph_us_rounds(variants, args.rounds)
         for name, ts in times.items():
             us = statistics.median(ts)
             b = nbytes + (0 if name.startswith("copy") else 2 * H)

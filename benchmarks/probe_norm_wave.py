@@ -23,7 +23,7 @@ import sys
 import torch
 
 import lmkernels
-from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us, n_input_sets
+from lmkernels.bench.harness import copy_bandwidth_gbs, graph_us_rounds, n_input_sets
 from lmkernels.ops import norm as norm_ops
 from lmkernels.runtime.device import describe_device
 
@@ -84,10 +84,7 @@ def main() -> None:
         for name, make in copy_makers(nbytes).items():
             if name in ("copy torch.add", "copy triton PDL 8192x8"):
                 variants[name] = [make(i) for i in range(k)]
-        times = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, calls in variants.items():
-                times[name].append(graph_us(calls, reps=30))
+        times = graph_us_rounds(variants, args.rounds)
         op = "fused_add_rms_norm" if fused else "rms_norm"
         for name, ts in times.items():
             us = statistics.median(ts)

@@ -98,6 +98,16 @@ def graph_us(calls, reps: int = 50, min_calls: int = MIN_GRAPH_CALLS, warmup_ms:
     return statistics.median(times)
 
 
+def graph_us_rounds(variants: dict, rounds: int, reps: int = 30) -> dict:
+    """{name: [graph_us of its calls, one a round]}: rounds interleaved over the variants (each round
+    times every variant once), so a clock or neighbour drifting during the run is shared alike. The
+    probes' comparison loop; the caller takes medians and spreads."""
+    times: dict = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, calls in variants.items():
+            times[name].append(graph_us(calls, reps=reps))
+    return times
+
 def host_us(call, n: int = 2000, rounds: int = 5) -> float:
     """Wall-clock µs per eager call: the best of `rounds` rounds of n calls back to back, each
     synchronised at both ends. The best round, because on a shared host the mean of one round moved
